@@ -1,0 +1,21 @@
+import { confBlock, header, type Backend } from './types.js';
+
+/**
+ * strongswan-starter (ipsec.conf): IKEv2, no deprecated keywords (`pfs=` is one: PFS comes
+ * from the DH groups in `esp=`). left is the local end, which starter expects. The first
+ * esp proposal carries DH groups, so that rekeys use PFS as the seed asks; without `!` the
+ * defaults stay acceptable, and the first CHILD_SA (made in IKE_AUTH, without DH) matches.
+ */
+export const strongswan: Backend = {
+  id: 'strongswan',
+  package: 'strongswan-starter',
+  assumedVersion: '5.9.8',
+  renderConn: (c) => {
+    const lines = ['type=transport', 'authby=psk', `left=${c.local}`, `right=${c.peer}`, 'keyexchange=ikev2',
+      'esp=aes256gcm16-ecp256-modp2048,aes256gcm16'];
+    if (c.role === 'initiator') lines.push('dpddelay=10s', 'dpdtimeout=30s', 'dpdaction=restart');
+    lines.push(`auto=${c.auto}`);
+    return header(c) + confBlock(c.name, lines);
+  },
+  renderSecret: (c, psk) => `${header(c)}${c.local} ${c.peer} : PSK ${psk}\n`,
+};

@@ -1,0 +1,15 @@
+/** Pre-shared keys: 32 random bytes (256 bits), written as libreswan and strongSwan read them. */
+export type RandomBytes = (n: number) => Uint8Array;
+
+export const PSK_BYTES = 32;
+
+export function newPsk(random: RandomBytes): string {
+  return `0s${Buffer.from(random(PSK_BYTES)).toString('base64')}`;
+}
+
+export type KeyState = 'new' | 'unchanged' | 'rotated' | 'repaired';
+
+/** What stands in for a key wherever a person or a machine reads a plan. */
+export function redacted(state: KeyState): string {
+  return `<redacted: ${state} ${PSK_BYTES * 8}-bit key>`;
+}
