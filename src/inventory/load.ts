@@ -29,6 +29,10 @@ export function loadInventory(text: string, file: string): Inventory {
     const at = positionAtIndex(text, text.indexOf('\uFFFD'));
     fail(file, at, 'the file is not valid UTF-8', 'Save the inventory as UTF-8 text.');
   }
+  if (text.split('\n').every((l) => /^\s*(#.*)?$/.test(l))) {
+    fail(file, { line: 1, column: 1 }, 'the inventory is empty',
+      'Add a `hosts:` mapping and at least one entry under `pairs:` or `meshes:`; see inventory.example.yaml.');
+  }
   const yaml = parseYaml(text, file);
   const problems: Problem[] = [];
   const report = (path: readonly PropertyKey[], message: string, hint: string, key = false): void => {

@@ -23,13 +23,14 @@ export interface Resolved {
 }
 export type Resolver = (host: HostSpec) => Resolved;
 
+/**
+ * One pair as one host takes part in it. Kept small (a million of these for a 1,000-host
+ * mesh): paths and contents are derived on demand by the functions below.
+ */
 export interface HostConn {
   pair: PlannedPair;
-  spec: ConnSpec;
-  confPath: string;
-  /** Full content of the conn file. The secrets file's content needs the key: see secretsContent. */
-  conf: string;
-  secretsPath: string;
+  role: 'initiator' | 'responder';
+  peer: HostSpec;
 }
 
 export interface HostPlan {
@@ -67,32 +68,38 @@ export function plan(inv: Inventory, resolve: Resolver): Plan {
     const l = hostPlans.get(pair.left)!;
     const r = hostPlans.get(pair.right)!;
     if ((l.resolved.backend === 'openswan') !== (r.resolved.backend === 'openswan')) {
-      warnings.push(`pair ${pair.name}: openswan speaks IKEv1 and ${l.resolved.backend === 'openswan' ? r.resolved.backend : l.resolved.backend} here speaks IKEv2 only; the pair will not come up. Use the same backend on both hosts.`);
+      const other = l.resolved.backend === 'openswan' ? r.resolved.backend : l.resolved.backend;
+      warnings.push(`pair ${pair.name}: openswan speaks IKEv1 and ${other} here speaks IKEv2 only; the pair will not come up. Use the same backend on both hosts.`);
     }
-    for (const [hp, peer] of [[l, r], [r, l]] as const) {
-      const role = hp.host.name === pair.initiator ? 'initiator' : 'responder';
-      const spec: ConnSpec = {
-        name: pair.name,
-        left: l.host.address,
-        right: r.host.address,
-        local: hp.host.address,
-        peer: peer.host.address,
-        role,
-        auto: role === 'initiator' ? 'start' : pair.responderMode,
-        describe: `Pair ${pair.left}/${pair.right}; ${pair.initiator} initiates.`,
-      };
-      hp.conns.push({
-        pair,
-        spec,
-        confPath: `${CONF_DIR}/${pair.name}.conf`,
-        conf: hp.backend.renderConn(spec, { version: hp.resolved.version }),
-        secretsPath: `${CONF_DIR}/${pair.name}.secrets`,
-      });
-    }
+    const leftRole = pair.initiator === pair.left ? 'initiator' : 'responder';
+    l.conns.push({ pair, role: leftRole, peer: r.host });
+    r.conns.push({ pair, role: leftRole === 'initiator' ? 'responder' : 'initiator', peer: l.host });
   }
   return { pairs, hosts: [...hostPlans.values()], warnings };
 }
 
-export function secretsContent(hp: HostPlan, conn: HostConn, psk: string): string {
-  return hp.backend.renderSecret(conn.spec, psk);
+export const confPath = (c: HostConn): string => `${CONF_DIR}/${c.pair.name}.conf`;
+export const secretsPath = (c: HostConn): string => `${CONF_DIR}/${c.pair.name}.secrets`;
+
+export function connSpec(hp: HostPlan, c: HostConn): ConnSpec {
+  const local = hp.host.address;
+  const isLeft = c.pair.left === hp.host.name;
+  return {
+    name: c.pair.name,
+    left: isLeft ? local : c.peer.address,
+    right: isLeft ? c.peer.address : local,
+    local,
+    peer: c.peer.address,
+    role: c.role,
+    auto: c.role === 'initiator' ? 'start' : c.pair.responderMode,
+    describe: `Pair ${c.pair.left}/${c.pair.right}; ${c.pair.initiator} initiates.`,
+  };
+}
+
+export function confContent(hp: HostPlan, c: HostConn): string {
+  return hp.backend.renderConn(connSpec(hp, c), { version: hp.resolved.version });
+}
+
+export function secretsContent(hp: HostPlan, c: HostConn, psk: string): string {
+  return hp.backend.renderSecret(connSpec(hp, c), psk);
 }

@@ -1,5 +1,5 @@
 import type { Plan } from '../plan/plan.js';
-import { secretsContent } from '../plan/plan.js';
+import { confContent, confPath, secretsContent, secretsPath } from '../plan/plan.js';
 import { redacted } from '../psk.js';
 
 export const JSON_VERSION = 1;
@@ -21,8 +21,8 @@ export function planToJson(plan: Plan, inventory: string): object {
         assumed: hp.resolved.assumed,
       },
       files: hp.conns.flatMap((c) => [
-        { path: c.confPath, mode: '0644', owner: 'root', action: 'create', pair: c.pair.name, content: c.conf },
-        { path: c.secretsPath, mode: '0600', owner: 'root', action: 'create', pair: c.pair.name, content: secretsContent(hp, c, redacted('new')) },
+        { path: confPath(c), mode: '0644', owner: 'root', action: 'create', pair: c.pair.name, content: confContent(hp, c) },
+        { path: secretsPath(c), mode: '0600', owner: 'root', action: 'create', pair: c.pair.name, content: secretsContent(hp, c, redacted('new')) },
       ]),
       includes: hp.includes.map((i) => ({ path: i.path, line: i.line, action: 'ensure' })),
     })),

@@ -1,5 +1,5 @@
 import type { Plan } from '../plan/plan.js';
-import { secretsContent } from '../plan/plan.js';
+import { confContent, confPath, secretsContent, secretsPath } from '../plan/plan.js';
 import { redacted } from '../psk.js';
 
 function indent(content: string): string {
@@ -25,9 +25,10 @@ export function renderPlanText(plan: Plan, inventory: string): string {
       continue;
     }
     for (const c of hp.conns) {
-      out.push(`  + ${c.confPath}  (0644, ${c.spec.role}, auto=${c.spec.auto})`);
-      out.push(indent(c.conf));
-      out.push(`  + ${c.secretsPath}  (0600, root only)`);
+      const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
+      out.push(`  + ${confPath(c)}  (0644, ${c.role}, auto=${auto})`);
+      out.push(indent(confContent(hp, c)));
+      out.push(`  + ${secretsPath(c)}  (0600, root only)`);
       out.push(indent(secretsContent(hp, c, redacted('new'))));
     }
     for (const inc of hp.includes) out.push(`  ~ ${inc.path}  ensure the line: ${inc.line}`);

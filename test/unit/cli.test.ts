@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../helpers/io.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'provision-cli-'));
+const write = (name: string, text: string): string => {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+};
+
+describe('provision --dry-run --offline', () => {
+  test('prints the example plan on stdout, nothing on stderr, exit 0', async () => {
+    const r = await run('--inventory', 'inventory.example.yaml', '--dry-run', '--offline');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^server-01 {2}192\.0\.2\.11$/m);
+    expect(r.stdout).toMatch(/server-01--server-02 +server-01 \(auto=start\) -> server-02 \(auto=route\)/);
+    expect(r.stdout).toMatch(/PSK <redacted: new 256-bit key>/);
+    expect(r.stdout).not.toMatch(/PSK 0s/);
+  });
+
+  test('--json prints the same plan as versioned JSON', async () => {
+    const r = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.version).toBe(1);
+    expect(j.hosts.map((h: { name: string }) => h.name)).toEqual(['server-01', 'server-02', 'db-01']);
+    expect(j.pairs).toHaveLength(3);
+    const secrets = j.hosts[0].files.find((f: { path: string }) => f.path.endsWith('.secrets'));
+    expect(secrets).toMatchObject({ mode: '0600', action: 'create' });
+    expect(secrets.content).toMatch(/<redacted: new 256-bit key>/);
+    expect(r.stdout).not.toMatch(/PSK 0s/);
+  });
+
+  test('an inventory mistake: positioned message on stderr, nothing on stdout, exit 2', async () => {
+    const f = write('bad.yaml', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\npairs:\n  - [a, c]\n');
+    const r = await run('-i', f, '--dry-run', '--offline');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`${f}:5:9: unknown host "c"`);
+    expect(r.stderr).toMatch(/hint: /);
+    expect(r.stderr).toMatch(/nothing was done/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a missing file is exit 2 with the reason', async () => {
+    const r = await run('-i', join(dir, 'nope.yaml'), '--dry-run', '--offline');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot read the inventory .*nope\.yaml: no such file/);
+  });
+
+  test('--offline without --dry-run is refused before reading anything', async () => {
+    const r = await run('-i', 'inventory.example.yaml', '--offline');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--offline .* needs --dry-run/);
+  });
+
+  test('an unknown flag is exit 2', async () => {
+    const r = await run('-i', 'inventory.example.yaml', '--dry-rum');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Unknown argument/);
+  });
+});
