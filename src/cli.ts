@@ -1,5 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import yargs from 'yargs';
+import { run } from './apply/run.js';
+import type { RunResult } from './apply/outcome.js';
+import { connect, expandHome, parseJump } from './remote/session.js';
+import { passphrasesFor } from './remote/passphrase.js';
+import { renderChanges } from './report/changes-text.js';
+import { progressHooks } from './report/progress.js';
+import { renderSummary, resultToJson } from './report/summary.js';
+import type { Inventory } from './inventory/types.js';
 import { InventoryError, formatProblem } from './inventory/errors.js';
 import { loadInventory } from './inventory/load.js';
 import { offlineResolver, plan } from './plan/plan.js';
@@ -26,6 +35,11 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
       .option('offline', { type: 'boolean', default: false, describe: 'with --dry-run: plan without contacting any host' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+      .option('verify', { type: 'boolean', default: true, describe: 'prove each pair with ping and tcpdump (--no-verify skips it)' })
+      .option('limit', { type: 'string', array: true, describe: 'act only on these hosts (comma-separated or repeated); pairs with a host outside are skipped' })
+      .option('concurrency', { type: 'number', default: 16, describe: 'hosts worked on at once' })
+      .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
+      .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds to wait for an SSH connection' })
       .strict()
       .version(false)
       .help()
@@ -46,12 +60,17 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     }
     const text = await readInventoryText(file);
     const inventory = loadInventory(text, file);
-    if (!args.offline) {
-      throw new UsageError('contacting hosts is not built yet: only `--dry-run --offline` works in this version');
+    if (args.offline) {
+      const p = plan(inventory, offlineResolver);
+      io.stdout.write(args.json ? JSON.stringify(planToJson(p, file), null, 2) + '\n' : renderPlanText(p, file));
+      return EXIT.ok;
     }
-    const p = plan(inventory, offlineResolver);
-    io.stdout.write(args.json ? JSON.stringify(planToJson(p, file), null, 2) + '\n' : renderPlanText(p, file));
-    return EXIT.ok;
+    const limit = parseLimit(args.limit, inventory);
+    if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new UsageError('--concurrency takes a whole number of at least 1');
+    return await live(inventory, {
+      dryRun: args.dryRun, json: args.json, verify: args.verify, limit, concurrency: args.concurrency,
+      acceptNewHostKeys: args.acceptNewHostKeys, connectTimeoutSec: args.connectTimeout,
+    }, io);
   } catch (err) {
     if (err instanceof InventoryError) {
       const n = err.problems.length;
@@ -65,6 +84,70 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     }
     throw err;
   }
+}
+
+interface LiveFlags {
+  dryRun: boolean;
+  json: boolean;
+  verify: boolean;
+  limit: Set<string> | undefined;
+  concurrency: number;
+  acceptNewHostKeys: boolean;
+  connectTimeoutSec: number;
+}
+
+function parseLimit(values: string[] | undefined, inv: Inventory): Set<string> | undefined {
+  if (!values || values.length === 0) return undefined;
+  const names = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !inv.hosts.has(n));
+  if (unknown.length) throw new UsageError(`--limit names host(s) not in the inventory: ${unknown.join(', ')}`);
+  return new Set(names);
+}
+
+async function live(inv: Inventory, flags: LiveFlags, io: Io): Promise<number> {
+  const inScope = [...inv.hosts.values()].filter((h) => !flags.limit || flags.limit.has(h.name));
+  const passphrases = await passphrasesFor(inScope.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
+  const progress = progressHooks(io.stderr, inScope.length);
+  if (flags.limit) {
+    const outside = [...inv.hosts.keys()].filter((h) => !flags.limit!.has(h));
+    progress.onNote?.(`--limit: acting on ${inScope.length} of ${inv.hosts.size} hosts; pairs with ${outside.join(', ')} are skipped`);
+  }
+  let result: RunResult;
+  try {
+    result = await run(inv, {
+      dryRun: flags.dryRun,
+      verify: flags.verify,
+      concurrency: flags.concurrency,
+      ...(flags.limit ? { limit: flags.limit } : {}),
+      random: randomBytes,
+      connect: (h) => connect(h.name, h.ssh, {
+        acceptNewHostKeys: flags.acceptNewHostKeys,
+        connectTimeoutSec: flags.connectTimeoutSec,
+        commandTimeoutSec: 120,
+        passphrases,
+        resolveJump: (jump) => inv.hosts.get(jump)?.ssh ?? parseJump(jump, h.ssh),
+      }),
+      hooks: progress,
+    });
+  } finally {
+    progress.stop();
+  }
+  if (flags.json) {
+    io.stdout.write(JSON.stringify(resultToJson(result), null, 2) + '\n');
+  } else {
+    if (flags.dryRun && result.changeset) io.stdout.write(renderChanges(result.changeset) + '\n');
+    for (const w of result.warnings) io.stdout.write(`warning: ${w}\n`);
+    io.stdout.write(renderSummary(result));
+  }
+  return exitCode(result);
+}
+
+export function exitCode(r: RunResult): number {
+  const outcomes = [...r.hosts.values()];
+  if (outcomes.some((o) => o.status === 'refused')) return EXIT.hostKey;
+  if (outcomes.some((o) => o.status === 'failed' || o.status === 'unreachable')) return EXIT.failed;
+  if (r.pairs.some((p) => p.status === 'failed')) return EXIT.failed;
+  return EXIT.ok;
 }
 
 async function readInventoryText(file: string): Promise<string> {

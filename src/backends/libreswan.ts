@@ -1,4 +1,5 @@
 import { confBlock, header, major, type Backend } from './types.js';
+import { plutoReload, plutoUp } from './pluto.js';
 
 /**
  * libreswan: the seed's conn, IKEv2 only, and dead-peer detection on the initiator so that
@@ -18,4 +19,9 @@ export const libreswan: Backend = {
     return header(c) + confBlock(c.name, lines);
   },
   renderSecret: (c, psk) => `${header(c)}${c.left} ${c.right} : PSK ${psk}\n`,
+  // 4.x has addconn --checkconfig; 5.x moved it to `ipsec checkconfig`.
+  checkConfig: 'if [ -x /usr/libexec/ipsec/addconn ]; then /usr/libexec/ipsec/addconn --checkconfig; else ipsec checkconfig; fi',
+  rereadSecrets: 'ipsec auto --rereadsecrets',
+  reloadConns: plutoReload,
+  up: plutoUp,
 };

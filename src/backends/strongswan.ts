@@ -1,3 +1,4 @@
+import { quote } from '../remote/shell.js';
 import { confBlock, header, type Backend } from './types.js';
 
 /**
@@ -18,4 +19,8 @@ export const strongswan: Backend = {
     return header(c) + confBlock(c.name, lines);
   },
   renderSecret: (c, psk) => `${header(c)}${c.local} ${c.peer} : PSK ${psk}\n`,
+  rereadSecrets: 'ipsec rereadsecrets',
+  // starter re-reads ipsec.conf and re-adds (and routes or starts) only the conns that changed.
+  reloadConns: () => 'ipsec update',
+  up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
 };

@@ -33,6 +33,19 @@ export interface Backend {
   renderConn(conn: ConnSpec, target: Target): string;
   /** The secrets line for a conn: the IDs of both ends and the key. */
   renderSecret(conn: ConnSpec, psk: string): string;
+  /** Shell that exits non-zero when the config (with every include) would be rejected. */
+  checkConfig?: string;
+  /** Shell that makes the running daemon read the secrets files again. */
+  rereadSecrets: string;
+  /** Shell that loads changed conns into a running daemon, each as its `auto=` says, without bringing them up. */
+  reloadConns(conns: readonly ConnLoad[]): string;
+  /** Shell that initiates a conn now, without waiting for it to finish. */
+  up(name: string): string;
+}
+
+export interface ConnLoad {
+  name: string;
+  auto: ConnSpec['auto'];
 }
 
 export const MANAGED_MARK = '# managed by provision';

@@ -1,0 +1,127 @@
+import type { Facts } from '../remote/facts.js';
+import { pskOf } from '../remote/facts.js';
+import { confContent, confPath, secretsContent, secretsPath, type HostPlan, type Plan } from '../plan/plan.js';
+import { newPsk, redacted, type KeyState, type RandomBytes } from '../psk.js';
+import type { Changeset, ConnReload, FileChange, HostChange, PairChange } from './changeset.js';
+
+export interface HostProblem {
+  host: string;
+  problem: string;
+  hint: string;
+}
+
+export interface DiffInput {
+  plan: Plan;
+  facts: ReadonlyMap<string, Facts>;
+  /** Hosts whose package is installed by this run (from resolveBackend). */
+  installs: ReadonlyMap<string, { package: string; aptUpdate: boolean }>;
+  random: RandomBytes;
+}
+
+/**
+ * Desired state against facts: what to write, where, and which service action follows.
+ * Pure but for `random`, which makes the keys of new or repaired pairs. The hosts hold the
+ * keys: a pair keeps its key while both peers have the same one.
+ */
+export function diff(input: DiffInput): { changeset: Changeset; problems: HostProblem[] } {
+  const { plan, facts } = input;
+  const problems: HostProblem[] = [];
+
+  // Keys first: a pair's key depends on both peers' secrets files.
+  const keys = new Map<string, { psk: string; state: KeyState }>();
+  const pairs = new Map<string, PairChange>();
+  for (const pair of plan.pairs) {
+    const fi = facts.get(pair.initiator);
+    const fr = facts.get(pair.responder);
+    if (!fi || !fr) continue;
+    const path = `/etc/ipsec.d/${pair.name}.secrets`;
+    const a = pskOf(fi.files.get(path)?.content);
+    const b = pskOf(fr.files.get(path)?.content);
+    let state: KeyState;
+    let psk: string;
+    if (a && a === b) {
+      state = 'unchanged';
+      psk = a;
+    } else {
+      state = a || b ? 'repaired' : 'new';
+      psk = newPsk(input.random);
+    }
+    keys.set(pair.name, { psk, state });
+    pairs.set(pair.name, { name: pair.name, initiator: pair.initiator, responder: pair.responder, key: state, changed: false });
+  }
+
+  const hosts: HostChange[] = [];
+  for (const hp of plan.hosts) {
+    const f = facts.get(hp.host.name);
+    if (!f) continue;
+    const files: FileChange[] = [];
+    const reload: ConnReload[] = [];
+    const bringUp: string[] = [];
+    let blocked = false;
+    for (const c of hp.conns) {
+      const key = keys.get(c.pair.name);
+      if (!key) continue;
+      const conf = confContent(hp, c);
+      const wanted = [
+        { path: confPath(c), mode: '0644' as const, secret: false, after: conf, shown: conf },
+        {
+          path: secretsPath(c), mode: '0600' as const, secret: true,
+          after: secretsContent(hp, c, key.psk),
+          shown: secretsContent(hp, c, key.state === 'unchanged' ? redacted('current') : redacted(key.state)),
+        },
+      ];
+      let connChanged = false;
+      for (const w of wanted) {
+        const found = f.files.get(w.path);
+        if (found && !found.managed) {
+          problems.push({
+            host: hp.host.name,
+            problem: `${w.path} exists and was not written by provision`,
+            hint: `Rename the pair with \`name:\` in the inventory, or move the operator's file away if it is obsolete.`,
+          });
+          blocked = true;
+          continue;
+        }
+        const action = !found ? 'create' : found.content !== w.after || found.mode !== w.mode.slice(1) ? 'update' : 'noop';
+        if (action !== 'noop') connChanged = true;
+        files.push({
+          path: w.path, mode: w.mode, action, pair: c.pair.name, secret: w.secret, after: w.after, shown: w.shown,
+          ...(found?.content !== undefined ? { before: found.content } : {}),
+          ...(w.secret ? { keyState: key.state } : {}),
+        });
+      }
+      if (connChanged) {
+        const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
+        reload.push({ name: c.pair.name, auto });
+        if (c.role === 'initiator') bringUp.push(c.pair.name);
+        const pc = pairs.get(c.pair.name);
+        if (pc) pc.changed = true;
+      }
+    }
+    if (blocked) continue;
+    const install = input.installs.get(hp.host.name);
+    const includes = f.missingIncludes;
+    const change: HostChange = {
+      host: hp.host.name,
+      address: hp.host.address,
+      backend: { id: hp.backend.id, package: hp.backend.package, version: hp.resolved.version, assumed: hp.resolved.assumed },
+      ...(install ? { install } : {}),
+      files,
+      includes,
+      ...serviceFor(hp, f, Boolean(install), includes.length > 0, reload.length > 0),
+      reload,
+      bringUp,
+    };
+    hosts.push(change);
+  }
+  return { changeset: { version: 1, hosts, pairs: [...pairs.values()] }, problems };
+}
+
+function serviceFor(hp: HostPlan, f: Facts, installing: boolean, includes: boolean, changed: boolean): Pick<HostChange, 'service' | 'serviceReason'> {
+  if (hp.conns.length === 0) return { service: 'none', serviceReason: 'no pairs on this host' };
+  if (installing) return { service: 'restart', serviceReason: `${hp.backend.package} is installed by this run` };
+  if (includes) return { service: 'restart', serviceReason: 'include lines were added' };
+  if (!f.running) return { service: 'restart', serviceReason: 'ipsec is not running' };
+  if (changed) return { service: 'reload', serviceReason: 'conns changed; other tunnels stay up' };
+  return { service: 'none', serviceReason: 'nothing changed' };
+}

@@ -1,0 +1,53 @@
+import type { WireCount, DirectionVerdict } from '../verify/esp.js';
+import type { Changeset } from './changeset.js';
+
+/** How one host ended. One host failing never stops the others. */
+export type HostOutcome =
+  | { status: 'unchanged' }
+  | { status: 'changed'; did: string[] }
+  | { status: 'failed'; step: string; error: string; hint: string }
+  | { status: 'unreachable'; error: string; hint: string }
+  | { status: 'refused'; error: string; hint: string }
+  | { status: 'planned' };
+
+export interface DirectionResult {
+  from: string;
+  to: string;
+  verdict: DirectionVerdict;
+  counts: WireCount;
+}
+
+export type PairOutcome = {
+  name: string;
+  initiator: string;
+  responder: string;
+} & (
+  | { status: 'verified'; directions: DirectionResult[] }
+  | { status: 'failed'; reason: string; directions: DirectionResult[] }
+  | { status: 'skipped'; reason: string }
+  | { status: 'unverified'; reason: string }
+);
+
+export interface RunStats {
+  hosts: number;
+  connections: number;
+  commands: number;
+  wallMs: number;
+}
+
+export interface RunResult {
+  dryRun: boolean;
+  hosts: Map<string, HostOutcome>;
+  pairs: PairOutcome[];
+  changeset?: Changeset;
+  warnings: string[];
+  stats: RunStats;
+}
+
+/** Events the executor reports while it runs; it prints nothing itself. */
+export interface Hooks {
+  onStep?(host: string, step: string): void;
+  onHostDone?(host: string, outcome: HostOutcome): void;
+  onPairDone?(pair: PairOutcome): void;
+  onNote?(message: string): void;
+}

@@ -1,0 +1,81 @@
+import type { Backend } from '../backends/index.js';
+import { quote } from '../remote/shell.js';
+import type { HostChange } from './changeset.js';
+
+/** Exit codes of the write script that mean something to the executor. */
+export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
+
+const BACKUP_DIR = '/etc/ipsec.d/.provision-backup';
+
+/**
+ * One script writes every changed file of a host, reading their contents from stdin in
+ * order (keys never appear on a command line). Each file: a temp file in the same folder
+ * (mktemp makes it 0600), its full content, then mode, owner and rename, so a reader sees
+ * the old file or the new one, never half of one. Include lines are appended to a copy of
+ * the operator's file, renamed over it the same way. Then the backend checks the whole
+ * config; if it refuses, every file is put back as it was.
+ */
+export function writeScript(change: HostChange, backend: Backend): { script: string; stdin: string } {
+  const files = change.files.filter((f) => f.action !== 'noop');
+  const lines: string[] = [
+    'set -eu',
+    'umask 077',
+    `bak=${BACKUP_DIR}.$$`,
+    'rm -rf "$bak"; mkdir -p "$bak"; : > "$bak/.saved"; : > "$bak/.created"; n=0',
+    // Remember the current file (or that there was none) before touching it.
+    'save() {',
+    '  n=$((n+1))',
+    '  if [ -e "$1" ]; then cp -p "$1" "$bak/$n"; echo "$n $1" >> "$bak/.saved"; else echo "$1" >> "$bak/.created"; fi',
+    '}',
+    'restore() {',
+    '  while read -r i f; do mv -f "$bak/$i" "$f"; done < "$bak/.saved"',
+    '  while read -r f; do rm -f "$f"; done < "$bak/.created"',
+    '  rm -rf "$bak"',
+    '}',
+    'put() {',
+    '  save "$1"',
+    '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
+    '  head -c "$3" > "$tmp"',
+    '  if [ "$(wc -c < "$tmp")" -ne "$3" ]; then rm -f "$tmp"; restore; echo "short read writing $1" >&2; exit 20; fi',
+    '  chmod "$2" "$tmp"; chown 0:0 "$tmp"; mv -f "$tmp" "$1"',
+    '}',
+    'addline() {',
+    '  save "$1"',
+    '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
+    '  if [ -e "$1" ]; then cat "$1" > "$tmp"; chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"; else chmod "$2" "$tmp"; fi',
+    '  if [ -s "$tmp" ] && [ -n "$(tail -c 1 "$tmp")" ]; then echo >> "$tmp"; fi',
+    '  printf \'%s\\n\' "$3" >> "$tmp"',
+    '  mv -f "$tmp" "$1"',
+    '}',
+    'mkdir -p /etc/ipsec.d',
+  ];
+  for (const f of files) lines.push(`put ${quote(f.path)} ${f.mode} ${Buffer.byteLength(f.after)}`);
+  for (const inc of change.includes) {
+    const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
+    lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
+  }
+  if (backend.checkConfig) {
+    lines.push(`if ! out=$( { ${backend.checkConfig}; } 2>&1 ); then restore; printf '%s\\n' "$out" >&2; exit 30; fi`);
+  }
+  lines.push('rm -rf "$bak"');
+  return { script: lines.join('\n') + '\n', stdin: files.map((f) => f.after).join('') };
+}
+
+/** Restart ipsec (systemd or SysV), then wait until the daemon answers. */
+export function restartScript(init: 'systemd' | 'sysv'): string {
+  const restart = init === 'systemd'
+    ? 'systemctl enable --quiet ipsec >/dev/null 2>&1 || true\nsystemctl restart ipsec'
+    : 'service ipsec restart >/dev/null';
+  const why = init === 'systemd' ? 'systemctl status ipsec --no-pager -n 15 >&2 || true' : 'tail -n 15 /var/log/syslog >&2 2>/dev/null || true';
+  return `set -u\n${restart} || { ${why}; exit 1; }\n` +
+    'i=0; until ipsec status >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 40 ]; then echo "ipsec did not answer 20 s after the restart" >&2; ' + why + '; exit 1; fi; sleep 0.5; done\n';
+}
+
+/** Reload only what changed: secrets, then each changed conn; other tunnels stay up. */
+export function reloadScript(change: HostChange, backend: Backend): string {
+  return `set -e\n${backend.rereadSecrets} >/dev/null\n${backend.reloadConns(change.reload)}\n`;
+}
+
+export function bringUpScript(names: readonly string[], backend: Backend): string {
+  return names.map((n) => backend.up(n)).join('\n') + '\n';
+}

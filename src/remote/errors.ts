@@ -1,0 +1,40 @@
+/** A host whose SSH key was refused: unknown (without --accept-new-host-keys), changed or revoked. */
+export class HostKeyError extends Error {
+  constructor(readonly host: string, message: string, readonly hint: string) {
+    super(message);
+    this.name = 'HostKeyError';
+  }
+}
+
+/** The host could not be reached or logged in to, or the connection dropped. */
+export class ConnectError extends Error {
+  constructor(readonly host: string, message: string, readonly hint: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConnectError';
+  }
+}
+
+/** A remote step failed. `step` names it for people; no command line or secret is kept. */
+export class RemoteError extends Error {
+  constructor(
+    readonly host: string,
+    readonly step: string,
+    readonly code: number | null,
+    readonly stderrTail: string,
+    readonly hint: string,
+  ) {
+    super(`${step} failed${code === null ? '' : ` (exit ${code})`}${stderrTail ? `: ${stderrTail}` : ''}`);
+    this.name = 'RemoteError';
+  }
+}
+
+/** The last few meaningful lines of a command's stderr, for a message. */
+export function tail(text: string, lines = 3): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-lines)
+    .join(' | ')
+    .slice(0, 400);
+}

@@ -1,0 +1,131 @@
+import { MANAGED_MARK } from '../backends/types.js';
+import { CONF_DIR, INCLUDES } from '../plan/plan.js';
+
+/** A file under /etc/ipsec.d as found on the host. Only managed files have their content read. */
+export interface FoundFile {
+  path: string;
+  mode: string;
+  managed: boolean;
+  content?: string;
+}
+
+/** What one round trip learns about a host. PSKs found in secrets files stay in memory. */
+export interface Facts {
+  os: string;
+  init: 'systemd' | 'sysv';
+  /** Installed IPsec packages and their Debian versions. */
+  installed: Map<string, string>;
+  /** apt candidates; empty when apt has no package lists yet. */
+  candidates: Map<string, string>;
+  hasPackageLists: boolean;
+  /** Upstream version from `ipsec --version`, e.g. "4.10"; undefined without ipsec. */
+  ipsecVersion?: string;
+  running: boolean;
+  /** Include lines (from INCLUDES) that are missing, by path. */
+  missingIncludes: { path: string; line: string }[];
+  files: Map<string, FoundFile>;
+}
+
+export const IPSEC_PACKAGES = ['openswan', 'libreswan', 'strongswan-starter'] as const;
+
+const includeCheck = INCLUDES.map(({ path, line }) => {
+  const pattern = `^[[:space:]]*${line.replace(/\s+/g, '[[:space:]]+').replace(/\*/g, '\\*').replace(/\./g, '\\.')}[[:space:]]*$`;
+  return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; else echo 'missing ${path}'; fi`;
+}).join('\n');
+
+/** One script, one round trip. Read-only: a dry run runs exactly this and nothing else. */
+export const FACTS_SCRIPT = `set +e
+export LC_ALL=C
+echo '@@os'; ( . /etc/os-release 2>/dev/null; echo "\${ID:-unknown} \${VERSION_ID:-}" )
+echo '@@init'; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi
+echo '@@installed'; dpkg-query -W -f='\${Package} \${db:Status-Abbrev} \${Version}\\n' ${IPSEC_PACKAGES.join(' ')} 2>/dev/null
+echo '@@candidates'; apt-cache policy ${IPSEC_PACKAGES.join(' ')} 2>/dev/null | awk '/^[^ ]/{p=$1; sub(":$","",p)} /Candidate:/{print p" "$2}'
+echo '@@lists'; ls /var/lib/apt/lists/ 2>/dev/null | grep -c '_Packages'
+echo '@@version'; ipsec --version 2>/dev/null | head -n 3
+echo '@@running'
+if [ -d /run/systemd/system ]; then systemctl is-active ipsec 2>/dev/null
+elif [ -x /etc/init.d/ipsec ]; then /etc/init.d/ipsec status >/dev/null 2>&1 && echo active || echo inactive
+else echo inactive; fi
+echo '@@includes'
+${includeCheck}
+echo '@@files'
+for f in ${CONF_DIR}/*.conf ${CONF_DIR}/*.secrets; do
+  [ -f "$f" ] || continue
+  if head -n 1 "$f" | grep -q '^${MANAGED_MARK}'; then
+    echo "managed $(stat -c %a "$f") $f $(base64 -w0 < "$f")"
+  else
+    echo "foreign $(stat -c %a "$f") $f"
+  fi
+done
+echo '@@end'
+`;
+
+function sections(stdout: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of stdout.split('\n')) {
+    const m = /^@@(\w+)$/.exec(line);
+    if (m) {
+      current = [];
+      out.set(m[1]!, current);
+    } else if (current && line.trim()) {
+      current.push(line);
+    }
+  }
+  return out;
+}
+
+/** Upstream version from `ipsec --version` of libreswan, openswan or strongSwan. */
+export function parseIpsecVersion(text: string): string | undefined {
+  const m = /(?:Libreswan|Openswan|strongSwan)\s+U?v?(\d+(?:\.\d+)*)/i.exec(text);
+  return m?.[1];
+}
+
+export function parseFacts(stdout: string): Facts {
+  const s = sections(stdout);
+  if (!s.has('end')) throw new Error('the facts script did not finish');
+  const installed = new Map<string, string>();
+  for (const l of s.get('installed') ?? []) {
+    // db:Status-Abbrev is three characters, "ii " when installed.
+    const [pkg, status, version] = l.trim().split(/\s+/);
+    if (pkg && status === 'ii' && version) installed.set(pkg, version);
+  }
+  const candidates = new Map<string, string>();
+  for (const l of s.get('candidates') ?? []) {
+    const [pkg, version] = l.split(' ');
+    if (pkg && version && version !== '(none)') candidates.set(pkg, version);
+  }
+  const files = new Map<string, FoundFile>();
+  for (const l of s.get('files') ?? []) {
+    const [kind, mode, path, b64] = l.split(' ');
+    if (!path || !mode) continue;
+    files.set(path, {
+      path,
+      mode,
+      managed: kind === 'managed',
+      ...(kind === 'managed' ? { content: Buffer.from(b64 ?? '', 'base64').toString('utf8') } : {}),
+    });
+  }
+  const ipsecVersion = parseIpsecVersion((s.get('version') ?? []).join('\n'));
+  return {
+    os: (s.get('os') ?? ['unknown'])[0]!.trim(),
+    init: (s.get('init') ?? [])[0] === 'systemd' ? 'systemd' : 'sysv',
+    installed,
+    candidates,
+    hasPackageLists: Number((s.get('lists') ?? ['0'])[0]) > 0,
+    ...(ipsecVersion ? { ipsecVersion } : {}),
+    running: (s.get('running') ?? [])[0] === 'active',
+    missingIncludes: (s.get('includes') ?? [])
+      .filter((l) => l.startsWith('missing '))
+      .map((l) => INCLUDES.find((i) => i.path === l.slice('missing '.length))!)
+      .filter(Boolean),
+    files,
+  };
+}
+
+/** The key in a managed secrets file, if it has exactly one PSK line. */
+export function pskOf(content: string | undefined): string | undefined {
+  if (!content) return undefined;
+  const keys = content.split('\n').map((l) => /^\S+\s+\S+\s*:\s*PSK\s+(\S+)\s*$/.exec(l)?.[1]).filter(Boolean);
+  return keys.length === 1 ? keys[0] : undefined;
+}

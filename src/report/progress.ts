@@ -1,0 +1,65 @@
+import ora from 'ora';
+import type { Hooks, HostOutcome, PairOutcome } from '../apply/outcome.js';
+
+function outcomeWord(o: HostOutcome): string {
+  switch (o.status) {
+    case 'changed': return `changed: ${o.did.join('; ')}`;
+    case 'failed': return `FAILED at ${o.step}: ${o.error}`;
+    case 'unreachable': return `UNREACHABLE: ${o.error}`;
+    case 'refused': return `REFUSED: ${o.error}`;
+    default: return o.status;
+  }
+}
+
+function pairWord(p: PairOutcome): string {
+  if (p.status === 'verified') {
+    const [a, b] = p.directions;
+    return `ESP verified (${a!.from} out ${a!.counts.espOut}/in ${a!.counts.espIn}, ${b!.from} out ${b!.counts.espOut}/in ${b!.counts.espIn})`;
+  }
+  return p.status === 'failed' ? `FAILED: ${p.reason}` : `${p.status}: ${p.reason}`;
+}
+
+/**
+ * Progress on stderr: a spinner with hosts done of total and the current step on a
+ * terminal; one plain line per event otherwise (logs, CI, pipes).
+ */
+export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number): Hooks & { stop(): void } {
+  const tty = 'isTTY' in stream && stream.isTTY === true;
+  let done = 0;
+  const current = new Map<string, string>();
+  if (!tty) {
+    const line = (s: string): void => void stream.write(`${s}\n`);
+    return {
+      onStep: (host, step) => line(`${host}: ${step}`),
+      onHostDone: (host, o) => line(`${host}: ${outcomeWord(o)} [${++done}/${total}]`),
+      onPairDone: (p) => line(`pair ${p.name}: ${pairWord(p)}`),
+      onNote: (m) => line(m),
+      stop: () => undefined,
+    };
+  }
+  const spinner = ora({ stream: stream as NodeJS.WriteStream, text: `0/${total} hosts` }).start();
+  const render = (): void => {
+    const steps = [...current].slice(0, 3).map(([h, s]) => `${h}: ${s}`).join(', ');
+    spinner.text = `${done}/${total} hosts done${steps ? ` · ${steps}${current.size > 3 ? ` (+${current.size - 3})` : ''}` : ''}`;
+  };
+  const persist = (symbol: 'succeed' | 'fail' | 'info', text: string): void => {
+    spinner[symbol](text);
+    spinner.start();
+    render();
+  };
+  return {
+    onStep: (host, step) => {
+      current.set(host, step);
+      render();
+    },
+    onHostDone: (host, o) => {
+      current.delete(host);
+      done++;
+      const bad = ['failed', 'unreachable', 'refused'].includes(o.status);
+      persist(bad ? 'fail' : 'succeed', `${host}: ${outcomeWord(o)}`);
+    },
+    onPairDone: (p) => persist(p.status === 'verified' ? 'succeed' : 'fail', `pair ${p.name}: ${pairWord(p)}`),
+    onNote: (m) => persist('info', m),
+    stop: () => spinner.stop(),
+  };
+}

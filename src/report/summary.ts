@@ -1,0 +1,85 @@
+import type { HostOutcome, PairOutcome, RunResult } from '../apply/outcome.js';
+import { JSON_VERSION } from './plan-json.js';
+
+function hostLine(outcome: HostOutcome): [string, string] {
+  switch (outcome.status) {
+    case 'unchanged': return ['unchanged', ''];
+    case 'planned': return ['planned', ''];
+    case 'changed': return ['changed', outcome.did.join('; ')];
+    case 'failed': return ['FAILED', `${outcome.step}: ${outcome.error}\n    next: ${outcome.hint}`];
+    case 'unreachable': return ['UNREACHABLE', `${outcome.error}\n    next: ${outcome.hint}`];
+    case 'refused': return ['REFUSED', `${outcome.error}\n    next: ${outcome.hint}`];
+  }
+}
+
+function pairLine(p: PairOutcome): [string, string] {
+  const counts = 'directions' in p
+    ? p.directions.map((d) => `${d.from}: esp out ${d.counts.espOut} in ${d.counts.espIn}, clear out ${d.counts.clearOut}, ping ${d.counts.replies}/${d.counts.sent}`).join('; ')
+    : '';
+  switch (p.status) {
+    case 'verified': return ['ESP verified', counts];
+    case 'failed': return ['FAILED', `${p.reason}${counts ? `\n    seen: ${counts}` : ''}`];
+    case 'skipped': return ['skipped', p.reason];
+    case 'unverified': return ['not verified', p.reason];
+  }
+}
+
+function table(rows: [string, string, string][]): string {
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return rows.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`.trimEnd()).join('\n');
+}
+
+/** The end-of-run summary for a person: hosts, then pairs, then what to do next. */
+export function renderSummary(r: RunResult): string {
+  const out: string[] = [];
+  const hostRows = [...r.hosts].map(([name, o]) => [name, ...hostLine(o)] as [string, string, string]);
+  if (hostRows.length) {
+    out.push('Hosts');
+    out.push(table(hostRows));
+  }
+  if (r.pairs.length) {
+    out.push('Pairs');
+    out.push(table(r.pairs.map((p) => [p.name, ...pairLine(p)] as [string, string, string])));
+  }
+  const failedHosts = [...r.hosts.values()].filter((o) => ['failed', 'unreachable', 'refused'].includes(o.status)).length;
+  const failedPairs = r.pairs.filter((p) => p.status === 'failed').length;
+  const verified = r.pairs.filter((p) => p.status === 'verified').length;
+  const changed = [...r.hosts.values()].filter((o) => o.status === 'changed').length;
+  const secs = (r.stats.wallMs / 1000).toFixed(1);
+  if (r.dryRun) {
+    out.push(`Dry run: ${r.hosts.size} hosts looked at in ${secs} s; nothing was changed.${failedHosts ? ` ${failedHosts} host(s) could not be planned.` : ''}`);
+  } else {
+    out.push(`${changed} changed, ${r.hosts.size - changed - failedHosts} unchanged, ${failedHosts} failed; ${verified} of ${r.pairs.length} pairs ESP-verified${failedPairs ? `, ${failedPairs} failed` : ''} (${secs} s).`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** The run as data. Secrets files appear with their key redacted, never with content holding it. */
+export function resultToJson(r: RunResult): object {
+  return {
+    version: JSON_VERSION,
+    mode: r.dryRun ? 'dry-run' : 'apply',
+    hosts: [...r.hosts].map(([name, o]) => ({ name, ...o })),
+    pairs: r.pairs,
+    changes: r.changeset?.hosts.map((h) => ({
+      host: h.host,
+      backend: h.backend,
+      install: h.install ?? null,
+      files: h.files.map((f) => ({
+        path: f.path,
+        mode: f.mode,
+        action: f.action,
+        pair: f.pair,
+        ...(f.secret ? { key: f.keyState } : {}),
+        content: f.shown,
+      })),
+      includes: h.includes,
+      service: h.service,
+      serviceReason: h.serviceReason,
+      reload: h.reload.map((c) => c.name),
+    })) ?? [],
+    warnings: r.warnings,
+    stats: r.stats,
+  };
+}

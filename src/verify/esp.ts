@@ -1,0 +1,100 @@
+import { normalizeAddress } from '../inventory/load.js';
+import { quote } from '../remote/shell.js';
+
+/** What one host saw on the wire while it pinged its peer. */
+export interface WireCount {
+  /** ESP (or ESP in UDP 4500) from this host to the peer. */
+  espOut: number;
+  /** ESP from the peer to this host. */
+  espIn: number;
+  /** Clear ICMP from this host to the peer: must be zero. */
+  clearOut: number;
+  /** Echo replies received by ping. */
+  replies: number;
+  sent: number;
+}
+
+export const VERIFY = { settleSec: 25, pings: 5 } as const;
+
+/**
+ * Waits (bounded) for the pair to pass traffic, then captures every packet between the two
+ * hosts while pinging the peer. Prints the ping summary and tcpdump's lines.
+ */
+export function verifyScript(local: string, peer: string, opts: { settleSec?: number; pings?: number } = {}): string {
+  const p = quote(peer);
+  const l = quote(local);
+  const settle = opts.settleSec ?? VERIFY.settleSec;
+  const pings = opts.pings ?? VERIFY.pings;
+  const filter = quote(`host ${peer} and (esp or udp port 4500 or icmp or icmp6)`);
+  return `set -u
+export LC_ALL=C
+# Settled when the kernel holds ESP states both ways (a ping reply alone could come in clear).
+sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
+i=0; until sa ${l} ${p} && sa ${p} ${l}; do i=$((i+1)); [ $i -ge ${settle} ] && break; ping -c 1 -W 1 -q ${p} >/dev/null 2>&1 || true; done
+d=$(mktemp -d)
+tcpdump -n -p -l -i any ${filter} > "$d/cap" 2> "$d/err" &
+tp=$!
+j=0; until grep -q 'listening on' "$d/err" 2>/dev/null; do j=$((j+1)); [ $j -ge 50 ] && break; sleep 0.1; done
+ping -c ${pings} -i 0.3 -W 1 ${p} > "$d/ping" 2>&1
+sleep 0.5
+kill $tp 2>/dev/null; wait $tp 2>/dev/null
+echo "@@ping"; tail -n 2 "$d/ping"
+echo "@@capture"; cat "$d/cap"
+echo "@@tcpdump"; grep -v 'listening on\\|packets captured\\|packets received\\|packets dropped\\|verbose output' "$d/err" | head -n 3
+rm -rf "$d"
+`;
+}
+
+function stripPort(addr: string, udp: boolean): string {
+  // tcpdump writes a port as a last ".N" on both IPv4 and IPv6 addresses.
+  return udp ? addr.replace(/\.\d+$/, '') : addr;
+}
+
+export function parseVerify(stdout: string, local: string, peer: string): WireCount & { tcpdumpError?: string } {
+  const me = normalizeAddress(local);
+  const them = normalizeAddress(peer);
+  const count: WireCount = { espOut: 0, espIn: 0, clearOut: 0, replies: 0, sent: 0 };
+  let section = '';
+  let tcpdumpError = '';
+  for (const line of stdout.split('\n')) {
+    const s = /^@@(\w+)$/.exec(line);
+    if (s) {
+      section = s[1]!;
+      continue;
+    }
+    if (section === 'ping') {
+      const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(line);
+      if (m) {
+        count.sent = Number(m[1]);
+        count.replies = Number(m[2]);
+      }
+    } else if (section === 'capture') {
+      const m = /\bIP6? (\S+) > (\S+): (.*)$/.exec(line);
+      if (!m) continue;
+      const rest = m[3]!;
+      const udp = /UDP-encap|NONESP-encap|UDP,|\.4500 /.test(line);
+      const src = normalizeAddress(stripPort(m[1]!, udp));
+      const dst = normalizeAddress(stripPort(m[2]!.replace(/:$/, ''), udp));
+      const esp = /^ESP\(|^UDP-encap: ESP/.test(rest);
+      const icmp = /^ICMP6?\b|^ICMP6,/.test(rest);
+      if (src === me && dst === them) {
+        if (esp) count.espOut++;
+        else if (icmp) count.clearOut++;
+      } else if (src === them && dst === me && esp) {
+        count.espIn++;
+      }
+    } else if (section === 'tcpdump' && line.trim()) {
+      tcpdumpError += (tcpdumpError ? ' | ' : '') + line.trim();
+    }
+  }
+  return tcpdumpError ? { ...count, tcpdumpError } : count;
+}
+
+export type DirectionVerdict = 'encrypted' | 'clear-text' | 'no-esp' | 'error';
+
+export function judge(c: WireCount & { tcpdumpError?: string }): DirectionVerdict {
+  if (c.clearOut > 0) return 'clear-text';
+  if (c.espOut > 0 && c.espIn > 0) return 'encrypted';
+  if (c.tcpdumpError && c.espOut === 0 && c.espIn === 0) return 'error';
+  return 'no-esp';
+}
