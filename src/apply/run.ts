@@ -117,7 +117,10 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     await gather(s);
   });
 
-  // Install where the package is missing (apt-get update first when apt knows no candidate).
+  // Install where the package is missing (apt-get update first when apt knows no candidate),
+  // on hosts that take part in a pair.
+  const paired = new Set([...inv.pairs.flatMap((p) => p.hosts), ...inv.meshes.flatMap((m) => m.hosts)]);
+  for (const s of states.values()) if (!paired.has(s.spec.name)) s.install = undefined;
   if (!opts.dryRun) {
     await phase(active().filter((s) => s.install), 'install', async (s) => {
       const pkg = s.install!.package;
@@ -251,7 +254,7 @@ async function verifyPair(pair: PlannedPair, states: Map<string, HostState>, exe
   try {
     directions = await Promise.all(ends.map(async (s, i) => {
       const peer = ends[1 - i]!;
-      const r = await exec(s, `verify ${pair.name}`, verifyScript(s.spec.address, peer.spec.address), STEP_TIMEOUT.verify);
+      const r = await exec(s, `verify ${pair.name}`, verifyScript(s.spec.address, peer.spec.address, { initiator: i === 0 }), STEP_TIMEOUT.verify);
       const counts = parseVerify(r.stdout, s.spec.address, peer.spec.address);
       return { from: s.spec.name, to: peer.spec.name, verdict: judge(counts), counts };
     }));
@@ -264,6 +267,7 @@ async function verifyPair(pair: PlannedPair, states: Map<string, HostState>, exe
     switch (d.verdict) {
       case 'clear-text': return `${d.from} sent ${d.counts.clearOut} clear-text ICMP packet(s) to ${d.to}`;
       case 'error': return `tcpdump failed on ${d.from}`;
+      case 'no-reply': return `ESP flows both ways but ${d.from}'s pings to ${d.to} got no reply (0/${d.counts.sent}): SAs out of step`;
       default: return `no ESP ${d.counts.espOut === 0 ? `from ${d.from}` : `to ${d.from}`} (out ${d.counts.espOut}, in ${d.counts.espIn})`;
     }
   }).join('; ');

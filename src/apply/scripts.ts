@@ -5,7 +5,6 @@ import type { HostChange } from './changeset.js';
 /** Exit codes of the write script that mean something to the executor. */
 export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
 
-const BACKUP_DIR = '/etc/ipsec.d/.provision-backup';
 
 /**
  * One script writes every changed file of a host, reading their contents from stdin in
@@ -15,13 +14,15 @@ const BACKUP_DIR = '/etc/ipsec.d/.provision-backup';
  * the operator's file, renamed over it the same way. Then the backend checks the whole
  * config; if it refuses, every file is put back as it was.
  */
-export function writeScript(change: HostChange, backend: Backend): { script: string; stdin: string } {
+export function writeScript(change: HostChange, backend: Pick<Backend, 'checkConfig'>, dir = '/etc/ipsec.d'): { script: string; stdin: string } {
   const files = change.files.filter((f) => f.action !== 'noop');
   const lines: string[] = [
     'set -eu',
     'umask 077',
-    `bak=${BACKUP_DIR}.$$`,
-    'rm -rf "$bak"; mkdir -p "$bak"; : > "$bak/.saved"; : > "$bak/.created"; n=0',
+    `mkdir -p ${quote(dir)}`,
+    // Hidden, so the include glob (*.conf, *.secrets) never picks a backup up.
+    `bak=$(mktemp -d ${quote(dir)}/.provision-backup.XXXXXX)`,
+    ': > "$bak/.saved"; : > "$bak/.created"; n=0',
     // Remember the current file (or that there was none) before touching it.
     'save() {',
     '  n=$((n+1))',
@@ -47,7 +48,6 @@ export function writeScript(change: HostChange, backend: Backend): { script: str
     '  printf \'%s\\n\' "$3" >> "$tmp"',
     '  mv -f "$tmp" "$1"',
     '}',
-    'mkdir -p /etc/ipsec.d',
   ];
   for (const f of files) lines.push(`put ${quote(f.path)} ${f.mode} ${Buffer.byteLength(f.after)}`);
   for (const inc of change.includes) {

@@ -20,7 +20,7 @@ export const VERIFY = { settleSec: 25, pings: 5 } as const;
  * Waits (bounded) for the pair to pass traffic, then captures every packet between the two
  * hosts while pinging the peer. Prints the ping summary and tcpdump's lines.
  */
-export function verifyScript(local: string, peer: string, opts: { settleSec?: number; pings?: number } = {}): string {
+export function verifyScript(local: string, peer: string, opts: { initiator: boolean; settleSec?: number; pings?: number }): string {
   const p = quote(peer);
   const l = quote(local);
   const settle = opts.settleSec ?? VERIFY.settleSec;
@@ -29,8 +29,10 @@ export function verifyScript(local: string, peer: string, opts: { settleSec?: nu
   return `set -u
 export LC_ALL=C
 # Settled when the kernel holds ESP states both ways (a ping reply alone could come in clear).
+# Only the initiator sends traffic meanwhile: on the responder a packet would make its
+# auto=route policy start a second negotiation, crossing the initiator's.
 sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
-i=0; until sa ${l} ${p} && sa ${p} ${l}; do i=$((i+1)); [ $i -ge ${settle} ] && break; ping -c 1 -W 1 -q ${p} >/dev/null 2>&1 || true; done
+i=0; until sa ${l} ${p} && sa ${p} ${l}; do i=$((i+1)); [ $i -ge ${settle} ] && break; ${opts.initiator ? `ping -c 1 -W 1 -q ${p} >/dev/null 2>&1 || true` : 'sleep 1'}; done
 d=$(mktemp -d)
 tcpdump -n -p -l -i any ${filter} > "$d/cap" 2> "$d/err" &
 tp=$!
@@ -40,7 +42,7 @@ sleep 0.5
 kill $tp 2>/dev/null; wait $tp 2>/dev/null
 echo "@@ping"; tail -n 2 "$d/ping"
 echo "@@capture"; cat "$d/cap"
-echo "@@tcpdump"; grep -v 'listening on\\|packets captured\\|packets received\\|packets dropped\\|verbose output' "$d/err" | head -n 3
+echo "@@tcpdump"; grep -v 'listening on\\|packets captured\\|packets received\\|packets dropped\\|verbose output\\|data link type' "$d/err" | head -n 3
 rm -rf "$d"
 `;
 }
@@ -90,11 +92,12 @@ export function parseVerify(stdout: string, local: string, peer: string): WireCo
   return tcpdumpError ? { ...count, tcpdumpError } : count;
 }
 
-export type DirectionVerdict = 'encrypted' | 'clear-text' | 'no-esp' | 'error';
+export type DirectionVerdict = 'encrypted' | 'clear-text' | 'no-esp' | 'no-reply' | 'error';
 
+/** Encrypted: ESP left and arrived, no clear ICMP left, and the pings were answered. */
 export function judge(c: WireCount & { tcpdumpError?: string }): DirectionVerdict {
   if (c.clearOut > 0) return 'clear-text';
-  if (c.espOut > 0 && c.espIn > 0) return 'encrypted';
+  if (c.espOut > 0 && c.espIn > 0) return c.replies > 0 ? 'encrypted' : 'no-reply';
   if (c.tcpdumpError && c.espOut === 0 && c.espIn === 0) return 'error';
   return 'no-esp';
 }

@@ -1,0 +1,177 @@
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeLab, hostIp, inLab, labDown, labUp, onServer, REPO, STATE, type Result } from '../lab/control.js';
+
+// One lab of three servers for every scenario here, in order: from nothing (a), a no-op
+// re-run (b), a dry run after an inventory change (c), a three-host mesh with strongSwan on
+// server-03 (d), and a host-key mismatch (e).
+
+const BIN = join(REPO, 'bin', 'provision.js');
+const dir = mkdtempSync(join(tmpdir(), 'provision-e2e-'));
+const CACHE = join(REPO, '.lab-cache');
+
+function inventory(name: string, body: string, knownHosts = join(STATE, 'known_hosts')): string {
+  const three = body.includes('server-03');
+  const file = join(dir, name);
+  writeFileSync(file, `defaults:
+  ssh:
+    user: root
+    identityFile: ${join(CACHE, 'id_ed25519')}
+    knownHostsFile: ${knownHosts}
+hosts:
+  server-01: {address: ${hostIp(1)}}
+  server-02: {address: ${hostIp(2)}}
+${three ? `  server-03: {address: ${hostIp(3)}, ipsec: {backend: strongswan}}\n` : ''}${body}`);
+  return file;
+}
+
+function provision(...args: string[]): Result {
+  return inLab(['node', BIN, ...args], undefined, 900_000);
+}
+
+/** mtime of every managed file, and when ipsec last (re)started, per server. */
+function snapshot(names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const r = onServer(n, 'stat -c "%n %Y.%y" /etc/ipsec.d/*.conf /etc/ipsec.d/*.secrets /etc/ipsec.conf /etc/ipsec.secrets 2>/dev/null; systemctl show ipsec -p ExecMainStartTimestampMonotonic -p ActiveState');
+    out[n] = r.stdout;
+  }
+  return out;
+}
+
+function json(r: Result): any {
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`not JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+}
+
+describeLab('provision on real servers', () => {
+  beforeAll(() => labUp(3), 600_000);
+  afterAll(() => labDown(), 120_000);
+
+  const seedPair = 'pairs:\n  - [server-01, server-02]\n';
+
+  test('(a) the seed pair from nothing: installed, written, ESP verified by the tool and from outside', () => {
+    const inv = inventory('seed.yaml', seedPair);
+    const r = provision('--inventory', inv, '--json');
+    const j = json(r);
+    expect({ code: r.code, stderr: r.code ? r.stderr : '' }).toEqual({ code: 0, stderr: '' });
+    expect(j.hosts.map((h: any) => [h.name, h.status])).toEqual([['server-01', 'changed'], ['server-02', 'changed']]);
+    expect(j.hosts[0].did.join(' ')).toMatch(/installed libreswan/);
+    const pair = j.pairs.find((p: any) => p.name === 'server-01--server-02');
+    expect(pair.status).toBe('verified');
+    for (const d of pair.directions) {
+      expect(d.counts.espOut).toBeGreaterThan(0);
+      expect(d.counts.espIn).toBeGreaterThan(0);
+      expect(d.counts.clearOut).toBe(0);
+    }
+    // Progress went to stderr, one plain line per event (no TTY here).
+    expect(r.stderr).toMatch(/^server-01: install libreswan$/m);
+
+    // From outside the tool: files and modes, then ESP on server-01's wire while it pings.
+    const files = onServer('server-02', 'stat -c "%a %U %n" /etc/ipsec.d/server-01--server-02.*; grep -c "^include /etc/ipsec.d/\\*.secrets" /etc/ipsec.secrets');
+    expect(files.stdout).toBe('644 root /etc/ipsec.d/server-01--server-02.conf\n600 root /etc/ipsec.d/server-01--server-02.secrets\n1\n');
+    const wire = onServer('server-01', `
+      timeout 10 tcpdump -n -p -i eth0 -c 4 esp > /tmp/esp 2>/dev/null & e=$!
+      timeout 10 tcpdump -n -p -i eth0 'icmp and src host ${hostIp(1)}' > /tmp/clear 2>/dev/null & c=$!
+      sleep 1.5; ping -c 3 -i 0.3 ${hostIp(2)} >/dev/null; sleep 1
+      kill $c; wait $e; echo "esp $(grep -c ESP /tmp/esp) clear $(grep -c ICMP /tmp/clear)"`);
+    expect(wire.stdout.trim()).toBe('esp 4 clear 0');
+  }, 900_000);
+
+  test('(b) a re-run changes nothing: no file rewritten, ipsec not restarted', () => {
+    const inv = inventory('seed.yaml', seedPair);
+    const before = snapshot(['server-01', 'server-02']);
+    const r = provision('--inventory', inv, '--json');
+    const j = json(r);
+    expect(r.code).toBe(0);
+    expect(j.hosts.map((h: any) => h.status)).toEqual(['unchanged', 'unchanged']);
+    expect(j.changes.flatMap((c: any) => c.files.map((f: any) => f.action))).toEqual(['noop', 'noop', 'noop', 'noop']);
+    expect(j.changes.map((c: any) => c.service)).toEqual(['none', 'none']);
+    expect(j.pairs[0].status).toBe('verified');
+    expect(snapshot(['server-01', 'server-02'])).toEqual(before);
+  }, 300_000);
+
+  test('(c) --dry-run after an inventory change shows the diff and changes nothing', () => {
+    const inv = inventory('changed.yaml', 'pairs:\n  - {hosts: [server-01, server-02], responder: add}\n');
+    const before = snapshot(['server-01', 'server-02']);
+    const r = provision('--inventory', inv, '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/~ \/etc\/ipsec\.d\/server-01--server-02\.conf {2}\(update, 0644\)/);
+    expect(r.stdout).toMatch(/^ {6}-    auto=route$/m);
+    expect(r.stdout).toMatch(/^ {6}\+    auto=add$/m);
+    expect(r.stdout).toMatch(/then: reload server-01--server-02/);
+    expect(r.stdout).not.toMatch(/secrets {2}\(update/); // the key is kept: both peers agree
+    expect(r.stdout).not.toMatch(/0s[A-Za-z0-9+/]{20}/);
+    expect(r.stdout).toMatch(/nothing was changed/);
+    expect(snapshot(['server-01', 'server-02'])).toEqual(before);
+  }, 300_000);
+
+  test('(d) three servers as a mesh, server-03 on strongswan: all three pairs carry ESP', () => {
+    const inv = inventory('mesh.yaml', 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n');
+    const r = provision('--inventory', inv, '--json');
+    const j = json(r);
+    expect({ code: r.code, pairs: j.pairs.map((p: any) => [p.name, p.status, p.reason ?? '']) }).toEqual({
+      code: 0,
+      pairs: [
+        ['server-01--server-02', 'verified', ''],
+        ['server-01--server-03', 'verified', ''],
+        ['server-02--server-03', 'verified', ''],
+      ],
+    });
+    const s3 = j.hosts.find((h: any) => h.name === 'server-03');
+    expect(s3.did.join(' ')).toMatch(/installed strongswan-starter/);
+    expect(s3.did.join(' ')).toMatch(/include line/);
+    // server-01 and server-02 kept their tunnel: reload of the new conns, not a restart.
+    expect(j.changes.find((c: any) => c.host === 'server-01').service).toBe('reload');
+    const status = onServer('server-03', 'ipsec statusall | grep -c "ESTABLISHED"');
+    expect(Number(status.stdout.trim())).toBeGreaterThanOrEqual(2);
+  }, 900_000);
+
+  test('(e) a changed host key refuses that host, with both fingerprints; the others proceed', () => {
+    const known = join(dir, 'known_hosts_tampered');
+    copyFileSync(join(STATE, 'known_hosts'), known);
+    const lines = readFileSync(known, 'utf8').trim().split('\n');
+    const key3 = lines[2]!.split(' ').slice(1).join(' ');
+    lines[1] = `${hostIp(2)} ${key3}`; // server-02 now "should" have server-03's key
+    writeFileSync(known, lines.join('\n') + '\n');
+    const inv = inventory('tampered.yaml', 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n', known);
+    const r = provision('--inventory', inv);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 has CHANGED: offered SHA256:\S+, .* has ssh-ed25519 SHA256:\S+/);
+    expect(r.stdout).toMatch(/server-01 +unchanged/);
+    expect(r.stdout).toMatch(/server-03 +unchanged/);
+    expect(r.stdout).toMatch(/server-01--server-03 +ESP verified/);
+    expect(r.stdout).toMatch(/server-01--server-02 +skipped +server-02 refused/);
+    expect(r.stdout).toMatch(/next: .*ssh-keygen -R/);
+  }, 300_000);
+
+  test('(e) an unknown host is refused without --accept-new-host-keys, and recorded with it', () => {
+    const known = join(dir, 'known_hosts_partial');
+    const lines = readFileSync(join(STATE, 'known_hosts'), 'utf8').trim().split('\n');
+    writeFileSync(known, lines[0] + '\n');
+    const inv = inventory('partial.yaml', seedPair, known);
+    const refused = provision('--inventory', inv, '--no-verify');
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 is not in/);
+    expect(refused.stdout).toMatch(/--accept-new-host-keys/);
+    const accepted = provision('--inventory', inv, '--accept-new-host-keys');
+    expect(accepted.code).toBe(0);
+    expect(readFileSync(known, 'utf8')).toContain(`${hostIp(2)} ${lines[1]!.split(' ').slice(1).join(' ')}`);
+  }, 300_000);
+
+  test('no key material reached the output of any run above', () => {
+    const keys = ['server-01', 'server-02', 'server-03'].flatMap((n) =>
+      onServer(n, 'cat /etc/ipsec.d/*.secrets').stdout.split('\n').map((l) => /PSK (\S+)/.exec(l)?.[1]).filter(Boolean) as string[]);
+    expect(keys.length).toBeGreaterThanOrEqual(6);
+    const outputs = ['seed.yaml', 'mesh.yaml'].map((f) => provision('--inventory', join(dir, f), '--dry-run', '--json'));
+    for (const o of outputs) for (const k of keys) {
+      expect(o.stdout).not.toContain(k);
+      expect(o.stderr).not.toContain(k);
+    }
+  }, 300_000);
+});
+

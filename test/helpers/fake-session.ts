@@ -1,0 +1,49 @@
+import { FACTS_SCRIPT } from '../../src/remote/facts.js';
+import type { ExecResult, Session } from '../../src/remote/session.js';
+
+export interface Sent {
+  host: string;
+  script: string;
+  stdin?: string;
+}
+
+/** Facts of a host with libreswan installed and running, and no managed files yet. */
+export const READY_FACTS = `@@os\ndebian 12\n@@init\nsystemd\n@@installed\nlibreswan ii  4.10-2+deb12u1\n@@candidates\nlibreswan 4.10-2+deb12u1\n@@lists\n1\n@@version\nLibreswan 4.10\n@@running\nactive\n@@includes\npresent /etc/ipsec.conf\npresent /etc/ipsec.secrets\n@@files\n@@end\n`;
+
+export type Responder = (host: string, script: string, stdin?: string) => Partial<ExecResult> | undefined;
+
+/** Answers like a healthy host: facts, successful writes and restarts, ESP both ways. */
+export const healthy: Responder = (_host, script) => {
+  if (script === FACTS_SCRIPT) return { stdout: READY_FACTS };
+  const v = /until sa (\S+) (\S+)/.exec(script);
+  if (v) {
+    const [, me, peer] = v;
+    return {
+      stdout: `@@ping\n5 packets transmitted, 5 received, 0% packet loss\n@@capture\n` +
+        `t eth0 Out IP ${me} > ${peer}: ESP(spi=0x1,seq=0x1), length 100\nt eth0 In IP ${peer} > ${me}: ESP(spi=0x2,seq=0x1), length 100\n@@tcpdump\n`,
+    };
+  }
+  return { stdout: '' };
+};
+
+/** A session that records what it is sent; `respond` decides the answers, `healthy` by default. */
+export function fakeSessions(respond: Responder = healthy) {
+  const sent: Sent[] = [];
+  const connect = async (host: { name: string }): Promise<Session> => {
+    let commands = 0;
+    return {
+      host: host.name,
+      get commands() {
+        return commands;
+      },
+      async run(script, opts = {}) {
+        commands++;
+        sent.push({ host: host.name, script, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
+        const r = respond(host.name, script, opts.stdin) ?? healthy(host.name, script, opts.stdin) ?? {};
+        return { code: 0, stdout: '', stderr: '', timedOut: false, ...r };
+      },
+      async close() {},
+    };
+  };
+  return { sent, connect };
+}

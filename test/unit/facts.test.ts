@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseFacts, parseIpsecVersion, pskOf } from '../../src/remote/facts.js';
+
+// Recorded from lab servers (Debian 12) after a provision run; keys replaced by a fixture key.
+const fixture = (name: string): string => readFileSync(join('test', 'fixtures', name), 'utf8');
+
+describe('facts, from recorded output', () => {
+  test('libreswan 4.10 host', () => {
+    const f = parseFacts(fixture('facts-libreswan-4.10.txt'));
+    expect(f).toMatchObject({ os: 'debian 12', init: 'systemd', ipsecVersion: '4.10', running: true, hasPackageLists: true });
+    expect([...f.installed]).toEqual([['libreswan', '4.10-2+deb12u1']]);
+    expect(f.candidates.get('openswan')).toBeUndefined();
+    expect(f.candidates.get('strongswan-starter')).toMatch(/^5\.9\.8/);
+    expect(f.missingIncludes).toEqual([]);
+    const secrets = [...f.files.values()].filter((x) => x.path.endsWith('.secrets'));
+    expect(secrets).toHaveLength(2);
+    for (const s of secrets) {
+      expect(s).toMatchObject({ managed: true, mode: '600' });
+      expect(pskOf(s.content)).toMatch(/^0s/);
+    }
+  });
+
+  test('strongswan-starter 5.9.8 host', () => {
+    const f = parseFacts(fixture('facts-strongswan-5.9.8.txt'));
+    expect(f.ipsecVersion).toBe('5.9.8');
+    expect([...f.installed.keys()]).toEqual(['strongswan-starter']);
+    expect(f.files.get('/etc/ipsec.d/server-01--server-03.conf')?.content).toMatch(/^conn server-01--server-03$/m);
+  });
+
+  test('a fresh host: nothing installed, no package lists, no ipsec files', () => {
+    const f = parseFacts('@@os\ndebian 12\n@@init\nsystemd\n@@installed\n@@candidates\nopenswan (none)\nlibreswan (none)\n@@lists\n0\n@@version\n@@running\ninactive\n@@includes\nmissing /etc/ipsec.conf\nmissing /etc/ipsec.secrets\n@@files\n@@end\n');
+    expect(f).toMatchObject({ running: false, hasPackageLists: false });
+    expect(f.installed.size + f.candidates.size + f.files.size).toBe(0);
+    expect(f.missingIncludes.map((i) => i.line)).toEqual(['include /etc/ipsec.d/*.conf', 'include /etc/ipsec.d/*.secrets']);
+  });
+
+  test('a cut-off answer is an error, not an empty host', () => {
+    expect(() => parseFacts('@@os\ndebian 12\n@@installed\n')).toThrow(/did not finish/);
+  });
+
+  test('an operator file is seen but not read', () => {
+    const f = parseFacts('@@files\nforeign 644 /etc/ipsec.d/mine.conf\n@@end\n');
+    expect(f.files.get('/etc/ipsec.d/mine.conf')).toEqual({ path: '/etc/ipsec.d/mine.conf', mode: '644', managed: false });
+  });
+
+  test('versions from each implementation', () => {
+    expect(parseIpsecVersion('Libreswan 4.10')).toBe('4.10');
+    expect(parseIpsecVersion('Linux strongSwan U5.9.8/K6.1.176')).toBe('5.9.8');
+    expect(parseIpsecVersion('Linux Openswan U2.6.38/K3.2.0-23-generic (netkey)')).toBe('2.6.38');
+    expect(parseIpsecVersion('')).toBeUndefined();
+  });
+
+  test('a secrets file with two PSK lines has no single key', () => {
+    expect(pskOf('a b : PSK 0sAAA\nc d : PSK 0sBBB\n')).toBeUndefined();
+  });
+});
