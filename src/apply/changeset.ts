@@ -42,6 +42,8 @@ export interface HostChange {
   reload: ConnReload[];
   /** Pairs this host initiates whose conn or key changed: brought up after every host reloaded. */
   bringUp: string[];
+  /** Every conn the host holds, with its auto=; for what follows a restart. */
+  conns: ConnReload[];
 }
 
 export interface PairChange {

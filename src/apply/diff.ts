@@ -57,6 +57,7 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
     const files: FileChange[] = [];
     const reload: ConnReload[] = [];
     const bringUp: string[] = [];
+    const conns: ConnReload[] = [];
     let blocked = false;
     for (const c of hp.conns) {
       const key = keys.get(c.pair.name);
@@ -90,8 +91,9 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
           ...(w.secret ? { keyState: key.state } : {}),
         });
       }
+      const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
+      conns.push({ name: c.pair.name, auto });
       if (connChanged) {
-        const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
         reload.push({ name: c.pair.name, auto });
         if (c.role === 'initiator') bringUp.push(c.pair.name);
         const pc = pairs.get(c.pair.name);
@@ -111,6 +113,7 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       ...serviceFor(hp, f, Boolean(install), includes.length > 0, reload.length > 0),
       reload,
       bringUp,
+      conns,
     };
     hosts.push(change);
   }

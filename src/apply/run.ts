@@ -6,7 +6,7 @@ import type { RandomBytes } from '../psk.js';
 import { ConnectError, HostKeyError, RemoteError, tail } from '../remote/errors.js';
 import { FACTS_SCRIPT, parseFacts, type Facts } from '../remote/facts.js';
 import type { Session } from '../remote/session.js';
-import { judge, parseVerify, verifyScript } from '../verify/esp.js';
+import { judge, parseVerify, settleScript, verifyScript } from '../verify/esp.js';
 import { hostChanged, type HostChange } from './changeset.js';
 import { diff } from './diff.js';
 import type { DirectionResult, HostOutcome, Hooks, PairOutcome, RunResult } from './outcome.js';
@@ -209,7 +209,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     const change = changeOf.get(s.spec.name)!;
     const backend = BACKENDS[change.backend.id];
     if (change.service === 'restart') {
-      const r = await exec(s, 'restart ipsec', restartScript(s.facts!.init), STEP_TIMEOUT.service);
+      const r = await exec(s, 'restart ipsec', restartScript(s.facts!.init, backend.afterRestart(change.conns)), STEP_TIMEOUT.service);
       if (r.code !== 0) throw new StepFailure('restart ipsec', `ipsec did not start: ${tail(r.stderr, 4)}`, 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.');
       s.did.push(`ipsec restarted (${change.serviceReason})`);
     } else {
@@ -222,7 +222,8 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   // Initiators bring up the pairs they reloaded; a restarted daemon starts its auto=start conns itself.
   await phase(active().filter((s) => changeOf.get(s.spec.name)?.service === 'reload' && changeOf.get(s.spec.name)!.bringUp.length), 'bring up', async (s) => {
     const change = changeOf.get(s.spec.name)!;
-    await exec(s, 'bring up', bringUpScript(change.bringUp, BACKENDS[change.backend.id]), STEP_TIMEOUT.service);
+    const r = await exec(s, 'bring up', bringUpScript(change.bringUp, BACKENDS[change.backend.id]), STEP_TIMEOUT.service);
+    if (r.code !== 0) throw new StepFailure('bring up', `starting ${change.bringUp.join(', ')} failed: ${tail(r.stderr + r.stdout)}`, 'Run `ipsec status` on the host; see docs/troubleshooting.md.');
   });
 
   // Verify every pair whose two hosts are fine: both ends capture while pinging each other.
@@ -252,9 +253,12 @@ async function verifyPair(pair: PlannedPair, states: Map<string, HostState>, exe
   const ends = [states.get(pair.initiator)!, states.get(pair.responder)!] as const;
   let directions: DirectionResult[];
   try {
+    // Both ends settle first: one end can hold its SAs seconds before the other does, and
+    // pinging then would only measure that gap.
+    await Promise.all(ends.map((s, i) => exec(s, `verify ${pair.name}`, settleScript(s.spec.address, ends[1 - i]!.spec.address), STEP_TIMEOUT.verify)));
     directions = await Promise.all(ends.map(async (s, i) => {
       const peer = ends[1 - i]!;
-      const r = await exec(s, `verify ${pair.name}`, verifyScript(s.spec.address, peer.spec.address, { initiator: i === 0 }), STEP_TIMEOUT.verify);
+      const r = await exec(s, `verify ${pair.name}`, verifyScript(peer.spec.address), STEP_TIMEOUT.verify);
       const counts = parseVerify(r.stdout, s.spec.address, peer.spec.address);
       return { from: s.spec.name, to: peer.spec.name, verdict: judge(counts), counts };
     }));

@@ -61,14 +61,15 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
   return { script: lines.join('\n') + '\n', stdin: files.map((f) => f.after).join('') };
 }
 
-/** Restart ipsec (systemd or SysV), then wait until the daemon answers. */
-export function restartScript(init: 'systemd' | 'sysv'): string {
+/** Restart ipsec (systemd or SysV), wait until the daemon answers, then the backend's after-restart step. */
+export function restartScript(init: 'systemd' | 'sysv', after = ''): string {
   const restart = init === 'systemd'
     ? 'systemctl enable --quiet ipsec >/dev/null 2>&1 || true\nsystemctl restart ipsec'
     : 'service ipsec restart >/dev/null';
   const why = init === 'systemd' ? 'systemctl status ipsec --no-pager -n 15 >&2 || true' : 'tail -n 15 /var/log/syslog >&2 2>/dev/null || true';
   return `set -u\n${restart} || { ${why}; exit 1; }\n` +
-    'i=0; until ipsec status >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 40 ]; then echo "ipsec did not answer 20 s after the restart" >&2; ' + why + '; exit 1; fi; sleep 0.5; done\n';
+    'i=0; until ipsec status >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 40 ]; then echo "ipsec did not answer 20 s after the restart" >&2; ' + why + '; exit 1; fi; sleep 0.5; done\n' +
+    (after ? `${after}\n` : '');
 }
 
 /** Reload only what changed: secrets, then each changed conn; other tunnels stay up. */

@@ -1,5 +1,5 @@
 import { confBlock, header, major, type Backend } from './types.js';
-import { plutoReload, plutoUp } from './pluto.js';
+import { plutoAfterRestart, plutoReload, plutoUp } from './pluto.js';
 
 /**
  * libreswan: the seed's conn, IKEv2 only, and dead-peer detection on the initiator so that
@@ -24,4 +24,5 @@ export const libreswan: Backend = {
   rereadSecrets: 'ipsec auto --rereadsecrets',
   reloadConns: plutoReload,
   up: plutoUp,
+  afterRestart: plutoAfterRestart,
 };

@@ -4,8 +4,11 @@ import { confBlock, header, type Backend } from './types.js';
 /**
  * strongswan-starter (ipsec.conf): IKEv2, no deprecated keywords (`pfs=` is one: PFS comes
  * from the DH groups in `esp=`). left is the local end, which starter expects. The first
- * esp proposal carries DH groups, so that rekeys use PFS as the seed asks; without `!` the
- * defaults stay acceptable, and the first CHILD_SA (made in IKE_AUTH, without DH) matches.
+ * esp proposal carries DH groups, so that rekeys use PFS as the seed asks; they include
+ * curve25519 and modp2048, the groups libreswan's IKE SA ends up with, which a libreswan
+ * `pfs=yes` peer reuses for CREATE_CHILD_SA (without them: NO_PROPOSAL_CHOSEN, seen in the
+ * lab). Without `!` the defaults stay acceptable, and the first CHILD_SA (made in
+ * IKE_AUTH, without DH) matches.
  */
 export const strongswan: Backend = {
   id: 'strongswan',
@@ -13,7 +16,7 @@ export const strongswan: Backend = {
   assumedVersion: '5.9.8',
   renderConn: (c) => {
     const lines = ['type=transport', 'authby=psk', `left=${c.local}`, `right=${c.peer}`, 'keyexchange=ikev2',
-      'esp=aes256gcm16-ecp256-modp2048,aes256gcm16'];
+      'esp=aes256gcm16-curve25519-ecp256-modp2048,aes256gcm16'];
     if (c.role === 'initiator') lines.push('dpddelay=10s', 'dpdtimeout=30s', 'dpdaction=restart');
     lines.push(`auto=${c.auto}`);
     return header(c) + confBlock(c.name, lines);
@@ -23,4 +26,5 @@ export const strongswan: Backend = {
   // starter re-reads ipsec.conf and re-adds (and routes or starts) only the conns that changed.
   reloadConns: () => 'ipsec update',
   up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
+  afterRestart: () => '',
 };

@@ -17,22 +17,28 @@ export interface WireCount {
 export const VERIFY = { settleSec: 25, pings: 5 } as const;
 
 /**
- * Waits (bounded) for the pair to pass traffic, then captures every packet between the two
- * hosts while pinging the peer. Prints the ping summary and tcpdump's lines.
+ * Waits, bounded, until this host's kernel holds ESP states both ways with the peer (a ping
+ * reply alone could come in clear). It sends no traffic meanwhile: the initiator negotiates
+ * by itself, and a packet reaching an auto=route responder would make it start a second
+ * negotiation that crosses the first. Exits 1 if the states did not appear in time.
  */
-export function verifyScript(local: string, peer: string, opts: { initiator: boolean; settleSec?: number; pings?: number }): string {
+export function settleScript(local: string, peer: string, settleSec: number = VERIFY.settleSec): string {
   const p = quote(peer);
   const l = quote(local);
-  const settle = opts.settleSec ?? VERIFY.settleSec;
-  const pings = opts.pings ?? VERIFY.pings;
+  return `sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
+i=0; until sa ${l} ${p} && sa ${p} ${l}; do i=$((i+1)); [ $i -ge ${settleSec} ] && exit 1; sleep 1; done
+`;
+}
+
+/**
+ * Captures every packet between the two hosts while pinging the peer; run on both ends
+ * once both have settled. Prints the ping summary and tcpdump's lines.
+ */
+export function verifyScript(peer: string, pings: number = VERIFY.pings): string {
+  const p = quote(peer);
   const filter = quote(`host ${peer} and (esp or udp port 4500 or icmp or icmp6)`);
   return `set -u
 export LC_ALL=C
-# Settled when the kernel holds ESP states both ways (a ping reply alone could come in clear).
-# Only the initiator sends traffic meanwhile: on the responder a packet would make its
-# auto=route policy start a second negotiation, crossing the initiator's.
-sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
-i=0; until sa ${l} ${p} && sa ${p} ${l}; do i=$((i+1)); [ $i -ge ${settle} ] && break; ${opts.initiator ? `ping -c 1 -W 1 -q ${p} >/dev/null 2>&1 || true` : 'sleep 1'}; done
 d=$(mktemp -d)
 tcpdump -n -p -l -i any ${filter} > "$d/cap" 2> "$d/err" &
 tp=$!

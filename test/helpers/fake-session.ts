@@ -10,14 +10,14 @@ export interface Sent {
 /** Facts of a host with libreswan installed and running, and no managed files yet. */
 export const READY_FACTS = `@@os\ndebian 12\n@@init\nsystemd\n@@installed\nlibreswan ii  4.10-2+deb12u1\n@@candidates\nlibreswan 4.10-2+deb12u1\n@@lists\n1\n@@version\nLibreswan 4.10\n@@running\nactive\n@@includes\npresent /etc/ipsec.conf\npresent /etc/ipsec.secrets\n@@files\n@@end\n`;
 
-export type Responder = (host: string, script: string, stdin?: string) => Partial<ExecResult> | undefined;
+export type Responder = (host: string, script: string, stdin?: string, address?: string) => Partial<ExecResult> | undefined;
 
 /** Answers like a healthy host: facts, successful writes and restarts, ESP both ways. */
-export const healthy: Responder = (_host, script) => {
+export const healthy: Responder = (_host, script, _stdin, me) => {
   if (script === FACTS_SCRIPT) return { stdout: READY_FACTS };
-  const v = /until sa (\S+) (\S+)/.exec(script);
+  const v = /tcpdump -n -p -l -i any 'host (\S+) and/.exec(script);
   if (v) {
-    const [, me, peer] = v;
+    const peer = v[1];
     return {
       stdout: `@@ping\n5 packets transmitted, 5 received, 0% packet loss\n@@capture\n` +
         `t eth0 Out IP ${me} > ${peer}: ESP(spi=0x1,seq=0x1), length 100\nt eth0 In IP ${peer} > ${me}: ESP(spi=0x2,seq=0x1), length 100\n@@tcpdump\n`,
@@ -29,7 +29,7 @@ export const healthy: Responder = (_host, script) => {
 /** A session that records what it is sent; `respond` decides the answers, `healthy` by default. */
 export function fakeSessions(respond: Responder = healthy) {
   const sent: Sent[] = [];
-  const connect = async (host: { name: string }): Promise<Session> => {
+  const connect = async (host: { name: string; address: string }): Promise<Session> => {
     let commands = 0;
     return {
       host: host.name,
@@ -39,7 +39,7 @@ export function fakeSessions(respond: Responder = healthy) {
       async run(script, opts = {}) {
         commands++;
         sent.push({ host: host.name, script, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
-        const r = respond(host.name, script, opts.stdin) ?? healthy(host.name, script, opts.stdin) ?? {};
+        const r = respond(host.name, script, opts.stdin, host.address) ?? healthy(host.name, script, opts.stdin, host.address) ?? {};
         return { code: 0, stdout: '', stderr: '', timedOut: false, ...r };
       },
       async close() {},

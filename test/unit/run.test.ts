@@ -100,7 +100,7 @@ describe('the executor, against fake sessions', () => {
 
   test('clear text on the wire fails the pair and the run', async () => {
     const { result } = await go((host, script) => {
-      if (host !== 'a' || !/until sa 10.0.0.1 10.0.0.2/.test(script)) return undefined;
+      if (host !== 'a' || !/tcpdump .*'host 10\.0\.0\.2 and/.test(script)) return undefined;
       return { stdout: '@@ping\n5 packets transmitted, 5 received\n@@capture\nt eth0 Out IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64\n@@tcpdump\n' };
     });
     expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/a sent 1 clear-text ICMP/) });
@@ -115,7 +115,7 @@ describe('the executor, against fake sessions', () => {
       const lines = h.files.map((f) => `managed ${f.mode.slice(1)} ${f.path} ${Buffer.from(f.after).toString('base64')}`);
       files.set(h.host, READY_FACTS.replace('@@files\n', `@@files\n${lines.join('\n')}\n`));
     }
-    const again = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: files.get(host)! } : healthy(host, script)));
+    const again = await go((host, script, stdin, address) => (script === FACTS_SCRIPT ? { stdout: files.get(host)! } : healthy(host, script, stdin, address)));
     expect([...again.result.hosts.values()].map((o) => o.status)).toEqual(['unchanged', 'unchanged', 'unchanged']);
     expect(again.sent.filter((s) => s.stdin)).toEqual([]);
     expect(again.result.changeset!.pairs.map((p) => p.key)).toEqual(['unchanged', 'unchanged', 'unchanged']);
