@@ -14,7 +14,12 @@ const CACHE = join(REPO, '.lab-cache');
 function inventory(name: string, body: string, knownHosts = join(STATE, 'known_hosts')): string {
   const three = body.includes('server-03');
   const file = join(dir, name);
-  writeFileSync(file, `defaults:
+  writeFileSync(file, inventoryText(body, three, knownHosts));
+  return file;
+}
+
+function inventoryText(body: string, three: boolean, knownHosts: string): string {
+  return `defaults:
   ssh:
     user: root
     identityFile: ${join(CACHE, 'id_ed25519')}
@@ -22,8 +27,7 @@ function inventory(name: string, body: string, knownHosts = join(STATE, 'known_h
 hosts:
   server-01: {address: ${hostIp(1)}}
   server-02: {address: ${hostIp(2)}}
-${three ? `  server-03: {address: ${hostIp(3)}, ipsec: {backend: strongswan}}\n` : ''}${body}`);
-  return file;
+${three ? `  server-03: {address: ${hostIp(3)}, ipsec: {backend: strongswan}}\n` : ''}${body}`;
 }
 
 function provision(...args: string[]): Result {
@@ -161,6 +165,30 @@ describeLab('provision on real servers', () => {
     const accepted = provision('--inventory', inv, '--accept-new-host-keys');
     expect(accepted.code).toBe(0);
     expect(readFileSync(known, 'utf8')).toContain(`${hostIp(2)} ${lines[1]!.split(' ').slice(1).join(' ')}`);
+  }, 300_000);
+
+  test('(f) a jump host, and a non-root user through sudo -n; a user without sudo rights gets a clear error', () => {
+    for (const [user, sudo] of [['deploy', true], ['nosudo', false]] as const) {
+      const r = onServer('server-02', `id ${user} >/dev/null 2>&1 || useradd -m -s /bin/bash ${user}
+        install -d -m 700 -o ${user} /home/${user}/.ssh && install -m 600 -o ${user} /root/.ssh/authorized_keys /home/${user}/.ssh/
+        ${sudo ? `echo '${user} ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/${user}` : 'true'}`);
+      expect(r.code).toBe(0);
+    }
+    // server-02 is reached through server-01, as user `user`.
+    const viaJump = (user: string): string => {
+      const file = join(dir, `jump-${user}.yaml`);
+      writeFileSync(file, inventoryText(seedPair, false, join(STATE, 'known_hosts')).replace(
+        `  server-02: {address: ${hostIp(2)}}`,
+        `  server-02: {address: ${hostIp(2)}, ssh: {user: ${user}, jump: server-01}}`));
+      return file;
+    };
+    const ok = provision('--inventory', viaJump('deploy'), '--json');
+    expect({ code: ok.code, hosts: json(ok).hosts.map((h: any) => h.status) }).toEqual({ code: 0, hosts: ['unchanged', 'unchanged'] });
+    expect(json(ok).pairs[0].status).toBe('verified');
+    const refused = provision('--inventory', viaJump('nosudo'));
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/server-02 +FAILED +facts: sudo wants a password for nosudo/);
+    expect(refused.stdout).toMatch(/NOPASSWD/);
   }, 300_000);
 
   test('no key material reached the output of any run above', () => {
