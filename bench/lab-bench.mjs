@@ -44,7 +44,11 @@ for (const args of [[], ['--no-verify']]) {
     cmds: last.stats.commands / last.stats.hosts,
   });
 }
-console.log(`lab: ${first.json.hosts.length} servers, ${first.json.pairs.length} pair(s)${converged ? ` (first converge: ${(first.ms / 1000).toFixed(1)} s)` : ''}; median of ${RUNS} runs`);
+console.log(`lab: ${first.json.hosts.length} servers, ${first.json.pairs.length} pair(s); no-op figures are medians of ${RUNS} runs`);
+if (converged) {
+  const st = first.json.stats;
+  console.log(`  ${'first converge (one run)'.padEnd(30)} wall ${(first.ms / 1000).toFixed(2)} s   SSH connections/host ${st.connections / st.hosts}   remote commands/host ${st.commands / st.hosts}`);
+}
 for (const r of rows) {
   console.log(`  ${r.what.padEnd(30)} wall ${(r.wall / 1000).toFixed(2)} s   SSH connections/host ${r.conns}   remote commands/host ${r.cmds}`);
 }
