@@ -35,6 +35,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
       .option('offline', { type: 'boolean', default: false, describe: 'with --dry-run: plan without contacting any host' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+      .option('prune', { type: 'boolean', default: true, describe: 'remove the files of pairs no longer in the inventory (--no-prune keeps them)' })
       .option('verify', { type: 'boolean', default: true, describe: 'prove each pair with ping and tcpdump (--no-verify skips it)' })
       .option('limit', { type: 'string', array: true, describe: 'act only on these hosts (comma-separated or repeated); pairs with a host outside are skipped' })
       .option('concurrency', { type: 'number', default: 16, describe: 'hosts worked on at once' })
@@ -68,7 +69,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     const limit = parseLimit(args.limit, inventory);
     if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new UsageError('--concurrency takes a whole number of at least 1');
     return await live(inventory, {
-      dryRun: args.dryRun, json: args.json, verify: args.verify, limit, concurrency: args.concurrency,
+      dryRun: args.dryRun, json: args.json, verify: args.verify, prune: args.prune, limit, concurrency: args.concurrency,
       acceptNewHostKeys: args.acceptNewHostKeys, connectTimeoutSec: args.connectTimeout,
     }, io);
   } catch (err) {
@@ -88,6 +89,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
 
 interface LiveFlags {
   dryRun: boolean;
+  prune: boolean;
   json: boolean;
   verify: boolean;
   limit: Set<string> | undefined;
@@ -117,6 +119,7 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io): Promise<number> {
     result = await run(inv, {
       dryRun: flags.dryRun,
       verify: flags.verify,
+      prune: flags.prune,
       concurrency: flags.concurrency,
       ...(flags.limit ? { limit: flags.limit } : {}),
       random: randomBytes,

@@ -3,7 +3,7 @@ import type { IncludeLine } from '../plan/plan.js';
 import type { KeyState } from '../psk.js';
 
 /** The closed set of things that can happen to a file; the glyph is what people see. */
-export const FILE_ACTIONS = { create: '+', update: '~', noop: ' ' } as const;
+export const FILE_ACTIONS = { create: '+', update: '~', delete: '-', noop: ' ' } as const;
 export type FileAction = keyof typeof FILE_ACTIONS;
 
 export interface FileChange {
@@ -44,6 +44,8 @@ export interface HostChange {
   bringUp: string[];
   /** Every conn the host holds, with its auto=; for what follows a restart. */
   conns: ConnReload[];
+  /** Conns of retired pairs (their files are deleted): taken down and unloaded. */
+  unload: string[];
 }
 
 export interface PairChange {
@@ -58,6 +60,8 @@ export interface Changeset {
   version: 1;
   hosts: HostChange[];
   pairs: PairChange[];
+  /** Pairs no longer in the inventory whose files are still on a host, by conn name → hosts. */
+  retired: { name: string; hosts: string[] }[];
 }
 
 export function hostChanged(h: HostChange): boolean {

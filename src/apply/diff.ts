@@ -16,6 +16,8 @@ export interface DiffInput {
   /** Hosts whose package is installed by this run (from resolveBackend). */
   installs: ReadonlyMap<string, { package: string; aptUpdate: boolean }>;
   random: RandomBytes;
+  /** Delete managed files of pairs no longer planned (false: --no-prune keeps them). */
+  prune: boolean;
 }
 
 /**
@@ -51,6 +53,7 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
   }
 
   const hosts: HostChange[] = [];
+  const retired = new Map<string, string[]>();
   for (const hp of plan.hosts) {
     const f = facts.get(hp.host.name);
     if (!f) continue;
@@ -59,6 +62,7 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
     const bringUp: string[] = [];
     const conns: ConnReload[] = [];
     let blocked = false;
+    const planned = new Set(hp.conns.flatMap((c) => [confPath(c), secretsPath(c)]));
     for (const c of hp.conns) {
       const key = keys.get(c.pair.name);
       if (!key) continue;
@@ -101,8 +105,28 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       }
     }
     if (blocked) continue;
+    // Retire: managed files (ours, by their header) of pairs that are no longer planned.
+    // An operator's own files are never managed, so never deleted.
+    const unload: string[] = [];
+    if (input.prune) {
+      for (const found of f.files.values()) {
+        if (!found.managed || planned.has(found.path)) continue;
+        const m = /^\/etc\/ipsec\.d\/(.+)\.(conf|secrets)$/.exec(found.path);
+        if (!m) continue;
+        const secret = m[2] === 'secrets';
+        files.push({
+          path: found.path, mode: secret ? '0600' : '0644', action: 'delete', pair: m[1]!, secret,
+          after: '', shown: '', ...(found.content !== undefined ? { before: found.content } : {}),
+        });
+        if (!secret) unload.push(m[1]!);
+        const r = retired.get(m[1]!) ?? [];
+        if (!r.includes(hp.host.name)) r.push(hp.host.name);
+        retired.set(m[1]!, r);
+      }
+    }
     const install = input.installs.get(hp.host.name);
-    const includes = f.missingIncludes;
+    // A host without pairs needs no include lines (and may have no ipsec at all).
+    const includes = hp.conns.length ? f.missingIncludes : [];
     const change: HostChange = {
       host: hp.host.name,
       address: hp.host.address,
@@ -110,21 +134,29 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       ...(install ? { install } : {}),
       files,
       includes,
-      ...serviceFor(hp, f, Boolean(install), includes.length > 0, reload.length > 0),
+      ...serviceFor(hp, f, Boolean(install), includes.length > 0, reload.length > 0 || unload.length > 0),
       reload,
       bringUp,
       conns,
+      unload,
     };
     hosts.push(change);
   }
-  return { changeset: { version: 1, hosts, pairs: [...pairs.values()] }, problems };
+  return {
+    changeset: { version: 1, hosts, pairs: [...pairs.values()], retired: [...retired].map(([name, hs]) => ({ name, hosts: hs })) },
+    problems,
+  };
 }
 
 function serviceFor(hp: HostPlan, f: Facts, installing: boolean, includes: boolean, changed: boolean): Pick<HostChange, 'service' | 'serviceReason'> {
-  if (hp.conns.length === 0) return { service: 'none', serviceReason: 'no pairs on this host' };
+  if (hp.conns.length === 0) {
+    return changed && f.running
+      ? { service: 'reload', serviceReason: 'retired conns are taken down' }
+      : { service: 'none', serviceReason: 'no pairs on this host' };
+  }
   if (installing) return { service: 'restart', serviceReason: `${hp.backend.package} is installed by this run` };
   if (includes) return { service: 'restart', serviceReason: 'include lines were added' };
   if (!f.running) return { service: 'restart', serviceReason: 'ipsec is not running' };
-  if (changed) return { service: 'reload', serviceReason: 'conns changed; other tunnels stay up' };
+  if (changed) return { service: 'reload', serviceReason: 'only the changed conns; other tunnels stay up' };
   return { service: 'none', serviceReason: 'nothing changed' };
 }

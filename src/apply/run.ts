@@ -21,6 +21,8 @@ export interface RunOptions {
   /** Host names to act on; undefined means all. */
   limit?: ReadonlySet<string>;
   random: RandomBytes;
+  /** Delete managed files of pairs no longer in the inventory (default true; --no-prune). */
+  prune?: boolean;
   connect(host: HostSpec): Promise<Session>;
   hooks?: Hooks;
   now?: () => number;
@@ -140,7 +142,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   const ok = new Set(active().filter((s) => s.facts).map((s) => s.spec.name));
   const factsOf = new Map([...states.values()].filter((s) => s.facts && ok.has(s.spec.name)).map((s) => [s.spec.name, s.facts!]));
   const installs = new Map([...states.values()].filter((s) => s.install).map((s) => [s.spec.name, s.install!]));
-  const { changeset, problems } = diff({ plan: p, facts: factsOf, installs, random: opts.random });
+  const { changeset, problems } = diff({ plan: p, facts: factsOf, installs, random: opts.random, prune: opts.prune ?? true });
   for (const pr of problems) {
     const s = states.get(pr.host)!;
     if (!s.outcome) fail(s, new StepFailure('plan', pr.problem, pr.hint), 'plan');
@@ -200,8 +202,10 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
         'Look at the named file and line; this may be an operator conn in /etc/ipsec.d that no longer parses.');
     }
     if (r.code !== 0) throw new StepFailure('write', `writing files failed (exit ${r.code}): ${tail(r.stderr)}`, 'Nothing was left half-written; fix the cause and re-run.');
-    const n = change.files.filter((f) => f.action !== 'noop').length;
-    s.did.push(`${n} file${n === 1 ? '' : 's'} written` + (change.includes.length ? `, ${change.includes.length} include line(s) added` : ''));
+    const n = change.files.filter((f) => f.action === 'create' || f.action === 'update').length;
+    const d = change.files.filter((f) => f.action === 'delete').length;
+    const parts = [n ? `${n} file${n === 1 ? '' : 's'} written` : '', d ? `${d} deleted` : '', change.includes.length ? `${change.includes.length} include line(s) added` : ''];
+    s.did.push(parts.filter(Boolean).join(', '));
   });
 
   // Restart where the package is new, includes changed or ipsec is down; else reload what changed.
@@ -214,8 +218,10 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
       s.did.push(`ipsec restarted (${change.serviceReason})`);
     } else {
       const r = await exec(s, 'reload conns', reloadScript(change, backend), STEP_TIMEOUT.service);
-      if (r.code !== 0) throw new StepFailure('reload conns', `reloading ${change.reload.map((c) => c.name).join(', ')} failed: ${tail(r.stderr)}`, 'See docs/troubleshooting.md; `ipsec status` on the host.');
-      s.did.push(`reloaded ${change.reload.map((c) => c.name).join(', ')}`);
+      const names = [...change.reload.map((c) => c.name), ...change.unload].join(', ');
+      if (r.code !== 0) throw new StepFailure('reload conns', `reloading ${names} failed: ${tail(r.stderr)}`, 'See docs/troubleshooting.md; `ipsec status` on the host.');
+      if (change.reload.length) s.did.push(`reloaded ${change.reload.map((c) => c.name).join(', ')}`);
+      if (change.unload.length) s.did.push(`retired ${change.unload.join(', ')}`);
     }
   });
 

@@ -49,7 +49,10 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
     '  mv -f "$tmp" "$1"',
     '}',
   ];
-  for (const f of files) lines.push(`put ${quote(f.path)} ${f.mode} ${Buffer.byteLength(f.after)}`);
+  lines.push('del() { save "$1"; rm -f "$1"; }');
+  for (const f of files) {
+    lines.push(f.action === 'delete' ? `del ${quote(f.path)}` : `put ${quote(f.path)} ${f.mode} ${Buffer.byteLength(f.after)}`);
+  }
   for (const inc of change.includes) {
     const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
     lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
@@ -58,7 +61,7 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
     lines.push(`if ! out=$( { ${backend.checkConfig}; } 2>&1 ); then restore; printf '%s\\n' "$out" >&2; exit 30; fi`);
   }
   lines.push('rm -rf "$bak"');
-  return { script: lines.join('\n') + '\n', stdin: files.map((f) => f.after).join('') };
+  return { script: lines.join('\n') + '\n', stdin: files.filter((f) => f.action !== 'delete').map((f) => f.after).join('') };
 }
 
 /** Restart ipsec (systemd or SysV), wait until the daemon answers, then the backend's after-restart step. */
@@ -72,9 +75,10 @@ export function restartScript(init: 'systemd' | 'sysv', after = ''): string {
     (after ? `${after}\n` : '');
 }
 
-/** Reload only what changed: secrets, then each changed conn; other tunnels stay up. */
+/** Reload only what changed: retired conns down, secrets, then each changed conn; other tunnels stay up. */
 export function reloadScript(change: HostChange, backend: Backend): string {
-  return `set -e\n${backend.rereadSecrets} >/dev/null\n${backend.reloadConns(change.reload)}\n`;
+  const unload = change.unload.length ? `${backend.unloadConns(change.unload)}\n` : '';
+  return `set -e\n${unload}${backend.rereadSecrets} >/dev/null\n${backend.reloadConns(change.reload)}\n`;
 }
 
 export function bringUpScript(names: readonly string[], backend: Backend): string {

@@ -1,5 +1,5 @@
 import { confBlock, header, major, type Backend } from './types.js';
-import { plutoAfterRestart, plutoReload, plutoUp } from './pluto.js';
+import { plutoAfterRestart, plutoReload, plutoUnload, plutoUp } from './pluto.js';
 
 /**
  * libreswan: the seed's conn, IKEv2 only, and dead-peer detection on the initiator so that
@@ -25,4 +25,5 @@ export const libreswan: Backend = {
   reloadConns: plutoReload,
   up: plutoUp,
   afterRestart: plutoAfterRestart,
+  unloadConns: plutoUnload,
 };

@@ -1,5 +1,5 @@
 import { confBlock, header, type Backend } from './types.js';
-import { plutoAfterRestart, plutoReload, plutoUp } from './pluto.js';
+import { plutoAfterRestart, plutoReload, plutoUnload, plutoUp } from './pluto.js';
 
 /** openswan 2.6: the seed recipe exactly (IKEv1, which is all that openswan speaks by default). */
 export const openswan: Backend = {
@@ -14,4 +14,5 @@ export const openswan: Backend = {
   reloadConns: plutoReload,
   up: plutoUp,
   afterRestart: plutoAfterRestart,
+  unloadConns: plutoUnload,
 };

@@ -18,6 +18,10 @@ export function plutoReload(conns: readonly ConnLoad[]): string {
     .join('\n');
 }
 
+export function plutoUnload(names: readonly string[]): string {
+  return names.map((n) => `ipsec auto --delete ${quote(n)} >/dev/null 2>&1 || true`).join('\n');
+}
+
 /** After a restart: route the `auto=start` conns at once, for the same reason. */
 export function plutoAfterRestart(conns: readonly ConnLoad[]): string {
   return conns.filter((c) => c.auto === 'start').map((c) => `ipsec auto --route ${quote(c.name)} >/dev/null 2>&1 || true`).join('\n');

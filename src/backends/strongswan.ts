@@ -27,4 +27,7 @@ export const strongswan: Backend = {
   reloadConns: () => 'ipsec update',
   up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
   afterRestart: () => '',
+  // The files are gone by now; `ipsec update` (in reloadConns) forgets the conns, and these
+  // take their SAs and trap policies down first.
+  unloadConns: (names) => names.map((n) => `ipsec unroute ${quote(n)} >/dev/null 2>&1; ipsec down ${quote(n)} >/dev/null 2>&1`).join('\n'),
 };

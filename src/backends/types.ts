@@ -41,6 +41,8 @@ export interface Backend {
   reloadConns(conns: readonly ConnLoad[]): string;
   /** Shell that initiates a conn now, without waiting for it to finish. */
   up(name: string): string;
+  /** Shell that takes down and forgets conns whose files were deleted. */
+  unloadConns(names: readonly string[]): string;
   /** Shell run once the daemon answers after a restart; empty when there is nothing to do. */
   afterRestart(conns: readonly ConnLoad[]): string;
 }

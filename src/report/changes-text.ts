@@ -23,7 +23,7 @@ export function redactFound(content: string): string {
 function fileDiff(f: FileChange): string {
   const before = f.secret ? redactFound(f.before ?? '') : f.before ?? '';
   const after = f.shown;
-  const patch = createTwoFilesPatch(f.before === undefined ? '/dev/null' : f.path, f.path, before, after, '', '', { context: 3 });
+  const patch = createTwoFilesPatch(f.before === undefined ? '/dev/null' : f.path, f.action === 'delete' ? '/dev/null' : f.path, before, after, '', '', { context: 3 });
   return patch
     .split('\n')
     .filter((l, i, all) => !/^(Index: |====)/.test(l) && !(i === all.length - 1 && l === ''))
@@ -47,8 +47,15 @@ export function renderChanges(cs: Changeset): string {
     for (const inc of h.includes) out.push(`  ~ ${inc.path}  add the line: ${inc.line}`);
     const unchanged = h.files.length - changed.length;
     if (unchanged) out.push(`  ${unchanged} file${unchanged === 1 ? '' : 's'} already as planned`);
-    const svc = h.service === 'reload' ? `reload ${h.reload.map((r) => r.name).join(', ')}` : h.service === 'restart' ? 'restart ipsec' : 'no restart';
+    const svc = h.service === 'reload'
+      ? [h.reload.length ? `reload ${h.reload.map((r) => r.name).join(', ')}` : '', h.unload.length ? `take down ${h.unload.join(', ')}` : ''].filter(Boolean).join('; ')
+      : h.service === 'restart' ? 'restart ipsec' : 'no restart';
     out.push(`  then: ${svc} (${h.serviceReason})`);
+  }
+  if (cs.retired.length) {
+    out.push('');
+    out.push('Retired (no longer in the inventory: files deleted, conns taken down)');
+    for (const r of cs.retired) out.push(`  ${r.name}: on ${r.hosts.join(', ')}`);
   }
   const keys = cs.pairs.filter((p) => p.key !== 'unchanged');
   if (keys.length) {

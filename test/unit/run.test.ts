@@ -121,3 +121,43 @@ describe('the executor, against fake sessions', () => {
     expect(again.result.changeset!.pairs.map((p) => p.key)).toEqual(['unchanged', 'unchanged', 'unchanged']);
   });
 });
+
+describe('retiring pairs', () => {
+  const oldPair = (host: string): string => {
+    const conf = `# managed by provision: edits are overwritten. Pair ${host}/gone; ${host} initiates.\nconn gone--${host}\n    auto=start\n`;
+    const secrets = `# managed by provision: edits are overwritten.\n10.0.0.1 10.0.0.9 : PSK 0sOLDKEYOLDKEY\n`;
+    return READY_FACTS.replace('@@files\n', `@@files\n` +
+      `managed 644 /etc/ipsec.d/gone--${host}.conf ${Buffer.from(conf).toString('base64')}\n` +
+      `managed 600 /etc/ipsec.d/gone--${host}.secrets ${Buffer.from(secrets).toString('base64')}\n` +
+      `foreign 644 /etc/ipsec.d/operator-vpn.conf\nforeign 600 /etc/ipsec.d/operator-vpn.secrets\n`);
+  };
+
+  test("a pair gone from the inventory: its managed files are deleted and its conn taken down; the operator's are not touched", async () => {
+    const { result, sent } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined));
+    const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
+    expect(a.files.filter((f) => f.action === 'delete').map((f) => f.path)).toEqual(['/etc/ipsec.d/gone--a.conf', '/etc/ipsec.d/gone--a.secrets']);
+    expect(a.unload).toEqual(['gone--a']);
+    expect(result.changeset!.retired).toEqual([{ name: 'gone--a', hosts: ['a'] }, { name: 'gone--b', hosts: ['b'] }, { name: 'gone--c', hosts: ['c'] }]);
+    const writeA = sent.find((s) => s.host === 'a' && s.stdin !== undefined)!;
+    expect(writeA.script).toMatch(/^del \/etc\/ipsec\.d\/gone--a\.conf$/m);
+    expect(writeA.script).not.toMatch(/operator-vpn/);
+    expect(sent.find((s) => s.host === 'a' && /ipsec auto --delete gone--a/.test(s.script))).toBeDefined();
+    expect(result.hosts.get('a')).toMatchObject({ status: 'changed', did: expect.arrayContaining(['retired gone--a']) });
+  });
+
+  test('--no-prune keeps them', async () => {
+    const { result, sent } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined), { prune: false });
+    expect(result.changeset!.hosts.flatMap((h) => h.files.filter((f) => f.action === 'delete'))).toEqual([]);
+    expect(sent.some((s) => /^del /m.test(s.script))).toBe(false);
+  });
+
+  test('the dry run names what is retired and never shows the old key', async () => {
+    const { renderChanges } = await import('../../src/report/changes-text.js');
+    const { result } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined), { dryRun: true });
+    const text = renderChanges(result.changeset!);
+    expect(text).toMatch(/- \/etc\/ipsec\.d\/gone--a\.conf {2}\(delete, 0644\)/);
+    expect(text).toMatch(/Retired .*\n {2}gone--a: on a/);
+    expect(text).not.toContain('OLDKEY');
+    expect(text).toMatch(/take down gone--a/);
+  });
+});
