@@ -63,7 +63,3 @@ export interface Changeset {
   /** Pairs no longer in the inventory whose files are still on a host, by conn name → hosts. */
   retired: { name: string; hosts: string[] }[];
 }
-
-export function hostChanged(h: HostChange): boolean {
-  return Boolean(h.install) || h.includes.length > 0 || h.files.some((f) => f.action !== 'noop');
-}

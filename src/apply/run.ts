@@ -7,7 +7,7 @@ import { ConnectError, HostKeyError, RemoteError, tail } from '../remote/errors.
 import { FACTS_SCRIPT, parseFacts, type Facts } from '../remote/facts.js';
 import type { Session } from '../remote/session.js';
 import { judge, parseVerify, settleScript, verifyScript } from '../verify/esp.js';
-import { hostChanged, type HostChange } from './changeset.js';
+import type { HostChange } from './changeset.js';
 import { diff } from './diff.js';
 import type { DirectionResult, HostOutcome, Hooks, PairOutcome, RunResult } from './outcome.js';
 import { resolveBackend } from './resolve.js';
@@ -70,9 +70,8 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     let outcome: HostOutcome;
     if (err instanceof HostKeyError) outcome = { status: 'refused', error: err.message, hint: err.hint };
     else if (err instanceof ConnectError) outcome = { status: 'unreachable', error: err.message, hint: err.hint };
-    else if (err instanceof StepFailure || err instanceof RemoteError) {
-      outcome = { status: 'failed', step: err instanceof StepFailure ? err.step : err.step, error: err.message, hint: err.hint };
-    } else outcome = { status: 'failed', step, error: (err as Error).message ?? String(err), hint: 'This is a bug in provision if it repeats; please report it with the output.' };
+    else if (err instanceof StepFailure || err instanceof RemoteError) outcome = { status: 'failed', step: err.step, error: err.message, hint: err.hint };
+    else outcome = { status: 'failed', step, error: (err as Error).message ?? String(err), hint: 'This is a bug in provision if it repeats; please report it with the output.' };
     s.outcome = outcome;
     hooks.onHostDone?.(s.spec.name, outcome);
   };
@@ -175,9 +174,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     for (const pair of p.pairs) if (!pairOutcomes.has(pair.name)) pairHostsOk(pair);
     for (const s of states.values()) {
       if (s.outcome) continue;
-      const change = changeOf.get(s.spec.name);
       s.outcome = opts.dryRun ? { status: 'planned' } : s.did.length ? { status: 'changed', did: s.did } : { status: 'unchanged' };
-      if (!opts.dryRun && change && !s.did.length && hostChanged(change)) s.outcome = { status: 'changed', did: ['files written'] };
       hooks.onHostDone?.(s.spec.name, s.outcome);
     }
     return {

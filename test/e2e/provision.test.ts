@@ -158,11 +158,12 @@ describeLab('provision on real servers', () => {
     const lines = readFileSync(join(STATE, 'known_hosts'), 'utf8').trim().split('\n');
     writeFileSync(known, lines[0] + '\n');
     const inv = inventory('partial.yaml', seedPair, known);
-    const refused = provision('--inventory', inv, '--no-verify');
+    // --no-prune: this inventory lacks server-03; its pairs stay for the tests below.
+    const refused = provision('--inventory', inv, '--no-verify', '--no-prune');
     expect(refused.code).toBe(3);
     expect(refused.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 is not in/);
     expect(refused.stdout).toMatch(/--accept-new-host-keys/);
-    const accepted = provision('--inventory', inv, '--accept-new-host-keys');
+    const accepted = provision('--inventory', inv, '--accept-new-host-keys', '--no-prune');
     expect(accepted.code).toBe(0);
     expect(readFileSync(known, 'utf8')).toContain(`${hostIp(2)} ${lines[1]!.split(' ').slice(1).join(' ')}`);
   }, 300_000);
@@ -182,10 +183,10 @@ describeLab('provision on real servers', () => {
         `  server-02: {address: ${hostIp(2)}, ssh: {user: ${user}, jump: server-01}}`));
       return file;
     };
-    const ok = provision('--inventory', viaJump('deploy'), '--json');
+    const ok = provision('--inventory', viaJump('deploy'), '--json', '--no-prune');
     expect({ code: ok.code, hosts: json(ok).hosts.map((h: any) => h.status) }).toEqual({ code: 0, hosts: ['unchanged', 'unchanged'] });
     expect(json(ok).pairs[0].status).toBe('verified');
-    const refused = provision('--inventory', viaJump('nosudo'));
+    const refused = provision('--inventory', viaJump('nosudo'), '--no-prune');
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/server-02 +FAILED +facts: sudo wants a password for nosudo/);
     expect(refused.stdout).toMatch(/NOPASSWD/);
@@ -200,6 +201,31 @@ describeLab('provision on real servers', () => {
       expect(o.stdout).not.toContain(k);
       expect(o.stderr).not.toContain(k);
     }
+  }, 300_000);
+
+  test("(g) pairs removed from the inventory are retired; an operator's own conn is never touched", () => {
+    const operatorConf = 'conn operator-vpn\n    type=transport\n    authby=secret\n    left=10.77.0.11\n    right=192.0.2.99\n    auto=ignore\n';
+    writeFileSync(join(dir, 'operator.conf'), operatorConf);
+    const put = onServer('server-01', `cat > /etc/ipsec.d/operator-vpn.conf; echo '10.77.0.11 192.0.2.99 : PSK "operator-secret"' > /etc/ipsec.d/operator-vpn.secrets; chmod 600 /etc/ipsec.d/operator-vpn.secrets; stat -c %Y /etc/ipsec.d/operator-vpn.*`, operatorConf);
+    expect(put.code).toBe(0);
+    // server-03 leaves the inventory: its pairs are retired on server-01 and server-02.
+    const inv = inventory('seed-again.yaml', seedPair);
+    const dry = provision('--inventory', inv, '--dry-run');
+    expect(dry.stdout).toMatch(/- \/etc\/ipsec\.d\/server-01--server-03\.conf {2}\(delete, 0644\)/);
+    expect(dry.stdout).toMatch(/server-01--server-03: on server-01/);
+    expect(dry.stdout).not.toMatch(/operator/);
+    const r = provision('--inventory', inv, '--json');
+    const j = json(r);
+    expect(r.code).toBe(0);
+    expect(j.hosts.find((h: any) => h.name === 'server-01').did).toContain('retired server-01--server-03');
+    expect(j.pairs.map((p: any) => [p.name, p.status])).toEqual([['server-01--server-02', 'verified']]);
+    const after = onServer('server-01', 'ls /etc/ipsec.d/*.conf /etc/ipsec.d/*.secrets; stat -c %Y /etc/ipsec.d/operator-vpn.*; ipsec status | grep -c "server-01--server-03" || true');
+    expect(after.stdout).toBe([
+      '/etc/ipsec.d/operator-vpn.conf', '/etc/ipsec.d/operator-vpn.secrets',
+      '/etc/ipsec.d/server-01--server-02.conf', '/etc/ipsec.d/server-01--server-02.secrets',
+    ].join('\n') + '\n' + put.stdout + '0\n');
+    // server-03, no longer in the inventory, was not contacted.
+    expect(onServer('server-03', 'ls /etc/ipsec.d/*.conf | wc -l').stdout.trim()).toBe('2');
   }, 300_000);
 });
 
