@@ -25,7 +25,12 @@ export interface Io {
 
 export class UsageError extends Error {}
 
-export async function main(argv: string[], io: Io = process): Promise<number> {
+/** What the CLI reaches the outside world through; tests pass their own. */
+export interface Deps {
+  connect: typeof connect;
+}
+
+export async function main(argv: string[], io: Io = process, deps: Deps = { connect }): Promise<number> {
   let args;
   try {
     args = await yargs(argv)
@@ -71,7 +76,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     return await live(inventory, {
       dryRun: args.dryRun, json: args.json, verify: args.verify, prune: args.prune, limit, concurrency: args.concurrency,
       acceptNewHostKeys: args.acceptNewHostKeys, connectTimeoutSec: args.connectTimeout,
-    }, io);
+    }, io, deps);
   } catch (err) {
     if (err instanceof InventoryError) {
       const n = err.problems.length;
@@ -106,7 +111,7 @@ function parseLimit(values: string[] | undefined, inv: Inventory): Set<string> |
   return new Set(names);
 }
 
-async function live(inv: Inventory, flags: LiveFlags, io: Io): Promise<number> {
+async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promise<number> {
   const inScope = [...inv.hosts.values()].filter((h) => !flags.limit || flags.limit.has(h.name));
   const passphrases = await passphrasesFor(inScope.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
   const progress = progressHooks(io.stderr, inScope.length);
@@ -123,7 +128,7 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io): Promise<number> {
       concurrency: flags.concurrency,
       ...(flags.limit ? { limit: flags.limit } : {}),
       random: randomBytes,
-      connect: (h) => connect(h.name, h.ssh, {
+      connect: (h) => deps.connect(h.name, h.ssh, {
         acceptNewHostKeys: flags.acceptNewHostKeys,
         connectTimeoutSec: flags.connectTimeoutSec,
         commandTimeoutSec: 120,

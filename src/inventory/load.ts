@@ -67,7 +67,7 @@ export function loadInventory(text: string, file: string): Inventory {
   }
   for (const [name, h] of hostEntries) {
     if (!HOST_NAME.test(name)) {
-      report(['hosts', name], `host name ${JSON.stringify(name)} is not safe in a file or conn name`,
+      report(['hosts', name], `host name ${shown(name)} is not safe in a file or conn name`,
         'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 63 characters.', true);
     }
     const family = checkAddress(h.address, ['hosts', name, 'address'], report);
@@ -98,14 +98,14 @@ export function loadInventory(text: string, file: string): Inventory {
   const meshes: MeshDecl[] = [];
   (raw.meshes ?? []).forEach((m, i) => {
     if (!CONN_NAME.test(m.name)) {
-      report(['meshes', i, 'name'], `mesh name ${JSON.stringify(m.name)} is not a safe name`,
+      report(['meshes', i, 'name'], `mesh name ${shown(m.name)} is not a safe name`,
         'Use letters, digits, dot, dash and underscore, starting with a letter or digit.');
     }
     const seen = new Set<string>();
     m.hosts.forEach((h, j) => {
       checkHostRef(h, ['meshes', i, 'hosts', j], hosts, report);
       if (seen.has(h)) {
-        report(['meshes', i, 'hosts', j], `host ${h} is listed twice in mesh ${m.name}`, 'List each host of a mesh once.');
+        report(['meshes', i, 'hosts', j], `host ${shown(h)} is listed twice in mesh ${shown(m.name)}`, 'List each host of a mesh once.');
       }
       seen.add(h);
     });
@@ -151,11 +151,11 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, hosts: Map<string,
       ...(p.responder !== undefined ? { responder: p.responder } : {}),
     };
     if (p.name !== undefined && !CONN_NAME.test(p.name)) {
-      report(['pairs', i, 'name'], `conn name ${JSON.stringify(p.name)} is not safe in a file or conn name`,
+      report(['pairs', i, 'name'], `conn name ${shown(p.name)} is not safe in a file or conn name`,
         'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 100 characters.');
     }
     if (p.initiator !== undefined && !p.hosts.includes(p.initiator)) {
-      report(['pairs', i, 'initiator'], `initiator ${p.initiator} is not one of this pair's hosts (${p.hosts.join(', ')})`,
+      report(['pairs', i, 'initiator'], `initiator ${shown(p.initiator)} is not one of this pair's hosts (${p.hosts.map(shown).join(', ')})`,
         'Set `initiator:` to one of the two hosts, or remove it to let the first host initiate.');
     }
   } else {
@@ -166,7 +166,7 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, hosts: Map<string,
   const path = Array.isArray(item) ? ['pairs', i] : ['pairs', i, 'hosts'];
   decl.hosts.forEach((h, j) => checkHostRef(h, [...path, j], hosts, report));
   if (decl.hosts[0] === decl.hosts[1]) {
-    report([...path, 1], `host ${decl.hosts[0]} is paired with itself`, 'A pair joins two different hosts; fix the second name.');
+    report([...path, 1], `host ${shown(decl.hosts[0])} is paired with itself`, 'A pair joins two different hosts; fix the second name.');
   }
   return decl;
 }
@@ -174,7 +174,7 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, hosts: Map<string,
 function checkHostRef(name: string, path: readonly PropertyKey[], hosts: Map<string, HostSpec>, report: Report): void {
   if (hosts.has(name)) return;
   const near = nearest(name, [...hosts.keys()]);
-  report(path, `unknown host ${JSON.stringify(name)}`,
+  report(path, `unknown host ${shown(name)}`,
     near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.');
 }
 
@@ -192,7 +192,7 @@ function checkAddress(address: string, path: readonly PropertyKey[], report: Rep
     else if (/[a-z]/i.test(address) && !address.includes(':')) {
       hint = 'IPsec peers are matched by IP address: put the IP in `address:` and the DNS name in `ssh.host:`.';
     }
-    report(path, `${JSON.stringify(address)} is not an IP address`, hint);
+    report(path, `${shown(address)} is not an IP address`, hint);
     return undefined;
   }
   const n = normalizeAddress(address);
@@ -254,7 +254,7 @@ function describe(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the text ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  if (typeof value === 'string') return `the text ${shown(value)}`;
   return `${typeof value} ${String(value)}`;
 }
 
@@ -279,7 +279,7 @@ function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: readonly
       for (const key of issue.keys) {
         const allowed = allowedKeys(path);
         const near = nearest(key, allowed);
-        report([...path, key], `unknown key ${JSON.stringify(key)} in ${where}`,
+        report([...path, key], `unknown key ${shown(key)} in ${where}`,
           near ? `Did you mean \`${near}\`? Allowed here: ${allowed.join(', ')}.` : `Allowed here: ${allowed.join(', ')}.`, true);
       }
       return;
@@ -319,6 +319,11 @@ function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: readonly
     default:
       report(path, `${where}: ${issue.message}`, 'See docs/inventory.md for the expected form.');
   }
+}
+
+/** A value as a message quotes it: JSON-escaped (so newlines and controls show), and cut short. */
+export function shown(value: string): string {
+  return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
 }
 
 /** The closest candidate within a small edit distance, for "did you mean". */
