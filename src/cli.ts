@@ -16,7 +16,7 @@ import { planToJson } from './report/plan-json.js';
 import { renderPlanText } from './report/plan-text.js';
 
 /** Exit codes, as documented in the README. */
-export const EXIT = { ok: 0, failed: 1, badInput: 2, hostKey: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, badInput: 2, hostKey: 3, interrupted: 130 } as const;
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -119,9 +119,18 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promi
     const outside = [...inv.hosts.keys()].filter((h) => !flags.limit!.has(h));
     progress.onNote?.(`--limit: acting on ${inScope.length} of ${inv.hosts.size} hosts; pairs with ${outside.join(', ')} are skipped`);
   }
+  // First Ctrl-C: finish the steps under way (atomic), start nothing new, report. Second: quit.
+  const abort = new AbortController();
+  const onSigint = (): void => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    abort.abort();
+    progress.onNote?.('Ctrl-C: finishing the steps under way, then stopping (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
   let result: RunResult;
   try {
     result = await run(inv, {
+      signal: abort.signal,
       dryRun: flags.dryRun,
       verify: flags.verify,
       prune: flags.prune,
@@ -138,6 +147,7 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promi
       hooks: progress,
     });
   } finally {
+    process.off('SIGINT', onSigint);
     progress.stop();
   }
   if (flags.json) {
@@ -152,6 +162,7 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promi
 
 export function exitCode(r: RunResult): number {
   const outcomes = [...r.hosts.values()];
+  if (r.interrupted) return EXIT.interrupted;
   if (outcomes.some((o) => o.status === 'refused')) return EXIT.hostKey;
   if (outcomes.some((o) => o.status === 'failed' || o.status === 'unreachable')) return EXIT.failed;
   if (r.pairs.some((p) => p.status === 'failed')) return EXIT.failed;

@@ -8,7 +8,9 @@ export type HostOutcome =
   | { status: 'failed'; step: string; error: string; hint: string }
   | { status: 'unreachable'; error: string; hint: string }
   | { status: 'refused'; error: string; hint: string }
-  | { status: 'planned' };
+  | { status: 'planned' }
+  /** Ctrl-C: steps under way finished (each is atomic), nothing further was started. */
+  | { status: 'interrupted'; did: string[] };
 
 export interface DirectionResult {
   from: string;
@@ -37,6 +39,7 @@ export interface RunStats {
 
 export interface RunResult {
   dryRun: boolean;
+  interrupted: boolean;
   hosts: Map<string, HostOutcome>;
   pairs: PairOutcome[];
   changeset?: Changeset;

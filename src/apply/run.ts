@@ -21,6 +21,8 @@ export interface RunOptions {
   /** Host names to act on; undefined means all. */
   limit?: ReadonlySet<string>;
   random: RandomBytes;
+  /** Aborted on Ctrl-C: no new step starts; the ones under way finish. */
+  signal?: AbortSignal;
   /** Delete managed files of pairs no longer in the inventory (default true; --no-prune). */
   prune?: boolean;
   connect(host: HostSpec): Promise<Session>;
@@ -77,8 +79,10 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   };
 
   /** Runs `fn` for every host still in the game, at most `concurrency` at once. */
+  const interrupted = (): boolean => opts.signal?.aborted === true;
   const phase = async (hosts: HostState[], step: string, fn: (s: HostState) => Promise<void>): Promise<void> => {
     await Promise.all(hosts.map((s) => limit(async () => {
+      if (interrupted()) return;
       try {
         await fn(s);
       } catch (err) {
@@ -174,11 +178,13 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     for (const pair of p.pairs) if (!pairOutcomes.has(pair.name)) pairHostsOk(pair);
     for (const s of states.values()) {
       if (s.outcome) continue;
-      s.outcome = opts.dryRun ? { status: 'planned' } : s.did.length ? { status: 'changed', did: s.did } : { status: 'unchanged' };
+      s.outcome = interrupted() ? { status: 'interrupted', did: s.did }
+        : opts.dryRun ? { status: 'planned' } : s.did.length ? { status: 'changed', did: s.did } : { status: 'unchanged' };
       hooks.onHostDone?.(s.spec.name, s.outcome);
     }
     return {
       dryRun: opts.dryRun,
+      interrupted: interrupted(),
       hosts: new Map([...inv.hosts.keys()].filter((h) => states.has(h)).map((h) => [h, states.get(h)!.outcome!])),
       pairs: p.pairs.map((pair) => pairOutcomes.get(pair.name)).filter((x): x is PairOutcome => Boolean(x)),
       changeset,
@@ -231,6 +237,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
 
   // Verify every pair whose two hosts are fine: both ends capture while pinging each other.
   const toVerify = p.pairs.filter((pair) => pairHostsOk(pair));
+  if (interrupted()) return finish();
   if (!opts.verify) {
     for (const pair of toVerify) {
       pairOutcomes.set(pair.name, { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'unverified', reason: '--no-verify' });

@@ -7,6 +7,7 @@ function outcomeWord(o: HostOutcome): string {
     case 'failed': return `FAILED at ${o.step}: ${o.error}`;
     case 'unreachable': return `UNREACHABLE: ${o.error}`;
     case 'refused': return `REFUSED: ${o.error}`;
+    case 'interrupted': return `INTERRUPTED${o.did.length ? ` after: ${o.did.join('; ')}` : ''}`;
     default: return o.status;
   }
 }

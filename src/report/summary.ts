@@ -5,6 +5,7 @@ function hostLine(outcome: HostOutcome): [string, string] {
   switch (outcome.status) {
     case 'unchanged': return ['unchanged', ''];
     case 'planned': return ['planned', ''];
+    case 'interrupted': return ['INTERRUPTED', outcome.did.length ? `done before Ctrl-C: ${outcome.did.join('; ')}` : 'nothing was changed'];
     case 'changed': return ['changed', outcome.did.join('; ')];
     case 'failed': return ['FAILED', `${outcome.step}: ${outcome.error}\n    next: ${outcome.hint}`];
     case 'unreachable': return ['UNREACHABLE', `${outcome.error}\n    next: ${outcome.hint}`];
@@ -47,7 +48,9 @@ export function renderSummary(r: RunResult): string {
   const verified = r.pairs.filter((p) => p.status === 'verified').length;
   const changed = [...r.hosts.values()].filter((o) => o.status === 'changed').length;
   const secs = (r.stats.wallMs / 1000).toFixed(1);
-  if (r.dryRun) {
+  if (r.interrupted) {
+    out.push('Interrupted by Ctrl-C: the steps under way finished (every file write is atomic); nothing else was started. Re-run to converge.');
+  } else if (r.dryRun) {
     out.push(`Dry run: ${r.hosts.size} hosts looked at in ${secs} s; nothing was changed.${failedHosts ? ` ${failedHosts} host(s) could not be planned.` : ''}`);
   } else {
     out.push(`${changed} changed, ${r.hosts.size - changed - failedHosts} unchanged, ${failedHosts} failed; ${verified} of ${r.pairs.length} pairs ESP-verified${failedPairs ? `, ${failedPairs} failed` : ''} (${secs} s).`);

@@ -161,3 +161,21 @@ describe('retiring pairs', () => {
     expect(text).toMatch(/take down gone--a/);
   });
 });
+
+describe('Ctrl-C', () => {
+  test('steps under way finish, nothing new starts, hosts say what was done, exit 130', async () => {
+    const abort = new AbortController();
+    const fake = fakeSessions((host, script) => {
+      // Ctrl-C arrives while host a is writing; b and c may be writing too (concurrency 1 here).
+      if (host === 'a' && script.includes('put ')) abort.abort();
+      return undefined;
+    });
+    const result = await run(inv, { dryRun: false, verify: true, concurrency: 1, random: fixed, signal: abort.signal, connect: fake.connect });
+    expect(result.interrupted).toBe(true);
+    expect(result.hosts.get('a')).toEqual({ status: 'interrupted', did: ['4 files written'] });
+    expect(result.hosts.get('b')).toEqual({ status: 'interrupted', did: [] });
+    expect(fake.sent.filter((s) => s.host === 'b' && s.stdin)).toEqual([]);
+    expect(fake.sent.some((s) => /ipsec auto --replace|tcpdump/.test(s.script))).toBe(false);
+    expect(exitCode(result)).toBe(130);
+  });
+});
