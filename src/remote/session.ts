@@ -61,6 +61,9 @@ export function parseJump(jump: string, fallback: SshSettings): SshSettings {
 class SshSession implements Session {
   commands = 0;
   private lost: Error | undefined;
+  /** Settles when the connection drops, so a command under way fails at once. */
+  private readonly dropped: Promise<Error>;
+  private onDrop: (err: Error) => void = () => undefined;
   constructor(
     readonly host: string,
     private readonly ssh: NodeSSH,
@@ -69,11 +72,14 @@ class SshSession implements Session {
     private readonly onClose: () => Promise<void>,
   ) {
     // A dropped connection must fail this host, never crash the process.
+    this.dropped = new Promise((resolve) => (this.onDrop = resolve));
     ssh.connection?.on('error', (err) => {
-      this.lost = err;
+      this.lost ??= err;
+      this.onDrop(this.lost);
     });
     ssh.connection?.on('close', () => {
       this.lost ??= new Error('connection closed');
+      this.onDrop(this.lost);
     });
   }
 
@@ -97,10 +103,15 @@ class SshSession implements Session {
           channel = c;
         },
       });
-      const r = await Promise.race([exec, timeout]);
+      const r = await Promise.race([exec, timeout, this.dropped.then((e) => Promise.reject(e))]);
       if (r === 'timeout') {
         channel?.close();
         return { code: null, stdout: '', stderr: `no answer within ${timeoutSec} s`, timedOut: true };
+      }
+      if (r.code === null && r.signal === null) {
+        // The channel closed without an exit status: the connection went away.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.lost) throw this.lost;
       }
       // `timeout` exits 124 when it stopped the command.
       return { code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.code === 124 || r.code === 137 };
@@ -144,11 +155,10 @@ async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.
   let refusal: HostKeyError | undefined;
   let toRecord: Buffer | undefined;
 
-  const client = new NodeSSH();
+  let client = new NodeSSH();
   const identityFile = ssh.identityFile ? expandHome(ssh.identityFile) : undefined;
   const passphrase = identityFile ? opts.passphrases?.get(identityFile) : undefined;
-  try {
-    await client.connect({
+  const attempt = (): Promise<unknown> => client.connect({
       host: ssh.host,
       port: ssh.port,
       username: ssh.user,
@@ -171,10 +181,19 @@ async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.
         return false;
       },
     });
-  } catch (err) {
-    client.dispose();
-    if (refusal) throw refusal;
-    throw connectError(target, err);
+  // sshd drops connections before its banner when MaxStartups or MaxSessions is exceeded,
+  // as many hosts connecting at once can cause: try again after a growing, jittered pause.
+  for (let i = 0; ; i++) {
+    try {
+      await attempt();
+      break;
+    } catch (err) {
+      client.dispose();
+      client = new NodeSSH();
+      if (refusal) throw refusal;
+      if (i + 1 >= CONNECT_TRIES || !RETRYABLE.test((err as Error).message ?? '')) throw connectError(target, err, i + 1);
+      await new Promise((r) => setTimeout(r, 250 * 2 ** i * (1 + Math.random() / 2)));
+    }
   }
   if (toRecord) {
     await mkdir(dirname(knownFile), { recursive: true, mode: 0o700 });
@@ -183,8 +202,11 @@ async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.
   return client;
 }
 
-function connectError(target: Endpoint, err: unknown): ConnectError {
-  const msg = (err as Error).message ?? String(err);
+const CONNECT_TRIES = 4;
+const RETRYABLE = /ECONNRESET|Connection lost before handshake|kex_exchange_identification|socket hang up|EPIPE/i;
+
+function connectError(target: Endpoint, err: unknown, tries = 1): ConnectError {
+  const msg = `${(err as Error).message ?? String(err)}${tries > 1 ? ` (${tries} tries)` : ''}`;
   const where = `${target.ssh.user}@${target.ssh.host}:${target.ssh.port}`;
   let hint = 'Check the address, the port and that sshd runs; `ssh` to it by hand to compare.';
   if (/authentication methods failed|All configured authentication/i.test(msg)) {
