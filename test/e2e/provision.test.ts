@@ -53,7 +53,17 @@ function json(r: Result): any {
 }
 
 describeLab('provision on real servers', () => {
-  beforeAll(() => labUp(3), 600_000);
+  beforeAll(() => {
+    labUp(3);
+    // Every command line any SSH client sends to a server is recorded, to prove later that
+    // no key ever travelled on one.
+    const wrapper = readFileSync(join(REPO, 'test', 'lab', 'record-ssh'), 'utf8');
+    for (const n of ['server-01', 'server-02', 'server-03']) {
+      const r = onServer(n, 'cat > /usr/local/sbin/record-ssh && chmod 755 /usr/local/sbin/record-ssh && ' +
+        "echo 'ForceCommand /usr/local/sbin/record-ssh' > /etc/ssh/sshd_config.d/record.conf && systemctl reload ssh", wrapper);
+      if (r.code !== 0) throw new Error(`recording wrapper on ${n}: ${r.stderr}`);
+    }
+  }, 600_000);
   afterAll(() => labDown(), 120_000);
 
   const seedPair = 'pairs:\n  - [server-01, server-02]\n';
@@ -201,6 +211,17 @@ describeLab('provision on real servers', () => {
       expect(o.stdout).not.toContain(k);
       expect(o.stderr).not.toContain(k);
     }
+    // Every command line the tool sent, as the servers' sshd ForceCommand wrapper recorded it.
+    for (const n of ['server-01', 'server-02', 'server-03']) {
+      const log = onServer(n, 'cat /var/log/ssh-commands.log').stdout;
+      expect(log).toMatch(/timeout -k 5 \d+ sh -c/);
+      for (const k of keys) {
+        expect(log).not.toContain(k);
+        expect(log).not.toContain(k.replace(/^0s/, ''));
+      }
+    }
+    // Nothing the tool wrote locally (the known_hosts it recorded) holds a key either.
+    for (const k of keys) expect(readFileSync(join(dir, 'known_hosts_partial'), 'utf8')).not.toContain(k);
   }, 300_000);
 
   test("(g) pairs removed from the inventory are retired; an operator's own conn is never touched", () => {
