@@ -66,6 +66,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   for (const spec of inv.hosts.values()) {
     if (!opts.limit || opts.limit.has(spec.name)) states.set(spec.name, { spec, did: [] });
   }
+  const paired = new Set([...inv.pairs.flatMap((p) => p.hosts), ...inv.meshes.flatMap((m) => m.hosts)]);
   const active = (): HostState[] => [...states.values()].filter((s) => !s.outcome || !failedStatuses.has(s.outcome.status));
 
   const fail = (s: HostState, err: unknown, step: string): void => {
@@ -110,6 +111,12 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
       throw new StepFailure('facts', `could not read the host's state: ${tail(r.stderr) || 'no output'}`, 'Check the login shell is sh-compatible and coreutils are installed.');
     }
     const res = resolveBackend(s.spec, s.facts);
+    // A host in no pair gets nothing installed; its backend matters only to take down
+    // conns of retired pairs, so not knowing it is no failure.
+    if (!paired.has(s.spec.name)) {
+      if (res.ok) s.resolved = res.resolved;
+      return;
+    }
     if (!res.ok) throw new StepFailure('facts', res.problem, res.hint);
     s.resolved = res.resolved;
     s.install = res.install ? { package: BACKENDS[res.resolved.backend].package, aptUpdate: res.needsAptUpdate } : undefined;
@@ -122,10 +129,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     await gather(s);
   });
 
-  // Install where the package is missing (apt-get update first when apt knows no candidate),
-  // on hosts that take part in a pair.
-  const paired = new Set([...inv.pairs.flatMap((p) => p.hosts), ...inv.meshes.flatMap((m) => m.hosts)]);
-  for (const s of states.values()) if (!paired.has(s.spec.name)) s.install = undefined;
+  // Install where the package is missing (apt-get update first when apt knows no candidate).
   if (!opts.dryRun) {
     await phase(active().filter((s) => s.install), 'install', async (s) => {
       const pkg = s.install!.package;
