@@ -124,6 +124,19 @@ describeLab('provision on real servers', () => {
     expect(snapshot(['server-01', 'server-02'])).toEqual(before);
   }, 300_000);
 
+  test('apt failing on one host: the error names the package and the host; the others carry on', () => {
+    // server-03's only apt source now points at a closed port on the bridge.
+    expect(onServer('server-03', "cp /etc/apt/sources.list /root/sources.list.ok && echo 'deb [trusted=yes] http://10.77.0.1:9/ ./' > /etc/apt/sources.list").code).toBe(0);
+    const inv = inventory('mesh-broken-apt.yaml', 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n');
+    const r = provision('--inventory', inv);
+    expect(onServer('server-03', 'mv /root/sources.list.ok /etc/apt/sources.list').code).toBe(0);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/server-03 +FAILED +install strongswan-starter: /);
+    expect(r.stdout).toMatch(/server-01 +unchanged/);
+    expect(r.stdout).toMatch(/server-01--server-02 +ESP verified/);
+    expect(r.stdout).toMatch(/server-01--server-03 +skipped +server-03 failed/);
+  }, 300_000);
+
   test('(d) three servers as a mesh, server-03 on strongswan: all three pairs carry ESP', () => {
     const inv = inventory('mesh.yaml', 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n');
     const r = provision('--inventory', inv, '--json');
