@@ -269,10 +269,10 @@ async function verifyPair(pair: PlannedPair, states: Map<string, HostState>, exe
   try {
     // Both ends settle first: one end can hold its SAs seconds before the other does, and
     // pinging then would only measure that gap.
-    await Promise.all(ends.map((s, i) => exec(s, `verify ${pair.name}`, settleScript(s.spec.address, ends[1 - i]!.spec.address), STEP_TIMEOUT.verify)));
+    await Promise.all(ends.map((s, i) => exec(s, `verify ${pair.name}: wait for SAs`, settleScript(s.spec.address, ends[1 - i]!.spec.address), STEP_TIMEOUT.verify)));
     directions = await Promise.all(ends.map(async (s, i) => {
       const peer = ends[1 - i]!;
-      const r = await exec(s, `verify ${pair.name}`, verifyScript(peer.spec.address), STEP_TIMEOUT.verify);
+      const r = await exec(s, `verify ${pair.name}: ping + tcpdump`, verifyScript(peer.spec.address), STEP_TIMEOUT.verify);
       const counts = parseVerify(r.stdout, s.spec.address, peer.spec.address);
       return { from: s.spec.name, to: peer.spec.name, verdict: judge(counts), counts };
     }));
