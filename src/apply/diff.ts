@@ -1,6 +1,6 @@
 import type { Facts } from '../remote/facts.js';
 import { pskOf } from '../remote/facts.js';
-import { confContent, confPath, secretsContent, secretsPath, type HostPlan, type Plan } from '../plan/plan.js';
+import { confContent, confPath, pairFile, pairOfFile, secretsContent, secretsPath, type HostPlan, type Plan } from '../plan/plan.js';
 import { newPsk, redacted, type KeyState, type RandomBytes } from '../psk.js';
 import type { Changeset, ConnReload, FileChange, HostChange, PairChange } from './changeset.js';
 
@@ -36,7 +36,7 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
     const fi = facts.get(pair.initiator);
     const fr = facts.get(pair.responder);
     if (!fi || !fr) continue;
-    const path = `/etc/ipsec.d/${pair.name}.secrets`;
+    const path = pairFile(pair.name, 'secrets');
     const a = pskOf(fi.files.get(path)?.content);
     const b = pskOf(fr.files.get(path)?.content);
     let state: KeyState;
@@ -111,17 +111,17 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
     if (input.prune) {
       for (const found of f.files.values()) {
         if (!found.managed || planned.has(found.path)) continue;
-        const m = /^\/etc\/ipsec\.d\/(.+)\.(conf|secrets)$/.exec(found.path);
-        if (!m) continue;
-        const secret = m[2] === 'secrets';
+        const of = pairOfFile(found.path);
+        if (!of) continue;
+        const secret = of.kind === 'secrets';
         files.push({
-          path: found.path, mode: secret ? '0600' : '0644', action: 'delete', pair: m[1]!, secret,
+          path: found.path, mode: secret ? '0600' : '0644', action: 'delete', pair: of.name, secret,
           after: '', shown: '', ...(found.content !== undefined ? { before: found.content } : {}),
         });
-        if (!secret) unload.push(m[1]!);
-        const r = retired.get(m[1]!) ?? [];
+        if (!secret) unload.push(of.name);
+        const r = retired.get(of.name) ?? [];
         if (!r.includes(hp.host.name)) r.push(hp.host.name);
-        retired.set(m[1]!, r);
+        retired.set(of.name, r);
       }
     }
     const install = input.installs.get(hp.host.name);

@@ -3,7 +3,7 @@ import type { HostSpec, Inventory } from '../inventory/types.js';
 import { plan as makePlan, offlineResolver, type Plan, type Resolved } from '../plan/plan.js';
 import type { PlannedPair } from '../plan/pairs.js';
 import type { RandomBytes } from '../psk.js';
-import { ConnectError, HostKeyError, RemoteError, tail } from '../remote/errors.js';
+import { ConnectError, HostKeyError, tail } from '../remote/errors.js';
 import { FACTS_SCRIPT, parseFacts, type Facts } from '../remote/facts.js';
 import type { Session } from '../remote/session.js';
 import { judge, parseVerify, settleScript, verifyScript } from '../verify/esp.js';
@@ -73,7 +73,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     let outcome: HostOutcome;
     if (err instanceof HostKeyError) outcome = { status: 'refused', error: err.message, hint: err.hint };
     else if (err instanceof ConnectError) outcome = { status: 'unreachable', error: err.message, hint: err.hint };
-    else if (err instanceof StepFailure || err instanceof RemoteError) outcome = { status: 'failed', step: err.step, error: err.message, hint: err.hint };
+    else if (err instanceof StepFailure) outcome = { status: 'failed', step: err.step, error: err.message, hint: err.hint };
     else outcome = { status: 'failed', step, error: (err as Error).message ?? String(err), hint: 'This is a bug in provision if it repeats; please report it with the output.' };
     s.outcome = outcome;
     hooks.onHostDone?.(s.spec.name, outcome);

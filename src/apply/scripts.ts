@@ -1,10 +1,10 @@
 import type { Backend } from '../backends/index.js';
+import { CONF_DIR } from '../plan/plan.js';
 import { quote } from '../remote/shell.js';
 import type { HostChange } from './changeset.js';
 
 /** Exit codes of the write script that mean something to the executor. */
 export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
-
 
 /**
  * One script writes every changed file of a host, reading their contents from stdin in
@@ -14,7 +14,7 @@ export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
  * the operator's file, renamed over it the same way. Then the backend checks the whole
  * config; if it refuses, every file is put back as it was.
  */
-export function writeScript(change: HostChange, backend: Pick<Backend, 'checkConfig'>, dir = '/etc/ipsec.d'): { script: string; stdin: string } {
+export function writeScript(change: HostChange, backend: Pick<Backend, 'checkConfig'>, dir = CONF_DIR): { script: string; stdin: string } {
   const files = change.files.filter((f) => f.action !== 'noop');
   const lines: string[] = [
     'set -eu',
@@ -37,7 +37,7 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
     '  save "$1"',
     '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
     '  head -c "$3" > "$tmp"',
-    '  if [ "$(wc -c < "$tmp")" -ne "$3" ]; then rm -f "$tmp"; restore; echo "short read writing $1" >&2; exit 20; fi',
+    `  if [ "$(wc -c < "$tmp")" -ne "$3" ]; then rm -f "$tmp"; restore; echo "short read writing $1" >&2; exit ${WRITE_EXIT.shortRead}; fi`,
     '  chmod "$2" "$tmp"; chown 0:0 "$tmp"; mv -f "$tmp" "$1"',
     '}',
     'addline() {',
@@ -58,7 +58,7 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
     lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
   }
   if (backend.checkConfig) {
-    lines.push(`if ! out=$( { ${backend.checkConfig}; } 2>&1 ); then restore; printf '%s\\n' "$out" >&2; exit 30; fi`);
+    lines.push(`if ! out=$( { ${backend.checkConfig}; } 2>&1 ); then restore; printf '%s\\n' "$out" >&2; exit ${WRITE_EXIT.checkFailed}; fi`);
   }
   lines.push('rm -rf "$bak"');
   return { script: lines.join('\n') + '\n', stdin: files.filter((f) => f.action !== 'delete').map((f) => f.after).join('') };

@@ -78,8 +78,14 @@ export function plan(inv: Inventory, resolve: Resolver): Plan {
   return { pairs, hosts: [...hostPlans.values()], warnings };
 }
 
-export const confPath = (c: HostConn): string => `${CONF_DIR}/${c.pair.name}.conf`;
-export const secretsPath = (c: HostConn): string => `${CONF_DIR}/${c.pair.name}.secrets`;
+/** Where a pair's files live on its hosts, by conn name; and back, from a path to a conn. */
+export const pairFile = (name: string, kind: 'conf' | 'secrets'): string => `${CONF_DIR}/${name}.${kind}`;
+export function pairOfFile(path: string): { name: string; kind: 'conf' | 'secrets' } | undefined {
+  const m = /^(.+)\.(conf|secrets)$/.exec(path.startsWith(`${CONF_DIR}/`) ? path.slice(CONF_DIR.length + 1) : '');
+  return m && !m[1]!.includes('/') ? { name: m[1]!, kind: m[2] as 'conf' | 'secrets' } : undefined;
+}
+export const confPath = (c: HostConn): string => pairFile(c.pair.name, 'conf');
+export const secretsPath = (c: HostConn): string => pairFile(c.pair.name, 'secrets');
 
 export function connSpec(hp: HostPlan, c: HostConn): ConnSpec {
   const local = hp.host.address;

@@ -14,20 +14,6 @@ export class ConnectError extends Error {
   }
 }
 
-/** A remote step failed. `step` names it for people; no command line or secret is kept. */
-export class RemoteError extends Error {
-  constructor(
-    readonly host: string,
-    readonly step: string,
-    readonly code: number | null,
-    readonly stderrTail: string,
-    readonly hint: string,
-  ) {
-    super(`${step} failed${code === null ? '' : ` (exit ${code})`}${stderrTail ? `: ${stderrTail}` : ''}`);
-    this.name = 'RemoteError';
-  }
-}
-
 /** The last few meaningful lines of a command's stderr, for a message. */
 export function tail(text: string, lines = 3): string {
   return text
