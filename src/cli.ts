@@ -12,6 +12,7 @@ import type { Inventory } from './inventory/types.js';
 import { InventoryError, formatProblem } from './inventory/errors.js';
 import { loadInventory } from './inventory/load.js';
 import { offlineResolver, plan } from './plan/plan.js';
+import { expandPairs, type PlannedPair } from './plan/pairs.js';
 import { planToJson } from './report/plan-json.js';
 import { renderPlanText } from './report/plan-text.js';
 
@@ -43,6 +44,7 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
       .option('prune', { type: 'boolean', default: true, describe: 'remove the files of pairs no longer in the inventory (--no-prune keeps them)' })
       .option('verify', { type: 'boolean', default: true, describe: 'prove each pair with ping and tcpdump (--no-verify skips it)' })
       .option('limit', { type: 'string', array: true, describe: 'act only on these hosts (comma-separated or repeated); pairs with a host outside are skipped' })
+      .option('rotate-psk', { type: 'string', array: true, describe: 'give pairs a new key: all in scope, or the named ones (conn name or "a,b"; repeatable)' })
       .option('concurrency', { type: 'number', default: 16, describe: 'hosts worked on at once' })
       .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
       .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds to wait for an SSH connection' })
@@ -72,9 +74,10 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
       return EXIT.ok;
     }
     const limit = parseLimit(args.limit, inventory);
+    const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk, inventory, limit);
     if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new UsageError('--concurrency takes a whole number of at least 1');
     return await live(inventory, {
-      dryRun: args.dryRun, json: args.json, verify: args.verify, prune: args.prune, limit, concurrency: args.concurrency,
+      dryRun: args.dryRun, json: args.json, verify: args.verify, prune: args.prune, limit, rotate, concurrency: args.concurrency,
       acceptNewHostKeys: args.acceptNewHostKeys, connectTimeoutSec: args.connectTimeout,
     }, io, deps);
   } catch (err) {
@@ -98,6 +101,7 @@ interface LiveFlags {
   json: boolean;
   verify: boolean;
   limit: Set<string> | undefined;
+  rotate: Set<string> | undefined;
   concurrency: number;
   acceptNewHostKeys: boolean;
   connectTimeoutSec: number;
@@ -109,6 +113,31 @@ function parseLimit(values: string[] | undefined, inv: Inventory): Set<string> |
   const unknown = names.filter((n) => !inv.hosts.has(n));
   if (unknown.length) throw new UsageError(`--limit names host(s) not in the inventory: ${unknown.join(', ')}`);
   return new Set(names);
+}
+
+/**
+ * The pairs --rotate-psk names, as conn names: every pair in scope when it names none. A
+ * pair is named by its conn name or by its two hosts, "a,b" in either order.
+ */
+export function parseRotate(values: string[], inv: Inventory, limit: Set<string> | undefined): Set<string> {
+  const pairs = expandPairs(inv);
+  const inScope = (p: PlannedPair): boolean => !limit || (limit.has(p.initiator) && limit.has(p.responder));
+  const names = values.map((v) => v.trim()).filter(Boolean);
+  if (names.length === 0) return new Set(pairs.filter(inScope).map((p) => p.name));
+  const out = new Set<string>();
+  for (const n of names) {
+    const hosts = n.split(',').map((h) => h.trim());
+    const found = hosts.length === 2
+      ? pairs.find((p) => (p.left === hosts[0] && p.right === hosts[1]) || (p.left === hosts[1] && p.right === hosts[0]))
+      : pairs.find((p) => p.name === n);
+    if (!found) {
+      const known = pairs.slice(0, 5).map((p) => p.name).join(', ') + (pairs.length > 5 ? ', ...' : '');
+      throw new UsageError(`--rotate-psk: no pair ${JSON.stringify(n)} in the inventory (pairs: ${known || 'none'}); name a pair by its conn name or as "host-a,host-b"`);
+    }
+    if (!inScope(found)) throw new UsageError(`--rotate-psk ${n}: rotating needs both ${found.initiator} and ${found.responder}, but --limit leaves one out`);
+    out.add(found.name);
+  }
+  return out;
 }
 
 async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promise<number> {
@@ -134,6 +163,7 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promi
       dryRun: flags.dryRun,
       verify: flags.verify,
       prune: flags.prune,
+      ...(flags.rotate ? { rotate: flags.rotate } : {}),
       concurrency: flags.concurrency,
       ...(flags.limit ? { limit: flags.limit } : {}),
       random: randomBytes,
@@ -165,7 +195,7 @@ export function exitCode(r: RunResult): number {
   if (r.interrupted) return EXIT.interrupted;
   if (outcomes.some((o) => o.status === 'refused')) return EXIT.hostKey;
   if (outcomes.some((o) => o.status === 'failed' || o.status === 'unreachable')) return EXIT.failed;
-  if (r.pairs.some((p) => p.status === 'failed')) return EXIT.failed;
+  if (r.pairs.some((p) => p.status === 'failed' || p.status === 'rolled-back')) return EXIT.failed;
   return EXIT.ok;
 }
 

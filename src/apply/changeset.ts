@@ -42,6 +42,11 @@ export interface HostChange {
   reload: ConnReload[];
   /** Pairs this host initiates whose conn or key changed: brought up after every host reloaded. */
   bringUp: string[];
+  /**
+   * Pairs this host initiates whose key changed while their conn did not (rotated or
+   * repaired): after both peers reread secrets, a new IKE SA proves the new key.
+   */
+  reauth: string[];
   /** Every conn the host holds, with its auto=; for what follows a restart. */
   conns: ConnReload[];
   /** Conns of retired pairs (their files are deleted): taken down and unloaded. */
@@ -54,6 +59,10 @@ export interface PairChange {
   responder: string;
   key: KeyState;
   changed: boolean;
+  /** Both ends held ESP SAs for each other before this run (from the initiator's kernel). */
+  upBefore: boolean;
+  /** Why a rotation asked for was not planned (the pair keeps its key). */
+  notRotated?: string;
 }
 
 export interface Changeset {

@@ -1,5 +1,5 @@
 import type { Facts } from '../remote/facts.js';
-import { pskOf } from '../remote/facts.js';
+import { pskOf, saUp } from '../remote/facts.js';
 import { confContent, confPath, pairFile, pairOfFile, secretsContent, secretsPath, type HostPlan, type Plan } from '../plan/plan.js';
 import { newPsk, redacted, type KeyState, type RandomBytes } from '../psk.js';
 import type { Changeset, ConnReload, FileChange, HostChange, PairChange } from './changeset.js';
@@ -18,6 +18,8 @@ export interface DiffInput {
   random: RandomBytes;
   /** Delete managed files of pairs no longer planned (false: --no-prune keeps them). */
   prune: boolean;
+  /** Conn names of pairs whose key is replaced although both peers agree (--rotate-psk). */
+  rotate?: ReadonlySet<string>;
 }
 
 /**
@@ -32,6 +34,7 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
   // Keys first: a pair's key depends on both peers' secrets files.
   const keys = new Map<string, { psk: string; state: KeyState }>();
   const pairs = new Map<string, PairChange>();
+  const addressOf = new Map(plan.hosts.map((hp) => [hp.host.name, hp.host.address]));
   for (const pair of plan.pairs) {
     const fi = facts.get(pair.initiator);
     const fr = facts.get(pair.responder);
@@ -41,7 +44,20 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
     const b = pskOf(fr.files.get(path)?.content);
     let state: KeyState;
     let psk: string;
-    if (a && a === b) {
+    const upBefore = saUp(fi, addressOf.get(pair.initiator)!, addressOf.get(pair.responder)!);
+    let notRotated: string | undefined;
+    if (a && a === b && input.rotate?.has(pair.name)) {
+      // Only a pair that works is rotated: its old SA is what keeps traffic flowing, and
+      // what a failed proof falls back to.
+      if (upBefore) {
+        state = 'rotated';
+        psk = newPsk(input.random);
+      } else {
+        state = 'unchanged';
+        psk = a;
+        notRotated = `not rotated: ${pair.initiator} holds no ESP SAs with ${pair.responder}, so the pair is down`;
+      }
+    } else if (a && a === b) {
       state = 'unchanged';
       psk = a;
     } else {
@@ -49,7 +65,10 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       psk = newPsk(input.random);
     }
     keys.set(pair.name, { psk, state });
-    pairs.set(pair.name, { name: pair.name, initiator: pair.initiator, responder: pair.responder, key: state, changed: false });
+    pairs.set(pair.name, {
+      name: pair.name, initiator: pair.initiator, responder: pair.responder, key: state, changed: false, upBefore,
+      ...(notRotated ? { notRotated } : {}),
+    });
   }
 
   const hosts: HostChange[] = [];
@@ -60,6 +79,8 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
     const files: FileChange[] = [];
     const reload: ConnReload[] = [];
     const bringUp: string[] = [];
+    const reauth: string[] = [];
+    let secretsChanged = false;
     const conns: ConnReload[] = [];
     let blocked = false;
     const planned = new Set(hp.conns.flatMap((c) => [confPath(c), secretsPath(c)]));
@@ -75,7 +96,8 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
           shown: secretsContent(hp, c, key.state === 'unchanged' ? redacted('current') : redacted(key.state)),
         },
       ];
-      let connChanged = false;
+      let confChanged = false;
+      let keyChanged = false;
       for (const w of wanted) {
         const found = f.files.get(w.path);
         if (found && !found.managed) {
@@ -88,7 +110,8 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
           continue;
         }
         const action = !found ? 'create' : found.content !== w.after || found.mode !== w.mode.slice(1) ? 'update' : 'noop';
-        if (action !== 'noop') connChanged = true;
+        if (action !== 'noop' && w.secret) keyChanged = true;
+        else if (action !== 'noop') confChanged = true;
         files.push({
           path: w.path, mode: w.mode, action, pair: c.pair.name, secret: w.secret, after: w.after, shown: w.shown,
           ...(found?.content !== undefined ? { before: found.content } : {}),
@@ -97,9 +120,16 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       }
       const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
       conns.push({ name: c.pair.name, auto });
-      if (connChanged) {
+      // A changed conn is replaced (its SAs go with it) and brought up again. A changed key
+      // alone keeps the SAs: both peers reread secrets, then the initiator re-authenticates.
+      if (confChanged) {
         reload.push({ name: c.pair.name, auto });
         if (c.role === 'initiator') bringUp.push(c.pair.name);
+      } else if (keyChanged && c.role === 'initiator') {
+        reauth.push(c.pair.name);
+      }
+      if (keyChanged) secretsChanged = true;
+      if (confChanged || keyChanged) {
         const pc = pairs.get(c.pair.name);
         if (pc) pc.changed = true;
       }
@@ -134,9 +164,10 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       ...(install ? { install } : {}),
       files,
       includes,
-      ...serviceFor(hp, f, Boolean(install), includes.length > 0, reload.length > 0 || unload.length > 0),
+      ...serviceFor(hp, f, Boolean(install), includes.length > 0, reload.length > 0 || unload.length > 0 || secretsChanged),
       reload,
       bringUp,
+      reauth,
       conns,
       unload,
     };
@@ -157,6 +188,6 @@ function serviceFor(hp: HostPlan, f: Facts, installing: boolean, includes: boole
   if (installing) return { service: 'restart', serviceReason: `${hp.backend.package} is installed by this run` };
   if (includes) return { service: 'restart', serviceReason: 'include lines were added' };
   if (!f.running) return { service: 'restart', serviceReason: 'ipsec is not running' };
-  if (changed) return { service: 'reload', serviceReason: 'only the changed conns; other tunnels stay up' };
+  if (changed) return { service: 'reload', serviceReason: 'only what changed; other tunnels stay up' };
   return { service: 'none', serviceReason: 'nothing changed' };
 }

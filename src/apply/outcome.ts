@@ -26,6 +26,8 @@ export type PairOutcome = {
 } & (
   | { status: 'verified'; directions: DirectionResult[] }
   | { status: 'failed'; reason: string; directions: DirectionResult[] }
+  /** The change broke a pair that worked: its previous files are back; `restored` says how it went. */
+  | { status: 'rolled-back'; reason: string; restored: string; directions: DirectionResult[] }
   | { status: 'skipped'; reason: string }
   | { status: 'unverified'; reason: string }
 );

@@ -11,7 +11,7 @@ import type { HostChange } from './changeset.js';
 import { diff } from './diff.js';
 import type { DirectionResult, HostOutcome, Hooks, PairOutcome, RunResult } from './outcome.js';
 import { resolveBackend } from './resolve.js';
-import { bringUpScript, reloadScript, restartScript, WRITE_EXIT, writeScript } from './scripts.js';
+import { bringUpScript, reloadScript, restartScript, undoChange, WRITE_EXIT, writeScript } from './scripts.js';
 import { BACKENDS } from '../backends/index.js';
 
 export interface RunOptions {
@@ -25,13 +25,15 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Delete managed files of pairs no longer in the inventory (default true; --no-prune). */
   prune?: boolean;
+  /** Conn names of pairs to give a new key (--rotate-psk). */
+  rotate?: ReadonlySet<string>;
   connect(host: HostSpec): Promise<Session>;
   hooks?: Hooks;
   now?: () => number;
 }
 
 /** Seconds each kind of step may take on a host before it counts as failed. */
-export const STEP_TIMEOUT = { facts: 60, install: 900, write: 120, service: 120, verify: 90 } as const;
+export const STEP_TIMEOUT = { facts: 60, install: 900, write: 120, service: 120, reauth: 60, verify: 90 } as const;
 
 class StepFailure extends Error {
   constructor(readonly step: string, message: string, readonly hint: string) {
@@ -149,12 +151,15 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   const ok = new Set(active().filter((s) => s.facts).map((s) => s.spec.name));
   const factsOf = new Map([...states.values()].filter((s) => s.facts && ok.has(s.spec.name)).map((s) => [s.spec.name, s.facts!]));
   const installs = new Map([...states.values()].filter((s) => s.install).map((s) => [s.spec.name, s.install!]));
-  const { changeset, problems } = diff({ plan: p, facts: factsOf, installs, random: opts.random, prune: opts.prune ?? true });
+  const { changeset, problems } = diff({
+    plan: p, facts: factsOf, installs, random: opts.random, prune: opts.prune ?? true, ...(opts.rotate ? { rotate: opts.rotate } : {}),
+  });
   for (const pr of problems) {
     const s = states.get(pr.host)!;
     if (!s.outcome) fail(s, new StepFailure('plan', pr.problem, pr.hint), 'plan');
   }
   const changeOf = new Map(changeset.hosts.map((h) => [h.host, h]));
+  const pairChangeOf = new Map(changeset.pairs.map((pc) => [pc.name, pc]));
 
   const pairOutcomes = new Map<string, PairOutcome>();
   const skipPair = (pair: PlannedPair, reason: string): void => {
@@ -197,6 +202,11 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     };
   };
 
+  // A rotation that was asked for and cannot be done safely is a failure of that pair.
+  for (const pc of changeset.pairs) {
+    if (pc.notRotated) pairOutcomes.set(pc.name, { name: pc.name, initiator: pc.initiator, responder: pc.responder, status: 'failed', reason: pc.notRotated, directions: [] });
+  }
+
   if (opts.dryRun) return finish();
 
   // Write every changed file, then check the config; a refused config is put back.
@@ -220,13 +230,30 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     const change = changeOf.get(s.spec.name)!;
     const backend = BACKENDS[change.backend.id];
     if (change.service === 'restart') {
-      const r = await exec(s, 'restart ipsec', restartScript(s.facts!.init, backend.afterRestart(change.conns)), STEP_TIMEOUT.service);
-      if (r.code !== 0) throw new StepFailure('restart ipsec', `ipsec did not start: ${tail(r.stderr, 4)}`, 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.');
+      const restart = restartScript(s.facts!.init, backend.afterRestart(change.conns));
+      const r = await exec(s, 'restart ipsec', restart, STEP_TIMEOUT.service);
+      if (r.code !== 0) {
+        const why = tail(r.stderr, 4);
+        if (!change.files.some((f) => f.action !== 'noop') || !s.facts!.running) {
+          throw new StepFailure('restart ipsec', `ipsec did not start: ${why}`, 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.');
+        }
+        // It ran before this change: put the previous files back and start it again.
+        const undo = writeScript(undoChange(change), backend);
+        const w = await exec(s, 'roll back files', undo.script, STEP_TIMEOUT.write, undo.stdin);
+        const again = w.code === 0 ? await exec(s, 'restart ipsec (previous files)', restart, STEP_TIMEOUT.service) : undefined;
+        if (again?.code === 0) {
+          throw new StepFailure('restart ipsec', `ipsec did not start with the new files, so the previous files are back and ipsec runs again: ${why}`,
+            'Nothing changed on this host. Read the daemon message above (docs/troubleshooting.md), fix the cause, then re-run.');
+        }
+        throw new StepFailure('restart ipsec', `ipsec did not start with the new files, and rolling back ${w.code === 0 ? 'did not start it either' : 'failed'}: ${why}`,
+          'ipsec is DOWN on this host: `journalctl -u ipsec -n 50` there; see docs/troubleshooting.md.');
+      }
       s.did.push(`ipsec restarted (${change.serviceReason})`);
     } else {
       const r = await exec(s, 'reload conns', reloadScript(change, backend), STEP_TIMEOUT.service);
       const names = [...change.reload.map((c) => c.name), ...change.unload].join(', ');
       if (r.code !== 0) throw new StepFailure('reload conns', `reloading ${names} failed: ${tail(r.stderr)}`, 'See docs/troubleshooting.md; `ipsec status` on the host.');
+      if (change.files.some((f) => f.secret && f.action !== 'noop' && f.action !== 'delete')) s.did.push('secrets reread');
       if (change.reload.length) s.did.push(`reloaded ${change.reload.map((c) => c.name).join(', ')}`);
       if (change.unload.length) s.did.push(`retired ${change.unload.join(', ')}`);
     }
@@ -239,28 +266,92 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     if (r.code !== 0) throw new StepFailure('bring up', `starting ${change.bringUp.join(', ')} failed: ${tail(r.stderr + r.stdout)}`, 'Run `ipsec status` on the host; see docs/troubleshooting.md.');
   });
 
+  // A new key alone (rotated or repaired): both peers have reread secrets; the initiator now
+  // proves the key with a new IKE SA. A refusal is the pair's failure, not the host's.
+  const proofFailed = new Map<string, string>();
+  const reauthOf = (pair: PlannedPair): boolean => {
+    const c = changeOf.get(pair.initiator);
+    return Boolean(c && c.service === 'reload' && c.reauth.includes(pair.name));
+  };
+  await Promise.all(p.pairs.filter((pair) => reauthOf(pair) && pairHostsOk(pair)).map((pair) => limit(async () => {
+    if (interrupted()) return;
+    const s = states.get(pair.initiator)!;
+    const backend = BACKENDS[changeOf.get(pair.initiator)!.backend.id];
+    try {
+      const r = await exec(s, `re-authenticate ${pair.name}`, backend.reauth(pair.name), STEP_TIMEOUT.reauth);
+      if (r.code !== 0) proofFailed.set(pair.name, `the new key did not authenticate with ${pair.responder}: ${tail(r.stderr)}`);
+      else s.did.push(`re-authenticated ${pair.name} with its new key`);
+    } catch (err) {
+      proofFailed.set(pair.name, (err as Error).message);
+    }
+  })));
+
   // Verify every pair whose two hosts are fine: both ends capture while pinging each other.
-  const toVerify = p.pairs.filter((pair) => pairHostsOk(pair));
+  const toVerify = p.pairs.filter((pair) => !pairOutcomes.has(pair.name) && pairHostsOk(pair));
   if (interrupted()) return finish();
+  const verifyOrProof = async (pair: PlannedPair): Promise<PairOutcome> => {
+    const failed = proofFailed.get(pair.name);
+    if (failed) return { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'failed', reason: failed, directions: [] };
+    return verifyPair(pair, states, exec);
+  };
   if (!opts.verify) {
     for (const pair of toVerify) {
-      pairOutcomes.set(pair.name, { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'unverified', reason: '--no-verify' });
+      const failed = proofFailed.get(pair.name);
+      pairOutcomes.set(pair.name, failed
+        ? { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'failed', reason: failed, directions: [] }
+        : { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'unverified', reason: '--no-verify' });
     }
   } else {
     await Promise.all(toVerify.map((pair) => limit(async () => {
-      const o = await verifyPair(pair, states, exec);
-      pairOutcomes.set(pair.name, o);
-      hooks.onPairDone?.(o);
+      const o = await verifyOrProof(pair);
+      // A pair that worked before this run and fails after its change gets its files back.
+      const pc = pairChangeOf.get(pair.name);
+      const final = o.status === 'failed' && pc?.changed && pc.upBefore && !interrupted() ? await rollBack(pair, o.reason) : o;
+      pairOutcomes.set(pair.name, final);
+      hooks.onPairDone?.(final);
     })));
   }
   return finish();
+
+  /**
+   * Put the pair's previous files back on both ends, make the daemons take them (reread
+   * secrets; replace the conn where it changed), bring the pair up with them and verify.
+   */
+  async function rollBack(pair: PlannedPair, why: string): Promise<PairOutcome> {
+    const base = { name: pair.name, initiator: pair.initiator, responder: pair.responder };
+    const ends = [states.get(pair.initiator)!, states.get(pair.responder)!];
+    try {
+      await Promise.all(ends.map(async (s) => {
+        const change = changeOf.get(s.spec.name)!;
+        const backend = BACKENDS[change.backend.id];
+        const undo = undoChange(change, (f) => f.pair === pair.name);
+        const { script, stdin } = writeScript(undo, backend);
+        const w = await exec(s, `roll back ${pair.name}`, script, STEP_TIMEOUT.write, stdin);
+        if (w.code !== 0) throw new Error(`restoring the files on ${s.spec.name} failed: ${tail(w.stderr)}`);
+        const reload = change.reload.filter((c) => c.name === pair.name);
+        const r = await exec(s, `roll back ${pair.name}: reload`, reloadScript({ unload: [], reload }, backend), STEP_TIMEOUT.service);
+        if (r.code !== 0) throw new Error(`reloading the previous files on ${s.spec.name} failed: ${tail(r.stderr)}`);
+      }));
+      const initiator = ends[0]!;
+      const r = await exec(initiator, `roll back ${pair.name}: bring up`, BACKENDS[changeOf.get(pair.initiator)!.backend.id].reauth(pair.name), STEP_TIMEOUT.reauth);
+      if (r.code !== 0) throw new Error(`the previous files are back but the pair did not come up with them: ${tail(r.stderr)}`);
+    } catch (err) {
+      return { ...base, status: 'failed', reason: `${why}; rolling back failed: ${(err as Error).message}`, directions: [] };
+    }
+    const after = await verifyPair(pair, states, exec);
+    return {
+      ...base, status: 'rolled-back', reason: why,
+      restored: after.status === 'verified' ? 'the previous files are back and the pair is ESP-verified with them' : `the previous files are back, but the pair does not verify with them either: ${after.status === 'failed' ? after.reason : after.status}`,
+      directions: after.status === 'verified' || after.status === 'failed' ? after.directions : [],
+    };
+  }
 }
 
 function hasWrites(change: HostChange): boolean {
   return change.includes.length > 0 || change.files.some((f) => f.action !== 'noop');
 }
 
-type Exec = (s: HostState, step: string, script: string, timeoutSec: number) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+type Exec = (s: HostState, step: string, script: string, timeoutSec: number, stdin?: string) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
 async function verifyPair(pair: PlannedPair, states: Map<string, HostState>, exec: Exec): Promise<PairOutcome> {
   const base = { name: pair.name, initiator: pair.initiator, responder: pair.responder };

@@ -1,7 +1,7 @@
 import type { Backend } from '../backends/index.js';
 import { CONF_DIR } from '../plan/plan.js';
 import { quote } from '../remote/shell.js';
-import type { HostChange } from './changeset.js';
+import type { FileChange, HostChange } from './changeset.js';
 
 /** Exit codes of the write script that mean something to the executor. */
 export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
@@ -76,9 +76,23 @@ export function restartScript(init: 'systemd' | 'sysv', after = ''): string {
 }
 
 /** Reload only what changed: retired conns down, secrets, then each changed conn; other tunnels stay up. */
-export function reloadScript(change: HostChange, backend: Backend): string {
+export function reloadScript(change: Pick<HostChange, 'unload' | 'reload'>, backend: Backend): string {
   const unload = change.unload.length ? `${backend.unloadConns(change.unload)}\n` : '';
-  return `set -e\n${unload}${backend.rereadSecrets} >/dev/null\n${backend.reloadConns(change.reload)}\n`;
+  const reload = change.reload.length ? `${backend.reloadConns(change.reload)}\n` : '';
+  return `set -e\n${unload}${backend.rereadSecrets} >/dev/null\n${reload}`;
+}
+
+/**
+ * The files of a change as they were before it: what was updated or deleted gets its old
+ * content back, what was created goes. For `writeScript`, which does it atomically.
+ */
+export function undoChange(change: HostChange, only?: (f: FileChange) => boolean): HostChange {
+  const files: FileChange[] = change.files
+    .filter((f) => f.action !== 'noop' && (!only || only(f)))
+    .map((f) => (f.before === undefined
+      ? { ...f, action: 'delete' as const, after: '', shown: '' }
+      : { ...f, action: f.action === 'delete' ? 'create' as const : 'update' as const, after: f.before, shown: '' }));
+  return { ...change, files, includes: [] };
 }
 
 export function bringUpScript(names: readonly string[], backend: Backend): string {

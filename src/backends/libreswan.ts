@@ -1,5 +1,5 @@
 import { confBlock, header, major, type Backend } from './types.js';
-import { plutoAfterRestart, plutoReload, plutoUnload, plutoUp } from './pluto.js';
+import { plutoAfterRestart, plutoReauth, plutoReload, plutoUnload, plutoUp } from './pluto.js';
 
 /**
  * libreswan: the seed's conn, IKEv2 only, and dead-peer detection on the initiator so that
@@ -24,6 +24,7 @@ export const libreswan: Backend = {
   rereadSecrets: 'ipsec auto --rereadsecrets',
   reloadConns: plutoReload,
   up: plutoUp,
+  reauth: plutoReauth,
   afterRestart: plutoAfterRestart,
   unloadConns: plutoUnload,
 };

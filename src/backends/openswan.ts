@@ -1,5 +1,5 @@
 import { confBlock, header, type Backend } from './types.js';
-import { plutoAfterRestart, plutoReload, plutoUnload, plutoUp } from './pluto.js';
+import { plutoAfterRestart, plutoReauth, plutoReload, plutoUnload, plutoUp } from './pluto.js';
 
 /** openswan 2.6: the seed recipe exactly (IKEv1, which is all that openswan speaks by default). */
 export const openswan: Backend = {
@@ -13,6 +13,7 @@ export const openswan: Backend = {
   rereadSecrets: 'ipsec auto --rereadsecrets',
   reloadConns: plutoReload,
   up: plutoUp,
+  reauth: plutoReauth,
   afterRestart: plutoAfterRestart,
   unloadConns: plutoUnload,
 };

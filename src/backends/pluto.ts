@@ -30,3 +30,15 @@ export function plutoAfterRestart(conns: readonly ConnLoad[]): string {
 export function plutoUp(name: string): string {
   return `ipsec auto --asynchronous --up ${quote(name)} >/dev/null`;
 }
+
+/**
+ * `--up` on an established conn only adds a Child SA to the IKE SA it has (libreswan 4.10,
+ * even with reauth=yes; `--rekey-ike` is a CREATE_CHILD_SA that uses no key), so the old IKE
+ * SA goes first. `--up` waits for the result: exit 0 once authenticated, 36 on
+ * AUTHENTICATION_FAILED (seen in the lab).
+ */
+export function plutoReauth(name: string): string {
+  const n = quote(name);
+  return `ipsec auto --down ${n} >/dev/null 2>&1 || true
+if ! out=$(timeout 40 ipsec auto --up ${n} 2>&1); then printf '%s\\n' "$out" | tail -n 3 >&2; exit 1; fi`;
+}

@@ -26,6 +26,11 @@ export const strongswan: Backend = {
   // starter re-reads ipsec.conf and re-adds (and routes or starts) only the conns that changed.
   reloadConns: () => 'ipsec update',
   up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
+  // `ipsec up` exits 0 even when authentication fails (5.9.8 in the lab): read what it says.
+  // The old IKE SA goes first: starter has no command to reauthenticate in place.
+  reauth: (name) => `ipsec down ${quote(name)} >/dev/null 2>&1 || true
+out=$(timeout 40 ipsec up ${quote(name)} 2>&1)
+printf '%s\\n' "$out" | grep -q 'established successfully' || { printf '%s\\n' "$out" | tail -n 3 >&2; exit 1; }`,
   afterRestart: () => '',
   // The files are gone by now; `ipsec update` (in reloadConns) forgets the conns, and these
   // take their SAs and trap policies down first.

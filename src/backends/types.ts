@@ -41,6 +41,12 @@ export interface Backend {
   reloadConns(conns: readonly ConnLoad[]): string;
   /** Shell that initiates a conn now, without waiting for it to finish. */
   up(name: string): string;
+  /**
+   * Shell that replaces a conn's SAs with a new IKE SA authenticated now, with the key the
+   * daemon holds, and exits non-zero when the peer refuses it. Break-before-make: the old
+   * SAs go first, and the conn's trap policy holds traffic (dropped, never clear) meanwhile.
+   */
+  reauth(name: string): string;
   /** Shell that takes down and forgets conns whose files were deleted. */
   unloadConns(names: readonly string[]): string;
   /** Shell run once the daemon answers after a restart; empty when there is nothing to do. */

@@ -24,6 +24,8 @@ export interface Facts {
   /** Include lines (from INCLUDES) that are missing, by path. */
   missingIncludes: { path: string; line: string }[];
   files: Map<string, FoundFile>;
+  /** Established ESP SAs in the kernel, as "src dst" addresses (no SPI, no key). */
+  sas: Set<string>;
 }
 
 export const IPSEC_PACKAGES = ['openswan', 'libreswan', 'strongswan-starter'] as const;
@@ -48,6 +50,9 @@ elif [ -x /etc/init.d/ipsec ]; then /etc/init.d/ipsec status >/dev/null 2>&1 && 
 else echo inactive; fi
 echo '@@includes'
 ${includeCheck}
+echo '@@sas'
+# Addresses only: the lines of \`ip xfrm state\` that follow hold keys and are never printed.
+ip xfrm state 2>/dev/null | awk '/^src /{s=$2; d=$4} /^[[:space:]]+proto esp spi /{if ($4 != "0x00000000") print s" "d}' | sort -u
 echo '@@files'
 for f in ${CONF_DIR}/*.conf ${CONF_DIR}/*.secrets; do
   [ -f "$f" ] || continue
@@ -120,7 +125,13 @@ export function parseFacts(stdout: string): Facts {
       .map((l) => INCLUDES.find((i) => i.path === l.slice('missing '.length))!)
       .filter(Boolean),
     files,
+    sas: new Set((s.get('sas') ?? []).map((l) => l.trim())),
   };
+}
+
+/** Whether `a` holds ESP SAs to and from `b`: the pair is up as far as `a` can tell. */
+export function saUp(facts: Facts, a: string, b: string): boolean {
+  return facts.sas.has(`${a} ${b}`) && facts.sas.has(`${b} ${a}`);
 }
 
 /** The key in a managed secrets file, if it has exactly one PSK line. */

@@ -48,7 +48,12 @@ export function renderChanges(cs: Changeset): string {
     const unchanged = h.files.length - changed.length;
     if (unchanged) out.push(`  ${unchanged} file${unchanged === 1 ? '' : 's'} already as planned`);
     const svc = h.service === 'reload'
-      ? [h.reload.length ? `reload ${h.reload.map((r) => r.name).join(', ')}` : '', h.unload.length ? `take down ${h.unload.join(', ')}` : ''].filter(Boolean).join('; ')
+      ? [
+        h.unload.length ? `take down ${h.unload.join(', ')}` : '',
+        h.files.some((f) => f.secret && f.action !== 'noop' && f.action !== 'delete') ? 'reread secrets' : '',
+        h.reload.length ? `reload ${h.reload.map((r) => r.name).join(', ')}` : '',
+        h.reauth.length ? `re-authenticate ${h.reauth.join(', ')} (new IKE SA with the new key)` : '',
+      ].filter(Boolean).join('; ')
       : h.service === 'restart' ? 'restart ipsec' : 'no restart';
     out.push(`  then: ${svc} (${h.serviceReason})`);
   }
@@ -57,11 +62,21 @@ export function renderChanges(cs: Changeset): string {
     out.push('Retired (no longer in the inventory: files deleted, conns taken down)');
     for (const r of cs.retired) out.push(`  ${r.name}: on ${r.hosts.join(', ')}`);
   }
-  const keys = cs.pairs.filter((p) => p.key !== 'unchanged');
+  const keys = cs.pairs.filter((p) => p.key !== 'unchanged' || p.notRotated);
   if (keys.length) {
     out.push('');
     out.push('Keys');
-    for (const p of keys) out.push(`  ${p.name}: ${p.key === 'new' ? 'new pair, new key' : 'peers disagree or one lacks the key: repaired with a new key'}`);
+    for (const p of keys) out.push(`  ${p.name}: ${keyLine(p)}`);
   }
   return out.join('\n') + '\n';
+}
+
+function keyLine(p: Changeset['pairs'][number]): string {
+  if (p.notRotated) return `${p.notRotated}; run without --rotate-psk to see why it is down`;
+  switch (p.key) {
+    case 'new': return 'new pair, new key';
+    case 'repaired': return `peers disagree or one lacks the key: repaired with a new key; ${p.initiator} re-authenticates`;
+    case 'rotated': return `rotate: new key on both peers, ${p.initiator} re-authenticates (its SAs are replaced), then ESP is verified; the old key comes back if that fails`;
+    default: return 'key kept';
+  }
 }

@@ -17,6 +17,7 @@ function pairWord(p: PairOutcome): string {
     const [a, b] = p.directions;
     return `ESP verified (${a!.from} out ${a!.counts.espOut}/in ${a!.counts.espIn}, ${b!.from} out ${b!.counts.espOut}/in ${b!.counts.espIn})`;
   }
+  if (p.status === 'rolled-back') return `ROLLED BACK: ${p.reason}; ${p.restored}`;
   return p.status === 'failed' ? `FAILED: ${p.reason}` : `${p.status}: ${p.reason}`;
 }
 

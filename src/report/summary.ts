@@ -20,6 +20,7 @@ function pairLine(p: PairOutcome): [string, string] {
   switch (p.status) {
     case 'verified': return ['ESP verified', counts];
     case 'failed': return ['FAILED', `${p.reason}${counts ? `\n    seen: ${counts}` : ''}`];
+    case 'rolled-back': return ['ROLLED BACK', `${p.reason}\n    then: ${p.restored}${counts ? ` (${counts})` : ''}\n    next: fix the cause (docs/rotation.md), then re-run`];
     case 'skipped': return ['skipped', p.reason];
     case 'unverified': return ['not verified', p.reason];
   }
@@ -44,7 +45,7 @@ export function renderSummary(r: RunResult): string {
     out.push(table(r.pairs.map((p) => [p.name, ...pairLine(p)] as [string, string, string])));
   }
   const failedHosts = [...r.hosts.values()].filter((o) => ['failed', 'unreachable', 'refused'].includes(o.status)).length;
-  const failedPairs = r.pairs.filter((p) => p.status === 'failed').length;
+  const failedPairs = r.pairs.filter((p) => p.status === 'failed' || p.status === 'rolled-back').length;
   const verified = r.pairs.filter((p) => p.status === 'verified').length;
   const changed = [...r.hosts.values()].filter((o) => o.status === 'changed').length;
   const secs = (r.stats.wallMs / 1000).toFixed(1);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseFacts, parseIpsecVersion, pskOf } from '../../src/remote/facts.js';
+import { FACTS_SCRIPT, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
 
 // Recorded from lab servers (Debian 12) after a provision run; keys replaced by a fixture key.
 const fixture = (name: string): string => readFileSync(join('test', 'fixtures', name), 'utf8');
@@ -19,6 +19,17 @@ describe('facts, from recorded output', () => {
       expect(s).toMatchObject({ managed: true, mode: '600' });
       expect(pskOf(s.content)).toMatch(/^0s/);
     }
+  });
+
+  test('ESP SAs in the kernel, by address only (server-01 of a 3-server lab; its files left out)', () => {
+    const f = parseFacts(fixture('facts-libreswan-up.txt'));
+    expect([...f.sas]).toEqual(['10.77.0.11 10.77.0.12', '10.77.0.11 10.77.0.13', '10.77.0.12 10.77.0.11', '10.77.0.13 10.77.0.11']);
+    expect(saUp(f, '10.77.0.11', '10.77.0.12')).toBe(true);
+    expect(saUp(f, '10.77.0.11', '10.77.0.14')).toBe(false);
+    expect(parseFacts(fixture('facts-libreswan-4.10.txt')).sas.size).toBe(0);
+    // `ip xfrm state` prints keys on the lines after "src"; the script prints none of them.
+    expect(FACTS_SCRIPT).toMatch(/ip xfrm state 2>\/dev\/null \| awk/);
+    expect(fixture('facts-libreswan-up.txt')).not.toMatch(/aead|enc |auth-trunc|0x[0-9a-f]{16}/);
   });
 
   test('strongswan-starter 5.9.8 host', () => {
