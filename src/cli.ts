@@ -66,6 +66,9 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
     if (args.offline && !args.dryRun) {
       throw new UsageError('--offline plans without contacting any host, so it needs --dry-run');
     }
+    if (args.offline && args.rotatePsk !== undefined) {
+      throw new UsageError('--rotate-psk works from the keys on the hosts, which --offline does not read; drop --offline to see the rotation plan');
+    }
     const text = await readInventoryText(file);
     const inventory = loadInventory(text, file);
     if (args.offline) {

@@ -1,6 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { main } from '../../src/cli.js';
 import { run } from '../helpers/io.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'provision-cli-'));
@@ -55,6 +57,27 @@ describe('provision --dry-run --offline', () => {
     const r = await run('-i', 'inventory.example.yaml', '--offline');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--offline .* needs --dry-run/);
+  });
+
+  test('--rotate-psk with --offline is refused: the keys are on the hosts', async () => {
+    const r = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--rotate-psk');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--rotate-psk works from the keys on the hosts/);
+  });
+
+  test('--rotate-psk naming no pair of the inventory is exit 2, before any connection', async () => {
+    let connects = 0;
+    const err = new PassThrough();
+    let text = '';
+    err.on('data', (d) => (text += d));
+    const code = await main(['-i', 'inventory.example.yaml', '--rotate-psk', 'nobody--nowhere'], { stdout: new PassThrough(), stderr: err }, {
+      connect: async () => {
+        connects++;
+        throw new Error('no connection expected');
+      },
+    });
+    expect({ code, connects }).toEqual({ code: 2, connects: 0 });
+    expect(text).toMatch(/--rotate-psk: no pair "nobody--nowhere" in the inventory \(pairs: /);
   });
 
   test('an unknown flag is exit 2', async () => {
