@@ -295,12 +295,16 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     return verifyPair(pair, states, exec);
   };
   if (!opts.verify) {
-    for (const pair of toVerify) {
+    await Promise.all(toVerify.map((pair) => limit(async () => {
       const failed = proofFailed.get(pair.name);
-      pairOutcomes.set(pair.name, failed
-        ? { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'failed', reason: failed, directions: [] }
-        : { name: pair.name, initiator: pair.initiator, responder: pair.responder, status: 'unverified', reason: '--no-verify' });
-    }
+      const base = { name: pair.name, initiator: pair.initiator, responder: pair.responder };
+      // A refused key took the pair down: it gets its old key back (and is verified then) even under --no-verify.
+      const final: PairOutcome = !failed ? { ...base, status: 'unverified', reason: '--no-verify' }
+        : pairChangeOf.get(pair.name)?.upBefore && !interrupted() ? await rollBack(pair, failed)
+          : { ...base, status: 'failed', reason: failed, directions: [] };
+      pairOutcomes.set(pair.name, final);
+      if (failed) hooks.onPairDone?.(final);
+    })));
   } else {
     await Promise.all(toVerify.map((pair) => limit(async () => {
       const o = await verifyOrProof(pair);

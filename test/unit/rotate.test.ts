@@ -114,6 +114,14 @@ describe('--rotate-psk', () => {
     }
   });
 
+  test('--no-verify: a refused key is still rolled back, since the re-authentication took the pair down', async () => {
+    let reauths = 0;
+    const { result } = await rotate(await converged(), (host, script) =>
+      host === 'a' && /auto --up/.test(script) && reauths++ === 0 ? { code: 1, stderr: 'AUTHENTICATION_FAILED' } : undefined, { verify: false });
+    expect(result.pairs.map((p) => [p.name, p.status])).toEqual([['a--b', 'rolled-back'], ['a--c', 'unverified']]);
+    expect(reauths).toBe(2);
+  });
+
   test('a rotated pair that stops verifying is rolled back too', async () => {
     let verifies = 0;
     const { result } = await rotate(await converged(), (host, script) =>
