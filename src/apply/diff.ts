@@ -110,8 +110,11 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
           continue;
         }
         const action = !found ? 'create' : found.content !== w.after || found.mode !== w.mode.slice(1) ? 'update' : 'noop';
-        if (action !== 'noop' && w.secret) keyChanged = true;
-        else if (action !== 'noop') confChanged = true;
+        // A secrets file rewritten with the same key (its mode fixed, say) is reread, no more.
+        if (action !== 'noop' && w.secret) {
+          secretsChanged = true;
+          if (key.state !== 'unchanged') keyChanged = true;
+        } else if (action !== 'noop') confChanged = true;
         files.push({
           path: w.path, mode: w.mode, action, pair: c.pair.name, secret: w.secret, after: w.after, shown: w.shown,
           ...(found?.content !== undefined ? { before: found.content } : {}),
@@ -128,7 +131,6 @@ export function diff(input: DiffInput): { changeset: Changeset; problems: HostPr
       } else if (keyChanged && c.role === 'initiator') {
         reauth.push(c.pair.name);
       }
-      if (keyChanged) secretsChanged = true;
       if (confChanged || keyChanged) {
         const pc = pairs.get(c.pair.name);
         if (pc) pc.changed = true;

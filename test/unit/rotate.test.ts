@@ -179,3 +179,16 @@ describe('roll back when ipsec will not start', () => {
     expect(undo.stdin).not.toContain(key(NEW));
   });
 });
+
+describe('a secrets file with the right key but the wrong mode', () => {
+  test('is rewritten 0600 and reread, and the pair is not re-authenticated', async () => {
+    const facts = await converged();
+    facts.set('b', facts.get('b')!.replace('managed 600 /etc/ipsec.d/a--b.secrets', 'managed 644 /etc/ipsec.d/a--b.secrets'));
+    const { result, sent } = await rotate(facts, undefined, { rotate: new Set() });
+    const b = result.changeset!.hosts.find((h) => h.host === 'b')!;
+    expect(b.files.filter((f) => f.action !== 'noop').map((f) => [f.path, f.mode, f.keyState])).toEqual([['/etc/ipsec.d/a--b.secrets', '0600', 'unchanged']]);
+    expect(sent.some((s) => s.host === 'b' && /--rereadsecrets/.test(s.script))).toBe(true);
+    expect(sent.some((s) => /auto --up|--replace/.test(s.script))).toBe(false);
+    expect(exitCode(result)).toBe(0);
+  });
+});
