@@ -3,11 +3,12 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeLab, hostIp, inLab, labDown, labUp, NETNS, onServer, REPO, STATE, type Result } from '../lab/control.js';
+import { watchPair, type OutageSeen } from '../helpers/outage.js';
 
 // One lab of three servers for every scenario here, in order: from nothing (a), a no-op
 // re-run (b), a dry run after an inventory change (c), a three-host mesh with strongSwan on
 // server-03 (d), rotation and its roll back (h), repair (i), a daemon that will not start (j),
-// host keys (e), jump host and sudo (f), key hygiene, and retiring pairs (g).
+// daemon restarts and a reboot (k), host keys (e), jump host and sudo (f), key hygiene, and retiring pairs (g).
 
 const BIN = join(REPO, 'bin', 'provision.js');
 const dir = mkdtempSync(join(tmpdir(), 'provision-e2e-'));
@@ -328,6 +329,70 @@ describeLab('provision on real servers', () => {
     const again = provision('--inventory', meshInv(), '--json');
     expect({ code: again.code, pairs: json(again).pairs.map((p: any) => p.status) }).toEqual({ code: 0, pairs: ['verified', 'verified', 'verified'] });
   }, 600_000);
+
+  // Resilience of the configured tunnels: a daemon restart on either end, then a reboot, for
+  // the libreswan pair (server-01--server-02) and a libreswan-strongSwan pair
+  // (server-01--server-03, server-02--server-03). Pings run 20/s both ways; tcpdump on the
+  // servers' taps (outside them) records every clear ICMP packet between the two.
+  const resilience: string[] = [];
+  const outage = (what: string, a: number, b: number, act: () => void, restarted: string | undefined, maxSec: number, pingers?: number[]) => {
+    const w = watchPair(a, b, pingers);
+    const t0 = Date.now() / 1000;
+    let flowing = false;
+    let seen: OutageSeen;
+    try {
+      act();
+      flowing = w.waitFlowing(Date.now() / 1000, maxSec);
+    } finally {
+      seen = w.stop();
+    }
+    for (const d of seen.directions) {
+      resilience.push(`${what}: ${d.from} -> ${d.to}: longest gap ${d.longestGap.toFixed(1)} s, ${d.sent - d.received} of ${d.sent} lost`);
+    }
+    for (const [sender, times] of Object.entries(seen.clear)) {
+      const span = times.length ? ` over ${(times.at(-1)! - times[0]!).toFixed(1)} s, from ${(times[0]! - t0).toFixed(1)} s after the action` : '';
+      resilience.push(`${what}: clear ICMP from ${sender}: ${times.length}${span}`);
+    }
+    process.stdout.write(resilience.slice(-seen.directions.length - 2).join('\n') + '\n');
+    expect({ what, flowing }).toEqual({ what, flowing: true });
+    for (const d of seen.directions) expect(d.longestGap).toBeLessThan(maxSec);
+    for (const [sender, times] of Object.entries(seen.clear)) {
+      // A server whose daemon kept running never sends clear text to its peer.
+      if (sender !== restarted) expect({ what, sender, clear: times.length }).toEqual({ what, sender, clear: 0 });
+      // The restarted one may while its daemon is down (docs/security.md), never after its traffic resumed.
+      const resumed = Math.min(...seen.directions.map((d) => d.resumedAt));
+      for (const t of times) expect(t).toBeLessThan(resumed);
+    }
+  };
+  const restartIpsec = (n: string) => () => expect(onServer(n, 'systemctl restart ipsec').code).toBe(0);
+
+  test('(k) ipsec restarts on the responder, then the initiator: traffic resumes; clear text only from the restarting server while its daemon is down', () => {
+    outage('libreswan pair, restart responder server-02', 1, 2, restartIpsec('server-02'), 'server-02', 60);
+    outage('libreswan pair, restart initiator server-01', 1, 2, restartIpsec('server-01'), 'server-01', 60);
+    outage('libreswan-strongswan pair, restart responder server-03', 1, 3, restartIpsec('server-03'), 'server-03', 60);
+    outage('libreswan-strongswan pair, restart initiator server-01', 1, 3, restartIpsec('server-01'), 'server-01', 60);
+  }, 900_000);
+
+  test('(k) a server reboots: its pairs come back on their own; clear text only from it, only before its traffic resumed', () => {
+    // server-02 is the libreswan responder of server-01--server-02 and the initiator of server-02--server-03.
+    const reboot = () => void onServer('server-02', 'systemctl reboot');
+    const w13 = watchPair(2, 3, [3]);
+    let flowing = false;
+    let seen: OutageSeen;
+    try {
+      outage('libreswan pair, reboot responder server-02', 1, 2, reboot, 'server-02', 180, [1]);
+      flowing = w13.waitFlowing(Date.now() / 1000 - 5, 120);
+    } finally {
+      seen = w13.stop();
+    }
+    const d = seen.directions[0]!;
+    resilience.push(`libreswan-strongswan pair, reboot initiator server-02: ${d.from} -> ${d.to}: longest gap ${d.longestGap.toFixed(1)} s; clear ICMP ${seen.clear['server-02']!.length} from server-02, ${seen.clear['server-03']!.length} from server-03`);
+    process.stdout.write(`${resilience.at(-1)}\n`);
+    expect(flowing).toBe(true);
+    expect(seen.clear['server-03']!.length).toBe(0);
+    for (const t of seen.clear['server-02']!) expect(t).toBeLessThan(d.resumedAt);
+    process.stdout.write(`resilience, all scenarios:\n  ${resilience.join('\n  ')}\n`);
+  }, 900_000);
 
   test('(e) a changed host key refuses that host, with both fingerprints; the others proceed', () => {
     const known = join(dir, 'known_hosts_tampered');

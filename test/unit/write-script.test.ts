@@ -12,7 +12,7 @@ function change(dir: string, files: { name: string; mode: '0644' | '0600'; after
     host: 'h', address: '10.0.0.1',
     backend: { id: 'libreswan', package: 'libreswan', version: '4.10', assumed: false },
     files: files.map((f) => ({ path: join(dir, f.name), mode: f.mode, action: 'create', pair: 'p', secret: f.mode === '0600', after: f.after, shown: f.after })),
-    includes, service: 'reload', serviceReason: '', reload: [], bringUp: [], conns: [], unload: [],
+    includes, service: 'reload', serviceReason: '', reload: [], bringUp: [], reauth: [], conns: [], unload: [],
   };
 }
 
