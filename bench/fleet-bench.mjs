@@ -1,0 +1,111 @@
+// provision and an Ansible playbook doing the same job, on the same lightweight hosts
+// (bench/hosts: sshd + pluto in a network namespace and chroot each, no kernel ESP, so both
+// run without verification). For each fleet size: a first converge of a full mesh, then
+// no-op re-runs (median of BENCH_RUNS). Prints a table; it is not a test.
+// Needs root, debootstrap and ansible-core (installed with apt when missing).
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const repo = join(import.meta.dirname, '..');
+const hosts = join(repo, 'bench', 'hosts');
+const state = join(repo, '.bench');
+const inventory = join(state, 'inventory.yaml');
+const bin = join(repo, 'bin', 'provision.js');
+const SIZES = (process.env.BENCH_SIZES ?? '8,16,32').split(',').map(Number);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const FORKS = 16; // provision's default --concurrency
+
+if (process.getuid?.() !== 0) {
+  console.log('fleet benchmark: skipped (needs root for namespaces and mounts)');
+  process.exit(0);
+}
+
+function must(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${(r.stdout ?? '').slice(-2000)}\n${(r.stderr ?? '').slice(-2000)}`);
+  return r;
+}
+const timed = (fn) => {
+  const t0 = process.hrtime.bigint();
+  const out = fn();
+  return { s: Number(process.hrtime.bigint() - t0) / 1e9, out };
+};
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+if (spawnSync('sh', ['-c', 'command -v ansible-playbook']).status !== 0) {
+  console.error('fleet benchmark: installing ansible-core (apt)');
+  must('apt-get', ['install', '-y', '-q', 'ansible-core'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+const ansibleVersion = must('ansible-playbook', ['--version']).stdout.split('\n')[0];
+
+function tool(...args) {
+  const { s, out } = timed(() => must(hosts, ['exec', 'node', bin, '--inventory', inventory, '--no-verify', '--json', ...args]));
+  return { s, json: JSON.parse(out.stdout) };
+}
+
+/** Ansible's inventory and host_vars: the files provision's offline plan renders, with a key per pair. */
+function writeAnsibleFiles() {
+  const plan = JSON.parse(must('node', [bin, '--inventory', inventory, '--dry-run', '--offline', '--json']).stdout);
+  const dir = join(state, 'ansible');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'host_vars'), { recursive: true });
+  const keys = new Map(plan.pairs.map((p) => [p.name, `0s${randomBytes(32).toString('base64')}`]));
+  const initiator = new Map(plan.pairs.map((p) => [p.name, p.initiator]));
+  const lines = ['[bench]'];
+  for (const h of plan.hosts) {
+    lines.push(`${h.name} ansible_host=${h.address}`);
+    const files = h.files.map((f) => ({
+      path: f.path, mode: f.mode, pair: f.pair, secret: f.mode === '0600', initiator: initiator.get(f.pair) === h.name,
+      content: f.content.replace(/<redacted: new 256-bit key>/, keys.get(f.pair)),
+    }));
+    writeFileSync(join(dir, 'host_vars', `${h.name}.yml`), JSON.stringify({ files }));
+  }
+  lines.push('', '[bench:vars]', 'ansible_user=root', `ansible_ssh_private_key_file=${join(repo, '.lab-cache', 'id_ed25519')}`,
+    `ansible_ssh_common_args='-o UserKnownHostsFile=${join(state, 'known_hosts')}'`);
+  writeFileSync(join(dir, 'hosts.ini'), lines.join('\n') + '\n');
+  return join(dir, 'hosts.ini');
+}
+
+function ansible(inv) {
+  const { s, out } = timed(() => must(hosts, ['exec', 'ansible-playbook', '-i', inv, '-f', String(FORKS), join(repo, 'bench', 'ansible', 'site.yml')], {
+    env: { ...process.env, ANSIBLE_CONFIG: join(repo, 'bench', 'ansible', 'ansible.cfg') },
+  }));
+  const changed = [...out.stdout.matchAll(/changed=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  return { s, changed };
+}
+
+const rows = [];
+for (const n of SIZES) {
+  const pairs = (n * (n - 1)) / 2;
+  console.error(`fleet benchmark: ${n} hosts, ${pairs} pairs`);
+  must(hosts, ['up', String(n)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const first = tool();
+  if (first.json.hosts.some((h) => h.status !== 'changed')) throw new Error(`first converge: ${JSON.stringify(first.json.hosts.filter((h) => h.status !== 'changed'))}`);
+  const noops = Array.from({ length: RUNS }, () => tool());
+  const last = noops.at(-1).json;
+  if (last.hosts.some((h) => h.status !== 'unchanged')) throw new Error('a re-run changed something: not a no-op');
+
+  must(hosts, ['up', String(n)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const inv = writeAnsibleFiles();
+  const aFirst = ansible(inv);
+  const aNoops = Array.from({ length: RUNS }, () => ansible(inv));
+  if (aNoops.at(-1).changed !== 0) throw new Error(`the Ansible re-run changed ${aNoops.at(-1).changed} things: not a no-op`);
+
+  rows.push({
+    n, pairs,
+    toolFirst: first.s, toolNoop: median(noops.map((r) => r.s)),
+    ansibleFirst: aFirst.s, ansibleNoop: median(aNoops.map((r) => r.s)),
+    cmdsFirst: first.json.stats.commands / n, cmdsNoop: last.stats.commands / n, conns: last.stats.connections / n,
+  });
+}
+spawnSync(hosts, ['down']);
+
+const f = (x) => x.toFixed(1);
+console.log(`\nFleet benchmark: full mesh on bench/hosts (--no-verify), concurrency/forks ${FORKS}, medians of ${RUNS} no-op runs; ${ansibleVersion}`);
+console.log('| hosts | pairs | provision first | Ansible first | ratio | provision no-op | Ansible no-op | ratio | commands/host first, no-op | SSH connections/host |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const r of rows) {
+  console.log(`| ${r.n} | ${r.pairs} | ${f(r.toolFirst)} s | ${f(r.ansibleFirst)} s | ${f(r.ansibleFirst / r.toolFirst)}x | ${f(r.toolNoop)} s | ${f(r.ansibleNoop)} s | ${f(r.ansibleNoop / r.toolNoop)}x | ${f(r.cmdsFirst)}, ${f(r.cmdsNoop)} | ${f(r.conns)} |`);
+}
