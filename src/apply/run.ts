@@ -109,7 +109,8 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     const r = await exec(s, 'facts', FACTS_SCRIPT, STEP_TIMEOUT.facts);
     try {
       s.facts = parseFacts(r.stdout);
-    } catch {
+    } catch (err) {
+      if (/changed while/.test((err as Error).message)) throw new StepFailure('facts', (err as Error).message, 'Something else is editing /etc/ipsec.d: let it finish, then re-run.');
       throw new StepFailure('facts', `could not read the host's state: ${tail(r.stderr) || 'no output'}`, 'Check the login shell is sh-compatible and coreutils are installed.');
     }
     const res = resolveBackend(s.spec, s.facts);

@@ -1,3 +1,4 @@
+import { basename, dirname } from 'node:path';
 import type { Backend } from '../backends/index.js';
 import { CONF_DIR } from '../plan/plan.js';
 import { quote } from '../remote/shell.js';
@@ -8,60 +9,82 @@ export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
 
 /**
  * One script writes every changed file of a host, reading their contents from stdin in
- * order (keys never appear on a command line). Each file: a temp file in the same folder
- * (mktemp makes it 0600), its full content, then mode, owner and rename, so a reader sees
- * the old file or the new one, never half of one. Include lines are appended to a copy of
- * the operator's file, renamed over it the same way. Then the backend checks the whole
- * config; if it refuses, every file is put back as it was.
+ * order (keys never appear on a command line). The new contents go to a private folder
+ * next to the files (mktemp -d, so 0700; umask 077 makes each file 0600 until its mode is
+ * set); once every byte has arrived they get their modes and owner and are renamed over
+ * the old ones, so a reader sees the old file or the new one, never half of one. Include
+ * lines are appended to a copy of the operator's file, renamed over it the same way. Then
+ * the backend checks the whole config; if it refuses, every file is put back as it was.
+ * Commands are per host, not per file (one copy, one chmod per mode, one mv): a first run
+ * writes a file per pair and peer.
  */
 export function writeScript(change: HostChange, backend: Pick<Backend, 'checkConfig'>, dir = CONF_DIR): { script: string; stdin: string } {
   const files = change.files.filter((f) => f.action !== 'noop');
+  for (const f of files) {
+    if (dirname(f.path) !== dir) throw new Error(`writeScript: ${f.path} is not in ${dir}`);
+  }
+  const puts = files.filter((f) => f.action !== 'delete');
+  const dels = files.filter((f) => f.action === 'delete');
+  const staged = (f: FileChange): string => `"$bak/new/"${quote(basename(f.path))}`;
+  const list = (fs: FileChange[], as: (f: FileChange) => string): string => fs.map(as).join(' ');
+  const total = puts.reduce((n, f) => n + Buffer.byteLength(f.after), 0);
   const lines: string[] = [
     'set -eu',
     'umask 077',
     `mkdir -p ${quote(dir)}`,
     // Hidden, so the include glob (*.conf, *.secrets) never picks a backup up.
     `bak=$(mktemp -d ${quote(dir)}/.provision-backup.XXXXXX)`,
+    'mkdir "$bak/old" "$bak/new"',
     ': > "$bak/.saved"; : > "$bak/.created"; n=0',
-    // Remember the current file (or that there was none) before touching it.
-    'save() {',
-    '  n=$((n+1))',
-    '  if [ -e "$1" ]; then cp -p "$1" "$bak/$n"; echo "$n $1" >> "$bak/.saved"; else echo "$1" >> "$bak/.created"; fi',
-    '}',
     'restore() {',
-    '  while read -r i f; do mv -f "$bak/$i" "$f"; done < "$bak/.saved"',
+    '  while read -r b f; do mv -f "$b" "$f"; done < "$bak/.saved"',
     '  while read -r f; do rm -f "$f"; done < "$bak/.created"',
     '  rm -rf "$bak"',
     '}',
-    'put() {',
-    '  save "$1"',
-    '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
-    '  head -c "$3" > "$tmp"',
-    `  if [ "$(wc -c < "$tmp")" -ne "$3" ]; then rm -f "$tmp"; restore; echo "short read writing $1" >&2; exit ${WRITE_EXIT.shortRead}; fi`,
-    '  chmod "$2" "$tmp"; chown 0:0 "$tmp"; mv -f "$tmp" "$1"',
-    '}',
-    'addline() {',
-    '  save "$1"',
-    '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
-    '  if [ -e "$1" ]; then cat "$1" > "$tmp"; chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"; else chmod "$2" "$tmp"; fi',
-    '  if [ -s "$tmp" ] && [ -n "$(tail -c 1 "$tmp")" ]; then echo >> "$tmp"; fi',
-    '  printf \'%s\\n\' "$3" >> "$tmp"',
-    '  mv -f "$tmp" "$1"',
-    '}',
   ];
-  lines.push('del() { save "$1"; rm -f "$1"; }');
-  for (const f of files) {
-    lines.push(f.action === 'delete' ? `del ${quote(f.path)}` : `put ${quote(f.path)} ${f.mode} ${Buffer.byteLength(f.after)}`);
+  if (files.length) {
+    lines.push(
+      // Remember what is there now (one copy for all) or that there was nothing.
+      'set --',
+      `for f in ${list(files, (f) => quote(f.path))}; do`,
+      '  if [ -e "$f" ]; then set -- "$@" "$f"; echo "$bak/old/${f##*/} $f" >> "$bak/.saved"; else echo "$f" >> "$bak/.created"; fi',
+      'done',
+      '[ $# -eq 0 ] || cp -p -t "$bak/old" -- "$@"',
+    );
   }
-  for (const inc of change.includes) {
-    const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
-    lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
+  if (puts.length) {
+    lines.push(...puts.map((f) => `head -c ${Buffer.byteLength(f.after)} > ${staged(f)}`));
+    lines.push(
+      `if [ "$(cat -- ${list(puts, staged)} | wc -c)" -ne ${total} ]; then rm -rf "$bak"; echo "short read: the connection dropped while the files were sent" >&2; exit ${WRITE_EXIT.shortRead}; fi`,
+    );
+    for (const mode of [...new Set(puts.map((f) => f.mode))]) {
+      lines.push(`chmod ${mode} -- ${list(puts.filter((f) => f.mode === mode), staged)}`);
+    }
+    lines.push(`chown 0:0 -- ${list(puts, staged)}`, `mv -f -t ${quote(dir)} -- ${list(puts, staged)}`);
+  }
+  if (dels.length) lines.push(`rm -f -- ${list(dels, (f) => quote(f.path))}`);
+  if (change.includes.length) {
+    lines.push(
+      'addline() {',
+      '  n=$((n+1))',
+      '  if [ -e "$1" ]; then cp -p "$1" "$bak/inc$n"; echo "$bak/inc$n $1" >> "$bak/.saved"; else echo "$1" >> "$bak/.created"; fi',
+      '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
+      '  if [ -e "$1" ]; then cat "$1" > "$tmp"; chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"; else chmod "$2" "$tmp"; fi',
+      '  if [ -s "$tmp" ] && [ -n "$(tail -c 1 "$tmp")" ]; then echo >> "$tmp"; fi',
+      '  printf \'%s\\n\' "$3" >> "$tmp"',
+      '  mv -f "$tmp" "$1"',
+      '}',
+    );
+    for (const inc of change.includes) {
+      const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
+      lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
+    }
   }
   if (backend.checkConfig) {
     lines.push(`if ! out=$( { ${backend.checkConfig}; } 2>&1 ); then restore; printf '%s\\n' "$out" >&2; exit ${WRITE_EXIT.checkFailed}; fi`);
   }
   lines.push('rm -rf "$bak"');
-  return { script: lines.join('\n') + '\n', stdin: files.filter((f) => f.action !== 'delete').map((f) => f.after).join('') };
+  return { script: lines.join('\n') + '\n', stdin: puts.map((f) => f.after).join('') };
 }
 
 /** Restart ipsec (systemd or SysV), wait until the daemon answers, then the backend's after-restart step. */

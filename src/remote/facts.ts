@@ -40,8 +40,12 @@ export const FACTS_SCRIPT = `set +e
 export LC_ALL=C
 echo '@@os'; ( . /etc/os-release 2>/dev/null; echo "\${ID:-unknown} \${VERSION_ID:-}" )
 echo '@@init'; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi
-echo '@@installed'; dpkg-query -W -f='\${Package} \${db:Status-Abbrev} \${Version}\\n' ${IPSEC_PACKAGES.join(' ')} 2>/dev/null
-echo '@@candidates'; apt-cache policy ${IPSEC_PACKAGES.join(' ')} 2>/dev/null | awk '/^[^ ]/{p=$1; sub(":$","",p)} /Candidate:/{print p" "$2}'
+installed=$(dpkg-query -W -f='\${Package} \${db:Status-Abbrev} \${Version}\\n' ${IPSEC_PACKAGES.join(' ')} 2>/dev/null)
+echo '@@installed'; printf '%s\\n' "$installed"
+# Candidates matter only while no IPsec package is installed (see resolveBackend); apt-cache
+# is the slowest command here, and rebuilds its cache after an apt clean.
+echo '@@candidates'
+case "$installed" in *' ii '*) ;; *) apt-cache policy ${IPSEC_PACKAGES.join(' ')} 2>/dev/null | awk '/^[^ ]/{p=$1; sub(":$","",p)} /Candidate:/{print p" "$2}' ;; esac
 echo '@@lists'; ls /var/lib/apt/lists/ 2>/dev/null | grep -c '_Packages'
 echo '@@version'; ipsec --version 2>/dev/null | head -n 3
 echo '@@running'
@@ -54,14 +58,20 @@ echo '@@sas'
 # Addresses only: the lines of \`ip xfrm state\` that follow hold keys and are never printed.
 ip xfrm state 2>/dev/null | awk '/^src /{s=$2; d=$4} /^[[:space:]]+proto esp spi /{if ($4 != "0x00000000") print s" "d}' | sort -u
 echo '@@files'
-for f in ${CONF_DIR}/*.conf ${CONF_DIR}/*.secrets; do
-  [ -f "$f" ] || continue
-  if head -n 1 "$f" | grep -q '^${MANAGED_MARK}'; then
-    echo "managed $(stat -c %a "$f") $f $(base64 -w0 < "$f")"
-  else
-    echo "foreign $(stat -c %a "$f") $f"
-  fi
+# Per host, not per file: one stat, one cat, one base64; first lines are read by the shell itself.
+set --
+for f in ${CONF_DIR}/*.conf ${CONF_DIR}/*.secrets; do [ -f "$f" ] && set -- "$@" "$f"; done
+[ $# -eq 0 ] || stat -L -c '%a %s %n' -- "$@"
+echo '@@managed'
+# Keeps the managed files in "$@": each original argument is shifted out once it is looked at.
+for f do
+  shift
+  first=''; IFS= read -r first <"$f" 2>/dev/null
+  case "$first" in '${MANAGED_MARK}'*) echo "$f"; set -- "$@" "$f" ;; esac
 done
+echo '@@content'
+[ $# -eq 0 ] || cat -- "$@" | base64 -w0
+echo
 echo '@@end'
 `;
 
@@ -78,6 +88,33 @@ function sections(stdout: string): Map<string, string[]> {
     }
   }
   return out;
+}
+
+/**
+ * Files from their stat lines ("mode size path"); managed ones get their content, cut in
+ * order from the one base64 dump by their sizes.
+ */
+function readFiles(s: Map<string, string[]>): Map<string, FoundFile> {
+  const files = new Map<string, FoundFile>();
+  const sizes = new Map<string, number>();
+  for (const l of s.get('files') ?? []) {
+    const m = /^(\d+) (\d+) (.+)$/.exec(l);
+    if (!m) continue;
+    files.set(m[3]!, { path: m[3]!, mode: m[1]!, managed: false });
+    sizes.set(m[3]!, Number(m[2]));
+  }
+  const dump = Buffer.from((s.get('content') ?? []).join(''), 'base64');
+  let at = 0;
+  for (const path of s.get('managed') ?? []) {
+    const f = files.get(path);
+    const size = sizes.get(path);
+    if (!f || size === undefined) continue;
+    f.managed = true;
+    f.content = dump.subarray(at, at + size).toString('utf8');
+    at += size;
+  }
+  if (at !== dump.length) throw new Error('a file under /etc/ipsec.d changed while it was read');
+  return files;
 }
 
 /** Upstream version from `ipsec --version` of libreswan, openswan or strongSwan. */
@@ -100,17 +137,7 @@ export function parseFacts(stdout: string): Facts {
     const [pkg, version] = l.split(' ');
     if (pkg && version && version !== '(none)') candidates.set(pkg, version);
   }
-  const files = new Map<string, FoundFile>();
-  for (const l of s.get('files') ?? []) {
-    const [kind, mode, path, b64] = l.split(' ');
-    if (!path || !mode) continue;
-    files.set(path, {
-      path,
-      mode,
-      managed: kind === 'managed',
-      ...(kind === 'managed' ? { content: Buffer.from(b64 ?? '', 'base64').toString('utf8') } : {}),
-    });
-  }
+  const files = readFiles(s);
   const ipsecVersion = parseIpsecVersion((s.get('version') ?? []).join('\n'));
   return {
     os: (s.get('os') ?? ['unknown'])[0]!.trim(),

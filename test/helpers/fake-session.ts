@@ -10,6 +10,24 @@ export interface Sent {
 /** Facts of a host with libreswan installed and running, and no managed files yet. */
 export const READY_FACTS = `@@os\ndebian 12\n@@init\nsystemd\n@@installed\nlibreswan ii  4.10-2+deb12u1\n@@candidates\nlibreswan 4.10-2+deb12u1\n@@lists\n1\n@@version\nLibreswan 4.10\n@@running\nactive\n@@includes\npresent /etc/ipsec.conf\npresent /etc/ipsec.secrets\n@@files\n@@end\n`;
 
+export interface FakeFile {
+  path: string;
+  /** Octal, without the leading 0: "600". */
+  mode: string;
+  /** Set for a managed file (the facts script reads only those). */
+  content?: string;
+}
+
+/** `facts` with its (empty) files section replaced by these files, as the facts script prints them. */
+export function withFiles(facts: string, files: FakeFile[]): string {
+  const size = (f: FakeFile): number => Buffer.byteLength(f.content ?? 'operator file\n');
+  const managed = files.filter((f) => f.content !== undefined);
+  const section = `@@files\n${files.map((f) => `${f.mode} ${size(f)} ${f.path}\n`).join('')}` +
+    `@@managed\n${managed.map((f) => `${f.path}\n`).join('')}` +
+    `@@content\n${Buffer.from(managed.map((f) => f.content).join('')).toString('base64')}\n`;
+  return facts.replace('@@files\n', section);
+}
+
 export type Responder = (host: string, script: string, stdin?: string, address?: string) => Partial<ExecResult> | undefined;
 
 /** Answers like a healthy host: facts, successful writes and restarts, ESP both ways. */

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FACTS_SCRIPT, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
+import { withFiles } from '../helpers/fake-session.js';
 
 // Recorded from lab servers (Debian 12) after a provision run; keys replaced by a fixture key.
+// The files sections were converted to the one-dump format (stat lines, managed list, base64)
+// when the facts script changed to it; the e2e tests run the script itself on lab servers.
 const fixture = (name: string): string => readFileSync(join('test', 'fixtures', name), 'utf8');
 
 describe('facts, from recorded output', () => {
@@ -51,8 +54,26 @@ describe('facts, from recorded output', () => {
   });
 
   test('an operator file is seen but not read', () => {
-    const f = parseFacts('@@files\nforeign 644 /etc/ipsec.d/mine.conf\n@@end\n');
+    const f = parseFacts('@@files\n644 120 /etc/ipsec.d/mine.conf\n@@managed\n@@content\n\n@@end\n');
     expect(f.files.get('/etc/ipsec.d/mine.conf')).toEqual({ path: '/etc/ipsec.d/mine.conf', mode: '644', managed: false });
+  });
+
+  test('managed files are cut from the one dump by their sizes, in the listed order', () => {
+    const a = '# managed by provision\nconn a\n';
+    const b = '# managed by provision\nx y : PSK 0sAAAA\n';
+    const f = parseFacts(withFiles('@@files\n@@end\n', [
+      { path: '/etc/ipsec.d/a.conf', mode: '644', content: a },
+      { path: '/etc/ipsec.d/mine.conf', mode: '640' },
+      { path: '/etc/ipsec.d/a.secrets', mode: '600', content: b },
+    ]));
+    expect(f.files.get('/etc/ipsec.d/a.conf')).toEqual({ path: '/etc/ipsec.d/a.conf', mode: '644', managed: true, content: a });
+    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({ path: '/etc/ipsec.d/a.secrets', mode: '600', managed: true, content: b });
+    expect(f.files.get('/etc/ipsec.d/mine.conf')?.managed).toBe(false);
+  });
+
+  test('a file that changed size between stat and cat is an error, not a wrong content', () => {
+    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.conf', mode: '644', content: '# managed by provision\n' }]);
+    expect(() => parseFacts(text.replace(/^644 \d+ /m, '644 5 '))).toThrow(/changed while it was read/);
   });
 
   test('versions from each implementation', () => {

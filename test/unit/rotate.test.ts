@@ -4,7 +4,7 @@ import { exitCode, parseRotate, UsageError } from '../../src/cli.js';
 import { renderChanges } from '../../src/report/changes-text.js';
 import { renderSummary, resultToJson } from '../../src/report/summary.js';
 import { FACTS_SCRIPT } from '../../src/remote/facts.js';
-import { fakeSessions, healthy, READY_FACTS, type Responder } from '../helpers/fake-session.js';
+import { fakeSessions, healthy, READY_FACTS, withFiles, type FakeFile, type Responder } from '../helpers/fake-session.js';
 
 // Rotation, repair and roll back, against fake sessions: which commands are sent, in which
 // order, and what is reported. The lab e2e (test/e2e/provision.test.ts) proves it on the wire.
@@ -23,16 +23,17 @@ const NEW = (n: number) => new Uint8Array(n).fill(2);
 const key = (r: (n: number) => Uint8Array) => '0s' + Buffer.from(r(32)).toString('base64');
 
 /** Facts as the hosts would report them after a first run with OLD keys, SAs up between every pair. */
-async function converged(saUp = true): Promise<Map<string, string>> {
+async function converged(saUp = true, edit: (host: string, files: FakeFile[]) => void = () => undefined): Promise<Map<string, string>> {
   const fake = fakeSessions();
   const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fake.connect });
   const facts = new Map<string, string>();
   const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
   const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
   for (const h of first.changeset!.hosts) {
-    const lines = h.files.map((f) => `managed ${f.mode.slice(1)} ${f.path} ${Buffer.from(f.after).toString('base64')}`);
+    const files: FakeFile[] = h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.after }));
+    edit(h.host, files);
     const sas = saUp ? peers[h.host]!.flatMap((p) => [`${me[h.host]} ${p}`, `${p} ${me[h.host]}`]).join('\n') + '\n' : '';
-    facts.set(h.host, READY_FACTS.replace('@@files\n', `@@sas\n${sas}@@files\n${lines.join('\n')}\n`));
+    facts.set(h.host, withFiles(READY_FACTS.replace('@@files\n', `@@sas\n${sas}@@files\n`), files));
   }
   return facts;
 }
@@ -145,11 +146,11 @@ describe('--rotate-psk', () => {
 
 describe('repair', () => {
   test('peers that disagree get a new key without a conn replaced; the initiator re-authenticates', async () => {
-    const facts = await converged();
     // b's secrets file holds another key.
-    const b = facts.get('b')!.replace(/(managed 600 \/etc\/ipsec\.d\/a--b\.secrets )(\S+)/, (_m, pre: string, b64: string) =>
-      pre + Buffer.from(Buffer.from(b64, 'base64').toString().replace(key(OLD), '0sSTALESTALE')).toString('base64'));
-    facts.set('b', b);
+    const facts = await converged(true, (host, files) => {
+      const f = files.find((x) => x.path === '/etc/ipsec.d/a--b.secrets');
+      if (host === 'b' && f) f.content = f.content!.replace(key(OLD), '0sSTALESTALE');
+    });
     const { result, sent } = await rotate(facts, undefined, { rotate: new Set() });
     expect(result.changeset!.pairs.find((p) => p.name === 'a--b')!.key).toBe('repaired');
     expect(sent.some((s) => /--replace/.test(s.script))).toBe(false);
@@ -182,8 +183,10 @@ describe('roll back when ipsec will not start', () => {
 
 describe('a secrets file with the right key but the wrong mode', () => {
   test('is rewritten 0600 and reread, and the pair is not re-authenticated', async () => {
-    const facts = await converged();
-    facts.set('b', facts.get('b')!.replace('managed 600 /etc/ipsec.d/a--b.secrets', 'managed 644 /etc/ipsec.d/a--b.secrets'));
+    const facts = await converged(true, (host, files) => {
+      const f = files.find((x) => x.path === '/etc/ipsec.d/a--b.secrets');
+      if (host === 'b' && f) f.mode = '644';
+    });
     const { result, sent } = await rotate(facts, undefined, { rotate: new Set() });
     const b = result.changeset!.hosts.find((h) => h.host === 'b')!;
     expect(b.files.filter((f) => f.action !== 'noop').map((f) => [f.path, f.mode, f.keyState])).toEqual([['/etc/ipsec.d/a--b.secrets', '0600', 'unchanged']]);

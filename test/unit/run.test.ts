@@ -3,7 +3,8 @@ import { run, type RunOptions } from '../../src/apply/run.js';
 import { exitCode } from '../../src/cli.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
 import { FACTS_SCRIPT } from '../../src/remote/facts.js';
-import { fakeSessions, healthy, READY_FACTS, type Responder } from '../helpers/fake-session.js';
+import { renderSummary, resultToJson } from '../../src/report/summary.js';
+import { fakeSessions, healthy, READY_FACTS, withFiles, type Responder } from '../helpers/fake-session.js';
 
 const inv = loadInventory(`hosts:
   a: {address: 10.0.0.1}
@@ -40,6 +41,14 @@ describe('the executor, against fake sessions', () => {
     expect(sent.filter((s) => /ipsec auto --replace/.test(s.script))).toHaveLength(3);
   });
 
+  test('--no-verify: the summary says so in one line for all the pairs; --json lists each', async () => {
+    const { result } = await go(undefined, { verify: false });
+    const text = renderSummary(result);
+    expect(text).toMatch(/^ {2}3 pairs +not verified +--no-verify$/m);
+    expect(text.split('Pairs\n')[1]!.split('\n').filter((l) => l.startsWith('  '))).toHaveLength(1);
+    expect((resultToJson(result) as { pairs: { name: string }[] }).pairs.map((p) => p.name)).toEqual(['a--b', 'a--c', 'b--c']);
+  });
+
   test('keys travel on stdin only, never in a script (a command line)', async () => {
     const { sent } = await go();
     const writes = sent.filter((s) => s.stdin);
@@ -73,7 +82,7 @@ describe('the executor, against fake sessions', () => {
 
   test('a failing write is reported against that host with the step and stderr', async () => {
     const { result } = await go((host, script) =>
-      host === 'a' && script.includes('put ') ? { code: 30, stderr: 'addconn: /etc/ipsec.d/x.conf:3: syntax error' } : undefined);
+      host === 'a' && script.includes('.provision-backup') ? { code: 30, stderr: 'addconn: /etc/ipsec.d/x.conf:3: syntax error' } : undefined);
     expect(result.hosts.get('a')).toMatchObject({ status: 'failed', step: 'check config', error: expect.stringMatching(/syntax error/) });
     expect(result.pairs.find((p) => p.name === 'b--c')!.status).toBe('verified');
   });
@@ -112,8 +121,7 @@ describe('the executor, against fake sessions', () => {
     const first = await go();
     const files = new Map<string, string>();
     for (const h of first.result.changeset!.hosts) {
-      const lines = h.files.map((f) => `managed ${f.mode.slice(1)} ${f.path} ${Buffer.from(f.after).toString('base64')}`);
-      files.set(h.host, READY_FACTS.replace('@@files\n', `@@files\n${lines.join('\n')}\n`));
+      files.set(h.host, withFiles(READY_FACTS, h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.after }))));
     }
     const again = await go((host, script, stdin, address) => (script === FACTS_SCRIPT ? { stdout: files.get(host)! } : healthy(host, script, stdin, address)));
     expect([...again.result.hosts.values()].map((o) => o.status)).toEqual(['unchanged', 'unchanged', 'unchanged']);
@@ -126,10 +134,12 @@ describe('retiring pairs', () => {
   const oldPair = (host: string): string => {
     const conf = `# managed by provision: edits are overwritten. Pair ${host}/gone; ${host} initiates.\nconn gone--${host}\n    auto=start\n`;
     const secrets = `# managed by provision: edits are overwritten.\n10.0.0.1 10.0.0.9 : PSK 0sOLDKEYOLDKEY\n`;
-    return READY_FACTS.replace('@@files\n', `@@files\n` +
-      `managed 644 /etc/ipsec.d/gone--${host}.conf ${Buffer.from(conf).toString('base64')}\n` +
-      `managed 600 /etc/ipsec.d/gone--${host}.secrets ${Buffer.from(secrets).toString('base64')}\n` +
-      `foreign 644 /etc/ipsec.d/operator-vpn.conf\nforeign 600 /etc/ipsec.d/operator-vpn.secrets\n`);
+    return withFiles(READY_FACTS, [
+      { path: `/etc/ipsec.d/gone--${host}.conf`, mode: '644', content: conf },
+      { path: `/etc/ipsec.d/gone--${host}.secrets`, mode: '600', content: secrets },
+      { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
+      { path: '/etc/ipsec.d/operator-vpn.secrets', mode: '600' },
+    ]);
   };
 
   test("a pair gone from the inventory: its managed files are deleted and its conn taken down; the operator's are not touched", async () => {
@@ -139,7 +149,7 @@ describe('retiring pairs', () => {
     expect(a.unload).toEqual(['gone--a']);
     expect(result.changeset!.retired).toEqual([{ name: 'gone--a', hosts: ['a'] }, { name: 'gone--b', hosts: ['b'] }, { name: 'gone--c', hosts: ['c'] }]);
     const writeA = sent.find((s) => s.host === 'a' && s.stdin !== undefined)!;
-    expect(writeA.script).toMatch(/^del \/etc\/ipsec\.d\/gone--a\.conf$/m);
+    expect(writeA.script).toMatch(/^rm -f -- \/etc\/ipsec\.d\/gone--a\.conf \/etc\/ipsec\.d\/gone--a\.secrets$/m);
     expect(writeA.script).not.toMatch(/operator-vpn/);
     expect(sent.find((s) => s.host === 'a' && /ipsec auto --delete gone--a/.test(s.script))).toBeDefined();
     expect(result.hosts.get('a')).toMatchObject({ status: 'changed', did: expect.arrayContaining(['retired gone--a']) });
@@ -148,7 +158,7 @@ describe('retiring pairs', () => {
   test('--no-prune keeps them', async () => {
     const { result, sent } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined), { prune: false });
     expect(result.changeset!.hosts.flatMap((h) => h.files.filter((f) => f.action === 'delete'))).toEqual([]);
-    expect(sent.some((s) => /^del /m.test(s.script))).toBe(false);
+    expect(sent.some((s) => /^rm -f -- /m.test(s.script))).toBe(false);
   });
 
   test('the dry run names what is retired and never shows the old key', async () => {
@@ -167,7 +177,7 @@ describe('Ctrl-C', () => {
     const abort = new AbortController();
     const fake = fakeSessions((host, script) => {
       // Ctrl-C arrives while host a is writing; b and c may be writing too (concurrency 1 here).
-      if (host === 'a' && script.includes('put ')) abort.abort();
+      if (host === 'a' && script.includes('.provision-backup')) abort.abort();
       return undefined;
     });
     const result = await run(inv, { dryRun: false, verify: true, concurrency: 1, random: fixed, signal: abort.signal, connect: fake.connect });

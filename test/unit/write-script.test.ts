@@ -7,11 +7,11 @@ import { writeScript } from '../../src/apply/scripts.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
 
-function change(dir: string, files: { name: string; mode: '0644' | '0600'; after: string }[], includes: { path: string; line: string }[] = []): HostChange {
+function change(dir: string, files: { name: string; mode: '0644' | '0600'; after: string; action?: 'create' | 'update' | 'delete' }[], includes: { path: string; line: string }[] = []): HostChange {
   return {
     host: 'h', address: '10.0.0.1',
     backend: { id: 'libreswan', package: 'libreswan', version: '4.10', assumed: false },
-    files: files.map((f) => ({ path: join(dir, f.name), mode: f.mode, action: 'create', pair: 'p', secret: f.mode === '0600', after: f.after, shown: f.after })),
+    files: files.map((f) => ({ path: join(dir, f.name), mode: f.mode, action: f.action ?? 'create', pair: 'p', secret: f.mode === '0600', after: f.after, shown: f.after })),
     includes, service: 'reload', serviceReason: '', reload: [], bringUp: [], reauth: [], conns: [], unload: [],
   };
 }
@@ -72,8 +72,47 @@ describe('the write script', () => {
     expect(readdirSync(dir)).toEqual(['a.conf']);
   });
 
+  test('many files at once: creates, updates and deletes, each with its mode and content', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    writeFileSync(join(dir, 'p0.conf'), 'old conf\n', { mode: 0o600 });
+    writeFileSync(join(dir, 'gone.conf'), 'retired\n');
+    writeFileSync(join(dir, 'mine.conf'), 'operator\n');
+    const files = Array.from({ length: 40 }, (_, i) => [
+      { name: `p${i}.conf`, mode: '0644' as const, after: `conn p${i}\n`, action: i === 0 ? 'update' as const : 'create' as const },
+      { name: `p${i}.secrets`, mode: '0600' as const, after: `a b : PSK 0sKEY${i}\n` },
+    ]).flat();
+    const { script, stdin } = writeScript(change(dir, [...files, { name: 'gone.conf', mode: '0644', after: '', action: 'delete' }]), {}, dir);
+    expect(runScript(script, stdin).status).toBe(0);
+    for (const f of files) {
+      expect(readFileSync(join(dir, f.name), 'utf8')).toBe(f.after);
+      expect((statSync(join(dir, f.name)).mode & 0o777).toString(8)).toBe(f.mode.slice(1));
+    }
+    expect(existsSync(join(dir, 'gone.conf'))).toBe(false);
+    expect(readFileSync(join(dir, 'mine.conf'), 'utf8')).toBe('operator\n');
+    expect(readdirSync(dir)).toHaveLength(81);
+  });
+
+  test('a refused config brings back an updated file, a deleted one and its include line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    writeFileSync(join(dir, 'a.conf'), 'before\n', { mode: 0o640 });
+    writeFileSync(join(dir, 'gone.secrets'), 'x y : PSK 0sOLD\n', { mode: 0o600 });
+    writeFileSync(join(dir, 'ipsec.conf'), 'config setup\n');
+    const c = change(dir, [
+      { name: 'a.conf', mode: '0644', after: 'after\n', action: 'update' },
+      { name: 'gone.secrets', mode: '0600', after: '', action: 'delete' },
+      { name: 'b.conf', mode: '0644', after: 'new\n' },
+    ], [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }]);
+    const r = runScript(writeScript(c, { checkConfig: 'false' }, dir).script, writeScript(c, {}, dir).stdin);
+    expect(r.status).toBe(30);
+    expect(readFileSync(join(dir, 'a.conf'), 'utf8')).toBe('before\n');
+    expect((statSync(join(dir, 'a.conf')).mode & 0o777).toString(8)).toBe('640');
+    expect(readFileSync(join(dir, 'gone.secrets'), 'utf8')).toBe('x y : PSK 0sOLD\n');
+    expect(readFileSync(join(dir, 'ipsec.conf'), 'utf8')).toBe('config setup\n');
+    expect(readdirSync(dir).sort()).toEqual(['a.conf', 'gone.secrets', 'ipsec.conf']);
+  });
+
   test('sh accepts the script (syntax check)', () => {
-    const { script } = writeScript(change('/nonexistent', [{ name: 'a.conf', mode: '0644', after: 'x' }]), { checkConfig: 'true' });
+    const { script } = writeScript(change('/nonexistent', [{ name: 'a.conf', mode: '0644', after: 'x' }], [{ path: '/nonexistent/ipsec.conf', line: 'include x' }]), { checkConfig: 'true' }, '/nonexistent');
     expect(() => execFileSync('sh', ['-n', '-c', script])).not.toThrow();
   });
 });
