@@ -25,16 +25,16 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
   }
   const puts = files.filter((f) => f.action !== 'delete');
   const dels = files.filter((f) => f.action === 'delete');
-  const staged = (f: FileChange): string => `"$bak/new/"${quote(basename(f.path))}`;
-  const list = (fs: FileChange[], as: (f: FileChange) => string): string => fs.map(as).join(' ');
+  const modes = [...new Set(puts.map((f) => f.mode))];
   const total = puts.reduce((n, f) => n + Buffer.byteLength(f.after), 0);
   const lines: string[] = [
     'set -eu',
     'umask 077',
     `mkdir -p ${quote(dir)}`,
+    `cd ${quote(dir)}`,
     // Hidden, so the include glob (*.conf, *.secrets) never picks a backup up.
-    `bak=$(mktemp -d ${quote(dir)}/.provision-backup.XXXXXX)`,
-    'mkdir "$bak/old" "$bak/new"',
+    'bak=$(mktemp -d "$PWD/.provision-backup.XXXXXX")',
+    'mkdir "$bak/old"',
     ': > "$bak/.saved"; : > "$bak/.created"; n=0',
     'restore() {',
     '  while read -r b f; do mv -f "$b" "$f"; done < "$bak/.saved"',
@@ -42,27 +42,33 @@ export function writeScript(change: HostChange, backend: Pick<Backend, 'checkCon
     '  rm -rf "$bak"',
     '}',
   ];
+  // The script is one argument of `sh -c`, which Linux caps at 128 KiB: each file is named
+  // once, by a call that remembers what is there now and stages the new content; then one
+  // copy saves the old files, and chmod, chown, mv and rm each run once, over globs and lists.
   if (files.length) {
     lines.push(
-      // Remember what is there now (one copy for all) or that there was nothing.
-      'set --',
-      `for f in ${list(files, (f) => quote(f.path))}; do`,
-      '  if [ -e "$f" ]; then set -- "$@" "$f"; echo "$bak/old/${f##*/} $f" >> "$bak/.saved"; else echo "$f" >> "$bak/.created"; fi',
-      'done',
-      '[ $# -eq 0 ] || cp -p -t "$bak/old" -- "$@"',
+      ': > "$bak/.existing"; : > "$bak/.deleted"',
+      'save() { if [ -e "$1" ]; then echo "$1" >> "$bak/.existing"; echo "$bak/old/$1 $PWD/$1" >> "$bak/.saved"; else echo "$PWD/$1" >> "$bak/.created"; fi; }',
+      'p() { save "$3"; head -c "$2" > "$bak/$1/$3"; }',
+      'd() { save "$1"; echo "$1" >> "$bak/.deleted"; }',
     );
-  }
-  if (puts.length) {
-    lines.push(...puts.map((f) => `head -c ${Buffer.byteLength(f.after)} > ${staged(f)}`));
-    lines.push(
-      `if [ "$(cat -- ${list(puts, staged)} | wc -c)" -ne ${total} ]; then rm -rf "$bak"; echo "short read: the connection dropped while the files were sent" >&2; exit ${WRITE_EXIT.shortRead}; fi`,
-    );
-    for (const mode of [...new Set(puts.map((f) => f.mode))]) {
-      lines.push(`chmod ${mode} -- ${list(puts.filter((f) => f.mode === mode), staged)}`);
+    if (modes.length) lines.push(`for m in ${modes.join(' ')}; do mkdir "$bak/$m"; done`);
+    lines.push(...puts.map((f) => `p ${f.mode} ${Buffer.byteLength(f.after)} ${quote(basename(f.path))}`));
+    lines.push(...dels.map((f) => `d ${quote(basename(f.path))}`));
+    if (puts.length) {
+      lines.push(`if [ "$(cat "$bak"/0*/* | wc -c)" -ne ${total} ]; then rm -rf "$bak"; echo "short read: the connection dropped while the files were sent" >&2; exit ${WRITE_EXIT.shortRead}; fi`);
     }
-    lines.push(`chown 0:0 -- ${list(puts, staged)}`, `mv -f -t ${quote(dir)} -- ${list(puts, staged)}`);
+    // A name per line (names are conn names, but -d keeps any character in one argument).
+    lines.push("xargs -r -d '\\n' cp -p -t \"$bak/old\" -- < \"$bak/.existing\"");
+    if (puts.length) {
+      lines.push(
+        `for m in ${modes.join(' ')}; do chmod "$m" -- "$bak/$m"/*; done`,
+        'chown 0:0 -- "$bak"/0*/*',
+        'mv -f -t "$PWD" -- "$bak"/0*/*',
+      );
+    }
+    lines.push("xargs -r -d '\\n' rm -f -- < \"$bak/.deleted\"");
   }
-  if (dels.length) lines.push(`rm -f -- ${list(dels, (f) => quote(f.path))}`);
   if (change.includes.length) {
     lines.push(
       'addline() {',

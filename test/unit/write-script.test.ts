@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostChange } from '../../src/apply/changeset.js';
 import { writeScript } from '../../src/apply/scripts.js';
+import { wrap } from '../../src/remote/shell.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
 
@@ -109,6 +110,22 @@ describe('the write script', () => {
     expect(readFileSync(join(dir, 'gone.secrets'), 'utf8')).toBe('x y : PSK 0sOLD\n');
     expect(readFileSync(join(dir, 'ipsec.conf'), 'utf8')).toBe('config setup\n');
     expect(readdirSync(dir).sort()).toEqual(['a.conf', 'gone.secrets', 'ipsec.conf']);
+  });
+
+  test('a host with 999 peers: the script stays under the 128 KiB that Linux allows one argument, and works', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    const files = Array.from({ length: 999 }, (_, i) => [
+      { name: `server-${String(i).padStart(4, '0')}--server-9999.conf`, mode: '0644' as const, after: `conn x${i}\n    auto=start\n` },
+      { name: `server-${String(i).padStart(4, '0')}--server-9999.secrets`, mode: '0600' as const, after: `a b : PSK 0sKEY${i}\n` },
+    ]).flat();
+    const { script, stdin } = writeScript(change(dir, files, [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }]), { checkConfig: 'true' }, dir);
+    expect(wrap(script, { sudo: true, timeoutSec: 120 }).length).toBeLessThan(128 * 1024);
+    expect(runScript(script, stdin).status).toBe(0);
+    expect(readdirSync(dir)).toHaveLength(1999);
+    for (const f of [files[0]!, files[1]!, files[1996]!, files[1997]!]) {
+      expect(readFileSync(join(dir, f.name), 'utf8')).toBe(f.after);
+      expect((statSync(join(dir, f.name)).mode & 0o777).toString(8)).toBe(f.mode.slice(1));
+    }
   });
 
   test('sh accepts the script (syntax check)', () => {
