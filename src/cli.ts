@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import yargs from 'yargs';
+import { checkBooleanForms, checkSingles, positiveSeconds, toolVersion, UsageError, wholeAtLeastOne } from './cli/flags.js';
+export { UsageError } from './cli/flags.js';
 import { run } from './apply/run.js';
 import type { RunResult } from './apply/outcome.js';
 import { connect, expandHome, parseJump } from './remote/session.js';
@@ -24,44 +26,58 @@ export interface Io {
   stderr: NodeJS.WritableStream;
 }
 
-export class UsageError extends Error {}
-
 /** What the CLI reaches the outside world through; tests pass their own. */
 export interface Deps {
   connect: typeof connect;
 }
 
+const BOOLEANS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'help', 'version'] as const;
+const SINGLES = ['inventory', 'concurrency', 'connect-timeout'] as const;
+
+function parser() {
+  return yargs()
+    .scriptName('provision')
+    .usage('$0 --inventory FILE [options]\n\nSecure traffic between the hosts of an inventory with IPsec transport mode.')
+    .option('inventory', { alias: 'i', type: 'string', demandOption: true, requiresArg: true, describe: 'the YAML inventory of hosts, pairs and meshes' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+    .option('offline', { type: 'boolean', default: false, describe: 'with --dry-run: plan without contacting any host' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .option('prune', { type: 'boolean', default: true, describe: 'remove the files of pairs no longer in the inventory (--no-prune keeps them)' })
+    .option('verify', { type: 'boolean', default: true, describe: 'prove each pair with ping and tcpdump (--no-verify skips it)' })
+    .option('limit', { type: 'string', array: true, requiresArg: true, describe: 'act only on these hosts (comma-separated or repeated); pairs with a host outside are skipped' })
+    .option('rotate-psk', { type: 'string', array: true, describe: 'give pairs a new key: all in scope, or the named ones (conn name or "a,b"; repeatable)' })
+    .option('concurrency', { type: 'number', default: 16, requiresArg: true, describe: 'hosts worked on, and SSH connections open, at once' })
+    .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
+    .option('connect-timeout', { type: 'number', default: 15, requiresArg: true, describe: 'seconds to wait for an SSH connection' })
+    .strict()
+    .version(toolVersion())
+    .help()
+    .alias('h', 'help')
+    .exitProcess(false);
+}
+
 export async function main(argv: string[], io: Io = process, deps: Deps = { connect }): Promise<number> {
   let args;
   try {
-    args = await yargs(argv)
-      .scriptName('provision')
-      .usage('$0 --inventory FILE [options]\n\nSecure traffic between the hosts of an inventory with IPsec transport mode.')
-      .option('inventory', { alias: 'i', type: 'string', demandOption: true, describe: 'the YAML inventory of hosts, pairs and meshes' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
-      .option('offline', { type: 'boolean', default: false, describe: 'with --dry-run: plan without contacting any host' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
-      .option('prune', { type: 'boolean', default: true, describe: 'remove the files of pairs no longer in the inventory (--no-prune keeps them)' })
-      .option('verify', { type: 'boolean', default: true, describe: 'prove each pair with ping and tcpdump (--no-verify skips it)' })
-      .option('limit', { type: 'string', array: true, describe: 'act only on these hosts (comma-separated or repeated); pairs with a host outside are skipped' })
-      .option('rotate-psk', { type: 'string', array: true, describe: 'give pairs a new key: all in scope, or the named ones (conn name or "a,b"; repeatable)' })
-      .option('concurrency', { type: 'number', default: 16, describe: 'hosts worked on at once' })
-      .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
-      .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds to wait for an SSH connection' })
-      .strict()
-      .version(false)
-      .help()
-      .fail((msg, err) => {
-        throw err ?? new UsageError(msg);
-      })
-      .parseAsync();
+    checkBooleanForms(argv, BOOLEANS);
+    const parsed = await new Promise<{ args: any; output: string }>((resolve, reject) => {
+      parser().parse(argv, {}, (err, a, output) => (err ? reject(new UsageError(err.message)) : resolve({ args: a, output })));
+    });
+    if (parsed.args.help || parsed.args.version) {
+      io.stdout.write(parsed.output.endsWith('\n') ? parsed.output : `${parsed.output}\n`);
+      return EXIT.ok;
+    }
+    args = parsed.args;
+    checkSingles(args, SINGLES);
+    positiveSeconds('connect-timeout', args.connectTimeout);
+    wholeAtLeastOne('concurrency', args.concurrency);
   } catch (err) {
-    io.stderr.write(`error: ${(err as Error).message}\nRun 'provision --help' for the options.\n`);
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`error: ${err.message}\nRun 'provision --help' for the options.\n`);
     return EXIT.badInput;
   }
-  if (args.help) return EXIT.ok;
 
-  const file = args.inventory;
+  const file: string = args.inventory;
   try {
     if (args.offline && !args.dryRun) {
       throw new UsageError('--offline plans without contacting any host, so it needs --dry-run');
@@ -78,7 +94,6 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
     }
     const limit = parseLimit(args.limit, inventory);
     const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk, inventory, limit);
-    if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new UsageError('--concurrency takes a whole number of at least 1');
     return await live(inventory, {
       dryRun: args.dryRun, json: args.json, verify: args.verify, prune: args.prune, limit, rotate, concurrency: args.concurrency,
       acceptNewHostKeys: args.acceptNewHostKeys, connectTimeoutSec: args.connectTimeout,

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -84,5 +84,76 @@ describe('provision --dry-run --offline', () => {
     const r = await run('-i', 'inventory.example.yaml', '--dry-rum');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Unknown argument/);
+  });
+});
+
+describe('flags: only the forms they document', () => {
+  const noConnect = async (argv: string[]) => {
+    let connects = 0;
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let text = '';
+    let stdout = '';
+    err.on('data', (d) => (text += d));
+    out.on('data', (d) => (stdout += d));
+    const code = await main(argv, { stdout: out, stderr: err }, {
+      connect: async () => {
+        connects++;
+        throw new Error('no connection expected');
+      },
+    });
+    return { code, connects, stderr: text, stdout };
+  };
+
+  test.each([
+    ['--dry-run=yes'], ['--dry-run=1'], ['--dry-run=on'], ['--json=maybe'], ['--verify=no'], ['--no-verify=x'],
+    ['--prune=0'], ['--offline=yes'], ['--accept-new-host-keys=y'],
+  ])('%s is refused with exit 2 before any connection', async (flag) => {
+    const r = await noConnect(['-i', 'inventory.example.yaml', flag]);
+    expect({ code: r.code, connects: r.connects }).toEqual({ code: 2, connects: 0 });
+    expect(r.stderr).toMatch(/takes no value|true or false/);
+    expect(r.stderr).toContain(flag.split('=')[0]!);
+  });
+
+  test('--dry-run=true and --dry-run=false are what they say', async () => {
+    const t = await run('-i', 'inventory.example.yaml', '--dry-run=true', '--offline');
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/Nothing was changed/);
+    const f = await run('-i', 'inventory.example.yaml', '--dry-run=false', '--offline');
+    expect(f.code).toBe(2);
+    expect(f.stderr).toMatch(/--offline .* needs --dry-run/);
+  });
+
+  test.each([
+    [['-i', 'a.yaml', '-i', 'b.yaml'], '--inventory'],
+    [['-i', 'inventory.example.yaml', '--concurrency', '3', '--concurrency', '4'], '--concurrency'],
+    [['-i', 'inventory.example.yaml', '--connect-timeout', '3', '--connect-timeout', '4'], '--connect-timeout'],
+  ])('%j: a flag given twice is a usage error', async (argv, flag) => {
+    const r = await noConnect(argv);
+    expect({ code: r.code, connects: r.connects }).toEqual({ code: 2, connects: 0 });
+    expect(r.stderr).toContain(`${flag} was given 2 times`);
+    expect(r.stderr).not.toMatch(/TypeError|\n\s+at /);
+  });
+
+  test.each([['0'], ['-5'], ['abc'], ['Infinity']])('--connect-timeout %s is refused', async (v) => {
+    const r = await noConnect(['-i', 'inventory.example.yaml', '--connect-timeout', v]);
+    expect({ code: r.code, connects: r.connects }).toEqual({ code: 2, connects: 0 });
+    expect(r.stderr).toMatch(/--connect-timeout takes a number of seconds above 0/);
+  });
+
+  test('--limit naming an unknown host is exit 2 before any connection', async () => {
+    const r = await noConnect(['-i', 'inventory.example.yaml', '--limit', 'server-01,nope']);
+    expect({ code: r.code, connects: r.connects }).toEqual({ code: 2, connects: 0 });
+    expect(r.stderr).toMatch(/--limit names host\(s\) not in the inventory: nope/);
+  });
+
+  test('--version prints the version of package.json; -h prints the help', async () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+    const v = await noConnect(['--version']);
+    expect({ code: v.code, out: v.stdout.trim() }).toEqual({ code: 0, out: pkg.version });
+    const h = await noConnect(['-h']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/--inventory/);
+    expect(h.stdout).toMatch(/--dry-run/);
   });
 });
