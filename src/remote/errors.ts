@@ -14,13 +14,4 @@ export class ConnectError extends Error {
   }
 }
 
-/** The last few meaningful lines of a command's stderr, for a message. */
-export function tail(text: string, lines = 3): string {
-  return text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .slice(-lines)
-    .join(' | ')
-    .slice(0, 400);
-}
+export { tail } from '../core/text.js';

@@ -2,6 +2,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { Changeset, FileChange } from '../apply/changeset.js';
 import { FILE_ACTIONS } from '../apply/changeset.js';
 import { redacted } from '../psk.js';
+import { printable } from '../core/text.js';
 
 const PSK_LINE = /^(\S+\s+\S+\s*:\s*PSK\s+)\S+\s*$/;
 
@@ -21,7 +22,8 @@ export function redactFound(content: string): string {
 }
 
 function fileDiff(f: FileChange): string {
-  const before = f.secret ? redactFound(f.before ?? '') : f.before ?? '';
+  // A managed file's content on the host may have been edited to hold escape sequences.
+  const before = (f.secret ? redactFound(f.before ?? '') : f.before ?? '').split('\n').map(printable).join('\n');
   const after = f.shown;
   const patch = createTwoFilesPatch(f.before === undefined ? '/dev/null' : f.path, f.action === 'delete' ? '/dev/null' : f.path, before, after, '', '', { context: 3 });
   return patch

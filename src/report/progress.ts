@@ -1,12 +1,13 @@
 import ora from 'ora';
 import type { Hooks, HostOutcome, PairOutcome } from '../apply/outcome.js';
+import { printable } from '../core/text.js';
 
 function outcomeWord(o: HostOutcome): string {
   switch (o.status) {
     case 'changed': return `changed: ${o.did.join('; ')}`;
-    case 'failed': return `FAILED at ${o.step}: ${o.error}`;
-    case 'unreachable': return `UNREACHABLE: ${o.error}`;
-    case 'refused': return `REFUSED: ${o.error}`;
+    case 'failed': return `FAILED at ${o.step}: ${printable(o.error)}`;
+    case 'unreachable': return `UNREACHABLE: ${printable(o.error)}`;
+    case 'refused': return `REFUSED: ${printable(o.error)}`;
     case 'interrupted': return `INTERRUPTED${o.did.length ? ` after: ${o.did.join('; ')}` : ''}`;
     default: return o.status;
   }
@@ -17,8 +18,17 @@ function pairWord(p: PairOutcome): string {
     const [a, b] = p.directions;
     return `ESP verified (${a!.from} out ${a!.counts.espOut}/in ${a!.counts.espIn}, ${b!.from} out ${b!.counts.espOut}/in ${b!.counts.espIn})`;
   }
-  if (p.status === 'rolled-back') return `ROLLED BACK: ${p.reason}; ${p.restored}`;
-  return p.status === 'failed' ? `FAILED: ${p.reason}` : `${p.status}: ${p.reason}`;
+  if (p.status === 'rolled-back') return `ROLLED BACK: ${printable(p.reason)}; ${printable(p.restored)}`;
+  return p.status === 'failed' ? `FAILED: ${printable(p.reason)}` : `${p.status}: ${printable(p.reason)}`;
+}
+
+/**
+ * A spinner only on a terminal that says how wide it is: ora divides by the width, and a
+ * terminal reporting 0 columns (some CI runners, `stty cols 0`) made it loop for ever.
+ */
+export function spinnerFits(stream: NodeJS.WriteStream | NodeJS.WritableStream): boolean {
+  const s = stream as Partial<NodeJS.WriteStream>;
+  return s.isTTY === true && typeof s.columns === 'number' && Number.isFinite(s.columns) && s.columns > 0;
 }
 
 /**
@@ -26,7 +36,7 @@ function pairWord(p: PairOutcome): string {
  * terminal; one plain line per event otherwise (logs, CI, pipes).
  */
 export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number): Hooks & { stop(): void } {
-  const tty = 'isTTY' in stream && stream.isTTY === true;
+  const tty = spinnerFits(stream);
   let done = 0;
   const current = new Map<string, string>();
   if (!tty) {
@@ -35,7 +45,7 @@ export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream
       onStep: (host, step) => line(`${host}: ${step}`),
       onHostDone: (host, o) => line(`${host}: ${outcomeWord(o)} [${++done}/${total}]`),
       onPairDone: (p) => line(`pair ${p.name}: ${pairWord(p)}`),
-      onNote: (m) => line(m),
+      onNote: (m) => line(printable(m)),
       stop: () => undefined,
     };
   }

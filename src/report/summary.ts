@@ -1,5 +1,6 @@
 import type { HostOutcome, PairOutcome, RunResult } from '../apply/outcome.js';
 import { JSON_VERSION } from './plan-json.js';
+import { printable } from '../core/text.js';
 
 function hostLine(outcome: HostOutcome): [string, string] {
   switch (outcome.status) {
@@ -7,9 +8,9 @@ function hostLine(outcome: HostOutcome): [string, string] {
     case 'planned': return ['planned', ''];
     case 'interrupted': return ['INTERRUPTED', outcome.did.length ? `done before Ctrl-C: ${outcome.did.join('; ')}` : 'nothing was changed'];
     case 'changed': return ['changed', outcome.did.join('; ')];
-    case 'failed': return ['FAILED', `${outcome.step}: ${outcome.error}\n    next: ${outcome.hint}`];
-    case 'unreachable': return ['UNREACHABLE', `${outcome.error}\n    next: ${outcome.hint}`];
-    case 'refused': return ['REFUSED', `${outcome.error}\n    next: ${outcome.hint}`];
+    case 'failed': return ['FAILED', `${outcome.step}: ${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'unreachable': return ['UNREACHABLE', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'refused': return ['REFUSED', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
   }
 }
 
@@ -19,10 +20,10 @@ function pairLine(p: PairOutcome): [string, string] {
     : '';
   switch (p.status) {
     case 'verified': return ['ESP verified', counts];
-    case 'failed': return ['FAILED', `${p.reason}${counts ? `\n    seen: ${counts}` : ''}`];
-    case 'rolled-back': return ['ROLLED BACK', `${p.reason}\n    then: ${p.restored}${counts ? ` (${counts})` : ''}\n    next: fix the cause (docs/rotation.md), then re-run`];
-    case 'skipped': return ['skipped', p.reason];
-    case 'unverified': return ['not verified', p.reason];
+    case 'failed': return ['FAILED', `${printable(p.reason)}${counts ? `\n    seen: ${counts}` : ''}`];
+    case 'rolled-back': return ['ROLLED BACK', `${printable(p.reason)}\n    then: ${printable(p.restored)}${counts ? ` (${counts})` : ''}\n    next: fix the cause (docs/rotation.md), then re-run`];
+    case 'skipped': return ['skipped', printable(p.reason)];
+    case 'unverified': return ['not verified', printable(p.reason)];
   }
 }
 
