@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import yargs from 'yargs';
 import { checkBooleanForms, checkSingles, positiveSeconds, toolVersion, UsageError, wholeAtLeastOne } from './cli/flags.js';
 export { UsageError } from './cli/flags.js';
@@ -12,9 +12,9 @@ import { progressHooks } from './report/progress.js';
 import { renderSummary, resultToJson } from './report/summary.js';
 import type { Inventory } from './inventory/types.js';
 import { InventoryError, formatProblem } from './inventory/errors.js';
-import { loadInventory } from './inventory/load.js';
+import { loadInventory, MAX_INVENTORY_BYTES } from './inventory/load.js';
 import { offlineResolver, plan } from './plan/plan.js';
-import { expandPairs, type PlannedPair } from './plan/pairs.js';
+import type { PlannedPair } from './inventory/types.js';
 import { planToJson } from './report/plan-json.js';
 import { renderPlanText } from './report/plan-text.js';
 
@@ -138,7 +138,7 @@ function parseLimit(values: string[] | undefined, inv: Inventory): Set<string> |
  * pair is named by its conn name or by its two hosts, "a,b" in either order.
  */
 export function parseRotate(values: string[], inv: Inventory, limit: Set<string> | undefined): Set<string> {
-  const pairs = expandPairs(inv);
+  const pairs = inv.pairs;
   const inScope = (p: PlannedPair): boolean => !limit || (limit.has(p.initiator) && limit.has(p.responder));
   const names = values.map((v) => v.trim()).filter(Boolean);
   if (names.length === 0) return new Set(pairs.filter(inScope).map((p) => p.name));
@@ -217,13 +217,36 @@ export function exitCode(r: RunResult): number {
   return EXIT.ok;
 }
 
+/**
+ * The inventory's bytes, read no further than the size limit: `--inventory /dev/zero` or a
+ * huge file stops at the limit instead of eating memory.
+ */
 async function readInventoryText(file: string): Promise<string> {
   let buf: Buffer;
   try {
-    buf = await readFile(file);
+    const fh = await open(file, 'r');
+    try {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const chunk = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(chunk.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > MAX_INVENTORY_BYTES) {
+          throw new InventoryError([{ file, line: 1, column: 1, message: `the file is over ${MAX_INVENTORY_BYTES / 1048576} MiB; an inventory is at most that`,
+            hint: 'Check this is the inventory you meant; split a fleet that large into several inventories.' }]);
+        }
+      }
+      buf = Buffer.concat(chunks);
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
+    if (err instanceof InventoryError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new UsageError(`cannot read the inventory ${file}: ${why}`);
   }
   // Decoding marks bad bytes with U+FFFD; the loader reports where the first one is.

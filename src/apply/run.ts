@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type { HostSpec, Inventory } from '../inventory/types.js';
 import { plan as makePlan, offlineResolver, type Plan, type Resolved } from '../plan/plan.js';
-import type { PlannedPair } from '../plan/pairs.js';
+import type { PlannedPair } from '../inventory/types.js';
 import type { RandomBytes } from '../psk.js';
 import { ConnectError, HostKeyError, tail } from '../remote/errors.js';
 import { FACTS_SCRIPT, parseFacts, type Facts } from '../remote/facts.js';
@@ -68,7 +68,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   for (const spec of inv.hosts.values()) {
     if (!opts.limit || opts.limit.has(spec.name)) states.set(spec.name, { spec, did: [] });
   }
-  const paired = new Set([...inv.pairs.flatMap((p) => p.hosts), ...inv.meshes.flatMap((m) => m.hosts)]);
+  const paired = new Set(inv.pairs.flatMap((p) => [p.left, p.right]));
   const active = (): HostState[] => [...states.values()].filter((s) => !s.outcome || !failedStatuses.has(s.outcome.status));
 
   const fail = (s: HostState, err: unknown, step: string): void => {

@@ -1,132 +1,239 @@
-import { isIP } from 'node:net';
-import type { z } from 'zod';
+import { basename, extname } from 'node:path';
+import { z } from 'zod';
+import { normalizeAddress } from '../core/address.js';
+import { checkAddress, checkSsh, CONN_NAME, FLEET_NAME, HOST_NAME } from './checks.js';
 import { InventoryError, type Problem } from './errors.js';
-import { parseYaml, type ParsedYaml, type Position } from './yaml.js';
+import { nearest, reportIssue, shown, type Report } from './issues.js';
+import { expandPairs, type MeshSpec } from './pairs.js';
 import {
-  inventorySchema, pairListSchema, pairObjectSchema, keysOf, sshSchema, ipsecSchema,
-  hostSchema, meshSchema, type RawSsh,
+  defaultsSchema, groupSchema, hostSchema, inventorySchema, meshSchema, pairListSchema, pairObjectSchema,
+  type RawDefaults, type RawGroup, type RawHost, type RawSsh,
 } from './schema.js';
-import type { HostSpec, Inventory, MeshDecl, PairDecl, ResponderMode, SshSettings } from './types.js';
+import type { BackendChoice, HostSpec, Inventory, PairDecl, SshSettings } from './types.js';
+import { parseYaml, type ParsedYaml, type Position } from './yaml.js';
 
-/** Host names become parts of file names and conn names: keep them to a safe alphabet. */
-export const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-/** Conn names are file names under /etc/ipsec.d and tokens in ipsec.conf. */
-export const CONN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+export { CONN_NAME, HOST_NAME } from './checks.js';
+export { normalizeAddress } from '../core/address.js';
 
 export const DEFAULT_KNOWN_HOSTS = '~/.ssh/known_hosts';
-const MAX_BYTES = 4 * 1024 * 1024;
+/** Read no more than this: an inventory of 10,000 hosts is well under 2 MiB. */
+export const MAX_INVENTORY_BYTES = 4 * 1024 * 1024;
+const EMPTY_HINT = 'Add a `hosts:` mapping and at least one entry under `pairs:` or `meshes:`; see inventory.example.yaml.';
 
 /**
- * Reads an inventory. Pure: takes the text and the name to report it under. Throws
- * InventoryError listing every problem found, each with its line and column.
+ * Reads an inventory. Pure: takes the text and the name to report it under. Every check
+ * runs here, pairs and meshes expanded included, and every problem of the file is reported
+ * at once: a wrong type in one place does not hide the checks of the others. Throws
+ * InventoryError listing them, each with its line and column.
  */
 export function loadInventory(text: string, file: string): Inventory {
-  if (text.length > MAX_BYTES) {
-    fail(file, { line: 1, column: 1 }, `the file is ${(text.length / 1048576).toFixed(1)} MiB; an inventory is at most 4 MiB`,
+  if (text.length > MAX_INVENTORY_BYTES) {
+    fail(file, { line: 1, column: 1 }, `the file is over ${MAX_INVENTORY_BYTES / 1048576} MiB; an inventory is at most that`,
       'Check this is the inventory you meant; split a fleet that large into several inventories.');
   }
   if (text.includes('\uFFFD')) {
-    const at = positionAtIndex(text, text.indexOf('\uFFFD'));
-    fail(file, at, 'the file is not valid UTF-8', 'Save the inventory as UTF-8 text.');
+    fail(file, positionAtIndex(text, text.indexOf('\uFFFD')), 'the file is not valid UTF-8', 'Save the inventory as UTF-8 text.');
   }
-  if (text.split('\n').every((l) => /^\s*(#.*)?$/.test(l))) {
-    fail(file, { line: 1, column: 1 }, 'the inventory is empty',
-      'Add a `hosts:` mapping and at least one entry under `pairs:` or `meshes:`; see inventory.example.yaml.');
-  }
+  if (text.split('\n').every((l) => /^\s*(#.*)?$/.test(l))) fail(file, { line: 1, column: 1 }, 'the inventory is empty', EMPTY_HINT);
   const yaml = parseYaml(text, file);
+  if (yaml.value === undefined || yaml.value === null) fail(file, { line: 1, column: 1 }, 'the inventory is empty', EMPTY_HINT);
+
   const problems: Problem[] = [];
-  const report = (path: readonly PropertyKey[], message: string, hint: string, key = false): void => {
-    problems.push({ file, ...yaml.locate(path, key), message, hint });
+  const report: Report = (path, message, hint, key = false) => problems.push({ file, ...yaml.locate(path, key), message, hint });
+  const section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]): T | undefined => {
+    const r = schema.safeParse(value);
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) reportIssue(yaml, issue, path, report);
+    return undefined;
   };
 
-  if (yaml.value === undefined || yaml.value === null) {
-    fail(file, { line: 1, column: 1 }, 'the inventory is empty',
-      'Add a `hosts:` mapping and at least one entry under `pairs:` or `meshes:`; see inventory.example.yaml.');
+  const top = inventorySchema.safeParse(yaml.value);
+  if (!top.success) {
+    for (const issue of top.error.issues) reportIssue(yaml, issue, [], report);
+    // Not a mapping at all: nothing below can be read.
+    if (typeof yaml.value !== 'object' || Array.isArray(yaml.value)) throw new InventoryError(problems);
   }
-  const parsed = inventorySchema.safeParse(yaml.value);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) reportIssue(yaml, issue, [], report);
-    throw new InventoryError(problems);
-  }
-  const raw = parsed.data;
-
-  const defaultSsh = raw.defaults?.ssh ?? {};
-  const defaultBackend = raw.defaults?.ipsec?.backend ?? 'auto';
-  const defaultResponder: ResponderMode = raw.defaults?.ipsec?.responder ?? 'route';
+  const raw = yaml.value as Record<string, unknown>;
+  const fleet = readFleet(raw.fleet, file, report);
+  const defaults: RawDefaults = section(defaultsSchema, raw.defaults ?? {}, ['defaults']) ?? {};
+  const defaultSsh = defaults.ssh ?? {};
   if (defaultSsh.host !== undefined) {
     report(['defaults', 'ssh', 'host'], '`ssh.host` cannot be a default: each host has its own management address',
       'Move `host:` under the `ssh:` of each host that needs it.', true);
   }
-  checkPort(defaultSsh, ['defaults', 'ssh'], report);
 
-  const hosts = new Map<string, HostSpec>();
-  const byAddress = new Map<string, string>();
-  const hostEntries = Object.entries(raw.hosts);
-  if (hostEntries.length === 0) {
-    report(['hosts'], 'no hosts are defined', 'Add at least two hosts under `hosts:`, each with an `address:`.');
-  }
-  for (const [name, h] of hostEntries) {
+  // Host names first: references to a host whose own entry is wrong are not "unknown".
+  const rawHosts = section(z.record(z.string(), z.unknown()), raw.hosts, ['hosts']) ?? {};
+  const names = new Set(Object.keys(rawHosts));
+  const entries: [string, RawHost][] = [];
+  for (const [name, value] of Object.entries(rawHosts)) {
     if (!HOST_NAME.test(name)) {
       report(['hosts', name], `host name ${shown(name)} is not safe in a file or conn name`,
         'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 63 characters.', true);
     }
+    const h = section(hostSchema, value, ['hosts', name]);
+    if (h) entries.push([name, h]);
+  }
+  if (Object.keys(rawHosts).length === 0 && raw.hosts !== undefined && typeof raw.hosts === 'object' && !Array.isArray(raw.hosts)) {
+    report(['hosts'], 'no hosts are defined', 'Add at least two hosts under `hosts:`, each with an `address:`.');
+  }
+  checkSsh(defaultSsh, ['defaults', 'ssh'], names, report);
+
+  const groups = readGroups(raw.groups, names, section, report);
+  const hosts = new Map<string, HostSpec>();
+  const byAddress = new Map<string, string>();
+  for (const [name, h] of entries) {
     const family = checkAddress(h.address, ['hosts', name, 'address'], report);
-    const normalized = family ? normalizeAddress(h.address) : h.address;
-    const other = byAddress.get(normalized);
-    if (family && other) {
+    const other = family ? byAddress.get(normalizeAddress(h.address)) : undefined;
+    if (other) {
       report(['hosts', name, 'address'], `address ${h.address} is already used by host ${other}`,
         'Each host needs its own IPsec address; fix the copy-paste or remove the duplicate host.');
     }
-    byAddress.set(normalized, name);
-    checkPort(h.ssh ?? {}, ['hosts', name, 'ssh'], report);
+    if (family) byAddress.set(normalizeAddress(h.address), name);
+    checkSsh(h.ssh ?? {}, ['hosts', name, 'ssh'], names, report);
+    const mine = [...groups].filter(([, g]) => g.hosts.includes(name));
+    const inherited = fromGroups(name, mine, report);
+    const ssh = sshSettings([defaultSsh, inherited.ssh, h.ssh ?? {}], h.address);
+    if (ssh.jump === name) report(['hosts', name, 'ssh', 'jump'], `host ${name} is its own jump host`, 'Remove `jump:`, or name another host.');
     hosts.set(name, {
       name,
       address: h.address,
       family: family ?? 4,
-      ssh: sshSettings(defaultSsh, h.ssh ?? {}, h.address),
-      backend: h.ipsec?.backend ?? defaultBackend,
+      ssh,
+      backend: h.ipsec?.backend ?? inherited.backend ?? defaults.ipsec?.backend ?? 'auto',
+      groups: mine.map(([g]) => g),
       at: yaml.locate(['hosts', name], true),
     });
   }
-
-  const pairs: PairDecl[] = [];
-  (raw.pairs ?? []).forEach((item, i) => {
-    const decl = readPair(yaml, item, i, hosts, report);
-    if (decl) pairs.push(decl);
-  });
-
-  const meshes: MeshDecl[] = [];
-  (raw.meshes ?? []).forEach((m, i) => {
-    if (!CONN_NAME.test(m.name)) {
-      report(['meshes', i, 'name'], `mesh name ${shown(m.name)} is not a safe name`,
-        'Use letters, digits, dot, dash and underscore, starting with a letter or digit.');
+  for (const h of hosts.values()) {
+    const jump = h.ssh.jump ? hosts.get(h.ssh.jump) : undefined;
+    if (jump?.ssh.jump) {
+      report(['hosts', h.name], `host ${h.name} goes through ${jump.name}, which has a jump host of its own`,
+        `Chains of jump hosts are not supported: reach ${jump.name} directly, or give ${h.name} the last hop as its jump.`, true);
     }
-    const seen = new Set<string>();
-    m.hosts.forEach((h, j) => {
-      checkHostRef(h, ['meshes', i, 'hosts', j], hosts, report);
-      if (seen.has(h)) {
-        report(['meshes', i, 'hosts', j], `host ${shown(h)} is listed twice in mesh ${shown(m.name)}`, 'List each host of a mesh once.');
-      }
-      seen.add(h);
-    });
-    meshes.push({ name: m.name, hosts: m.hosts, ...(m.responder ? { responder: m.responder } : {}), at: yaml.locate(['meshes', i]) });
-  });
-
-  if (hostEntries.length > 0 && pairs.length === 0 && meshes.length === 0 && problems.length === 0) {
-    report([], 'no pairs or meshes: nothing would be secured',
-      'Add `pairs: [[host-a, host-b]]` or `meshes: [{name: all, hosts: [...]}]`.');
   }
+
+  const decls: PairDecl[] = [];
+  const rawPairs = section(z.array(z.unknown()), raw.pairs ?? [], ['pairs']) ?? [];
+  rawPairs.forEach((item, i) => {
+    const decl = readPair(yaml, item, i, names, report);
+    if (decl) decls.push(decl);
+  });
+  const meshes = readMeshes(yaml, raw.meshes, names, groups, section, report);
+
+  if (names.size > 0 && decls.length === 0 && meshes.length === 0 && problems.length === 0) {
+    report([], 'no pairs or meshes: nothing would be secured', 'Add `pairs: [[host-a, host-b]]` or `meshes: [{name: all, hosts: [...]}]`.');
+  }
+  // Pairs among hosts that are themselves wrong would only repeat their problems.
+  const usable = (hs: readonly string[]): boolean => hs.every((n) => hosts.has(n));
+  const expanded = expandPairs(file, hosts, decls.filter((d) => usable(d.hosts)),
+    meshes.map((m) => ({ ...m, hosts: m.hosts.filter((n) => hosts.has(n)) })), defaults.ipsec?.responder ?? 'route');
+  problems.push(...expanded.problems);
   if (problems.length > 0) throw new InventoryError(problems);
-  return { file, hosts, pairs, meshes, defaultResponder };
+  return { file, fleet: fleet!, hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs };
 }
 
-type Report = (path: readonly PropertyKey[], message: string, hint: string, key?: boolean) => void;
+type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]) => T | undefined;
 
 function fail(file: string, at: Position, message: string, hint: string): never {
   throw new InventoryError([{ file, ...at, message, hint }]);
 }
 
-function readPair(yaml: ParsedYaml, item: unknown, i: number, hosts: Map<string, HostSpec>, report: Report): PairDecl | undefined {
+function readFleet(value: unknown, file: string, report: Report): string | undefined {
+  if (value !== undefined) {
+    if (typeof value === 'string' && FLEET_NAME.test(value)) return value;
+    report(['fleet'], `fleet ${typeof value === 'string' ? shown(value) : 'name'} is not a safe name`,
+      'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 40 characters.');
+    return undefined;
+  }
+  const name = basename(file, extname(file));
+  if (FLEET_NAME.test(name)) return name;
+  report([], `the file name ${shown(basename(file))} cannot name this inventory's fleet`,
+    "Add a top-level `fleet: NAME` (letters, digits, dot, dash, underscore): it marks every file this inventory manages, so that other inventories' files on the same hosts are left alone.");
+  return undefined;
+}
+
+function readGroups(value: unknown, names: ReadonlySet<string>, section: Section, report: Report): Map<string, RawGroup> {
+  const out = new Map<string, RawGroup>();
+  const raw = section(z.record(z.string(), z.unknown()), value ?? {}, ['groups']) ?? {};
+  for (const [g, v] of Object.entries(raw)) {
+    if (!HOST_NAME.test(g)) {
+      report(['groups', g], `group name ${shown(g)} is not a safe name`, 'Use letters, digits, dot, dash and underscore.', true);
+    }
+    if (names.has(g)) report(['groups', g], `${shown(g)} names both a group and a host`, 'Rename the group: --limit and meshes must know which one you mean.', true);
+    const group = section(groupSchema, v, ['groups', g]);
+    if (!group) continue;
+    group.hosts.forEach((h, j) => checkHostRef(h, ['groups', g, 'hosts', j], names, report));
+    checkSsh(group.ssh ?? {}, ['groups', g, 'ssh'], names, report);
+    out.set(g, group);
+  }
+  return out;
+}
+
+/** Settings a host takes from its groups; two groups that set one key differently are a mistake. */
+function fromGroups(host: string, groups: [string, RawGroup][], report: Report): { ssh: RawSsh; backend?: BackendChoice } {
+  const ssh: Record<string, unknown> = {};
+  const from: Record<string, string> = {};
+  let backend: BackendChoice | undefined;
+  let backendFrom = '';
+  for (const [g, group] of groups) {
+    for (const [k, v] of Object.entries(group.ssh ?? {})) {
+      if (k in ssh && ssh[k] !== v) {
+        report(['groups', g, 'ssh', k], `host ${host} is in groups ${from[k]} and ${g}, which set ssh.${k} differently`,
+          `Set ssh.${k} on the host itself, or in one of the two groups only.`, true);
+      }
+      ssh[k] ??= v;
+      from[k] ??= g;
+    }
+    const b = group.ipsec?.backend;
+    if (b !== undefined) {
+      if (backend !== undefined && backend !== b) {
+        report(['groups', g, 'ipsec', 'backend'], `host ${host} is in groups ${backendFrom} and ${g}, which set ipsec.backend differently`,
+          'Set ipsec.backend on the host itself, or in one of the two groups only.', true);
+      }
+      backend ??= b;
+      backendFrom ||= g;
+    }
+  }
+  return { ssh: ssh as RawSsh, ...(backend ? { backend } : {}) };
+}
+
+function readMeshes(yaml: ParsedYaml, value: unknown, names: ReadonlySet<string>, groups: ReadonlyMap<string, RawGroup>,
+  section: Section, report: Report): MeshSpec[] {
+  const out: MeshSpec[] = [];
+  const raw = section(z.array(z.unknown()), value ?? [], ['meshes']) ?? [];
+  raw.forEach((item, i) => {
+    const m = section(meshSchema, item, ['meshes', i]);
+    if (!m) return;
+    if (!CONN_NAME.test(m.name)) {
+      report(['meshes', i, 'name'], `mesh name ${shown(m.name)} is not a safe name`,
+        'Use letters, digits, dot, dash and underscore, starting with a letter or digit.');
+    }
+    const seen = new Set<string>();
+    (m.hosts ?? []).forEach((h, j) => {
+      checkHostRef(h, ['meshes', i, 'hosts', j], names, report);
+      if (seen.has(h)) report(['meshes', i, 'hosts', j], `host ${shown(h)} is listed twice in mesh ${shown(m.name)}`, 'List each host of a mesh once.');
+      seen.add(h);
+    });
+    (m.groups ?? []).forEach((g, j) => {
+      const group = groups.get(g);
+      if (!group) {
+        const near = nearest(g, [...groups.keys()]);
+        report(['meshes', i, 'groups', j], `unknown group ${shown(g)}`, near ? `Did you mean ${near}?` : 'Define it under `groups:` first, or fix the name.');
+        return;
+      }
+      for (const h of group.hosts) seen.add(h);
+    });
+    if (seen.size < 2) {
+      report(['meshes', i, m.hosts ? 'hosts' : 'groups'], `mesh ${shown(m.name)} has ${seen.size} host${seen.size === 1 ? '' : 's'}`, 'A mesh needs at least two hosts: list them under `hosts:` or name groups under `groups:`.');
+      return;
+    }
+    out.push({ name: m.name, hosts: [...seen], ...(m.responder ? { responder: m.responder } : {}), at: yaml.locate(['meshes', i]) });
+  });
+  return out;
+}
+
+function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet<string>, report: Report): PairDecl | undefined {
   const at = yaml.locate(['pairs', i]);
   let decl: PairDecl;
   if (Array.isArray(item)) {
@@ -164,195 +271,34 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, hosts: Map<string,
     return undefined;
   }
   const path = Array.isArray(item) ? ['pairs', i] : ['pairs', i, 'hosts'];
-  decl.hosts.forEach((h, j) => checkHostRef(h, [...path, j], hosts, report));
+  decl.hosts.forEach((h, j) => checkHostRef(h, [...path, j], names, report));
   if (decl.hosts[0] === decl.hosts[1]) {
     report([...path, 1], `host ${shown(decl.hosts[0])} is paired with itself`, 'A pair joins two different hosts; fix the second name.');
+    return undefined;
   }
   return decl;
 }
 
-function checkHostRef(name: string, path: readonly PropertyKey[], hosts: Map<string, HostSpec>, report: Report): void {
-  if (hosts.has(name)) return;
-  const near = nearest(name, [...hosts.keys()]);
+function checkHostRef(name: string, path: readonly PropertyKey[], names: ReadonlySet<string>, report: Report): void {
+  if (names.has(name)) return;
+  const near = nearest(name, [...names]);
   report(path, `unknown host ${shown(name)}`,
     near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.');
 }
 
-function checkPort(ssh: RawSsh, path: readonly PropertyKey[], report: Report): void {
-  if (ssh.port !== undefined && (ssh.port < 1 || ssh.port > 65535)) {
-    report([...path, 'port'], `port ${ssh.port} is out of range`, 'An SSH port is between 1 and 65535; the default is 22.');
-  }
-}
-
-function checkAddress(address: string, path: readonly PropertyKey[], report: Report): 4 | 6 | undefined {
-  const family = isIP(address);
-  if (family === 0) {
-    let hint = 'Write an IPv4 or IPv6 address, such as 192.0.2.10 or 2001:db8::10.';
-    if (/\/\d+$/.test(address)) hint = 'Write the address without a prefix length (drop the /NN).';
-    else if (/[a-z]/i.test(address) && !address.includes(':')) {
-      hint = 'IPsec peers are matched by IP address: put the IP in `address:` and the DNS name in `ssh.host:`.';
-    }
-    report(path, `${shown(address)} is not an IP address`, hint);
-    return undefined;
-  }
-  const n = normalizeAddress(address);
-  const bad =
-    family === 4
-      ? /^(0\.|127\.|22[4-9]\.|2[3-5]\d\.)/.test(n)
-      : n === '::' || n === '::1' || n.startsWith('ff');
-  if (bad) {
-    report(path, `${address} cannot be an IPsec endpoint (unspecified, loopback, multicast or reserved)`,
-      "Use the address the host's peers reach it on.");
-    return undefined;
-  }
-  return family as 4 | 6;
-}
-
-/** Lower-case, compressed form, so that two spellings of one IPv6 address compare equal. */
-export function normalizeAddress(address: string): string {
-  if (!address.includes(':')) return address;
-  try {
-    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  } catch {
-    return address.toLowerCase();
-  }
-}
-
-function sshSettings(defaults: RawSsh, own: RawSsh, address: string): SshSettings {
-  const pick = <K extends keyof RawSsh>(k: K): RawSsh[K] => own[k] ?? defaults[k];
+/** Host settings over group settings over defaults. */
+function sshSettings(layers: RawSsh[], address: string): SshSettings {
+  const pick = <K extends keyof RawSsh>(k: K): RawSsh[K] => layers.reduce<RawSsh[K]>((v, l) => l[k] ?? v, undefined);
   const identityFile = pick('identityFile');
   const jump = pick('jump');
   return {
-    host: own.host ?? address,
+    host: pick('host') ?? address,
     port: pick('port') ?? 22,
     user: pick('user') ?? 'root',
     knownHostsFile: pick('knownHostsFile') ?? DEFAULT_KNOWN_HOSTS,
     ...(identityFile ? { identityFile } : {}),
     ...(jump ? { jump } : {}),
   };
-}
-
-// ------------------------------------------------------------- schema issues → problems
-
-function allowedKeys(path: readonly PropertyKey[]): string[] {
-  const p = path.map(String);
-  if (p.length === 0) return keysOf(inventorySchema);
-  if (p[0] === 'defaults') {
-    if (p.length === 1) return ['ssh', 'ipsec'];
-    return p[1] === 'ssh' ? keysOf(sshSchema) : keysOf(ipsecSchema);
-  }
-  if (p[0] === 'hosts') {
-    if (p.length === 2) return keysOf(hostSchema);
-    return p[2] === 'ssh' ? keysOf(sshSchema) : ['backend'];
-  }
-  if (p[0] === 'pairs') return keysOf(pairObjectSchema);
-  if (p[0] === 'meshes') return keysOf(meshSchema);
-  return [];
-}
-
-function describe(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the text ${shown(value)}`;
-  return `${typeof value} ${String(value)}`;
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = root;
-  for (const k of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[k as string];
-  }
-  return v;
-}
-
-const EXPECTED: Record<string, string> = {
-  string: 'text', number: 'a number', object: 'a mapping', array: 'a list', record: 'a mapping', tuple: 'a list',
-};
-
-function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: readonly PropertyKey[], report: Report): void {
-  const path = [...prefix, ...issue.path];
-  const where = path.length ? `\`${path.join('.')}\`` : 'the top level';
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      for (const key of issue.keys) {
-        const allowed = allowedKeys(path);
-        const near = nearest(key, allowed);
-        report([...path, key], `unknown key ${shown(key)} in ${where}`,
-          near ? `Did you mean \`${near}\`? Allowed here: ${allowed.join(', ')}.` : `Allowed here: ${allowed.join(', ')}.`, true);
-      }
-      return;
-    case 'invalid_type': {
-      const got = valueAt(yaml.value, path);
-      const expected = EXPECTED[issue.expected] ?? issue.expected;
-      if (got === undefined) {
-        report(path.slice(0, -1), `${where} is required`, `Add \`${String(path[path.length - 1])}:\` here.`);
-        return;
-      }
-      let hint = `Write ${expected} here.`;
-      if (issue.expected === 'string' && typeof got === 'number') hint = 'Quote the value so YAML reads it as text.';
-      if (issue.expected === 'number' && typeof got === 'string') hint = 'Write the number without quotes.';
-      report(path, `${where} should be ${expected}, not ${describe(got)}`, hint);
-      return;
-    }
-    case 'invalid_value': {
-      const got = valueAt(yaml.value, path);
-      const options = issue.values.map(String);
-      const near = typeof got === 'string' ? nearest(got, options) : undefined;
-      report(path, `${where} is ${describe(got)}, which is not one of: ${options.join(', ')}`,
-        near ? `Did you mean \`${near}\`?` : `Use one of: ${options.join(', ')}.`);
-      return;
-    }
-    case 'too_small':
-    case 'too_big': {
-      const got = valueAt(yaml.value, path);
-      if (Array.isArray(got)) {
-        const bound = issue.code === 'too_small' ? `at least ${String(issue.minimum)}` : `at most ${String(issue.maximum)}`;
-        report(path, `${where} has ${got.length} item(s); ${bound} needed`,
-          path.includes('meshes') ? 'A mesh needs at least two hosts.' : 'A pair lists exactly two hosts.');
-      } else {
-        report(path, `${where} must not be empty`, 'Give it a value or remove the key.');
-      }
-      return;
-    }
-    default:
-      report(path, `${where}: ${issue.message}`, 'See docs/inventory.md for the expected form.');
-  }
-}
-
-/** A value as a message quotes it: JSON-escaped (so newlines and controls show), and cut short. */
-export function shown(value: string): string {
-  return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-}
-
-/** The closest candidate within a small edit distance, for "did you mean". */
-export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = distance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) {
-      best = c;
-      bestD = d;
-    }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return 99;
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length]!;
 }
 
 function positionAtIndex(text: string, index: number): Position {

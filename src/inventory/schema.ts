@@ -3,6 +3,7 @@ import { BACKEND_CHOICES } from './types.js';
 
 // The shape of an inventory. Types and unknown keys are checked here; meaning (addresses,
 // names, references between hosts) is checked in load.ts, where positions are at hand.
+// Each section is checked on its own, so that one wrong type does not hide the rest.
 
 export const sshSchema = z.strictObject({
   host: z.string().min(1).optional(),
@@ -20,10 +21,18 @@ export const ipsecSchema = z.strictObject({
   responder: responderSchema.optional(),
 });
 
+const hostIpsecSchema = z.strictObject({ backend: z.enum(BACKEND_CHOICES).optional() });
+
 export const hostSchema = z.strictObject({
   address: z.string(),
   ssh: sshSchema.optional(),
-  ipsec: z.strictObject({ backend: z.enum(BACKEND_CHOICES).optional() }).optional(),
+  ipsec: hostIpsecSchema.optional(),
+});
+
+export const groupSchema = z.strictObject({
+  hosts: z.array(z.string()).min(1),
+  ssh: sshSchema.omit({ host: true }).optional(),
+  ipsec: hostIpsecSchema.optional(),
 });
 
 export const pairListSchema = z.tuple([z.string(), z.string()]);
@@ -37,27 +46,31 @@ export const pairObjectSchema = z.strictObject({
 
 export const meshSchema = z.strictObject({
   name: z.string(),
-  hosts: z.array(z.string()).min(2),
+  hosts: z.array(z.string()).optional(),
+  groups: z.array(z.string()).optional(),
   responder: responderSchema.optional(),
 });
 
-export const inventorySchema = z.strictObject({
-  defaults: z
-    .strictObject({
-      ssh: sshSchema.optional(),
-      ipsec: ipsecSchema.optional(),
-    })
-    .optional(),
-  hosts: z.record(z.string(), hostSchema),
-  // Each item is checked against the list or the object form in load.ts, so that the
-  // message speaks of the form the operator chose rather than of a union.
-  pairs: z.array(z.unknown()).optional(),
-  meshes: z.array(meshSchema).optional(),
+export const defaultsSchema = z.strictObject({
+  ssh: sshSchema.optional(),
+  ipsec: ipsecSchema.optional(),
 });
 
-export type RawInventory = z.infer<typeof inventorySchema>;
+/** The top level only: each section below is checked by its own schema. */
+export const inventorySchema = z.strictObject({
+  fleet: z.string().optional(),
+  defaults: z.unknown().optional(),
+  groups: z.unknown().optional(),
+  hosts: z.unknown(),
+  pairs: z.unknown().optional(),
+  meshes: z.unknown().optional(),
+});
+
 export type RawSsh = z.infer<typeof sshSchema>;
-export type RawPairObject = z.infer<typeof pairObjectSchema>;
+export type RawHost = z.infer<typeof hostSchema>;
+export type RawGroup = z.infer<typeof groupSchema>;
+export type RawMesh = z.infer<typeof meshSchema>;
+export type RawDefaults = z.infer<typeof defaultsSchema>;
 
 /** The keys a mapping may hold, by schema, for "did you mean" hints. */
 export function keysOf(schema: z.ZodType): string[] {

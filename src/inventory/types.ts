@@ -24,7 +24,20 @@ export interface HostSpec {
   family: 4 | 6;
   ssh: SshSettings;
   backend: BackendChoice;
+  /** Groups the host is in, as the inventory lists them. */
+  groups: string[];
   at: Position;
+}
+
+/** One pair after pairs and meshes are merged: who initiates, and the conn's name. */
+export interface PlannedPair {
+  name: string;
+  /** The two hosts as first written: `left` and `right` in the conn. */
+  left: string;
+  right: string;
+  initiator: string;
+  responder: string;
+  responderMode: ResponderMode;
 }
 
 /** A pair as written: in `pairs:` or implied by a mesh. Options are explicit only. */
@@ -37,17 +50,15 @@ export interface PairDecl {
   at: Position;
 }
 
-export interface MeshDecl {
-  name: string;
-  hosts: string[];
-  responder?: ResponderMode;
-  at: Position;
-}
-
 export interface Inventory {
   file: string;
+  /**
+   * Which inventory this is, written into every file it manages: a run retires only its own
+   * files and never overwrites another fleet's. `fleet:`, else the file's name.
+   */
+  fleet: string;
   hosts: Map<string, HostSpec>;
-  pairs: PairDecl[];
-  meshes: MeshDecl[];
-  defaultResponder: ResponderMode;
+  groups: Map<string, string[]>;
+  /** Every pair, meshes expanded and merged with `pairs:`, checked. */
+  pairs: PlannedPair[];
 }

@@ -1,6 +1,6 @@
 import { BACKENDS, type Backend, type ConnSpec } from '../backends/index.js';
 import type { BackendId, HostSpec, Inventory } from '../inventory/types.js';
-import { expandPairs, type PlannedPair } from './pairs.js';
+import type { PlannedPair } from '../inventory/types.js';
 
 /** A line that must be present in a file the operator owns (ipsec.conf, ipsec.secrets). */
 export interface IncludeLine {
@@ -57,7 +57,7 @@ export const offlineResolver: Resolver = (host) => {
 
 /** The desired state of every host. Pure: same inventory and resolver, same plan. */
 export function plan(inv: Inventory, resolve: Resolver): Plan {
-  const pairs = expandPairs(inv);
+  const pairs = inv.pairs;
   const hostPlans = new Map<string, HostPlan>();
   for (const host of inv.hosts.values()) {
     const resolved = resolve(host);

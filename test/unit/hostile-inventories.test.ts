@@ -91,6 +91,22 @@ const corpus: [string, string | Buffer][] = [
   ['invalid UTF-8 byte', Buffer.concat([Buffer.from('hosts:\n  a: {address: 192.0.2.1}\n  b'), Buffer.from([0xff]), Buffer.from(': {address: 192.0.2.2}\n')])],
   ['latin-1 text', Buffer.concat([Buffer.from('hosts:\n  caf'), Buffer.from([0xe9]), Buffer.from(': {address: 192.0.2.1}\n')])],
   ['UTF-16 file', Buffer.from('\ufeffhosts:\n  a: {address: 192.0.2.1}\n', 'utf16le')],
+  // SSH settings that would reach a command line or a config
+  ['newline in a user name', 'defaults:\n  ssh: {user: "root\\nProxyCommand x"}\n' + ok + 'pairs: [[a, b]]\n'],
+  ['option-like user name', 'hosts:\n  a: {address: 192.0.2.1, ssh: {user: -oProxyCommand=id}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n'],
+  ['space in ssh.host', 'hosts:\n  a: {address: 192.0.2.1, ssh: {host: "h -p 1"}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n'],
+  ['command in ssh.jump', 'hosts:\n  a: {address: 192.0.2.1, ssh: {jump: "$(id)@x"}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n'],
+  ['port 65536', 'hosts:\n  a: {address: 192.0.2.1, ssh: {port: 65536}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n'],
+  ['newline in an identity file', 'defaults:\n  ssh: {identityFile: "/k\\nx"}\n' + ok + 'pairs: [[a, b]]\n'],
+  ['IPv4-mapped endpoint', 'hosts:\n  a: {address: "::ffff:10.0.0.1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n'],
+  ['link-local endpoint', 'hosts:\n  a: {address: "fe80::1"}\n  b: {address: "fe80::2"}\npairs: [[a, b]]\n'],
+  // checks that once ran after connecting: they are made before any connection
+  ['a pair mixing IPv4 and IPv6', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n'],
+  ['a mesh mixing IPv4 and IPv6', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\n  c: {address: "2001:db8::3"}\nmeshes: [{name: m, hosts: [a, b, c]}]\n'],
+  ['two pairs with one conn name', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\n  c: {address: 192.0.2.3}\npairs:\n  - {hosts: [a, b], name: x}\n  - {hosts: [a, c], name: x}\n'],
+  ['a pair named two ways', ok + 'pairs:\n  - {hosts: [a, b], name: x}\n  - {hosts: [b, a], name: y}\n'],
+  ['two initiators for one pair', ok + 'pairs:\n  - {hosts: [a, b], initiator: a}\n  - {hosts: [b, a], initiator: b}\n'],
+  ['fleet name with a slash', 'fleet: ../x\n' + ok + 'pairs: [[a, b]]\n'],
   // meaning
   ['empty file', ''],
   ['comments only', '# nothing\n'],
@@ -106,6 +122,20 @@ class Sink extends Writable {
     cb();
   }
 }
+
+test('--inventory /dev/zero stops at the size limit: exit 2, no connection, no memory eaten', async () => {
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const before = process.memoryUsage().rss;
+  const code = await main(['--inventory', '/dev/zero'], { stdout, stderr }, {
+    connect: async () => {
+      throw new Error('no connection may be made');
+    },
+  });
+  expect(code).toBe(2);
+  expect(stderr.text).toMatch(/^\/dev\/zero:1:1: the file is over 4 MiB/m);
+  expect(process.memoryUsage().rss - before).toBeLessThan(200 * 1024 * 1024);
+});
 
 test('the corpus has at least 50 inventories', () => {
   expect(corpus.length).toBeGreaterThanOrEqual(50);

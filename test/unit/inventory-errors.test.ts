@@ -58,8 +58,26 @@ const cases: [string, string, number, number, RegExp, RegExp][] = [
   ['no hosts', 'hosts: {}\npairs: []\n', 1, 8, /no hosts are defined/, /at least two hosts/],
   ['no pairs', ok, 1, 1, /no pairs or meshes/, /pairs:/],
   ['alias', 'defaults: &d {ssh: {port: 22}}\nhosts:\n  a: {address: 192.0.2.1, ssh: *d}\n', 3, 33, /aliases/, /Write the value out/],
-  ['mesh of one', ok + 'meshes:\n  - {name: m, hosts: [a]}\n', 6, 22, /has 1 item\(s\); at least 2 needed/, /at least two hosts/],
+  ['mesh of one', ok + 'meshes:\n  - {name: m, hosts: [a]}\n', 6, 22, /mesh "m" has 1 host$/, /at least two hosts/],
   ['ssh.host as a default', 'defaults:\n  ssh: {host: x}\n' + ok + 'pairs: [[a, b]]\n', 2, 9, /cannot be a default/, /each host/],
+  ['user with a newline', 'defaults:\n  ssh: {user: "root\\nid"}\n' + ok + 'pairs: [[a, b]]\n', 2, 15, /ssh.user "root\\nid" is not a user name/, /letters, digits/],
+  ['user with a quote', 'hosts:\n  a: {address: 192.0.2.1, ssh: {user: "o\'brien"}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /ssh.user "o'brien" is not a user name/, /letters/],
+  ['user starting with a dash', 'hosts:\n  a: {address: 192.0.2.1, ssh: {user: -oProxyCommand=x}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /is not a user name/, /dash/],
+  ['ssh.host with a space', 'hosts:\n  a: {address: 192.0.2.1, ssh: {host: "web 1"}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /ssh.host "web 1" is not a host name/, /DNS name/],
+  ['ssh.host with user@', 'hosts:\n  a: {address: 192.0.2.1, ssh: {host: root@web1}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /is not a host name/, /ssh.user/],
+  ['port 0', 'hosts:\n  a: {address: 192.0.2.1, ssh: {port: 0}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /port 0 is out of range/, /1 and 65535/],
+  ['jump that is neither', 'hosts:\n  a: {address: 192.0.2.1, ssh: {jump: "bastion; id"}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /ssh.jump "bastion; id" is neither/, /\[user@\]host/],
+  ['jump with a bad port', 'hosts:\n  a: {address: 192.0.2.1, ssh: {jump: "admin@bastion:99999"}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /is neither/, /port/],
+  ['own jump host', 'hosts:\n  a: {address: 192.0.2.1, ssh: {jump: a}}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 39, /its own jump host/, /another host/],
+  ['identity file with a control character', 'defaults:\n  ssh: {identityFile: "/root/.ssh/id\\x07"}\n' + ok + 'pairs: [[a, b]]\n', 2, 23, /holds a control character/, /one line/],
+  ['known_hosts of another user', 'defaults:\n  ssh: {knownHostsFile: "~bob/.ssh/known_hosts"}\n' + ok + 'pairs: [[a, b]]\n', 2, 25, /only ~\/ .* is expanded/, /full path/],
+  ['IPv4-mapped address', 'hosts:\n  a: {address: "::ffff:192.0.2.1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /IPv4-mapped/, /without ::ffff:/],
+  ['link-local IPv4', 'hosts:\n  a: {address: 169.254.1.1}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 16, /link-local/, /peers reach/],
+  ['link-local IPv6', 'hosts:\n  a: {address: "fe80::1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /link-local/, /peers reach/],
+  ['unspecified IPv4', 'hosts:\n  a: {address: 0.0.0.0}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 16, /unspecified/, /peers reach/],
+  ['multicast IPv6', 'hosts:\n  a: {address: "ff02::1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /multicast/, /peers reach/],
+  ['loopback IPv6', 'hosts:\n  a: {address: "::1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /loopback/, /peers reach/],
+  ['bad fleet name', 'fleet: "a b"\n' + ok + 'pairs: [[a, b]]\n', 1, 8, /fleet "a b" is not a safe name/, /letters/],
   ['not UTF-8', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: "\uFFFD"}\n', 3, 17, /not valid UTF-8/, /UTF-8/],
 ];
 
@@ -70,6 +88,17 @@ describe('inventory errors carry file:line:column, a message and a hint', () => 
     expect({ found: p?.message, all: ps.map((x) => `${x.line}:${x.column} ${x.message}`) }).toMatchObject({ found: expect.any(String) });
     expect(p).toMatchObject({ file: 'inv.yaml', line, column });
     expect(p!.hint).toMatch(hint);
+  });
+
+  test('a wrong type does not hide the other problems: all are reported in one run', () => {
+    const ps = problems('defaults:\n  ssh: {port: "22"}\nhosts:\n  a: {address: 10}\n  b: {address: 127.0.0.1, ssh: {user: "x y"}}\n  c: {address: 192.0.2.3}\npairs:\n  - [a, c]\n  - [b, zz]\n');
+    expect(ps.map((p) => `${p.line}: ${p.message}`)).toEqual([
+      '2: `defaults.ssh.port` should be a number, not the text "22"',
+      '4: `hosts.a.address` should be text, not number 10',
+      '5: 127.0.0.1 cannot be an IPsec endpoint: it is a loopback address',
+      '5: ssh.user "x y" is not a user name',
+      '9: unknown host "zz"',
+    ]);
   });
 
   test('every problem is reported, not only the first', () => {

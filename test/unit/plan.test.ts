@@ -1,5 +1,5 @@
 import { loadInventory } from '../../src/inventory/load.js';
-import { connName } from '../../src/plan/pairs.js';
+import { connName } from '../../src/inventory/pairs.js';
 import { confContent, connSpec, offlineResolver, plan } from '../../src/plan/plan.js';
 import { renderPlanText } from '../../src/report/plan-text.js';
 import { planText, renderedFiles } from '../helpers/plan.js';

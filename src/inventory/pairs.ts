@@ -1,21 +1,17 @@
-import { InventoryError, type Problem } from '../inventory/errors.js';
-import type { Inventory, PairDecl, ResponderMode } from '../inventory/types.js';
-import type { Position } from '../inventory/yaml.js';
-
-/** One pair after pairs and meshes are merged: who initiates, and the conn's name. */
-export interface PlannedPair {
-  name: string;
-  /** The two hosts as first written: `left` and `right` in the conn. */
-  left: string;
-  right: string;
-  initiator: string;
-  responder: string;
-  responderMode: ResponderMode;
-}
+import type { Problem } from './errors.js';
+import type { HostSpec, PairDecl, PlannedPair, ResponderMode } from './types.js';
+import type { Position } from './yaml.js';
 
 /** A derived conn name: both host names in sorted order, so listing order never renames it. */
 export function connName(a: string, b: string): string {
   return a < b ? `${a}--${b}` : `${b}--${a}`;
+}
+
+export interface MeshSpec {
+  name: string;
+  hosts: string[];
+  responder?: ResponderMode;
+  at: Position;
 }
 
 interface Merged {
@@ -29,14 +25,15 @@ interface Merged {
 
 /**
  * Expands meshes into pairs and merges them with `pairs:`. A pair written in `pairs:` keeps
- * its order (first host initiates); options given twice must agree. Throws InventoryError.
+ * its order (first host initiates); options given twice must agree; conn names are unique.
  */
-export function expandPairs(inv: Inventory): PlannedPair[] {
+export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, decls: readonly PairDecl[], meshes: readonly MeshSpec[],
+  defaultResponder: ResponderMode): { pairs: PlannedPair[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const merged = new Map<string, Merged>();
   const conflict = (at: Position, what: string, a: string, b: string, first: Position): void => {
     problems.push({
-      file: inv.file, ...at,
+      file, ...at,
       message: `conflicting ${what} for this pair: ${a} here, ${b} at line ${first.line}`,
       hint: `Give the pair one ${what}: change or remove one of the two.`,
     });
@@ -63,13 +60,13 @@ export function expandPairs(inv: Inventory): PlannedPair[] {
     }
   };
 
-  for (const p of inv.pairs) {
+  for (const p of decls) {
     const [a, b] = p.hosts;
-    const ha = inv.hosts.get(a);
-    const hb = inv.hosts.get(b);
+    const ha = hosts.get(a);
+    const hb = hosts.get(b);
     if (ha && hb && ha.family !== hb.family) {
       problems.push({
-        file: inv.file, ...p.at,
+        file, ...p.at,
         message: `pair ${a} (IPv${ha.family}) and ${b} (IPv${hb.family}) mixes address families`,
         hint: 'Both ends of a pair need addresses of the same family; give one host an address of the other family.',
       });
@@ -77,16 +74,16 @@ export function expandPairs(inv: Inventory): PlannedPair[] {
     }
     add(a, b, p, p.at);
   }
-  for (const mesh of inv.meshes) {
+  for (const mesh of meshes) {
     const opts = mesh.responder ? { responder: mesh.responder } : {};
     const hs = mesh.hosts;
     for (let i = 0; i < hs.length; i++) {
       for (let j = i + 1; j < hs.length; j++) {
         const a = hs[i]!;
         const b = hs[j]!;
-        if (inv.hosts.get(a)?.family !== inv.hosts.get(b)?.family) {
+        if (hosts.get(a)?.family !== hosts.get(b)?.family) {
           problems.push({
-            file: inv.file, ...mesh.at,
+            file, ...mesh.at,
             message: `mesh ${mesh.name} pairs ${a} and ${b}, whose addresses are of different families`,
             hint: 'Put IPv4 and IPv6 hosts in separate meshes.',
           });
@@ -104,7 +101,7 @@ export function expandPairs(inv: Inventory): PlannedPair[] {
     const clash = names.get(name);
     if (clash) {
       problems.push({
-        file: inv.file, ...(m.name?.at ?? m.at),
+        file, ...(m.name?.at ?? m.at),
         message: `conn name ${name} is used by two pairs: ${clash.left}/${clash.right} and ${m.left}/${m.right}`,
         hint: 'Give one of the pairs a different `name:`.',
       });
@@ -118,9 +115,8 @@ export function expandPairs(inv: Inventory): PlannedPair[] {
       right: m.right,
       initiator,
       responder: initiator === m.left ? m.right : m.left,
-      responderMode: m.responder?.value ?? inv.defaultResponder,
+      responderMode: m.responder?.value ?? defaultResponder,
     });
   }
-  if (problems.length > 0) throw new InventoryError(problems);
-  return pairs;
+  return { pairs, problems };
 }
