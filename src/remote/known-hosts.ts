@@ -8,9 +8,13 @@ export interface KnownKey {
   revoked: boolean;
 }
 
-/** The name OpenSSH looks a host up by: `host`, or `[host]:port` off port 22. */
+/**
+ * The name OpenSSH looks a host up by: `host`, or `[host]:port` off port 22, lower-cased
+ * (ssh lower-cases the host name before it looks it up, and hashes that).
+ */
 export function lookupName(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
+  const h = host.toLowerCase();
+  return port === 22 ? h : `[${h}]:${port}`;
 }
 
 function matchesPattern(pattern: string, name: string): boolean {
@@ -20,11 +24,13 @@ function matchesPattern(pattern: string, name: string): boolean {
     const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
     return mac === hash;
   }
-  if (pattern.includes('*') || pattern.includes('?')) {
-    const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  // Plain patterns compare without case, as OpenSSH's match_hostname does.
+  const p = pattern.toLowerCase();
+  if (p.includes('*') || p.includes('?')) {
+    const re = new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
     return re.test(name);
   }
-  return pattern === name;
+  return p === name;
 }
 
 /**

@@ -1,11 +1,10 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname } from 'node:path';
 import { NodeSSH } from 'node-ssh';
-import type { ClientChannel } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import type { SshSettings } from '../inventory/types.js';
 import { ConnectError, HostKeyError } from './errors.js';
-import { hostKeyAlgorithms, judgeHostKey, keysFor, knownHostsLine, type HostKeyVerdict } from './known-hosts.js';
+import { hostKeyAlgorithms, judgeHostKey, type HostKeyVerdict } from './known-hosts.js';
+import { KnownHostsStore } from './known-hosts-store.js';
 import { wrap } from './shell.js';
 
 export interface ExecResult {
@@ -13,6 +12,8 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  /** Bytes of output past the cap, counted and dropped. */
+  dropped?: { stdout: number; stderr: number };
 }
 
 /**
@@ -25,6 +26,8 @@ export interface Session {
   run(script: string, opts?: { stdin?: string; timeoutSec?: number }): Promise<ExecResult>;
   /** Remote commands run so far on this connection. */
   readonly commands: number;
+  /** False once the connection dropped: the pool opens a new one for the next step. */
+  readonly alive?: boolean;
   close(): Promise<void>;
 }
 
@@ -36,19 +39,21 @@ export interface ConnectOptions {
   passphrases?: ReadonlyMap<string, string>;
   /** Settings of a jump host named by `ssh.jump`, when it is an inventory host. */
   resolveJump?: (jump: string) => SshSettings;
+  /** The run's known_hosts files; one per run, so that a new key is recorded once. */
+  knownHosts?: KnownHostsStore;
+  /** Open connections to jump hosts, shared by the hosts behind them. */
+  jumps?: JumpCache;
 }
+
+/**
+ * What a command may print that is kept: the facts of a host with 1,000 peers are under
+ * 1 MiB. node-ssh kept everything, and a host printing without end took the whole run
+ * down (a string past 512 MiB cannot be made); past the cap output is counted, not kept.
+ */
+export const OUTPUT_CAP = { stdout: 8 * 1024 * 1024, stderr: 1024 * 1024 } as const;
 
 export function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
-}
-
-async function readKnownHosts(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    throw err;
-  }
 }
 
 /** Parses `ssh.jump` when it is not an inventory host: `[user@]host[:port]`. */
@@ -56,6 +61,25 @@ export function parseJump(jump: string, fallback: SshSettings): SshSettings {
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(jump);
   if (!m) return { ...fallback, host: jump, port: 22 };
   return { ...fallback, user: m[1] ?? fallback.user, host: m[2]!.replace(/^\[|\]$/g, ''), port: m[3] ? Number(m[3]) : 22, jump: undefined };
+}
+
+class Capture {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  dropped = 0;
+  constructor(private readonly cap: number) {}
+  push(chunk: Buffer): void {
+    const room = this.cap - this.kept;
+    if (room > 0) {
+      const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      this.chunks.push(part);
+      this.kept += part.length;
+    }
+    this.dropped += Math.max(0, chunk.length - Math.max(0, room));
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
 }
 
 class SshSession implements Session {
@@ -69,7 +93,7 @@ class SshSession implements Session {
     private readonly ssh: NodeSSH,
     private readonly sudo: boolean,
     private readonly defaultTimeoutSec: number,
-    private readonly onClose: () => Promise<void>,
+    private readonly onClose: () => void,
   ) {
     // A dropped connection must fail this host, never crash the process.
     this.dropped = new Promise((resolve) => (this.onDrop = resolve));
@@ -83,6 +107,10 @@ class SshSession implements Session {
     });
   }
 
+  get alive(): boolean {
+    return !this.lost;
+  }
+
   async run(script: string, opts: { stdin?: string; timeoutSec?: number } = {}): Promise<ExecResult> {
     if (this.lost) {
       throw new ConnectError(this.host, `the SSH connection was lost: ${this.lost.message}`, 'Check the host is up and re-run; the run is safe to repeat.');
@@ -91,18 +119,12 @@ class SshSession implements Session {
     this.commands++;
     let channel: ClientChannel | undefined;
     let timer: NodeJS.Timeout | undefined;
+    // The remote side is bounded by `timeout`; this is the backstop if the host stops answering.
     const timeout = new Promise<'timeout'>((resolve) => {
-      // The remote side is bounded by `timeout`; this is the backstop if the host stops answering.
       timer = setTimeout(() => resolve('timeout'), (timeoutSec + 15) * 1000);
     });
     try {
-      const exec = this.ssh.execCommand(wrap(script, { sudo: this.sudo, timeoutSec }), {
-        ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
-        noTrim: true,
-        onChannel: (c) => {
-          channel = c;
-        },
-      });
+      const exec = this.exec(wrap(script, { sudo: this.sudo, timeoutSec }), opts.stdin, (c) => (channel = c));
       const r = await Promise.race([exec, timeout, this.dropped.then((e) => Promise.reject(e))]);
       if (r === 'timeout') {
         channel?.close();
@@ -113,8 +135,11 @@ class SshSession implements Session {
         await new Promise((resolve) => setImmediate(resolve));
         if (this.lost) throw this.lost;
       }
-      // `timeout` exits 124 when it stopped the command.
-      return { code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.code === 124 || r.code === 137 };
+      // `timeout` exits 124 when it stopped the command, 137 when it had to kill it.
+      return {
+        code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.code === 124 || r.code === 137,
+        ...(r.dropped.stdout || r.dropped.stderr ? { dropped: r.dropped } : {}),
+      };
     } catch (err) {
       throw new ConnectError(this.host, `the SSH connection failed during a command: ${(err as Error).message}`,
         'Check the host is up and re-run; the run is safe to repeat.', { cause: err });
@@ -123,9 +148,31 @@ class SshSession implements Session {
     }
   }
 
+  private exec(command: string, stdin: string | undefined, onChannel: (c: ClientChannel) => void) {
+    const conn = this.ssh.connection as Client;
+    return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; dropped: { stdout: number; stderr: number } }>((resolve, reject) => {
+      conn.exec(command, (err, ch) => {
+        if (err) return reject(err);
+        onChannel(ch);
+        const out = new Capture(OUTPUT_CAP.stdout);
+        const errs = new Capture(OUTPUT_CAP.stderr);
+        let code: number | null = null;
+        let signal: string | null = null;
+        ch.on('data', (c: Buffer) => out.push(c));
+        ch.stderr.on('data', (c: Buffer) => errs.push(c));
+        ch.on('exit', (c: number | null, s?: string) => {
+          code = c ?? null;
+          signal = s ?? null;
+        });
+        ch.on('close', () => resolve({ code, signal, stdout: out.text(), stderr: errs.text(), dropped: { stdout: out.dropped, stderr: errs.dropped } }));
+        ch.end(stdin ?? '');
+      });
+    });
+  }
+
   async close(): Promise<void> {
     this.ssh.dispose();
-    await this.onClose();
+    this.onClose();
   }
 }
 
@@ -150,8 +197,9 @@ interface Endpoint {
 
 async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.ReadableStream): Promise<NodeSSH> {
   const { ssh } = target;
+  const store = opts.knownHosts ?? new KnownHostsStore();
   const knownFile = expandHome(ssh.knownHostsFile);
-  const known = keysFor(await readKnownHosts(knownFile), ssh.host, ssh.port);
+  const known = await store.keys(knownFile, ssh.host, ssh.port);
   let refusal: HostKeyError | undefined;
   let toRecord: Buffer | undefined;
 
@@ -159,28 +207,28 @@ async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.
   const identityFile = ssh.identityFile ? expandHome(ssh.identityFile) : undefined;
   const passphrase = identityFile ? opts.passphrases?.get(identityFile) : undefined;
   const attempt = (): Promise<unknown> => client.connect({
-      host: ssh.host,
-      port: ssh.port,
-      username: ssh.user,
-      ...(identityFile ? { privateKeyPath: identityFile } : {}),
-      ...(passphrase ? { passphrase } : {}),
-      ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
-      ...(sock ? { sock: sock as never } : {}),
-      readyTimeout: opts.connectTimeoutSec * 1000,
-      keepaliveInterval: 10_000,
-      keepaliveCountMax: 3,
-      algorithms: { serverHostKey: hostKeyAlgorithms(known) as never },
-      hostVerifier: (key: Buffer) => {
-        const verdict = judgeHostKey(known, key);
-        if (verdict.kind === 'known') return true;
-        if (verdict.kind === 'unknown' && opts.acceptNewHostKeys) {
-          toRecord = key;
-          return true;
-        }
-        refusal = hostKeyProblem(target.name, `${ssh.host}:${ssh.port}`, knownFile, verdict);
-        return false;
-      },
-    });
+    host: ssh.host,
+    port: ssh.port,
+    username: ssh.user,
+    ...(identityFile ? { privateKeyPath: identityFile } : {}),
+    ...(passphrase ? { passphrase } : {}),
+    ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
+    ...(sock ? { sock: sock as never } : {}),
+    readyTimeout: opts.connectTimeoutSec * 1000,
+    keepaliveInterval: 10_000,
+    keepaliveCountMax: 3,
+    algorithms: { serverHostKey: hostKeyAlgorithms(known) as never },
+    hostVerifier: (key: Buffer) => {
+      const verdict = judgeHostKey(known, key);
+      if (verdict.kind === 'known') return true;
+      if (verdict.kind === 'unknown' && opts.acceptNewHostKeys) {
+        toRecord = key;
+        return true;
+      }
+      refusal = hostKeyProblem(target.name, `${ssh.host}:${ssh.port}`, knownFile, verdict);
+      return false;
+    },
+  });
   // sshd drops connections before its banner when MaxStartups or MaxSessions is exceeded,
   // as many hosts connecting at once can cause: try again after a growing, jittered pause.
   for (let i = 0; ; i++) {
@@ -191,14 +239,12 @@ async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.
       client.dispose();
       client = new NodeSSH();
       if (refusal) throw refusal;
-      if (i + 1 >= CONNECT_TRIES || !RETRYABLE.test((err as Error).message ?? '')) throw connectError(target, err, i + 1);
+      // A stream through a jump host is used up by the first attempt.
+      if (sock || i + 1 >= CONNECT_TRIES || !RETRYABLE.test((err as Error).message ?? '')) throw connectError(target, err, i + 1);
       await new Promise((r) => setTimeout(r, 250 * 2 ** i * (1 + Math.random() / 2)));
     }
   }
-  if (toRecord) {
-    await mkdir(dirname(knownFile), { recursive: true, mode: 0o700 });
-    await appendFile(knownFile, knownHostsLine(ssh.host, ssh.port, toRecord), { mode: 0o600 });
-  }
+  if (toRecord) await store.record(knownFile, ssh.host, ssh.port, toRecord);
   return client;
 }
 
@@ -220,32 +266,77 @@ function connectError(target: Endpoint, err: unknown, tries = 1): ConnectError {
 }
 
 /**
+ * Connections to jump hosts, one per jump host however many hosts go through it; closed
+ * when the last session using it closes.
+ */
+export class JumpCache {
+  private readonly open = new Map<string, { client: Promise<NodeSSH>; users: number }>();
+
+  async acquire(name: string, ssh: SshSettings, opts: ConnectOptions): Promise<{ client: NodeSSH; release: () => void }> {
+    const key = `${ssh.user}@${ssh.host}:${ssh.port}`;
+    let entry = this.open.get(key);
+    if (!entry) {
+      const client = connectOne({ name, ssh }, opts);
+      entry = { client, users: 0 };
+      this.open.set(key, entry);
+      client.catch(() => this.open.delete(key));
+      client.then((c) => c.connection?.on('close', () => this.open.get(key)?.client === client && this.open.delete(key)), () => undefined);
+    }
+    entry.users++;
+    const e = entry;
+    try {
+      const client = await e.client;
+      let released = false;
+      return {
+        client,
+        release: () => {
+          if (released) return;
+          released = true;
+          if (--e.users === 0 && this.open.get(key) === e) {
+            this.open.delete(key);
+            client.dispose();
+          }
+        },
+      };
+    } catch (err) {
+      e.users--;
+      throw err;
+    }
+  }
+
+  /** Open jump connections now. */
+  get size(): number {
+    return this.open.size;
+  }
+}
+
+/**
  * Opens one session to a host, through its jump host when it has one. The host key is
- * checked against the inventory's known_hosts before anything is sent.
+ * checked against known_hosts before anything is sent.
  */
 export async function connect(name: string, ssh: SshSettings, opts: ConnectOptions): Promise<Session> {
-  let jumpClient: NodeSSH | undefined;
+  let release = (): void => undefined;
   let sock: NodeJS.ReadableStream | undefined;
   if (ssh.jump) {
-    const jumpSsh = opts.resolveJump?.(ssh.jump) ?? parseJump(ssh.jump, ssh);
-    jumpClient = await connectOne({ name: `${name} (jump host ${ssh.jump})`, ssh: { ...jumpSsh, jump: undefined } }, opts);
-    const conn = jumpClient.connection!;
+    const jumpSsh = { ...(opts.resolveJump?.(ssh.jump) ?? parseJump(ssh.jump, ssh)), jump: undefined };
+    const jumps = opts.jumps ?? new JumpCache();
+    const jump = await jumps.acquire(`${name} (jump host ${ssh.jump})`, jumpSsh, opts);
+    release = jump.release;
+    const conn = jump.client.connection!;
     conn.on('error', () => undefined);
     try {
       sock = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
         conn.forwardOut('127.0.0.1', 0, ssh.host, ssh.port, (err, stream) => (err ? reject(err) : resolve(stream))),
       );
     } catch (err) {
-      jumpClient.dispose();
+      release();
       throw new ConnectError(name, `the jump host ${ssh.jump} could not reach ${ssh.host}:${ssh.port}: ${(err as Error).message}`,
         'Check the jump host allows TCP forwarding (AllowTcpForwarding) and reaches the host.', { cause: err });
     }
   }
   const client = await connectOne({ name, ssh }, opts, sock).catch((err) => {
-    jumpClient?.dispose();
+    release();
     throw err;
   });
-  return new SshSession(name, client, ssh.user !== 'root', opts.commandTimeoutSec, async () => {
-    jumpClient?.dispose();
-  });
+  return new SshSession(name, client, ssh.user !== 'root', opts.commandTimeoutSec, release);
 }

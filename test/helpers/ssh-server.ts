@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -25,7 +25,7 @@ function ed25519KeyPair(): { private: string; public: string } {
  * when MaxStartups is exceeded.
  */
 export async function sshServer(opts: {
-  exec?: (command: string, stdin: string) => { stdout?: string; stderr?: string; code?: number; hang?: boolean };
+  exec?: (command: string, stdin: string) => { stdout?: string; stderr?: string; code?: number; hang?: boolean; flood?: number };
   dropFirst?: number;
 } = {}) {
   const hostKey = ed25519KeyPair();
@@ -35,6 +35,7 @@ export async function sshServer(opts: {
   writeFileSync(identityFile, clientKey.private, { mode: 0o600 });
   let dropped = 0;
   let connections = 0;
+  let forwards = 0;
   const commands: { command: string; stdin: string }[] = [];
   const sockets = new Set<Socket>();
 
@@ -42,6 +43,15 @@ export async function sshServer(opts: {
     client.on('error', () => undefined);
     client.on('authentication', (ctx) => (ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey'])));
     client.on('ready', () => {
+      // Direct TCP forwarding, as a jump host allows it (ssh -J).
+      client.on('tcpip', (accept, _reject, info) => {
+        forwards++;
+        const up = connectTcp(info.destPort, info.destIP);
+        const ch = accept();
+        up.on('error', () => ch.destroy());
+        ch.on('error', () => up.destroy());
+        up.pipe(ch).pipe(up);
+      });
       client.on('session', (accept) => {
         const session = accept();
         session.on('exec', (acceptExec, _reject, info) => {
@@ -52,6 +62,21 @@ export async function sshServer(opts: {
             commands.push({ command: info.command, stdin });
             const r = opts.exec?.(info.command, stdin) ?? { stdout: '' };
             if (r.hang) return;
+            if (r.flood) {
+              // Bytes without end, as a runaway command prints them, then the exit status.
+              const chunk = Buffer.alloc(1024 * 1024, 0x61);
+              let left = r.flood;
+              const pump = (): void => {
+                while (left > 0) {
+                  left -= chunk.length;
+                  if (!stream.write(chunk)) return void stream.once('drain', pump);
+                }
+                stream.exit(r.code ?? 0);
+                stream.end();
+              };
+              pump();
+              return;
+            }
             if (r.stdout) stream.write(r.stdout);
             if (r.stderr) stream.stderr.write(r.stderr);
             stream.exit(r.code ?? 0);
@@ -88,6 +113,11 @@ export async function sshServer(opts: {
     get connections() {
       return connections;
     },
+    /** TCP forwards opened through this server, as a jump host. */
+    get forwards() {
+      return forwards;
+    },
+    hostKeyPublic,
     knownHostsLine: `[127.0.0.1]:${port} ${hostKeyPublic}\n`,
     /** Cuts every open connection, as a host going away would. */
     cut(): void {

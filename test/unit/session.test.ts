@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SshSettings } from '../../src/inventory/types.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
-import { connect, type ConnectOptions } from '../../src/remote/session.js';
+import { KnownHostsStore } from '../../src/remote/known-hosts-store.js';
+import { connect, JumpCache, OUTPUT_CAP, type ConnectOptions } from '../../src/remote/session.js';
 import { sshServer } from '../helpers/ssh-server.js';
 
 // The session layer against a real SSH server (ssh2's, on 127.0.0.1).
@@ -80,6 +81,37 @@ describe('SSH session', () => {
     expect(err.message).toMatch(/cannot connect to root@127\.0\.0\.1:\d+/);
     expect(srv.connections).toBe(4);
     await srv.close();
+  });
+
+  test('a command that prints without end keeps the first MiBs, counts the rest, and the process lives', async () => {
+    const srv = await sshServer({ exec: (c) => (c.includes('flood') ? { flood: 40 * 1024 * 1024, code: 0 } : { stdout: 'fine' }) });
+    const s = await connect('h', settings(srv, srv.knownHostsLine), options);
+    const r = await s.run('flood');
+    expect(r.stdout.length).toBe(OUTPUT_CAP.stdout);
+    expect(r.dropped?.stdout).toBe(40 * 1024 * 1024 - OUTPUT_CAP.stdout);
+    expect((await s.run('true')).stdout).toBe('fine');
+    await s.close();
+    await srv.close();
+  }, 30_000);
+
+  test('hosts behind one jump host share one connection to it, and its new key is recorded once', async () => {
+    const bastion = await sshServer();
+    const targets = await Promise.all([sshServer(), sshServer(), sshServer()]);
+    const known = join(bastion.dir, 'known_hosts_jump');
+    writeFileSync(known, targets.map((t) => t.knownHostsLine).join(''));
+    const jumps = new JumpCache();
+    const knownHosts = new KnownHostsStore(join(bastion.dir, 'no-global'));
+    const jumpSsh: SshSettings = { host: '127.0.0.1', port: bastion.port, user: 'root', identityFile: bastion.identityFile, knownHostsFile: known };
+    const opts: ConnectOptions = { ...options, acceptNewHostKeys: true, jumps, knownHosts, resolveJump: () => jumpSsh };
+    const sessions = await Promise.all(targets.map((t, i) => connect(`h${i}`, {
+      host: '127.0.0.1', port: t.port, user: 'root', identityFile: t.identityFile, knownHostsFile: known, jump: 'bastion',
+    }, opts)));
+    for (const s of sessions) expect((await s.run('true')).code).toBe(0);
+    expect({ connections: bastion.connections, forwards: bastion.forwards, open: jumps.size }).toEqual({ connections: 1, forwards: 3, open: 1 });
+    expect(readFileSync(known, 'utf8').split('\n').filter((l) => l.startsWith(`[127.0.0.1]:${bastion.port} `))).toHaveLength(1);
+    for (const s of sessions) await s.close();
+    expect(jumps.size).toBe(0);
+    await Promise.all([bastion, ...targets].map((x) => x.close()));
   });
 
   test('a connection cut during a command fails that command, without crashing the process', async () => {
