@@ -1,37 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import yargs from 'yargs';
-import { checkBooleanForms, checkSingles, positiveSeconds, toolVersion, UsageError, wholeAtLeastOne } from './cli/flags.js';
-export { UsageError } from './cli/flags.js';
 import { run } from './apply/run.js';
 import type { RunResult } from './apply/outcome.js';
-import { connect, expandHome, parseJump } from './remote/session.js';
-import { passphrasesFor } from './remote/passphrase.js';
-import { renderChanges } from './report/changes-text.js';
-import { progressHooks } from './report/progress.js';
-import { renderSummary, resultToJson } from './report/summary.js';
-import type { Inventory } from './inventory/types.js';
+import { checkBooleanForms, checkSingles, positiveSeconds, toolVersion, UsageError, wholeAtLeastOne } from './cli/flags.js';
+import { parseRotate, resolveLimit } from './cli/scope.js';
 import { InventoryError, formatProblem } from './inventory/errors.js';
 import { loadInventory, MAX_INVENTORY_BYTES } from './inventory/load.js';
-import { offlineResolver, plan } from './plan/plan.js';
-import type { PlannedPair } from './inventory/types.js';
-import { planToJson } from './report/plan-json.js';
-import { renderPlanText } from './report/plan-text.js';
+import type { Inventory } from './inventory/types.js';
+import { offlineFacts, planChanges } from './plan/plan.js';
+import { KnownHostsStore } from './remote/known-hosts-store.js';
+import { passphrasesFor } from './remote/passphrase.js';
+import { connect, expandHome, JumpCache, parseJump } from './remote/session.js';
+import { jsonView, textView, type Io, type View } from './report/view.js';
+
+export { UsageError } from './cli/flags.js';
+export { parseRotate } from './cli/scope.js';
+export type { Io } from './report/view.js';
 
 /** Exit codes, as documented in the README. */
 export const EXIT = { ok: 0, failed: 1, badInput: 2, hostKey: 3, interrupted: 130 } as const;
-
-export interface Io {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-}
 
 /** What the CLI reaches the outside world through; tests pass their own. */
 export interface Deps {
   connect: typeof connect;
 }
 
-const BOOLEANS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'help', 'version'] as const;
+const BOOLEANS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'help', 'version'] as const;
 const SINGLES = ['inventory', 'concurrency', 'connect-timeout'] as const;
 
 function parser() {
@@ -41,10 +36,12 @@ function parser() {
     .option('inventory', { alias: 'i', type: 'string', demandOption: true, requiresArg: true, describe: 'the YAML inventory of hosts, pairs and meshes' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
     .option('offline', { type: 'boolean', default: false, describe: 'with --dry-run: plan without contacting any host' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the plan or result as JSON on stdout (docs/provision.schema.json)' })
+    .option('summary', { type: 'boolean', default: false, describe: 'counts per host and per action, no file bodies' })
     .option('prune', { type: 'boolean', default: true, describe: 'remove the files of pairs no longer in the inventory (--no-prune keeps them)' })
+    .option('retire-legacy', { type: 'boolean', default: false, describe: 'also remove files written before fleets (no identity) that this inventory does not plan' })
     .option('verify', { type: 'boolean', default: true, describe: 'prove each pair with ping and tcpdump (--no-verify skips it)' })
-    .option('limit', { type: 'string', array: true, requiresArg: true, describe: 'act only on these hosts (comma-separated or repeated); pairs with a host outside are skipped' })
+    .option('limit', { type: 'string', array: true, requiresArg: true, describe: 'act only on these hosts: names, groups or globs (comma-separated or repeated)' })
     .option('rotate-psk', { type: 'string', array: true, describe: 'give pairs a new key: all in scope, or the named ones (conn name or "a,b"; repeatable)' })
     .option('concurrency', { type: 'number', default: 16, requiresArg: true, describe: 'hosts worked on, and SSH connections open, at once' })
     .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
@@ -56,12 +53,14 @@ function parser() {
     .exitProcess(false);
 }
 
+type Args = ReturnType<ReturnType<typeof parser>['parseSync']>;
+
 export async function main(argv: string[], io: Io = process, deps: Deps = { connect }): Promise<number> {
-  let args;
+  let args: Args;
   try {
     checkBooleanForms(argv, BOOLEANS);
-    const parsed = await new Promise<{ args: any; output: string }>((resolve, reject) => {
-      parser().parse(argv, {}, (err, a, output) => (err ? reject(new UsageError(err.message)) : resolve({ args: a, output })));
+    const parsed = await new Promise<{ args: Args; output: string }>((resolve, reject) => {
+      parser().parse(argv, {}, (err, a, output) => (err ? reject(new UsageError(err.message)) : resolve({ args: a as Args, output })));
     });
     if (parsed.args.help || parsed.args.version) {
       io.stdout.write(parsed.output.endsWith('\n') ? parsed.output : `${parsed.output}\n`);
@@ -71,33 +70,36 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
     checkSingles(args, SINGLES);
     positiveSeconds('connect-timeout', args.connectTimeout);
     wholeAtLeastOne('concurrency', args.concurrency);
+    if (args.offline && !args.dryRun) throw new UsageError('--offline plans without contacting any host, so it needs --dry-run');
+    if (args.offline && args.rotatePsk !== undefined) {
+      throw new UsageError('--rotate-psk works from the keys on the hosts, which --offline does not read; drop --offline to see the rotation plan');
+    }
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     io.stderr.write(`error: ${err.message}\nRun 'provision --help' for the options.\n`);
     return EXIT.badInput;
   }
 
-  const file: string = args.inventory;
+  const file = args.inventory;
   try {
-    if (args.offline && !args.dryRun) {
-      throw new UsageError('--offline plans without contacting any host, so it needs --dry-run');
-    }
-    if (args.offline && args.rotatePsk !== undefined) {
-      throw new UsageError('--rotate-psk works from the keys on the hosts, which --offline does not read; drop --offline to see the rotation plan');
-    }
-    const text = await readInventoryText(file);
-    const inventory = loadInventory(text, file);
+    const inventory = loadInventory(await readInventoryText(file), file);
+    const limit = resolveLimit(args.limit, inventory);
+    const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk, inventory, limit);
+    const inScope = [...inventory.hosts.keys()].filter((h) => !limit || limit.has(h));
+    const view = args.json ? jsonView(io) : textView(io, inScope.length, args.summary ? 'summary' : undefined);
+    const planOpts = { prune: args.prune, retireLegacy: args.retireLegacy, tool: toolVersion(), ...(limit ? { limit } : {}) };
     if (args.offline) {
-      const p = plan(inventory, offlineResolver);
-      io.stdout.write(args.json ? JSON.stringify(planToJson(p, file), null, 2) + '\n' : renderPlanText(p, file));
+      view.plan(planChanges(inventory, new Map(inScope.map((h) => [h, offlineFacts()])), { mode: 'offline', ...planOpts }));
       return EXIT.ok;
     }
-    const limit = parseLimit(args.limit, inventory);
-    const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk, inventory, limit);
-    return await live(inventory, {
-      dryRun: args.dryRun, json: args.json, verify: args.verify, prune: args.prune, limit, rotate, concurrency: args.concurrency,
-      acceptNewHostKeys: args.acceptNewHostKeys, connectTimeoutSec: args.connectTimeout,
-    }, io, deps);
+    const result = await live(inventory, view, deps, {
+      dryRun: args.dryRun, verify: args.verify, concurrency: args.concurrency, acceptNewHostKeys: args.acceptNewHostKeys,
+      connectTimeoutSec: args.connectTimeout, prune: args.prune, retireLegacy: args.retireLegacy,
+      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}),
+    });
+    if (args.dryRun) view.plan(result.changeset!, result);
+    else view.result(result);
+    return exitCode(result);
   } catch (err) {
     if (err instanceof InventoryError) {
       const n = err.problems.length;
@@ -115,53 +117,20 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
 
 interface LiveFlags {
   dryRun: boolean;
-  prune: boolean;
-  json: boolean;
   verify: boolean;
-  limit: Set<string> | undefined;
-  rotate: Set<string> | undefined;
+  prune: boolean;
+  retireLegacy: boolean;
+  limit?: Set<string>;
+  rotate?: Set<string>;
   concurrency: number;
   acceptNewHostKeys: boolean;
   connectTimeoutSec: number;
 }
 
-function parseLimit(values: string[] | undefined, inv: Inventory): Set<string> | undefined {
-  if (!values || values.length === 0) return undefined;
-  const names = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !inv.hosts.has(n));
-  if (unknown.length) throw new UsageError(`--limit names host(s) not in the inventory: ${unknown.join(', ')}`);
-  return new Set(names);
-}
-
-/**
- * The pairs --rotate-psk names, as conn names: every pair in scope when it names none. A
- * pair is named by its conn name or by its two hosts, "a,b" in either order.
- */
-export function parseRotate(values: string[], inv: Inventory, limit: Set<string> | undefined): Set<string> {
-  const pairs = inv.pairs;
-  const inScope = (p: PlannedPair): boolean => !limit || (limit.has(p.initiator) && limit.has(p.responder));
-  const names = values.map((v) => v.trim()).filter(Boolean);
-  if (names.length === 0) return new Set(pairs.filter(inScope).map((p) => p.name));
-  const out = new Set<string>();
-  for (const n of names) {
-    const hosts = n.split(',').map((h) => h.trim());
-    const found = hosts.length === 2
-      ? pairs.find((p) => (p.left === hosts[0] && p.right === hosts[1]) || (p.left === hosts[1] && p.right === hosts[0]))
-      : pairs.find((p) => p.name === n);
-    if (!found) {
-      const known = pairs.slice(0, 5).map((p) => p.name).join(', ') + (pairs.length > 5 ? ', ...' : '');
-      throw new UsageError(`--rotate-psk: no pair ${JSON.stringify(n)} in the inventory (pairs: ${known || 'none'}); name a pair by its conn name or as "host-a,host-b"`);
-    }
-    if (!inScope(found)) throw new UsageError(`--rotate-psk ${n}: rotating needs both ${found.initiator} and ${found.responder}, but --limit leaves one out`);
-    out.add(found.name);
-  }
-  return out;
-}
-
-async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promise<number> {
+async function live(inv: Inventory, view: View, deps: Deps, flags: LiveFlags): Promise<RunResult> {
   const inScope = [...inv.hosts.values()].filter((h) => !flags.limit || flags.limit.has(h.name));
   const passphrases = await passphrasesFor(inScope.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
-  const progress = progressHooks(io.stderr, inScope.length);
+  const progress = view.hooks;
   if (flags.limit) {
     const outside = [...inv.hosts.keys()].filter((h) => !flags.limit!.has(h));
     progress.onNote?.(`--limit: acting on ${inScope.length} of ${inv.hosts.size} hosts; pairs with ${outside.join(', ')} are skipped`);
@@ -174,22 +143,27 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promi
     progress.onNote?.('Ctrl-C: finishing the steps under way, then stopping (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
-  let result: RunResult;
+  const knownHosts = new KnownHostsStore();
+  const jumps = new JumpCache();
   try {
-    result = await run(inv, {
+    return await run(inv, {
       signal: abort.signal,
       dryRun: flags.dryRun,
       verify: flags.verify,
       prune: flags.prune,
+      retireLegacy: flags.retireLegacy,
       ...(flags.rotate ? { rotate: flags.rotate } : {}),
       concurrency: flags.concurrency,
       ...(flags.limit ? { limit: flags.limit } : {}),
       random: randomBytes,
+      tool: toolVersion(),
       connect: (h) => deps.connect(h.name, h.ssh, {
         acceptNewHostKeys: flags.acceptNewHostKeys,
         connectTimeoutSec: flags.connectTimeoutSec,
         commandTimeoutSec: 120,
         passphrases,
+        knownHosts,
+        jumps,
         resolveJump: (jump) => inv.hosts.get(jump)?.ssh ?? parseJump(jump, h.ssh),
       }),
       hooks: progress,
@@ -198,14 +172,6 @@ async function live(inv: Inventory, flags: LiveFlags, io: Io, deps: Deps): Promi
     process.off('SIGINT', onSigint);
     progress.stop();
   }
-  if (flags.json) {
-    io.stdout.write(JSON.stringify(resultToJson(result), null, 2) + '\n');
-  } else {
-    if (flags.dryRun && result.changeset) io.stdout.write(renderChanges(result.changeset) + '\n');
-    for (const w of result.warnings) io.stdout.write(`warning: ${w}\n`);
-    io.stdout.write(renderSummary(result));
-  }
-  return exitCode(result);
 }
 
 export function exitCode(r: RunResult): number {

@@ -1,11 +1,21 @@
-import type { WireCount, DirectionVerdict } from '../verify/esp.js';
-import type { Changeset } from './changeset.js';
+import type { Changeset } from '../plan/types.js';
+import type { DirectionVerdict, WireCount } from '../verify/esp.js';
+
+/** Why a step failed, as data: the step, the command's exit code and the tail of its output (execa's model). */
+export interface StepFailure {
+  step: string;
+  error: string;
+  hint: string;
+  exitCode?: number | null;
+  /** The last lines the command printed, control characters escaped. */
+  tail?: string;
+}
 
 /** How one host ended. One host failing never stops the others. */
 export type HostOutcome =
   | { status: 'unchanged' }
   | { status: 'changed'; did: string[] }
-  | { status: 'failed'; step: string; error: string; hint: string }
+  | ({ status: 'failed'; did?: string[] } & StepFailure)
   | { status: 'unreachable'; error: string; hint: string }
   | { status: 'refused'; error: string; hint: string }
   | { status: 'planned' }
@@ -37,6 +47,8 @@ export interface RunStats {
   connections: number;
   commands: number;
   wallMs: number;
+  /** The most SSH sessions open at one time (bounded by --concurrency). */
+  peakConnections?: number;
 }
 
 export interface RunResult {
@@ -56,3 +68,5 @@ export interface Hooks {
   onPairDone?(pair: PairOutcome): void;
   onNote?(message: string): void;
 }
+
+export const FAILED_STATUSES: ReadonlySet<HostOutcome['status']> = new Set(['failed', 'unreachable', 'refused']);

@@ -1,19 +1,15 @@
-import { confBlock, header, type Backend } from './types.js';
-import { plutoAfterRestart, plutoReauth, plutoReload, plutoUnload, plutoUp } from './pluto.js';
+import { plutoCommands } from './pluto.js';
+import { confBlock, type Backend } from './types.js';
 
 /** openswan 2.6: the seed recipe exactly (IKEv1, which is all that openswan speaks by default). */
 export const openswan: Backend = {
   id: 'openswan',
   package: 'openswan',
+  packages: ['openswan'],
   assumedVersion: '2.6',
-  renderConn: (c) =>
-    header(c) +
-    confBlock(c.name, ['type=transport', 'authby=secret', `left=${c.left}`, `right=${c.right}`, 'pfs=yes', `auto=${c.auto}`]),
-  renderSecret: (c, psk) => `${header(c)}${c.left} ${c.right} : PSK ${psk}\n`,
-  rereadSecrets: 'ipsec auto --rereadsecrets',
-  reloadConns: plutoReload,
-  up: plutoUp,
-  reauth: plutoReauth,
-  afterRestart: plutoAfterRestart,
-  unloadConns: plutoUnload,
+  speaks: 'ikev1',
+  renderConn: (c) => confBlock(c.name, ['type=transport', 'authby=secret', `left=${c.left}`, `right=${c.right}`, 'pfs=yes', `auto=${c.auto}`]),
+  renderSecret: (c, psk) => `${c.left} ${c.right} : PSK ${psk}\n`,
+  commands: (t) => plutoCommands(t),
+  noCandidateHint: 'openswan is gone from current Debian and Ubuntu: use `backend: auto` or libreswan.',
 };

@@ -10,47 +10,12 @@ export interface ConnSpec {
   role: 'initiator' | 'responder';
   /** `start` on the initiator; the responder's mode on the responder. */
   auto: 'start' | ResponderMode;
-  /** Free text for the header comment: which pair, who initiates. */
-  describe: string;
 }
 
 /** What a backend needs to know about the host it renders for. */
 export interface Target {
-  /** Upstream version, such as "4.10"; for keywords that changed between majors. */
+  /** Upstream version, such as "4.10"; for keywords and verbs that changed between majors. */
   version: string;
-}
-
-/**
- * One IPsec implementation: its package and the dialect of its files. Data and pure
- * functions only; the planner and executor never branch on the backend's name.
- */
-export interface Backend {
-  id: BackendId;
-  /** The apt package that provides it. */
-  package: string;
-  /** The version assumed when the host cannot be asked (offline plans). */
-  assumedVersion: string;
-  renderConn(conn: ConnSpec, target: Target): string;
-  /** The secrets line for a conn: the IDs of both ends and the key. */
-  renderSecret(conn: ConnSpec, psk: string): string;
-  /** Shell that exits non-zero when the config (with every include) would be rejected. */
-  checkConfig?: string;
-  /** Shell that makes the running daemon read the secrets files again. */
-  rereadSecrets: string;
-  /** Shell that loads changed conns into a running daemon, each as its `auto=` says, without bringing them up. */
-  reloadConns(conns: readonly ConnLoad[]): string;
-  /** Shell that initiates a conn now, without waiting for it to finish. */
-  up(name: string): string;
-  /**
-   * Shell that replaces a conn's SAs with a new IKE SA authenticated now, with the key the
-   * daemon holds, and exits non-zero when the peer refuses it. Break-before-make: the old
-   * SAs go first, and the conn's trap policy holds traffic (dropped, never clear) meanwhile.
-   */
-  reauth(name: string): string;
-  /** Shell that takes down and forgets conns whose files were deleted. */
-  unloadConns(names: readonly string[]): string;
-  /** Shell run once the daemon answers after a restart; empty when there is nothing to do. */
-  afterRestart(conns: readonly ConnLoad[]): string;
 }
 
 export interface ConnLoad {
@@ -58,10 +23,49 @@ export interface ConnLoad {
   auto: ConnSpec['auto'];
 }
 
-export const MANAGED_MARK = '# managed by provision';
+/** Shell snippets that drive the daemon of one version. */
+export interface Commands {
+  /** Exits non-zero when the config (with every include) would be rejected. */
+  checkConfig?: string;
+  /** Makes the running daemon read the secrets files again. */
+  rereadSecrets: string;
+  /** Loads changed conns into a running daemon, each as its `auto=` says, without bringing them up. */
+  reloadConns(conns: readonly ConnLoad[]): string;
+  /** Initiates a conn now, without waiting for it to finish. */
+  up(name: string): string;
+  /**
+   * Replaces a conn's SAs with a new IKE SA authenticated now, with the key the daemon
+   * holds, and exits non-zero when the peer refuses it. Break-before-make: the old SAs go
+   * first, and the conn's trap policy holds traffic (dropped, never clear) meanwhile.
+   */
+  reauth(name: string): string;
+  /** Takes down and forgets conns whose files were deleted. */
+  unloadConns(names: readonly string[]): string;
+  /** Run once the daemon answers after a restart; empty when there is nothing to do. */
+  afterRestart(conns: readonly ConnLoad[]): string;
+}
 
-export function header(conn: ConnSpec): string {
-  return `${MANAGED_MARK}: edits are overwritten. ${conn.describe}\n`;
+/**
+ * One IPsec implementation: its packages and the dialect of its files and commands, by
+ * version. Data and pure functions only; nothing outside src/backends names a backend.
+ */
+export interface Backend {
+  id: BackendId;
+  /** The package people know it by, in messages. */
+  package: string;
+  /** What apt installs for it, by name (never a metapackage: Debian 13's `strongswan` changed meaning). */
+  packages: readonly string[];
+  /** The version assumed when the host cannot be asked (offline plans). */
+  assumedVersion: string;
+  /** The conn block (`conn NAME` and its indented keywords). */
+  renderConn(conn: ConnSpec, target: Target): string;
+  /** The secrets line for a conn: the IDs of both ends and the key. */
+  renderSecret(conn: ConnSpec, psk: string): string;
+  commands(target: Target): Commands;
+  /** What to do when apt offers none of its packages. */
+  noCandidateHint: string;
+  /** Other backends it can be paired with; a pair across this line will not come up. */
+  speaks: 'ikev1' | 'ikev2';
 }
 
 export function major(version: string): number {

@@ -4,12 +4,10 @@ import { normalizeAddress } from '../core/address.js';
 import { checkAddress, checkSsh, CONN_NAME, FLEET_NAME, HOST_NAME } from './checks.js';
 import { InventoryError, type Problem } from './errors.js';
 import { nearest, reportIssue, shown, type Report } from './issues.js';
-import { expandPairs, type MeshSpec } from './pairs.js';
-import {
-  defaultsSchema, groupSchema, hostSchema, inventorySchema, meshSchema, pairListSchema, pairObjectSchema,
-  type RawDefaults, type RawGroup, type RawHost, type RawSsh,
-} from './schema.js';
-import type { BackendChoice, HostSpec, Inventory, PairDecl, SshSettings } from './types.js';
+import { expandPairs } from './pairs.js';
+import { fromGroups, readGroups, readMeshes } from './groups.js';
+import { defaultsSchema, hostSchema, inventorySchema, pairListSchema, pairObjectSchema, type RawDefaults, type RawHost, type RawSsh } from './schema.js';
+import type { HostSpec, Inventory, PairDecl, SshSettings } from './types.js';
 import { parseYaml, type ParsedYaml, type Position } from './yaml.js';
 
 export { CONN_NAME, HOST_NAME } from './checks.js';
@@ -133,7 +131,7 @@ export function loadInventory(text: string, file: string): Inventory {
   return { file, fleet: fleet!, hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs };
 }
 
-type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]) => T | undefined;
+export type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]) => T | undefined;
 
 function fail(file: string, at: Position, message: string, hint: string): never {
   throw new InventoryError([{ file, ...at, message, hint }]);
@@ -151,86 +149,6 @@ function readFleet(value: unknown, file: string, report: Report): string | undef
   report([], `the file name ${shown(basename(file))} cannot name this inventory's fleet`,
     "Add a top-level `fleet: NAME` (letters, digits, dot, dash, underscore): it marks every file this inventory manages, so that other inventories' files on the same hosts are left alone.");
   return undefined;
-}
-
-function readGroups(value: unknown, names: ReadonlySet<string>, section: Section, report: Report): Map<string, RawGroup> {
-  const out = new Map<string, RawGroup>();
-  const raw = section(z.record(z.string(), z.unknown()), value ?? {}, ['groups']) ?? {};
-  for (const [g, v] of Object.entries(raw)) {
-    if (!HOST_NAME.test(g)) {
-      report(['groups', g], `group name ${shown(g)} is not a safe name`, 'Use letters, digits, dot, dash and underscore.', true);
-    }
-    if (names.has(g)) report(['groups', g], `${shown(g)} names both a group and a host`, 'Rename the group: --limit and meshes must know which one you mean.', true);
-    const group = section(groupSchema, v, ['groups', g]);
-    if (!group) continue;
-    group.hosts.forEach((h, j) => checkHostRef(h, ['groups', g, 'hosts', j], names, report));
-    checkSsh(group.ssh ?? {}, ['groups', g, 'ssh'], names, report);
-    out.set(g, group);
-  }
-  return out;
-}
-
-/** Settings a host takes from its groups; two groups that set one key differently are a mistake. */
-function fromGroups(host: string, groups: [string, RawGroup][], report: Report): { ssh: RawSsh; backend?: BackendChoice } {
-  const ssh: Record<string, unknown> = {};
-  const from: Record<string, string> = {};
-  let backend: BackendChoice | undefined;
-  let backendFrom = '';
-  for (const [g, group] of groups) {
-    for (const [k, v] of Object.entries(group.ssh ?? {})) {
-      if (k in ssh && ssh[k] !== v) {
-        report(['groups', g, 'ssh', k], `host ${host} is in groups ${from[k]} and ${g}, which set ssh.${k} differently`,
-          `Set ssh.${k} on the host itself, or in one of the two groups only.`, true);
-      }
-      ssh[k] ??= v;
-      from[k] ??= g;
-    }
-    const b = group.ipsec?.backend;
-    if (b !== undefined) {
-      if (backend !== undefined && backend !== b) {
-        report(['groups', g, 'ipsec', 'backend'], `host ${host} is in groups ${backendFrom} and ${g}, which set ipsec.backend differently`,
-          'Set ipsec.backend on the host itself, or in one of the two groups only.', true);
-      }
-      backend ??= b;
-      backendFrom ||= g;
-    }
-  }
-  return { ssh: ssh as RawSsh, ...(backend ? { backend } : {}) };
-}
-
-function readMeshes(yaml: ParsedYaml, value: unknown, names: ReadonlySet<string>, groups: ReadonlyMap<string, RawGroup>,
-  section: Section, report: Report): MeshSpec[] {
-  const out: MeshSpec[] = [];
-  const raw = section(z.array(z.unknown()), value ?? [], ['meshes']) ?? [];
-  raw.forEach((item, i) => {
-    const m = section(meshSchema, item, ['meshes', i]);
-    if (!m) return;
-    if (!CONN_NAME.test(m.name)) {
-      report(['meshes', i, 'name'], `mesh name ${shown(m.name)} is not a safe name`,
-        'Use letters, digits, dot, dash and underscore, starting with a letter or digit.');
-    }
-    const seen = new Set<string>();
-    (m.hosts ?? []).forEach((h, j) => {
-      checkHostRef(h, ['meshes', i, 'hosts', j], names, report);
-      if (seen.has(h)) report(['meshes', i, 'hosts', j], `host ${shown(h)} is listed twice in mesh ${shown(m.name)}`, 'List each host of a mesh once.');
-      seen.add(h);
-    });
-    (m.groups ?? []).forEach((g, j) => {
-      const group = groups.get(g);
-      if (!group) {
-        const near = nearest(g, [...groups.keys()]);
-        report(['meshes', i, 'groups', j], `unknown group ${shown(g)}`, near ? `Did you mean ${near}?` : 'Define it under `groups:` first, or fix the name.');
-        return;
-      }
-      for (const h of group.hosts) seen.add(h);
-    });
-    if (seen.size < 2) {
-      report(['meshes', i, m.hosts ? 'hosts' : 'groups'], `mesh ${shown(m.name)} has ${seen.size} host${seen.size === 1 ? '' : 's'}`, 'A mesh needs at least two hosts: list them under `hosts:` or name groups under `groups:`.');
-      return;
-    }
-    out.push({ name: m.name, hosts: [...seen], ...(m.responder ? { responder: m.responder } : {}), at: yaml.locate(['meshes', i]) });
-  });
-  return out;
 }
 
 function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet<string>, report: Report): PairDecl | undefined {
@@ -279,7 +197,7 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
   return decl;
 }
 
-function checkHostRef(name: string, path: readonly PropertyKey[], names: ReadonlySet<string>, report: Report): void {
+export function checkHostRef(name: string, path: readonly PropertyKey[], names: ReadonlySet<string>, report: Report): void {
   if (names.has(name)) return;
   const near = nearest(name, [...names]);
   report(path, `unknown host ${shown(name)}`,

@@ -1,111 +1,147 @@
-import { BACKENDS, type Backend, type ConnSpec } from '../backends/index.js';
-import type { BackendId, HostSpec, Inventory } from '../inventory/types.js';
-import type { PlannedPair } from '../inventory/types.js';
+import { createHash } from 'node:crypto';
+import { BACKENDS } from '../backends/index.js';
+import { normalizeAddress } from '../core/address.js';
+import { INCLUDES, pairFile } from '../core/paths.js';
+import type { HostSpec, Inventory } from '../inventory/types.js';
+import { pskOf, saUp, type Facts } from '../remote/facts.js';
+import { connsByHost, type HostConn } from './desired.js';
+import { planHost } from './host.js';
+import { decideKey, type KeyDecision } from './keys.js';
+import { resolveBackend, type Resolution } from './resolve.js';
+import type { Changeset, HostPlan, KeyState, PairPlan } from './types.js';
 
-/** A line that must be present in a file the operator owns (ipsec.conf, ipsec.secrets). */
-export interface IncludeLine {
-  path: string;
-  line: string;
+export interface PlanOptions {
+  mode: 'offline' | 'live';
+  /** Host names to act on (resolved from --limit); undefined means all. */
+  limit?: ReadonlySet<string>;
+  /** Conn names of pairs to give a new key (--rotate-psk). */
+  rotate?: ReadonlySet<string>;
+  /** Delete our files of pairs no longer in the inventory (false: --no-prune). */
+  prune: boolean;
+  /** Also delete files from before fleets that this inventory does not plan (--retire-legacy). */
+  retireLegacy: boolean;
+  /** The version of provision, recorded in the changeset. */
+  tool: string;
 }
 
-/** Every backend needs both: Debian's libreswan ships them, openswan and strongswan-starter do not. */
-export const INCLUDES: readonly IncludeLine[] = [
-  { path: '/etc/ipsec.conf', line: 'include /etc/ipsec.d/*.conf' },
-  { path: '/etc/ipsec.secrets', line: 'include /etc/ipsec.d/*.secrets' },
-];
-
-/** Which backend and version a host has, or is assumed to have when it cannot be asked. */
-export interface Resolved {
-  backend: BackendId;
-  version: string;
-  /** True when nothing was asked of the host: an offline plan's assumption. */
-  assumed: boolean;
-}
-export type Resolver = (host: HostSpec) => Resolved;
-
-/**
- * One pair as one host takes part in it. Kept small (a million of these for a 1,000-host
- * mesh): paths and contents are derived on demand by the functions below.
- */
-export interface HostConn {
-  pair: PlannedPair;
-  role: 'initiator' | 'responder';
-  peer: HostSpec;
-}
-
-export interface HostPlan {
-  host: HostSpec;
-  backend: Backend;
-  resolved: Resolved;
-  conns: HostConn[];
-  includes: readonly IncludeLine[];
-}
-
-export interface Plan {
-  pairs: PlannedPair[];
-  hosts: HostPlan[];
-  warnings: string[];
-}
-
-export const CONF_DIR = '/etc/ipsec.d';
-
-/** Offline: an explicit backend at its usual version; `auto` shown as Debian 12's libreswan. */
-export const offlineResolver: Resolver = (host) => {
-  const backend: BackendId = host.backend === 'auto' ? 'libreswan' : host.backend;
-  return { backend, version: BACKENDS[backend].assumedVersion, assumed: true };
-};
-
-/** The desired state of every host. Pure: same inventory and resolver, same plan. */
-export function plan(inv: Inventory, resolve: Resolver): Plan {
-  const pairs = inv.pairs;
-  const hostPlans = new Map<string, HostPlan>();
-  for (const host of inv.hosts.values()) {
-    const resolved = resolve(host);
-    hostPlans.set(host.name, { host, backend: BACKENDS[resolved.backend], resolved, conns: [], includes: INCLUDES });
-  }
-  const warnings: string[] = [];
-  for (const pair of pairs) {
-    const l = hostPlans.get(pair.left)!;
-    const r = hostPlans.get(pair.right)!;
-    if ((l.resolved.backend === 'openswan') !== (r.resolved.backend === 'openswan')) {
-      const other = l.resolved.backend === 'openswan' ? r.resolved.backend : l.resolved.backend;
-      warnings.push(`pair ${pair.name}: openswan speaks IKEv1 and ${other} here speaks IKEv2 only; the pair will not come up. Use the same backend on both hosts.`);
-    }
-    const leftRole = pair.initiator === pair.left ? 'initiator' : 'responder';
-    l.conns.push({ pair, role: leftRole, peer: r.host });
-    r.conns.push({ pair, role: leftRole === 'initiator' ? 'responder' : 'initiator', peer: l.host });
-  }
-  return { pairs, hosts: [...hostPlans.values()], warnings };
-}
-
-/** Where a pair's files live on its hosts, by conn name; and back, from a path to a conn. */
-export const pairFile = (name: string, kind: 'conf' | 'secrets'): string => `${CONF_DIR}/${name}.${kind}`;
-export function pairOfFile(path: string): { name: string; kind: 'conf' | 'secrets' } | undefined {
-  const m = /^(.+)\.(conf|secrets)$/.exec(path.startsWith(`${CONF_DIR}/`) ? path.slice(CONF_DIR.length + 1) : '');
-  return m && !m[1]!.includes('/') ? { name: m[1]!, kind: m[2] as 'conf' | 'secrets' } : undefined;
-}
-export const confPath = (c: HostConn): string => pairFile(c.pair.name, 'conf');
-export const secretsPath = (c: HostConn): string => pairFile(c.pair.name, 'secrets');
-
-export function connSpec(hp: HostPlan, c: HostConn): ConnSpec {
-  const local = hp.host.address;
-  const isLeft = c.pair.left === hp.host.name;
+/** A host as an offline plan sees it: nothing installed, no package lists, no files. */
+export function offlineFacts(): Facts {
   return {
-    name: c.pair.name,
-    left: isLeft ? local : c.peer.address,
-    right: isLeft ? c.peer.address : local,
-    local,
-    peer: c.peer.address,
-    role: c.role,
-    auto: c.role === 'initiator' ? 'start' : c.pair.responderMode,
-    describe: `Pair ${c.pair.left}/${c.pair.right}; ${c.pair.initiator} initiates.`,
+    os: 'unknown', init: 'systemd', installed: new Map(), candidates: new Map(), hasPackageLists: false, running: false,
+    missingIncludes: [...INCLUDES], files: new Map(), conns: [], sas: new Set(), staleStaging: [],
   };
 }
 
-export function confContent(hp: HostPlan, c: HostConn): string {
-  return hp.backend.renderConn(connSpec(hp, c), { version: hp.resolved.version });
+/**
+ * The changeset: from the inventory and the facts of every host read, what the run will
+ * do. Pure: no I/O, no clock, no randomness (keys are drawn when they are written).
+ * Hosts without facts are not touched (outside --limit, or unreachable); their pairs are
+ * skipped, and so are those of a host something blocks.
+ */
+export function planChanges(inv: Inventory, facts: ReadonlyMap<string, Facts>, opts: PlanOptions): Changeset {
+  const byHost = connsByHost(inv);
+  const resolutions = new Map<string, Resolution>();
+  for (const [name, f] of facts) resolutions.set(name, resolveBackend(inv.hosts.get(name)!, f));
+  const usable = (h: string): boolean => facts.has(h) && (resolutions.get(h)?.ok === true || byHost.get(h)!.length === 0);
+
+  // Keys of every pair whose two ends were read.
+  const decisions = new Map<string, KeyDecision & { upBefore: boolean }>();
+  for (const pair of inv.pairs) {
+    const fi = facts.get(pair.initiator);
+    const fr = facts.get(pair.responder);
+    if (!fi || !fr || !usable(pair.initiator) || !usable(pair.responder)) continue;
+    const path = pairFile(pair.name, 'secrets');
+    const a = pskOf(fi.files.get(path)?.content);
+    const b = pskOf(fr.files.get(path)?.content);
+    const upBefore = saUp(fi, normalizeAddress(inv.hosts.get(pair.initiator)!.address), normalizeAddress(inv.hosts.get(pair.responder)!.address));
+    decisions.set(pair.name, { ...decideKey(a, b, { rotate: opts.rotate?.has(pair.name) ?? false, upBefore, initiator: pair.initiator, responder: pair.responder }), upBefore });
+  }
+
+  // Hosts: once with every pair read, to find the blocked ones; then without their pairs.
+  const keysOf = (exclude: ReadonlySet<string>): Map<string, KeyState> => new Map(
+    inv.pairs.filter((p) => decisions.has(p.name) && !exclude.has(p.initiator) && !exclude.has(p.responder)).map((p) => [p.name, decisions.get(p.name)!.state]));
+  const planAll = (keys: ReadonlyMap<string, KeyState>): Map<string, HostPlan> =>
+    new Map([...inv.hosts.values()].map((h) => [h.name, hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts)]));
+  const first = planAll(keysOf(new Set()));
+  const blocked = new Set([...first.values()].filter((h) => h.status === 'blocked').map((h) => h.host));
+  const hosts = blocked.size ? planAll(keysOf(blocked)) : first;
+  for (const b of blocked) hosts.set(b, first.get(b)!);
+
+  const pairs: PairPlan[] = inv.pairs.map((pair) => {
+    const d = decisions.get(pair.name);
+    const skipped = skipReason([pair.initiator, pair.responder], hosts, opts);
+    const changed = [pair.initiator, pair.responder].some((h) => hosts.get(h)!.files.some((f) => f.pair === pair.name && f.action !== 'noop' &&
+      (f.kind === 'secrets' ? f.keyState !== 'unchanged' : true)));
+    return {
+      name: pair.name, hosts: [pair.left, pair.right], initiator: pair.initiator, responder: pair.responder, responderMode: pair.responderMode,
+      key: skipped ? 'unchanged' : d?.state ?? 'unchanged', agreement: d?.agreement ?? 'missing', changed: !skipped && changed, upBefore: d?.upBefore ?? false,
+      ...(d?.notRotated && !skipped ? { notRotated: d.notRotated } : {}), ...(skipped ? { skipped } : {}),
+    };
+  });
+  const retired = new Map<string, string[]>();
+  for (const h of hosts.values()) for (const f of h.files) if (f.action === 'delete' && f.pair) retired.set(f.pair, [...new Set([...(retired.get(f.pair) ?? []), h.host])]);
+
+  return {
+    version: 2, tool: opts.tool, mode: opts.mode, inventory: { file: inv.file, fleet: inv.fleet },
+    hosts: [...hosts.values()], pairs, retired: [...retired].map(([name, hs]) => ({ name, hosts: hs })), warnings: warnings(inv, hosts),
+  };
 }
 
-export function secretsContent(hp: HostPlan, c: HostConn, psk: string): string {
-  return hp.backend.renderSecret(connSpec(hp, c), psk);
+function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
+  facts: Facts | undefined, res: Resolution | undefined, keys: ReadonlyMap<string, KeyState>, opts: PlanOptions): HostPlan {
+  const assumedBackend = BACKENDS[host.backend === 'auto' ? 'libreswan' : host.backend];
+  const base = {
+    host: host.name, address: host.address, ssh: host.ssh, problems: [] as HostPlan['problems'],
+    backend: { id: assumedBackend.id, package: assumedBackend.package, version: assumedBackend.assumedVersion, assumed: true },
+  };
+  const empty = { files: [], includes: [], service: 'none' as const, serviceReason: 'not read', reload: [], bringUp: [], reauth: [], conns: [], unload: [], legacy: [], staleStaging: [] };
+  if (!facts) return { ...base, status: 'unread', ...empty };
+  if (res && !res.ok && conns.length > 0) {
+    return { ...base, status: 'blocked', problems: [{ problem: res.problem, hint: res.hint }], ...empty, serviceReason: 'blocked', facts: digest(facts) };
+  }
+  const r = res?.ok ? res : { backend: assumedBackend, version: assumedBackend.assumedVersion, assumed: true, install: undefined };
+  const { body, problems } = planHost({
+    fleet: inv.fleet, host, conns, backend: r.backend, version: r.version, assumed: r.assumed,
+    // A host in no pair gets nothing installed: its backend only takes retired conns down.
+    ...(r.install && conns.length > 0 ? { install: r.install } : {}),
+    facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy,
+  });
+  const backend = { id: r.backend.id, package: r.backend.package, version: r.version, assumed: r.assumed };
+  if (problems.length) return { ...base, backend, status: 'blocked', problems, ...empty, serviceReason: 'blocked', facts: digest(facts) };
+  return { ...base, backend, status: 'planned', ...body, ...(opts.mode === 'live' ? { facts: digest(facts) } : {}) };
+}
+
+function skipReason(ends: string[], hosts: ReadonlyMap<string, HostPlan>, opts: PlanOptions): string | undefined {
+  for (const h of ends) {
+    if (opts.limit && !opts.limit.has(h)) return `${h} is outside --limit`;
+    const p = hosts.get(h)!;
+    if (p.status === 'blocked') return `${h} is blocked: ${p.problems[0]!.problem}`;
+    if (p.status === 'unread') return `${h} was not read`;
+  }
+  return undefined;
+}
+
+function warnings(inv: Inventory, hosts: ReadonlyMap<string, HostPlan>): string[] {
+  const out: string[] = [];
+  for (const pair of inv.pairs) {
+    const [l, r] = [hosts.get(pair.left)!, hosts.get(pair.right)!].map((h) => BACKENDS[h.backend.id]);
+    if (l!.speaks !== r!.speaks) {
+      const [v1, v2] = l!.speaks === 'ikev1' ? [l!, r!] : [r!, l!];
+      out.push(`pair ${pair.name}: ${v1.package} speaks IKEv1 and ${v2.package} here speaks IKEv2 only; the pair will not come up. Use the same backend on both hosts.`);
+    }
+  }
+  return out;
+}
+
+/**
+ * A digest of what the plan depends on in a host's facts: packages, versions, daemon state,
+ * includes, conns, and the files with their owners and modes. Keys are left out (a saved
+ * plan records agreement, never a key or a hash of one), and so are the kernel's SAs, which
+ * come and go with rekeys.
+ */
+export function digest(f: Facts): string {
+  const files = [...f.files.values()].map((x) => [x.path, x.mode, x.owner, x.content?.replace(/(:\s*PSK\s+)\S+/g, '$1<key>') ?? null]);
+  const canonical = JSON.stringify([f.os, f.init, [...f.installed].sort(), f.hasPackageLists, f.ipsecVersion ?? null, f.running,
+    f.missingIncludes.map((i) => i.path), f.conns, files.sort()]);
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

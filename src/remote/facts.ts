@@ -1,11 +1,12 @@
-import { MANAGED_MARK } from '../backends/types.js';
-import { CONF_DIR, INCLUDES } from '../plan/plan.js';
+import { normalizeAddress } from '../core/address.js';
+import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../core/ownership.js';
+import { CONF_DIR, INCLUDES, MANAGED_GLOBS, type IncludeLine } from '../core/paths.js';
 
-/** A file under /etc/ipsec.d as found on the host. Only managed files have their content read. */
+/** A file provision may manage, as found on the host. Only files with a header of ours are read. */
 export interface FoundFile {
   path: string;
   mode: string;
-  managed: boolean;
+  owner: Owner;
   content?: string;
 }
 
@@ -13,39 +14,57 @@ export interface FoundFile {
 export interface Facts {
   os: string;
   init: 'systemd' | 'sysv';
-  /** Installed IPsec packages and their Debian versions. */
+  /** Installed packages of interest and their Debian versions. */
   installed: Map<string, string>;
-  /** apt candidates; empty when apt has no package lists yet. */
+  /** apt candidates, read while something of interest is missing; empty without package lists. */
   candidates: Map<string, string>;
   hasPackageLists: boolean;
   /** Upstream version from `ipsec --version`, e.g. "4.10"; undefined without ipsec. */
   ipsecVersion?: string;
   running: boolean;
-  /** Include lines (from INCLUDES) that are missing, by path. */
-  missingIncludes: { path: string; line: string }[];
+  /** Include lines (from INCLUDES) that are missing. */
+  missingIncludes: IncludeLine[];
   files: Map<string, FoundFile>;
+  /** Every conn the daemon's config defines (ipsec.conf and what it includes), with its file. */
+  conns: { name: string; file: string }[];
   /** Established ESP SAs in the kernel, as "src dst" addresses (no SPI, no key). */
   sas: Set<string>;
+  /** Staging folders a killed write left behind, older than STALE_MINUTES. */
+  staleStaging: string[];
+  /** The address this SSH connection comes from, as the host sees it (SSH_CONNECTION). */
+  sshClient?: { address: string; port: number };
 }
 
-export const IPSEC_PACKAGES = ['openswan', 'libreswan', 'strongswan-starter'] as const;
+/** Packages whose presence the planner needs to know. */
+export const PACKAGES = ['openswan', 'libreswan', 'strongswan-starter', 'strongswan-charon', 'strongswan-swanctl', 'nftables'] as const;
+const IPSEC_PACKAGES = ['openswan', 'libreswan', 'strongswan-starter'];
+
+/** A staging folder older than this belongs to no write under way (a write takes seconds). */
+export const STALE_MINUTES = 30;
 
 const includeCheck = INCLUDES.map(({ path, line }) => {
   const pattern = `^[[:space:]]*${line.replace(/\s+/g, '[[:space:]]+').replace(/\*/g, '\\*').replace(/\./g, '\\.')}[[:space:]]*$`;
   return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; else echo 'missing ${path}'; fi`;
 }).join('\n');
 
-/** One script, one round trip. Read-only: a dry run runs exactly this and nothing else. */
+/**
+ * One script, one round trip. Read-only: a dry run runs exactly this and nothing else. It
+ * reads the content of a file only when its first line is one of provision's headers.
+ */
 export const FACTS_SCRIPT = `set +e
 export LC_ALL=C
 echo '@@os'; ( . /etc/os-release 2>/dev/null; echo "\${ID:-unknown} \${VERSION_ID:-}" )
 echo '@@init'; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi
-installed=$(dpkg-query -W -f='\${Package} \${db:Status-Abbrev} \${Version}\\n' ${IPSEC_PACKAGES.join(' ')} 2>/dev/null)
+installed=$(dpkg-query -W -f='\${Package} \${db:Status-Abbrev} \${Version}\\n' ${PACKAGES.join(' ')} 2>/dev/null)
 echo '@@installed'; printf '%s\\n' "$installed"
-# Candidates matter only while no IPsec package is installed (see resolveBackend); apt-cache
-# is the slowest command here, and rebuilds its cache after an apt clean.
+# apt-cache is the slowest command here (and rebuilds its cache after an apt clean): only
+# while an IPsec package or nftables is still to be installed.
 echo '@@candidates'
-case "$installed" in *' ii '*) ;; *) apt-cache policy ${IPSEC_PACKAGES.join(' ')} 2>/dev/null | awk '/^[^ ]/{p=$1; sub(":$","",p)} /Candidate:/{print p" "$2}' ;; esac
+case "$installed" in *'nftables ii '*) n=1 ;; *) n=0 ;; esac
+case "$installed" in
+  *"libreswan ii "*|*"strongswan-starter ii "*|*"openswan ii "*) [ $n = 1 ] || apt-cache policy nftables 2>/dev/null | awk '/^[^ ]/{p=$1; sub(":$","",p)} /Candidate:/{print p" "$2}' ;;
+  *) apt-cache policy ${PACKAGES.join(' ')} 2>/dev/null | awk '/^[^ ]/{p=$1; sub(":$","",p)} /Candidate:/{print p" "$2}' ;;
+esac
 echo '@@lists'; ls /var/lib/apt/lists/ 2>/dev/null | grep -c '_Packages'
 echo '@@version'; ipsec --version 2>/dev/null | head -n 3
 echo '@@running'
@@ -54,20 +73,41 @@ elif [ -x /etc/init.d/ipsec ]; then /etc/init.d/ipsec status >/dev/null 2>&1 && 
 else echo inactive; fi
 echo '@@includes'
 ${includeCheck}
+echo '@@conns'
+# ipsec.conf and every file it includes (a few levels deep), then each conn they define.
+files=''; todo=/etc/ipsec.conf; i=0
+while [ -n "$todo" ] && [ $i -lt 5 ]; do
+  new=''
+  for f in $todo; do [ -f "$f" ] || continue; case " $files " in *" $f "*) ;; *) files="$files $f"; new="$new $f" ;; esac; done
+  [ -n "$new" ] || break
+  todo=$(awk '/^[ \\t]*include[ \\t]/{print $2}' $new)
+  i=$((i+1))
+done
+[ -z "$files" ] || awk '/^conn[ \\t]/ && $2 !~ /^%/ {print $2" "FILENAME}' $files
 echo '@@sas'
 # Addresses only: the lines of \`ip xfrm state\` that follow hold keys and are never printed.
 ip xfrm state 2>/dev/null | awk '/^src /{s=$2; d=$4} /^[[:space:]]+proto esp spi /{if ($4 != "0x00000000") print s" "d}' | sort -u
+echo '@@stale'
+find ${CONF_DIR} /etc -maxdepth 1 \\( -name '.provision-backup.*' -o -name '.provision.*' \\) -mmin +${STALE_MINUTES} 2>/dev/null
+echo '@@ssh'
+c=\${SSH_CONNECTION:-}
+# Through sudo the variable is gone: it is in the environment of the login shell above.
+p=$PPID; i=0
+while [ -z "$c" ] && [ "$p" -gt 1 ] 2>/dev/null && [ $i -lt 8 ]; do
+  c=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); p=$(cut -d' ' -f4 /proc/$p/stat 2>/dev/null); i=$((i+1))
+done
+echo "$c"
 echo '@@files'
 # Per host, not per file: one stat, one cat, one base64; first lines are read by the shell itself.
 set --
-for f in ${CONF_DIR}/*.conf ${CONF_DIR}/*.secrets; do [ -f "$f" ] && set -- "$@" "$f"; done
+for f in ${MANAGED_GLOBS.join(' ')}; do [ -f "$f" ] && set -- "$@" "$f"; done
 [ $# -eq 0 ] || stat -L -c '%a %s %n' -- "$@"
 echo '@@managed'
-# Keeps the managed files in "$@": each original argument is shifted out once it is looked at.
+# Keeps the files with a header of ours in "$@": each original argument is shifted out once looked at.
 for f do
   shift
   first=''; IFS= read -r first <"$f" 2>/dev/null
-  case "$first" in '${MANAGED_MARK}'*) echo "$f"; set -- "$@" "$f" ;; esac
+  case "$first" in ${HEADER_CASE_PATTERNS}) echo "$f"; set -- "$@" "$f" ;; esac
 done
 echo '@@content'
 [ $# -eq 0 ] || cat -- "$@" | base64 -w0
@@ -90,9 +130,13 @@ function sections(stdout: string): Map<string, string[]> {
   return out;
 }
 
+/** The facts script saw a file change between its stat and its read. */
+export class FactsRaceError extends Error {}
+
 /**
- * Files from their stat lines ("mode size path"); managed ones get their content, cut in
- * order from the one base64 dump by their sizes.
+ * Files from their stat lines ("mode size path"); those with a header of ours get their
+ * content, cut in order from the one base64 dump by their sizes, and an owner from the
+ * whole first line.
  */
 function readFiles(s: Map<string, string[]>): Map<string, FoundFile> {
   const files = new Map<string, FoundFile>();
@@ -100,7 +144,7 @@ function readFiles(s: Map<string, string[]>): Map<string, FoundFile> {
   for (const l of s.get('files') ?? []) {
     const m = /^(\d+) (\d+) (.+)$/.exec(l);
     if (!m) continue;
-    files.set(m[3]!, { path: m[3]!, mode: m[1]!, managed: false });
+    files.set(m[3]!, { path: m[3]!, mode: m[1]!, owner: { kind: 'operator' } });
     sizes.set(m[3]!, Number(m[2]));
   }
   const dump = Buffer.from((s.get('content') ?? []).join(''), 'base64');
@@ -109,11 +153,13 @@ function readFiles(s: Map<string, string[]>): Map<string, FoundFile> {
     const f = files.get(path);
     const size = sizes.get(path);
     if (!f || size === undefined) continue;
-    f.managed = true;
-    f.content = dump.subarray(at, at + size).toString('utf8');
+    const content = dump.subarray(at, at + size).toString('utf8');
     at += size;
+    f.owner = ownerOf(content.split('\n', 1)[0] ?? '');
+    // The shell's pattern is looser than the header: what it let through is not kept.
+    if (f.owner.kind !== 'operator') f.content = content;
   }
-  if (at !== dump.length) throw new Error('a file under /etc/ipsec.d changed while it was read');
+  if (at !== dump.length) throw new FactsRaceError('a file under /etc/ipsec.d changed while it was read');
   return files;
 }
 
@@ -137,8 +183,8 @@ export function parseFacts(stdout: string): Facts {
     const [pkg, version] = l.split(' ');
     if (pkg && version && version !== '(none)') candidates.set(pkg, version);
   }
-  const files = readFiles(s);
   const ipsecVersion = parseIpsecVersion((s.get('version') ?? []).join('\n'));
+  const ssh = /^(\S+) (\d+) \S+ \d+$/.exec((s.get('ssh') ?? [])[0] ?? '');
   return {
     os: (s.get('os') ?? ['unknown'])[0]!.trim(),
     init: (s.get('init') ?? [])[0] === 'systemd' ? 'systemd' : 'sysv',
@@ -151,9 +197,17 @@ export function parseFacts(stdout: string): Facts {
       .filter((l) => l.startsWith('missing '))
       .map((l) => INCLUDES.find((i) => i.path === l.slice('missing '.length))!)
       .filter(Boolean),
-    files,
-    sas: new Set((s.get('sas') ?? []).map((l) => l.trim())),
+    files: readFiles(s),
+    conns: (s.get('conns') ?? []).map((l) => /^(\S+) (.+)$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => ({ name: m[1]!, file: m[2]! })),
+    sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(" ").map(normalizeAddress).join(" "))),
+    staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision(-backup)?\.[A-Za-z0-9]+$/.test(l)),
+    ...(ssh ? { sshClient: { address: ssh[1]!, port: Number(ssh[2]) } } : {}),
   };
+}
+
+/** Whether an IPsec package is installed: the host has a backend. */
+export function hasIpsec(f: Facts): boolean {
+  return IPSEC_PACKAGES.some((p) => f.installed.has(p));
 }
 
 /** Whether `a` holds ESP SAs to and from `b`: the pair is up as far as `a` can tell. */
@@ -161,7 +215,7 @@ export function saUp(facts: Facts, a: string, b: string): boolean {
   return facts.sas.has(`${a} ${b}`) && facts.sas.has(`${b} ${a}`);
 }
 
-/** The key in a managed secrets file, if it has exactly one PSK line. */
+/** The key in a secrets file of ours, if it has exactly one PSK line. */
 export function pskOf(content: string | undefined): string | undefined {
   if (!content) return undefined;
   const keys = content.split('\n').map((l) => /^\S+\s+\S+\s*:\s*PSK\s+(\S+)\s*$/.exec(l)?.[1]).filter(Boolean);

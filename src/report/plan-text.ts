@@ -1,46 +1,172 @@
-import type { Plan } from '../plan/plan.js';
-import { confContent, confPath, secretsContent, secretsPath } from '../plan/plan.js';
+import { createTwoFilesPatch } from 'diff';
+import { printable } from '../core/text.js';
+import { FILE_ACTIONS, type Changeset, type FileChange, type HostPlan, type PairPlan } from '../plan/types.js';
 import { redacted } from '../psk.js';
+import { KEY_SLOT } from '../plan/types.js';
 
-function indent(content: string): string {
-  return content.replace(/\n$/, '').split('\n').map((l) => `      │ ${l}`).join('\n');
+/** How much a plan shows: every file's diff, a line per host, or counts only. */
+export type Detail = 'full' | 'hosts' | 'summary';
+
+/** The default: every diff for a handful of hosts, a line per host beyond 10. */
+export function defaultDetail(cs: Changeset): Detail {
+  return cs.hosts.length > 10 ? 'hosts' : 'full';
 }
 
-/** The offline plan for a person: per host, every file in full; then who initiates each pair. */
-export function renderPlanText(plan: Plan, inventory: string): string {
+/** A planned file's content as people and JSON see it: the key slot says which key goes there. */
+export function shownContent(f: FileChange): string {
+  return f.content.replace(KEY_SLOT, redacted(f.keyState === 'unchanged' ? 'current' : f.keyState ?? 'new'));
+}
+
+function fileDiff(f: FileChange): string {
+  // A file of ours on the host may have been edited to hold escape sequences.
+  const old = (f.before ?? '').split('\n').map(printable).join('\n');
+  const patch = createTwoFilesPatch(f.before === undefined ? '/dev/null' : f.path, f.action === 'delete' ? '/dev/null' : f.path, old,
+    f.action === 'delete' ? '' : shownContent(f), '', '', { context: 3 });
+  return patch.split('\n')
+    .filter((l, i, all) => !/^(Index: |====)/.test(l) && !(i === all.length - 1 && l === ''))
+    .map((l) => `      ${l}`).join('\n');
+}
+
+export function serviceLine(h: HostPlan): string {
+  if (h.service === 'restart') return `restart ipsec (${h.serviceReason})`;
+  if (h.service === 'none') return `no restart (${h.serviceReason})`;
+  return [
+    h.unload.length ? `take down ${h.unload.join(', ')}` : '',
+    h.files.some((f) => f.kind === 'secrets' && f.action !== 'noop' && f.action !== 'delete') ? 'reread secrets' : '',
+    h.reload.length ? `reload ${h.reload.map((r) => r.name).join(', ')}` : '',
+    h.reauth.length ? `re-authenticate ${h.reauth.join(', ')} (new IKE SA with the new key)` : '',
+  ].filter(Boolean).join('; ') + ` (${h.serviceReason})`;
+}
+
+function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
+  const c = { create: 0, update: 0, delete: 0 };
+  for (const f of h.files) if (f.action !== 'noop') c[f.action]++;
+  return c;
+}
+
+export function changes(h: HostPlan): boolean {
+  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || h.service !== 'none' || h.files.some((f) => f.action !== 'noop'));
+}
+
+/**
+ * The plan for a person, offline or live, from the one changeset: per host the package, a
+ * diff per file and the service action; then retired pairs, keys, pairs; then the counts.
+ */
+export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): string {
+  const detail = opts.detail ?? defaultDetail(cs);
   const out: string[] = [];
-  const fileCount = plan.hosts.reduce((n, hp) => n + hp.conns.length * 2, 0);
-  out.push(`Plan for ${inventory}: ${plan.hosts.length} hosts, ${plan.pairs.length} pairs (offline: no host was contacted)`);
-  if (plan.hosts.some((hp) => hp.host.backend === 'auto')) {
-    out.push("Backend 'auto' is shown as libreswan, what Debian 12 and current Ubuntu offer; a dry run without --offline asks each host.");
+  const offline = cs.mode === 'offline';
+  out.push(`Plan for ${cs.inventory.file} (fleet ${cs.inventory.fleet}): ${cs.hosts.length} hosts, ${cs.pairs.length} pairs${offline ? ' (offline: no host was contacted)' : ''}`);
+  if (offline && cs.hosts.some((h) => h.backend.assumed)) {
+    out.push('Versions marked (assumed) are what a host would most likely get; a dry run without --offline asks each host.');
   }
-  for (const w of plan.warnings) out.push(`warning: ${w}`);
-  for (const hp of plan.hosts) {
-    const how = hp.host.backend === 'auto' ? 'auto' : 'from the inventory';
-    out.push('');
-    out.push(`${hp.host.name}  ${hp.host.address}`);
-    out.push(`  package  ${hp.backend.package} ${hp.resolved.version}${hp.resolved.assumed ? ' (assumed)' : ''}, backend ${hp.backend.id} (${how}); installed if missing`);
-    if (hp.conns.length === 0) {
-      out.push('  no pairs: nothing to write');
-      continue;
+  for (const w of cs.warnings) out.push(`warning: ${w}`);
+  if (detail !== 'summary') {
+    for (const h of cs.hosts) {
+      if (detail === 'hosts') {
+        out.push(hostLine(h));
+        continue;
+      }
+      out.push('');
+      out.push(`${h.host}  ${h.address}  ${h.backend.package} ${h.backend.version}${h.backend.assumed ? ' (assumed)' : ''}`);
+      if (h.status === 'unread') {
+        out.push('  not read: outside --limit');
+        continue;
+      }
+      if (h.status === 'blocked') {
+        for (const p of h.problems) out.push(`  BLOCKED: ${printable(p.problem)}\n    next: ${p.hint}`);
+        continue;
+      }
+      if (h.install) out.push(`  ${installLine(h)}`);
+      const changed = h.files.filter((f) => f.action !== 'noop');
+      for (const f of changed) {
+        const extra = [f.mode, f.kind === 'secrets' ? `key ${f.keyState}` : '', f.why ?? ''].filter(Boolean).join(', ');
+        out.push(`  ${FILE_ACTIONS[f.action]} ${f.path}  (${f.action}, ${extra})`);
+        out.push(fileDiff(f));
+      }
+      for (const inc of h.includes) out.push(`  ~ ${inc.path}  add the line: ${inc.line}`);
+      const same = h.files.length - changed.length;
+      if (same) out.push(`  ${same} file${same === 1 ? '' : 's'} already as planned`);
+      if (!h.conns.length && !changed.length) out.push('  no pairs: nothing to do');
+      for (const l of h.legacy) out.push(`  ? ${l}  (no identity: not retired; --retire-legacy removes it)`);
+      out.push(`  then: ${serviceLine(h)}`);
     }
-    for (const c of hp.conns) {
-      const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
-      out.push(`  + ${confPath(c)}  (0644, ${c.role}, auto=${auto})`);
-      out.push(indent(confContent(hp, c)));
-      out.push(`  + ${secretsPath(c)}  (0600, root only)`);
-      out.push(indent(secretsContent(hp, c, redacted('new'))));
-    }
-    for (const inc of hp.includes) out.push(`  ~ ${inc.path}  ensure the line: ${inc.line}`);
-    out.push('  then restart ipsec, and verify ESP with each peer');
   }
+  if (detail === 'full') out.push(...trailer(cs));
   out.push('');
-  out.push('Pairs');
-  const width = Math.max(...plan.pairs.map((p) => p.name.length), 4);
-  for (const p of plan.pairs) {
-    out.push(`  ${p.name.padEnd(width)}  ${p.initiator} (auto=start) -> ${p.responder} (auto=${p.responderMode})`);
-  }
-  out.push('');
-  out.push(`${fileCount} files to write on ${plan.hosts.filter((h) => h.conns.length).length} hosts. Nothing was changed.`);
+  out.push(countLine(cs));
   return out.join('\n') + '\n';
+}
+
+function installLine(h: HostPlan): string {
+  const i = h.install!;
+  const what = i.choose ? `${i.packages.join(' ')} (auto: the first apt offers of ${i.choose.map((c) => c.packages[0]).join(', ')})` : i.packages.join(' ');
+  return `install ${what}${i.aptUpdate ? ', after apt-get update (apt offers no candidate yet)' : ''}`;
+}
+
+function hostLine(h: HostPlan): string {
+  if (h.status === 'unread') return `  ${h.host}  not read`;
+  if (h.status === 'blocked') return `  ${h.host}  BLOCKED: ${printable(h.problems[0]!.problem)}`;
+  const c = counts(h);
+  const files = c.create + c.update + c.delete ? `+${c.create} ~${c.update} -${c.delete}` : 'no file changes';
+  return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}`;
+}
+
+function trailer(cs: Changeset): string[] {
+  const out: string[] = [];
+  if (cs.retired.length) {
+    out.push('', 'Retired (no longer in the inventory: files deleted, conns taken down)');
+    for (const r of cs.retired) out.push(`  ${r.name}: on ${r.hosts.join(', ')}`);
+  }
+  const keyed = cs.pairs.filter((p) => !p.skipped && (p.key !== 'unchanged' || p.notRotated));
+  if (keyed.length && cs.mode === 'live') {
+    out.push('', 'Keys');
+    for (const p of keyed) out.push(`  ${p.name}: ${keyLine(p)}`);
+  }
+  if (cs.pairs.length) {
+    out.push('', 'Pairs');
+    const width = Math.max(...cs.pairs.map((p) => p.name.length), 4);
+    for (const p of cs.pairs) {
+      out.push(`  ${p.name.padEnd(width)}  ${p.initiator} (auto=start) -> ${p.responder} (auto=${p.responderMode})${p.skipped ? `  skipped: ${p.skipped}` : ''}`);
+    }
+  }
+  return out;
+}
+
+function keyLine(p: PairPlan): string {
+  if (p.notRotated) return `${p.notRotated}; run without --rotate-psk to see why it is down`;
+  switch (p.key) {
+    case 'new': return 'new pair, new key';
+    case 'repaired': return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.initiator} re-authenticates`;
+    case 'rotated': return `rotate: new key on both peers, ${p.initiator} re-authenticates (its SAs are replaced), then ESP is verified; the old key comes back if that fails`;
+    default: return 'key kept';
+  }
+}
+
+/** "3 files to create, 1 to update, 2 conns to reload on 2 of 5 hosts; 3 hosts unchanged. Nothing was changed." */
+export function countLine(cs: Changeset): string {
+  const t = { create: 0, update: 0, delete: 0 };
+  let reloads = 0;
+  let restarts = 0;
+  let installs = 0;
+  for (const h of cs.hosts.filter((x) => x.status === 'planned')) {
+    const c = counts(h);
+    t.create += c.create;
+    t.update += c.update;
+    t.delete += c.delete;
+    reloads += h.service === 'reload' ? h.reload.length + h.unload.length : 0;
+    restarts += h.service === 'restart' ? 1 : 0;
+    installs += h.install ? 1 : 0;
+  }
+  const acting = cs.hosts.filter(changes).length;
+  const parts = [
+    `${t.create} file${t.create === 1 ? '' : 's'} to create`, `${t.update} to update`, `${t.delete} to delete`,
+    installs ? `${installs} install${installs === 1 ? '' : 's'}` : '',
+    reloads ? `${reloads} conn${reloads === 1 ? '' : 's'} to reload` : '', restarts ? `${restarts} restart${restarts === 1 ? '' : 's'}` : '',
+  ].filter(Boolean);
+  const blocked = cs.hosts.filter((h) => h.status === 'blocked').length;
+  const unread = cs.hosts.filter((h) => h.status === 'unread').length;
+  const unchanged = cs.hosts.length - acting - blocked - unread;
+  return `${parts.join(', ')} on ${acting} of ${cs.hosts.length} hosts; ${unchanged} host${unchanged === 1 ? '' : 's'} unchanged` +
+    `${blocked ? `, ${blocked} blocked` : ''}${unread ? `, ${unread} not read` : ''}. Nothing was changed.`;
 }

@@ -1,5 +1,4 @@
 import type { HostOutcome, PairOutcome, RunResult } from '../apply/outcome.js';
-import { JSON_VERSION } from './plan-json.js';
 import { printable } from '../core/text.js';
 
 function hostLine(outcome: HostOutcome): [string, string] {
@@ -8,7 +7,7 @@ function hostLine(outcome: HostOutcome): [string, string] {
     case 'planned': return ['planned', ''];
     case 'interrupted': return ['INTERRUPTED', outcome.did.length ? `done before Ctrl-C: ${outcome.did.join('; ')}` : 'nothing was changed'];
     case 'changed': return ['changed', outcome.did.join('; ')];
-    case 'failed': return ['FAILED', `${outcome.step}: ${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'failed': return ['FAILED', `${outcome.step}: ${printable(outcome.error)}${outcome.tail ? `\n    output${outcome.exitCode !== undefined && outcome.exitCode !== null ? ` (exit ${outcome.exitCode})` : ''}: ${outcome.tail}` : ''}\n    next: ${outcome.hint}`];
     case 'unreachable': return ['UNREACHABLE', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
     case 'refused': return ['REFUSED', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
   }
@@ -50,46 +49,20 @@ export function renderSummary(r: RunResult): string {
     out.push('Pairs');
     out.push(table(pairRows));
   }
+  out.push(resultLine(r));
+  return out.join('\n') + '\n';
+}
+
+/** The last line of a run: what changed, what failed, how many pairs were proved. */
+export function resultLine(r: RunResult): string {
   const failedHosts = [...r.hosts.values()].filter((o) => ['failed', 'unreachable', 'refused'].includes(o.status)).length;
   const failedPairs = r.pairs.filter((p) => p.status === 'failed' || p.status === 'rolled-back').length;
   const verified = r.pairs.filter((p) => p.status === 'verified').length;
   const changed = [...r.hosts.values()].filter((o) => o.status === 'changed').length;
   const secs = (r.stats.wallMs / 1000).toFixed(1);
   if (r.interrupted) {
-    out.push('Interrupted by Ctrl-C: the steps under way finished (every file write is atomic); nothing else was started. Re-run to converge.');
-  } else if (r.dryRun) {
-    out.push(`Dry run: ${r.hosts.size} hosts looked at in ${secs} s; nothing was changed.${failedHosts ? ` ${failedHosts} host(s) could not be planned.` : ''}`);
-  } else {
-    out.push(`${changed} changed, ${r.hosts.size - changed - failedHosts} unchanged, ${failedHosts} failed; ${verified} of ${r.pairs.length} pairs ESP-verified${failedPairs ? `, ${failedPairs} failed` : ''} (${secs} s).`);
+    return 'Interrupted by Ctrl-C: the steps under way finished (every file write is atomic; a key change is on both ends of a pair or neither); nothing else was started. Re-run to converge.';
   }
-  return out.join('\n') + '\n';
-}
-
-/** The run as data. Secrets files appear with their key redacted, never with content holding it. */
-export function resultToJson(r: RunResult): object {
-  return {
-    version: JSON_VERSION,
-    mode: r.dryRun ? 'dry-run' : 'apply',
-    hosts: [...r.hosts].map(([name, o]) => ({ name, ...o })),
-    pairs: r.pairs,
-    changes: r.changeset?.hosts.map((h) => ({
-      host: h.host,
-      backend: h.backend,
-      install: h.install ?? null,
-      files: h.files.map((f) => ({
-        path: f.path,
-        mode: f.mode,
-        action: f.action,
-        pair: f.pair,
-        ...(f.secret ? { key: f.keyState } : {}),
-        content: f.shown,
-      })),
-      includes: h.includes,
-      service: h.service,
-      serviceReason: h.serviceReason,
-      reload: h.reload.map((c) => c.name),
-    })) ?? [],
-    warnings: r.warnings,
-    stats: r.stats,
-  };
+  if (r.dryRun) return `Dry run: ${r.hosts.size} hosts looked at in ${secs} s; nothing was changed.${failedHosts ? ` ${failedHosts} host(s) could not be planned.` : ''}`;
+  return `${changed} changed, ${r.hosts.size - changed - failedHosts} unchanged, ${failedHosts} failed; ${verified} of ${r.pairs.length} pairs ESP-verified${failedPairs ? `, ${failedPairs} failed` : ''} (${secs} s).`;
 }

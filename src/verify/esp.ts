@@ -1,55 +1,64 @@
-import { normalizeAddress } from '../inventory/load.js';
-import { quote } from '../remote/shell.js';
+import { normalizeAddress } from '../core/address.js';
+import { quote } from '../core/shell.js';
 
-/** What one host saw on the wire while it pinged its peer. */
+/** What one host saw on the wire while it pinged one peer. */
 export interface WireCount {
-  /** ESP (or ESP in UDP 4500) from this host to the peer. */
+  /** ESP (or ESP in UDP 4500) of probe size from this host to the peer. */
   espOut: number;
-  /** ESP from the peer to this host. */
+  /** ESP of probe size from the peer to this host. */
   espIn: number;
-  /** Clear ICMP from this host to the peer: must be zero. */
+  /** This host's probes seen leaving for the peer unencrypted: must be zero. */
   clearOut: number;
   /** Echo replies received by ping. */
   replies: number;
   sent: number;
 }
 
-export const VERIFY = { settleSec: 25, pings: 5 } as const;
+/**
+ * The probes: pings of an odd size with a fixed pattern, so that the captures keep only
+ * them (a busy pair's other ESP is left out, and the output stays small): clear probes are
+ * recognised by their pattern, encrypted ones by their size.
+ */
+export const VERIFY = { settleSec: 25, pings: 5, size: 1200, pattern: 'a5e1f0c3' } as const;
+/** Captured length (link header, IP header and ESP payload) of an encrypted probe, with room for every cipher suite and NAT-T. */
+const ESP_LEN = { min: VERIFY.size + 60, max: VERIFY.size + 160 } as const;
 
 /**
- * Waits, bounded, until this host's kernel holds ESP states both ways with the peer (a ping
- * reply alone could come in clear). It sends no traffic meanwhile: the initiator negotiates
- * by itself, and a packet reaching an auto=route responder would make it start a second
- * negotiation that crosses the first. Exits 1 if the states did not appear in time.
+ * One command per host proves all its pairs at once. It waits, bounded, until its kernel
+ * holds ESP states both ways with each peer, sending nothing meanwhile: a packet reaching an
+ * auto=route responder would start a second negotiation that crosses the initiator's.
+ * Then two captures run (clear probes by pattern, encrypted probes by size; each bounded
+ * in count) while it pings every peer at once.
  */
-export function settleScript(local: string, peer: string, settleSec: number = VERIFY.settleSec): string {
-  const p = quote(peer);
-  const l = quote(local);
-  return `sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
-i=0; until sa ${l} ${p} && sa ${p} ${l}; do i=$((i+1)); [ $i -ge ${settleSec} ] && exit 1; sleep 1; done
-`;
-}
-
-/**
- * Captures every packet between the two hosts while pinging the peer; run on both ends
- * once both have settled. Prints the ping summary and tcpdump's lines.
- */
-export function verifyScript(peer: string, pings: number = VERIFY.pings): string {
-  const p = quote(peer);
-  const filter = quote(`host ${peer} and (esp or udp port 4500 or icmp or icmp6)`);
+export function verifyScript(local: string, peers: readonly string[], opts: { pings?: number; settleSec?: number } = {}): string {
+  const pings = opts.pings ?? VERIFY.pings;
+  const settle = opts.settleSec ?? VERIFY.settleSec;
+  const hosts = peers.map((p) => `host ${p}`).join(' or ');
+  const v4off = 8 + 16; // ICMP header, then the timestamp ping puts first
+  const clear = `(${hosts}) and ((icmp and icmp[${v4off}:4] = 0x${VERIFY.pattern}) or (icmp6 and ip6[${40 + v4off}:4] = 0x${VERIFY.pattern}))`;
+  const esp = `(${hosts}) and (esp or udp port 4500) and greater ${ESP_LEN.min} and less ${ESP_LEN.max}`;
+  const limit = peers.length * pings * 4 + 8;
   return `set -u
 export LC_ALL=C
-d=$(mktemp -d)
-tcpdump -n -p -l -i any ${filter} > "$d/cap" 2> "$d/err" &
-tp=$!
-j=0; until grep -q 'listening on' "$d/err" 2>/dev/null; do j=$((j+1)); [ $j -ge 50 ] && break; sleep 0.1; done
-ping -c ${pings} -i 0.3 -W 1 ${p} > "$d/ping" 2>&1
+d=$(mktemp -d); trap 'kill $cp $ep 2>/dev/null; rm -rf "$d"' EXIT
+sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
+i=0
+for p in ${peers.map(quote).join(' ')}; do
+  until sa ${quote(local)} "$p" && sa "$p" ${quote(local)}; do i=$((i+1)); [ $i -ge ${settle} ] && break; sleep 1; done
+  if sa ${quote(local)} "$p" && sa "$p" ${quote(local)}; then echo "@@sa $p yes"; else echo "@@sa $p no"; fi
+done
+tcpdump -n -p -l -c ${limit} -i any ${quote(clear)} > "$d/clear" 2> "$d/clear.err" & cp=$!
+tcpdump -n -p -l -c ${limit} -i any ${quote(esp)} > "$d/esp" 2> "$d/esp.err" & ep=$!
+j=0; until grep -q 'listening on' "$d/clear.err" 2>/dev/null && grep -q 'listening on' "$d/esp.err" 2>/dev/null; do j=$((j+1)); [ $j -ge 50 ] && break; sleep 0.1; done
+k=0; pids=''
+for p in ${peers.map(quote).join(' ')}; do k=$((k+1)); ping -c ${pings} -i 0.3 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" > "$d/ping$k" 2>&1 & pids="$pids $!"; done
+wait $pids
 sleep 0.5
-kill $tp 2>/dev/null; wait $tp 2>/dev/null
-echo "@@ping"; tail -n 2 "$d/ping"
-echo "@@capture"; cat "$d/cap"
-echo "@@tcpdump"; grep -v 'listening on\\|packets captured\\|packets received\\|packets dropped\\|verbose output\\|data link type' "$d/err" | head -n 3
-rm -rf "$d"
+kill $cp $ep 2>/dev/null; wait $cp $ep 2>/dev/null
+k=0
+for p in ${peers.map(quote).join(' ')}; do k=$((k+1)); echo "@@ping $p"; tail -n 2 "$d/ping$k"; done
+echo '@@capture'; cat "$d/clear" "$d/esp"
+echo '@@tcpdump'; cat "$d/clear.err" "$d/esp.err" | grep -v 'listening on\\|packets captured\\|packets received\\|packets dropped\\|verbose output\\|data link type' | head -n 3
 `;
 }
 
@@ -58,23 +67,35 @@ function stripPort(addr: string, udp: boolean): string {
   return udp ? addr.replace(/\.\d+$/, '') : addr;
 }
 
-export function parseVerify(stdout: string, local: string, peer: string): WireCount & { tcpdumpError?: string } {
+export interface HostCapture {
+  counts: Map<string, WireCount>;
+  /** Peers whose SAs did not appear in time. */
+  unsettled: Set<string>;
+  tcpdumpError?: string;
+}
+
+/** One host's verification output, per peer (addresses as the inventory writes them, normalized). */
+export function parseVerify(stdout: string, local: string, peers: readonly string[]): HostCapture {
   const me = normalizeAddress(local);
-  const them = normalizeAddress(peer);
-  const count: WireCount = { espOut: 0, espIn: 0, clearOut: 0, replies: 0, sent: 0 };
+  const counts = new Map(peers.map((p) => [normalizeAddress(p), { espOut: 0, espIn: 0, clearOut: 0, replies: 0, sent: 0 }]));
+  const unsettled = new Set<string>();
   let section = '';
+  let peer = '';
   let tcpdumpError = '';
   for (const line of stdout.split('\n')) {
-    const s = /^@@(\w+)$/.exec(line);
+    const s = /^@@(\w+)(?: (\S+))?(?: (\S+))?$/.exec(line);
     if (s) {
       section = s[1]!;
+      peer = s[2] ? normalizeAddress(s[2]) : '';
+      if (section === 'sa' && s[3] === 'no') unsettled.add(peer);
       continue;
     }
     if (section === 'ping') {
       const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(line);
-      if (m) {
-        count.sent = Number(m[1]);
-        count.replies = Number(m[2]);
+      const c = counts.get(peer);
+      if (m && c) {
+        c.sent = Number(m[1]);
+        c.replies = Number(m[2]);
       }
     } else if (section === 'capture') {
       const m = /\bIP6? (\S+) > (\S+): (.*)$/.exec(line);
@@ -85,25 +106,25 @@ export function parseVerify(stdout: string, local: string, peer: string): WireCo
       const dst = normalizeAddress(stripPort(m[2]!.replace(/:$/, ''), udp));
       const esp = /^ESP\(|^UDP-encap: ESP/.test(rest);
       const icmp = /^ICMP6?\b|^ICMP6,/.test(rest);
-      if (src === me && dst === them) {
-        if (esp) count.espOut++;
-        else if (icmp) count.clearOut++;
-      } else if (src === them && dst === me && esp) {
-        count.espIn++;
+      if (src === me && counts.has(dst)) {
+        if (esp) counts.get(dst)!.espOut++;
+        else if (icmp) counts.get(dst)!.clearOut++;
+      } else if (dst === me && counts.has(src) && esp) {
+        counts.get(src)!.espIn++;
       }
     } else if (section === 'tcpdump' && line.trim()) {
       tcpdumpError += (tcpdumpError ? ' | ' : '') + line.trim();
     }
   }
-  return tcpdumpError ? { ...count, tcpdumpError } : count;
+  return { counts, unsettled, ...(tcpdumpError ? { tcpdumpError } : {}) };
 }
 
 export type DirectionVerdict = 'encrypted' | 'clear-text' | 'no-esp' | 'no-reply' | 'error';
 
-/** Encrypted: ESP left and arrived, no clear ICMP left, and the pings were answered. */
-export function judge(c: WireCount & { tcpdumpError?: string }): DirectionVerdict {
+/** Encrypted: ESP left and arrived, no clear probe left, and the pings were answered. */
+export function judge(c: WireCount, tcpdumpError?: string): DirectionVerdict {
   if (c.clearOut > 0) return 'clear-text';
   if (c.espOut > 0 && c.espIn > 0) return c.replies > 0 ? 'encrypted' : 'no-reply';
-  if (c.tcpdumpError && c.espOut === 0 && c.espIn === 0) return 'error';
+  if (tcpdumpError && c.espOut === 0 && c.espIn === 0) return 'error';
   return 'no-esp';
 }

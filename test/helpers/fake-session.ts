@@ -1,24 +1,30 @@
-import { FACTS_SCRIPT } from '../../src/remote/facts.js';
+import type { HostSpec, Inventory } from '../../src/inventory/types.js';
 import type { ExecResult, Session } from '../../src/remote/session.js';
+import { VERIFY } from '../../src/verify/esp.js';
 
-export interface Sent {
+/** One command a host was sent: the executor's step label, the script, and what went over stdin. */
+export interface Call {
   host: string;
+  step: string;
   script: string;
   stdin?: string;
 }
 
-/** Facts of a host with libreswan installed and running, and no managed files yet. */
-export const READY_FACTS = `@@os\ndebian 12\n@@init\nsystemd\n@@installed\nlibreswan ii  4.10-2+deb12u1\n@@candidates\nlibreswan 4.10-2+deb12u1\n@@lists\n1\n@@version\nLibreswan 4.10\n@@running\nactive\n@@includes\npresent /etc/ipsec.conf\npresent /etc/ipsec.secrets\n@@files\n@@end\n`;
+/** Facts of a host with libreswan 4.10 installed and running, and no files of ours yet. */
+export const READY_FACTS = `@@os\ndebian 12\n@@init\nsystemd\n@@installed\nlibreswan ii  4.10-2+deb12u1\nnftables ii  1.0.6-2+deb12u2\n@@candidates\n@@lists\n1\n@@version\nLibreswan 4.10\n@@running\nactive\n@@includes\npresent /etc/ipsec.conf\npresent /etc/ipsec.secrets\n@@conns\n@@sas\n@@stale\n@@ssh\n10.0.0.100 50000 10.0.0.1 22\n@@files\n@@end\n`;
+
+/** A fresh Debian 12 host: nothing installed, no package lists yet. */
+export const FRESH_FACTS = `@@os\ndebian 12\n@@init\nsystemd\n@@installed\n@@candidates\nopenswan (none)\nlibreswan (none)\n@@lists\n0\n@@version\n@@running\ninactive\n@@includes\nmissing /etc/ipsec.conf\nmissing /etc/ipsec.secrets\n@@conns\n@@sas\n@@stale\n@@ssh\n@@files\n@@end\n`;
 
 export interface FakeFile {
   path: string;
   /** Octal, without the leading 0: "600". */
   mode: string;
-  /** Set for a managed file (the facts script reads only those). */
+  /** Set for a file of ours (its first line is our header): the facts script reads only those. */
   content?: string;
 }
 
-/** `facts` with its (empty) files section replaced by these files, as the facts script prints them. */
+/** `facts` with its files section replaced by these files, as the facts script prints them. */
 export function withFiles(facts: string, files: FakeFile[]): string {
   const size = (f: FakeFile): number => Buffer.byteLength(f.content ?? 'operator file\n');
   const managed = files.filter((f) => f.content !== undefined);
@@ -28,40 +34,56 @@ export function withFiles(facts: string, files: FakeFile[]): string {
   return facts.replace('@@files\n', section);
 }
 
-export type Responder = (host: string, script: string, stdin?: string, address?: string) => Partial<ExecResult> | undefined;
+/** `facts` with these conns defined in the daemon's config, each in its file. */
+export function withConns(facts: string, conns: { name: string; file: string }[]): string {
+  return facts.replace('@@conns\n', `@@conns\n${conns.map((c) => `${c.name} ${c.file}\n`).join('')}`);
+}
 
-/** Answers like a healthy host: facts, successful writes and restarts, ESP both ways. */
-export const healthy: Responder = (_host, script, _stdin, me) => {
-  if (script === FACTS_SCRIPT) return { stdout: READY_FACTS };
-  const v = /tcpdump -n -p -l -i any 'host (\S+) and/.exec(script);
-  if (v) {
-    const peer = v[1];
-    return {
-      stdout: `@@ping\n5 packets transmitted, 5 received, 0% packet loss\n@@capture\n` +
-        `t eth0 Out IP ${me} > ${peer}: ESP(spi=0x1,seq=0x1), length 100\nt eth0 In IP ${peer} > ${me}: ESP(spi=0x2,seq=0x1), length 100\n@@tcpdump\n`,
-    };
-  }
-  return { stdout: '' };
-};
+/** `facts` with ESP SAs both ways between `me` and each peer. */
+export function withSas(facts: string, me: string, peers: string[]): string {
+  return facts.replace('@@sas\n', `@@sas\n${peers.flatMap((p) => [`${me} ${p}`, `${p} ${me}`]).join('\n')}\n`);
+}
 
-/** A session that records what it is sent; `respond` decides the answers, `healthy` by default. */
-export function fakeSessions(respond: Responder = healthy) {
-  const sent: Sent[] = [];
-  const connect = async (host: { name: string; address: string }): Promise<Session> => {
+/** What a healthy host's verification prints: ESP both ways with every peer, every probe answered. */
+export function healthyVerify(me: string, peers: string[]): string {
+  const n = VERIFY.pings;
+  return peers.map((p) => `@@sa ${p} yes\n`).join('') +
+    peers.map((p) => `@@ping ${p}\n${n} packets transmitted, ${n} received, 0% packet loss\n`).join('') +
+    '@@capture\n' + peers.map((p) => `t eth0 Out IP ${me} > ${p}: ESP(spi=0x1,seq=0x1), length 1244\nt eth0 In IP ${p} > ${me}: ESP(spi=0x2,seq=0x1), length 1244\n`).join('') +
+    '@@tcpdump\n';
+}
+
+export type Responder = (call: Call) => Partial<ExecResult> | undefined;
+
+/**
+ * Fake sessions for the hosts of an inventory, answering by step: facts (READY_FACTS
+ * unless `facts` says otherwise), verification (healthy, from the inventory's pairs), and
+ * exit 0 for everything else, unless `respond` answers first.
+ */
+export function fakeFleet(inv: Inventory, opts: { facts?: (host: string) => string | undefined; respond?: Responder; connectFail?: Record<string, Error> } = {}) {
+  const sent: Call[] = [];
+  const address = (h: string): string => inv.hosts.get(h)!.address;
+  const peersOf = (h: string): string[] => inv.pairs.flatMap((p) => (p.left === h ? [p.right] : p.right === h ? [p.left] : [])).map(address);
+  const connect = async (host: HostSpec): Promise<Session> => {
+    const fail = opts.connectFail?.[host.name];
+    if (fail) throw fail;
     let commands = 0;
     return {
       host: host.name,
       get commands() {
         return commands;
       },
-      async run(script, opts = {}) {
+      async run(script, o = {}) {
         commands++;
-        sent.push({ host: host.name, script, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
-        const r = respond(host.name, script, opts.stdin, host.address) ?? healthy(host.name, script, opts.stdin, host.address) ?? {};
+        const call: Call = { host: host.name, step: o.step ?? '?', script, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) };
+        sent.push(call);
+        const own = opts.respond?.(call);
+        const r = own ?? (call.step === 'facts' ? { stdout: opts.facts?.(host.name) ?? READY_FACTS }
+          : call.step.startsWith('verify') ? { stdout: healthyVerify(address(host.name), peersOf(host.name)) } : {});
         return { code: 0, stdout: '', stderr: '', timedOut: false, ...r };
       },
       async close() {},
     };
   };
-  return { sent, connect };
+  return { sent, connect, steps: (host?: string) => sent.filter((c) => !host || c.host === host).map((c) => c.step) };
 }

@@ -1,21 +1,20 @@
 import { loadInventory } from '../../src/inventory/load.js';
-import { confContent, confPath, offlineResolver, plan, secretsContent, secretsPath, type Plan } from '../../src/plan/plan.js';
-import { redacted } from '../../src/psk.js';
+import type { Inventory } from '../../src/inventory/types.js';
+import { offlineFacts, planChanges, type PlanOptions } from '../../src/plan/plan.js';
+import type { Changeset } from '../../src/plan/types.js';
+import { shownContent } from '../../src/report/plan-text.js';
 
-export function planText(yaml: string, file = 'test.yaml'): Plan {
-  return plan(loadInventory(yaml, file), offlineResolver);
+/** The offline changeset of an inventory: every host as if nothing were installed. */
+export function planInventory(inv: Inventory, opts: Partial<PlanOptions> = {}): Changeset {
+  return planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, offlineFacts()])),
+    { mode: 'offline', prune: true, retireLegacy: false, tool: 'test', ...opts });
+}
+
+export function planText(yaml: string, file = 'test.yaml'): Changeset {
+  return planInventory(loadInventory(yaml, file));
 }
 
 /** Every file the plan writes, host → path → content, keys redacted as in a dry run. */
-export function renderedFiles(p: Plan): Map<string, Map<string, string>> {
-  const out = new Map<string, Map<string, string>>();
-  for (const hp of p.hosts) {
-    const files = new Map<string, string>();
-    for (const c of hp.conns) {
-      files.set(confPath(c), confContent(hp, c));
-      files.set(secretsPath(c), secretsContent(hp, c, redacted('new')));
-    }
-    out.set(hp.host.name, files);
-  }
-  return out;
+export function renderedFiles(cs: Changeset): Map<string, Map<string, string>> {
+  return new Map(cs.hosts.map((h) => [h.host, new Map(h.files.filter((f) => f.action !== 'delete').map((f) => [f.path, shownContent(f)]))]));
 }

@@ -17,17 +17,33 @@ describe('provision --dry-run --offline', () => {
     const r = await run('--inventory', 'inventory.example.yaml', '--dry-run', '--offline');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^server-01 {2}192\.0\.2\.11$/m);
+    expect(r.stdout).toMatch(/^Plan for inventory\.example\.yaml \(fleet inventory\.example\): 3 hosts, 3 pairs \(offline: no host was contacted\)$/m);
+    expect(r.stdout).toMatch(/^server-01 {2}192\.0\.2\.11 {2}libreswan 4\.10 \(assumed\)$/m);
+    expect(r.stdout).toMatch(/^ {2}install libreswan \(auto: the first apt offers of openswan, libreswan, strongswan-starter\), after apt-get update/m);
+    expect(r.stdout).toMatch(/^db-01 {2}192\.0\.2\.21 {2}strongswan-starter 5\.9\.8 \(assumed\)$/m);
+    expect(r.stdout).toMatch(/^ {2}install strongswan-starter strongswan-charon, after apt-get update/m);
+    expect(r.stdout).toMatch(/^ {6}\+    auto=start$/m);
     expect(r.stdout).toMatch(/server-01--server-02 +server-01 \(auto=start\) -> server-02 \(auto=route\)/);
     expect(r.stdout).toMatch(/PSK <redacted: new 256-bit key>/);
     expect(r.stdout).not.toMatch(/PSK 0s/);
+    expect(r.stdout).toMatch(/^12 files to create, 0 to update, 0 to delete, 3 installs, 3 restarts on 3 of 3 hosts; 0 hosts unchanged\. Nothing was changed\.$/m);
+  });
+
+  test('--limit applies offline too, and a host in no pair is not shown getting a package', async () => {
+    const f = write('lonely.yaml', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\n  c: {address: 192.0.2.3}\n  lonely: {address: 192.0.2.4}\npairs: [[a, b], [a, c]]\n');
+    const r = await run('-i', f, '--dry-run', '--offline', '--limit', 'a,b,lonely');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^c {2}192\.0\.2\.3 .*\n {2}not read: outside --limit$/m);
+    expect(r.stdout).toMatch(/a--c +a \(auto=start\) -> c \(auto=route\) {2}skipped: c is outside --limit/);
+    expect(r.stdout.split('\nlonely  ')[1]!.split('\n\n')[0]).not.toMatch(/install/);
+    expect(r.stdout).toMatch(/on 2 of 4 hosts; 1 host unchanged, 1 not read\./);
   });
 
   test('--json prints the same plan as versioned JSON', async () => {
     const r = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--json');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.version).toBe(1);
+    expect(j).toMatchObject({ version: 2, tool: JSON.parse(readFileSync('package.json', 'utf8')).version, mode: 'offline', inventory: { fleet: 'inventory.example' } });
     expect(j.hosts.map((h: { name: string }) => h.name)).toEqual(['server-01', 'server-02', 'db-01']);
     expect(j.pairs).toHaveLength(3);
     const secrets = j.hosts[0].files.find((f: { path: string }) => f.path.endsWith('.secrets'));

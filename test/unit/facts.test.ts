@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../../src/core/ownership.js';
 import { join } from 'node:path';
 import { FACTS_SCRIPT, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
 import { withFiles } from '../helpers/fake-session.js';
@@ -19,7 +21,8 @@ describe('facts, from recorded output', () => {
     const secrets = [...f.files.values()].filter((x) => x.path.endsWith('.secrets'));
     expect(secrets).toHaveLength(2);
     for (const s of secrets) {
-      expect(s).toMatchObject({ managed: true, mode: '600' });
+      // Written by provision before fleets: the old header, whole.
+      expect(s).toMatchObject({ owner: { kind: 'legacy' }, mode: '600' });
       expect(pskOf(s.content)).toMatch(/^0s/);
     }
   });
@@ -55,24 +58,24 @@ describe('facts, from recorded output', () => {
 
   test('an operator file is seen but not read', () => {
     const f = parseFacts('@@files\n644 120 /etc/ipsec.d/mine.conf\n@@managed\n@@content\n\n@@end\n');
-    expect(f.files.get('/etc/ipsec.d/mine.conf')).toEqual({ path: '/etc/ipsec.d/mine.conf', mode: '644', managed: false });
+    expect(f.files.get('/etc/ipsec.d/mine.conf')).toEqual({ path: '/etc/ipsec.d/mine.conf', mode: '644', owner: { kind: 'operator' } });
   });
 
-  test('managed files are cut from the one dump by their sizes, in the listed order', () => {
-    const a = '# managed by provision\nconn a\n';
-    const b = '# managed by provision\nx y : PSK 0sAAAA\n';
+  test('files of ours are cut from the one dump by their sizes, in the listed order', () => {
+    const a = '# managed by provision for fleet web: edits are overwritten\nconn a\n';
+    const b = '# managed by provision for fleet web: edits are overwritten\nx y : PSK 0sAAAA\n';
     const f = parseFacts(withFiles('@@files\n@@end\n', [
       { path: '/etc/ipsec.d/a.conf', mode: '644', content: a },
       { path: '/etc/ipsec.d/mine.conf', mode: '640' },
       { path: '/etc/ipsec.d/a.secrets', mode: '600', content: b },
     ]));
-    expect(f.files.get('/etc/ipsec.d/a.conf')).toEqual({ path: '/etc/ipsec.d/a.conf', mode: '644', managed: true, content: a });
-    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({ path: '/etc/ipsec.d/a.secrets', mode: '600', managed: true, content: b });
-    expect(f.files.get('/etc/ipsec.d/mine.conf')?.managed).toBe(false);
+    expect(f.files.get('/etc/ipsec.d/a.conf')).toEqual({ path: '/etc/ipsec.d/a.conf', mode: '644', owner: { kind: 'fleet', fleet: 'web' }, content: a });
+    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({ path: '/etc/ipsec.d/a.secrets', mode: '600', owner: { kind: 'fleet', fleet: 'web' }, content: b });
+    expect(f.files.get('/etc/ipsec.d/mine.conf')?.owner).toEqual({ kind: 'operator' });
   });
 
   test('a file that changed size between stat and cat is an error, not a wrong content', () => {
-    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.conf', mode: '644', content: '# managed by provision\n' }]);
+    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.conf', mode: '644', content: '# managed by provision for fleet x: edits are overwritten\n' }]);
     expect(() => parseFacts(text.replace(/^644 \d+ /m, '644 5 '))).toThrow(/changed while it was read/);
   });
 
@@ -85,5 +88,38 @@ describe('facts, from recorded output', () => {
 
   test('a secrets file with two PSK lines has no single key', () => {
     expect(pskOf('a b : PSK 0sAAA\nc d : PSK 0sBBB\n')).toBeUndefined();
+  });
+
+  test('every conn the config defines, with its file; the staging a killed write left; where SSH comes from', () => {
+    const f = parseFacts('@@conns\noperator-vpn /etc/ipsec.conf\nweb--db /etc/ipsec.d/web--db.conf\n@@stale\n/etc/ipsec.d/.provision-backup.AbC123\n/etc/passwd\n@@ssh\n10.77.0.1 50412 10.77.0.11 22\n@@end\n');
+    expect(f.conns).toEqual([{ name: 'operator-vpn', file: '/etc/ipsec.conf' }, { name: 'web--db', file: '/etc/ipsec.d/web--db.conf' }]);
+    expect(f.staleStaging).toEqual(['/etc/ipsec.d/.provision-backup.AbC123']);
+    expect(f.sshClient).toEqual({ address: '10.77.0.1', port: 50412 });
+  });
+});
+
+describe('whose file it is: the whole first line decides', () => {
+  const lines: [string, Owner['kind'], string][] = [
+    ['# managed by provision for fleet web: edits are overwritten', 'fleet', 'web'],
+    ['# managed by provision: edits are overwritten. Pair a/b; a initiates.', 'legacy', ''],
+    ['# managed by provisioning team', 'operator', ''],
+    ['# managed by provision', 'operator', ''],
+    ['# managed by provision for fleet web: edits are overwritten, says ops', 'operator', ''],
+    ['# managed by provision for fleet a b: edits are overwritten', 'operator', ''],
+    ['# managed by provision: edits are overwritten. Pair a/b; a initiates. (copied)', 'operator', ''],
+    ['conn mine', 'operator', ''],
+  ];
+
+  test.each(lines)('%j is %s', (line, kind, fleet) => {
+    expect(ownerOf(line)).toEqual(fleet ? { kind, fleet } : { kind });
+  });
+
+  test("the facts script reads no operator file, even one whose header starts like ours (its key stays on the host)", () => {
+    for (const [line, kind] of lines) {
+      const r = spawnSync('sh', ['-c', `case "$1" in ${HEADER_CASE_PATTERNS}) echo read ;; *) echo skip ;; esac`, 'sh', line], { encoding: 'utf8' });
+      // The shell may read a near miss (the planner then treats it as the operator's), never a plainly different header.
+      if (kind !== 'operator') expect(r.stdout.trim()).toBe('read');
+      if (/provisioning team|^# managed by provision$|^conn /.test(line)) expect(r.stdout.trim()).toBe('skip');
+    }
   });
 });

@@ -2,38 +2,52 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadInventory } from '../../src/inventory/load.js';
-import { offlineResolver, plan, type Resolver } from '../../src/plan/plan.js';
+import { offlineFacts, planChanges } from '../../src/plan/plan.js';
+import { parseFacts } from '../../src/remote/facts.js';
+import { toJson } from '../../src/report/json.js';
 import { renderedFiles } from '../helpers/plan.js';
 
-// One folder per case: inventory.yaml in, expected/<host>/<file> out. UPDATE_GOLDEN=1
-// rewrites the expected files; review the diff before committing it.
+// One folder per case: inventory.yaml and, optionally, facts/<host>.txt (the facts script's
+// output, recorded on lab servers) in; expected/changeset.json and expected/<host>/<file>
+// out. Hosts without recorded facts are planned as the offline plan sees them (nothing
+// installed). UPDATE_GOLDEN=1 rewrites the expected files; review the diff before committing.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden');
 const update = process.env.UPDATE_GOLDEN === '1';
 
-const resolvers: Record<string, Resolver> = {
-  'libreswan-5': (h) => ({ ...offlineResolver(h), version: '5.2' }),
-};
+function check(file: string, actual: string): void {
+  if (update || !existsSync(file)) {
+    if (!update) throw new Error(`no golden file ${file}; run with UPDATE_GOLDEN=1 and review it`);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, actual);
+  }
+  expect(actual).toBe(readFileSync(file, 'utf8'));
+}
 
 describe.each(readdirSync(root))('golden %s', (name) => {
   const dir = join(root, name);
-  const p = plan(loadInventory(readFileSync(join(dir, 'inventory.yaml'), 'utf8'), 'inventory.yaml'), resolvers[name] ?? offlineResolver);
-  const files = renderedFiles(p);
+  const inv = loadInventory(readFileSync(join(dir, 'inventory.yaml'), 'utf8'), 'inventory.yaml');
+  const factsDir = join(dir, 'facts');
+  const recorded = existsSync(factsDir);
+  const facts = new Map([...inv.hosts.keys()].map((h) => {
+    const f = join(factsDir, `${h}.txt`);
+    return [h, existsSync(f) ? parseFacts(readFileSync(f, 'utf8')) : offlineFacts()];
+  }));
+  const cs = planChanges(inv, facts, { mode: recorded ? 'live' : 'offline', prune: true, retireLegacy: false, tool: 'golden' });
+  const files = renderedFiles(cs);
   const cases = [...files].flatMap(([host, fs]) => [...fs].map(([path, content]) => [host, path, content] as const));
 
+  test('the changeset', () => {
+    check(join(dir, 'expected', 'changeset.json'), JSON.stringify(toJson(cs), null, 2) + '\n');
+  });
+
   test.each(cases)('%s %s', (host, path, content) => {
-    const expectedFile = join(dir, 'expected', host, path.replace(/^\/etc\/ipsec\.d\//, ''));
-    if (update || !existsSync(expectedFile)) {
-      if (!update) throw new Error(`no golden file ${expectedFile}; run with UPDATE_GOLDEN=1 and review it`);
-      mkdirSync(dirname(expectedFile), { recursive: true });
-      writeFileSync(expectedFile, content);
-    }
-    expect(content).toBe(readFileSync(expectedFile, 'utf8'));
+    check(join(dir, 'expected', host, path.split('/').pop()!), content);
   });
 
   test('no expected file is left without a rendered one', () => {
     const expectedDir = join(dir, 'expected');
-    const expected = readdirSync(expectedDir).flatMap((h) => readdirSync(join(expectedDir, h)).map((f) => `${h}/${f}`));
-    const rendered = cases.map(([h, p]) => `${h}/${p.replace(/^\/etc\/ipsec\.d\//, '')}`);
+    const expected = readdirSync(expectedDir).filter((h) => h !== 'changeset.json').flatMap((h) => readdirSync(join(expectedDir, h)).map((f) => `${h}/${f}`));
+    const rendered = cases.map(([h, p]) => `${h}/${p.split('/').pop()}`);
     expect(rendered.sort()).toEqual(expected.sort());
   });
 });

@@ -1,7 +1,5 @@
-import { loadInventory } from '../../src/inventory/load.js';
 import { connName } from '../../src/inventory/pairs.js';
-import { confContent, connSpec, offlineResolver, plan } from '../../src/plan/plan.js';
-import { renderPlanText } from '../../src/report/plan-text.js';
+import { renderPlan } from '../../src/report/plan-text.js';
 import { planText, renderedFiles } from '../helpers/plan.js';
 
 const hosts = (...names: string[]): string =>
@@ -18,15 +16,14 @@ describe('pairs and meshes', () => {
       'pairs:\n  - {hosts: [c, a], responder: add}\nmeshes:\n  - {name: m, hosts: [a, b, c]}\n  - {name: n, hosts: [a, c]}\n');
     expect(p.pairs).toHaveLength(3);
     const ac = p.pairs.find((x) => x.name === 'a--c')!;
-    expect(ac).toMatchObject({ left: 'c', right: 'a', initiator: 'c', responder: 'a', responderMode: 'add' });
+    expect(ac).toMatchObject({ hosts: ['c', 'a'], initiator: 'c', responder: 'a', responderMode: 'add' });
   });
 
   test('initiator: picks the other host; the responder defaults to auto=route', () => {
     const p = planText(hosts('a', 'b') + 'pairs:\n  - {hosts: [a, b], initiator: b}\n');
     expect(p.pairs[0]).toMatchObject({ initiator: 'b', responder: 'a', responderMode: 'route' });
-    const a = p.hosts.find((h) => h.host.name === 'a')!;
-    expect(connSpec(a, a.conns[0]!)).toMatchObject({ role: 'responder', auto: 'route' });
-    expect(confContent(a, a.conns[0]!)).toMatch(/^\s+auto=route$/m);
+    expect(renderedFiles(p).get('a')!.get('/etc/ipsec.d/a--b.conf')).toMatch(/^\s+auto=route$/m);
+    expect(renderedFiles(p).get('b')!.get('/etc/ipsec.d/a--b.conf')).toMatch(/^\s+auto=start$/m);
   });
 
   test('defaults.ipsec.responder: add gives the seed responder everywhere', () => {
@@ -40,14 +37,16 @@ describe('pairs and meshes', () => {
     expect([...files.keys()].sort()).toEqual([
       '/etc/ipsec.d/a--b.conf', '/etc/ipsec.d/a--b.secrets', '/etc/ipsec.d/a--c.conf', '/etc/ipsec.d/a--c.secrets',
     ]);
-    expect(p.hosts.find((h) => h.host.name === 'a')!.includes.map((i) => i.line)).toEqual([
+    expect(p.hosts.find((h) => h.host === 'a')!.includes.map((i) => i.line)).toEqual([
       'include /etc/ipsec.d/*.conf', 'include /etc/ipsec.d/*.secrets',
     ]);
   });
 
-  test('a host in no pair gets nothing to write', () => {
+  test('a host in no pair gets nothing to write and nothing installed', () => {
     const p = planText(hosts('a', 'b', 'lonely') + 'pairs: [[a, b]]\n');
-    expect(p.hosts.find((h) => h.host.name === 'lonely')!.conns).toEqual([]);
+    const lonely = p.hosts.find((h) => h.host === 'lonely')!;
+    expect({ files: lonely.files, install: lonely.install, service: lonely.service }).toEqual({ files: [], install: undefined, service: 'none' });
+    expect(p.hosts.find((h) => h.host === 'a')!.install).toMatchObject({ packages: ['libreswan'], aptUpdate: true });
   });
 });
 
@@ -67,7 +66,7 @@ describe('names and determinism', () => {
 
   test('the same inventory gives byte-identical output', () => {
     const yaml = hosts('a', 'b', 'c', 'd') + 'pairs:\n  - {hosts: [d, a], name: special}\nmeshes:\n  - {name: m, hosts: [a, b, c, d]}\n';
-    const render = () => renderPlanText(plan(loadInventory(yaml, 'inv.yaml'), offlineResolver), 'inv.yaml');
+    const render = () => renderPlan(planText(yaml, 'inv.yaml'));
     expect(render()).toBe(render());
   });
 
@@ -76,9 +75,10 @@ describe('names and determinism', () => {
     const [a, b] = p.hosts;
     expect(a!.backend.package).toBe('libreswan');
     expect(b!.backend.package).toBe('strongswan-starter');
-    expect(confContent(a!, a!.conns[0]!)).toMatch(/ikev2=insist/);
-    expect(confContent(b!, b!.conns[0]!)).toMatch(/keyexchange=ikev2/);
-    expect(confContent(b!, b!.conns[0]!)).not.toMatch(/pfs=/);
+    const files = renderedFiles(p);
+    expect(files.get('a')!.get('/etc/ipsec.d/a--b.conf')).toMatch(/ikev2=insist/);
+    expect(files.get('b')!.get('/etc/ipsec.d/a--b.conf')).toMatch(/keyexchange=ikev2/);
+    expect(files.get('b')!.get('/etc/ipsec.d/a--b.conf')).not.toMatch(/pfs=/);
     expect(p.warnings).toEqual([]);
   });
 

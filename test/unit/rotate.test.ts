@@ -1,13 +1,14 @@
 import { loadInventory } from '../../src/inventory/load.js';
 import { run, type RunOptions } from '../../src/apply/run.js';
 import { exitCode, parseRotate, UsageError } from '../../src/cli.js';
-import { renderChanges } from '../../src/report/changes-text.js';
-import { renderSummary, resultToJson } from '../../src/report/summary.js';
-import { FACTS_SCRIPT } from '../../src/remote/facts.js';
-import { fakeSessions, healthy, READY_FACTS, withFiles, type FakeFile, type Responder } from '../helpers/fake-session.js';
+import { KEY_SLOT } from '../../src/plan/types.js';
+import { toJson } from '../../src/report/json.js';
+import { renderPlan } from '../../src/report/plan-text.js';
+import { renderSummary } from '../../src/report/summary.js';
+import { fakeFleet, READY_FACTS, withFiles, withSas, type FakeFile, type Responder } from '../helpers/fake-session.js';
 
-// Rotation, repair and roll back, against fake sessions: which commands are sent, in which
-// order, and what is reported. The lab e2e (test/e2e/provision.test.ts) proves it on the wire.
+// Rotation, repair, all-or-nothing key changes and roll back, against fake sessions: which
+// steps run, in which order, and what is reported. The lab e2e proves it on the wire.
 
 const inv = loadInventory(`hosts:
   a: {address: 10.0.0.1}
@@ -21,28 +22,26 @@ pairs:
 const OLD = (n: number) => new Uint8Array(n).fill(1);
 const NEW = (n: number) => new Uint8Array(n).fill(2);
 const key = (r: (n: number) => Uint8Array) => '0s' + Buffer.from(r(32)).toString('base64');
+const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
+const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
 /** Facts as the hosts would report them after a first run with OLD keys, SAs up between every pair. */
 async function converged(saUp = true, edit: (host: string, files: FakeFile[]) => void = () => undefined): Promise<Map<string, string>> {
-  const fake = fakeSessions();
+  const fake = fakeFleet(inv);
   const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fake.connect });
   const facts = new Map<string, string>();
-  const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
-  const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
   for (const h of first.changeset!.hosts) {
-    const files: FakeFile[] = h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.after }));
+    const files: FakeFile[] = h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content.replace(KEY_SLOT, key(OLD)) }));
     edit(h.host, files);
-    const sas = saUp ? peers[h.host]!.flatMap((p) => [`${me[h.host]} ${p}`, `${p} ${me[h.host]}`]).join('\n') + '\n' : '';
-    facts.set(h.host, withFiles(READY_FACTS.replace('@@files\n', `@@sas\n${sas}@@files\n`), files));
+    facts.set(h.host, withFiles(saUp ? withSas(READY_FACTS, me[h.host]!, peers[h.host]!) : READY_FACTS, files));
   }
   return facts;
 }
 
-async function rotate(facts: Map<string, string>, respond: Responder = () => undefined, extra: Partial<RunOptions> = {}) {
-  const fake = fakeSessions((host, script, stdin, address) =>
-    script === FACTS_SCRIPT ? { stdout: facts.get(host)! } : respond(host, script, stdin, address) ?? healthy(host, script, stdin, address));
+async function rotate(facts: Map<string, string>, respond?: Responder, extra: Partial<RunOptions> = {}) {
+  const fake = fakeFleet(inv, { facts: (h) => facts.get(h), ...(respond ? { respond } : {}) });
   const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: NEW, connect: fake.connect, rotate: new Set(['a--b']), ...extra });
-  return { result, sent: fake.sent };
+  return { result, sent: fake.sent, steps: fake.steps };
 }
 
 describe('--rotate-psk', () => {
@@ -59,7 +58,7 @@ describe('--rotate-psk', () => {
     expect(() => parseRotate(['a,c'], inv, new Set(['a', 'b']))).toThrow(/needs both a and c/);
   });
 
-  test('a working pair: new secrets on both ends, secrets reread (no conn replaced), the initiator re-authenticates, then ESP is verified', async () => {
+  test('a working pair: new secrets on both ends, reread (no conn replaced), the initiator re-authenticates, then ESP is verified', async () => {
     const { result, sent } = await rotate(await converged());
     expect(exitCode(result)).toBe(0);
     expect(result.changeset!.pairs.map((p) => [p.name, p.key])).toEqual([['a--b', 'rotated'], ['a--c', 'unchanged']]);
@@ -69,47 +68,40 @@ describe('--rotate-psk', () => {
       expect(w.stdin).toContain(key(NEW));
       expect(w.stdin).not.toContain('conn ');
     }
-    expect(sent.some((s) => /--replace|systemctl restart/.test(s.script))).toBe(false);
-    const order = sent.filter((s) => s.script !== FACTS_SCRIPT).map((s) => `${s.host}:${s.script.includes('--rereadsecrets') ? 'reread' : s.script.includes('auto --up') ? 'reauth' : s.stdin ? 'write' : s.script.includes('tcpdump') ? 'verify' : 'other'}`);
+    expect(sent.some((s) => /--replace/.test(s.script) || s.step === 'restart ipsec')).toBe(false);
+    const order = sent.filter((s) => s.step !== 'facts').map((s) => `${s.host}:${s.step}`);
     // Both peers hold and have read the new key before the initiator uses it.
-    const reauth = order.indexOf('a:reauth');
-    expect(reauth).toBeGreaterThan(order.indexOf('a:reread'));
-    expect(reauth).toBeGreaterThan(order.indexOf('b:reread'));
-    expect(order.filter((o) => o.endsWith('reauth'))).toEqual(['a:reauth']);
+    const reauth = order.indexOf('a:re-authenticate a--b');
+    expect(reauth).toBeGreaterThan(order.indexOf('a:reload conns'));
+    expect(reauth).toBeGreaterThan(order.indexOf('b:reload conns'));
+    expect(sent.find((s) => s.host === 'b' && s.step === 'reload conns')!.script).toMatch(/ipsec auto --rereadsecrets/);
+    expect(order.filter((o) => o.includes('re-authenticate'))).toEqual(['a:re-authenticate a--b']);
     expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
-    const a = result.hosts.get('a')!;
-    expect(a.status === 'changed' && a.did).toContain('re-authenticated a--b with its new key');
+    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['re-authenticated a--b with its new key']) });
   });
 
   test('a pair that is down is not rotated: it keeps its key and fails, saying why', async () => {
     const { result, sent } = await rotate(await converged(false));
     expect(sent.some((s) => s.stdin)).toBe(false);
-    const p = result.pairs.find((x) => x.name === 'a--b')!;
-    expect(p.status).toBe('failed');
-    expect(p.status === 'failed' && p.reason).toMatch(/not rotated: a holds no ESP SAs with b/);
+    expect(result.pairs.find((x) => x.name === 'a--b')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/not rotated: a holds no ESP SAs with b/) });
     expect(exitCode(result)).toBe(1);
   });
 
   test('the new key refused: the old secrets go back on both ends, the pair comes up with them, ROLLED BACK, exit 1', async () => {
     let reauths = 0;
-    const { result, sent } = await rotate(await converged(), (host, script) => {
-      if (host === 'a' && /auto --up/.test(script) && reauths++ === 0) return { code: 1, stderr: 'IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED' };
-      return undefined;
-    });
+    const { result, sent } = await rotate(await converged(), (c) =>
+      (c.host === 'a' && /re-authenticate|bring up/.test(c.step) && reauths++ === 0 ? { code: 1, stderr: 'IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED' } : undefined));
     const writes = sent.filter((s) => s.stdin);
     // New key to both, then the old key back to both.
     expect(writes.filter((w) => w.stdin!.includes(key(NEW))).map((w) => w.host).sort()).toEqual(['a', 'b']);
     expect(writes.filter((w) => w.stdin!.includes(key(OLD))).map((w) => w.host).sort()).toEqual(['a', 'b']);
-    const last = Math.max(...writes.map((w) => sent.indexOf(w)));
-    expect(writes.filter((w) => sent.indexOf(w) === last)[0]!.stdin).toContain(key(OLD));
+    expect(writes.at(-1)!.stdin).toContain(key(OLD));
     const p = result.pairs.find((x) => x.name === 'a--b')!;
-    expect(p.status).toBe('rolled-back');
-    expect(p.status === 'rolled-back' && p.reason).toMatch(/did not authenticate with b: .*AUTHENTICATION_FAILED/);
-    expect(p.status === 'rolled-back' && p.restored).toMatch(/ESP-verified/);
+    expect(p).toMatchObject({ status: 'rolled-back', reason: expect.stringMatching(/did not authenticate with b: .*AUTHENTICATION_FAILED/), restored: expect.stringMatching(/ESP-verified/) });
     expect(exitCode(result)).toBe(1);
     const text = renderSummary(result);
     expect(text).toMatch(/a--b\s+ROLLED BACK/);
-    for (const out of [text, JSON.stringify(resultToJson(result))]) {
+    for (const out of [text, JSON.stringify(toJson(result.changeset!, result))]) {
       expect(out).not.toContain(key(NEW));
       expect(out).not.toContain(key(OLD));
     }
@@ -117,45 +109,80 @@ describe('--rotate-psk', () => {
 
   test('--no-verify: a refused key is still rolled back, since the re-authentication took the pair down', async () => {
     let reauths = 0;
-    const { result } = await rotate(await converged(), (host, script) =>
-      host === 'a' && /auto --up/.test(script) && reauths++ === 0 ? { code: 1, stderr: 'AUTHENTICATION_FAILED' } : undefined, { verify: false });
+    const { result } = await rotate(await converged(), (c) =>
+      (c.host === 'a' && /re-authenticate|bring up/.test(c.step) && reauths++ === 0 ? { code: 1, stderr: 'AUTHENTICATION_FAILED' } : undefined), { verify: false });
     expect(result.pairs.map((p) => [p.name, p.status])).toEqual([['a--b', 'rolled-back'], ['a--c', 'unverified']]);
     expect(reauths).toBe(2);
   });
 
   test('a rotated pair that stops verifying is rolled back too', async () => {
     let verifies = 0;
-    const { result } = await rotate(await converged(), (host, script) =>
-      host === 'b' && /tcpdump/.test(script) && verifies++ === 0 ? { stdout: '@@ping\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined);
+    const { result } = await rotate(await converged(), (c) =>
+      (c.host === 'b' && c.step.startsWith('verify') && verifies++ === 0 ? { stdout: '@@ping 10.0.0.1\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined));
     expect(result.pairs.find((x) => x.name === 'a--b')!.status).toBe('rolled-back');
   });
 
   test('the dry run says rotate, which host re-authenticates, and shows no key', async () => {
     const facts = await converged();
-    const fake = fakeSessions((host, script) => (script === FACTS_SCRIPT ? { stdout: facts.get(host)! } : undefined));
+    const fake = fakeFleet(inv, { facts: (h) => facts.get(h) });
     const result = await run(inv, { dryRun: true, verify: true, concurrency: 4, random: NEW, connect: fake.connect, rotate: new Set(['a--b']) });
-    const text = renderChanges(result.changeset!);
+    const text = renderPlan(result.changeset!);
     expect(text).toMatch(/a--b\.secrets {2}\(update, 0600, key rotated\)/);
     expect(text).toMatch(/then: reread secrets; re-authenticate a--b/);
     expect(text).toMatch(/a--b: rotate: new key on both peers, a re-authenticates/);
     expect(text).not.toContain(key(NEW));
     expect(text).not.toContain(key(OLD));
-    expect(fake.sent.every((s) => s.script === FACTS_SCRIPT)).toBe(true);
+    expect(fake.steps().every((s) => s === 'facts')).toBe(true);
+  });
+});
+
+describe('a key change is all or nothing', () => {
+  test('one end fails to write: the other gets its previous secrets back, the pair is not changed, and says why', async () => {
+    const { result, sent, steps } = await rotate(await converged(), (c) => (c.host === 'b' && c.step === 'write' ? { code: 1, stderr: 'No space left on device' } : undefined));
+    expect(result.hosts.get('b')).toMatchObject({ status: 'failed', step: 'write' });
+    expect(steps('a')).toContain('put back a--b');
+    const back = sent.find((s) => s.host === 'a' && s.step === 'put back a--b')!;
+    expect(back.stdin).toContain(key(OLD));
+    expect(back.stdin).not.toContain(key(NEW));
+    expect(steps('a')).not.toContain('re-authenticate a--b');
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'skipped', reason: 'not changed: b failed at write; a has the previous files back' });
+    expect(result.pairs.find((p) => p.name === 'a--c')!.status).toBe('verified');
+  });
+
+  test('one end fails to reread: both ends get the previous secrets back, and reread them where they can', async () => {
+    const { result, sent } = await rotate(await converged(), (c) => (c.host === 'b' && c.step === 'reload conns' ? { code: 1, stderr: 'whack: Pluto is not running' } : undefined));
+    expect(result.hosts.get('b')).toMatchObject({ status: 'failed', step: 'reload conns' });
+    const backA = sent.filter((s) => s.host === 'a' && s.step.startsWith('put back a--b'));
+    expect(backA.map((s) => s.step)).toEqual(['put back a--b', 'put back a--b: reload']);
+    expect(backA[0]!.stdin).toContain(key(OLD));
+    expect(backA[1]!.script).toMatch(/--rereadsecrets/);
+    expect(sent.find((s) => s.host === 'b' && s.step === 'put back a--b')!.stdin).toContain(key(OLD));
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'skipped', reason: 'not changed: b failed at reload conns; a and b have the previous files back' });
   });
 });
 
 describe('repair', () => {
   test('peers that disagree get a new key without a conn replaced; the initiator re-authenticates', async () => {
-    // b's secrets file holds another key.
     const facts = await converged(true, (host, files) => {
       const f = files.find((x) => x.path === '/etc/ipsec.d/a--b.secrets');
-      if (host === 'b' && f) f.content = f.content!.replace(key(OLD), '0sSTALESTALE');
+      if (host === 'b' && f) f.content = f.content!.replace(key(OLD), '0sc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3Q=');
     });
     const { result, sent } = await rotate(facts, undefined, { rotate: new Set() });
-    expect(result.changeset!.pairs.find((p) => p.name === 'a--b')!.key).toBe('repaired');
+    expect(result.changeset!.pairs.find((p) => p.name === 'a--b')).toMatchObject({ key: 'repaired', agreement: 'disagree' });
     expect(sent.some((s) => /--replace/.test(s.script))).toBe(false);
-    expect(sent.some((s) => s.host === 'a' && /auto --up 'a--b'|auto --up a--b/.test(s.script))).toBe(true);
+    expect(sent.some((s) => s.host === 'a' && s.step === 're-authenticate a--b')).toBe(true);
     expect(exitCode(result)).toBe(0);
+  });
+
+  test('a weak key both ends agree on is replaced, and said to be weak', async () => {
+    const facts = await converged(true, (_host, files) => {
+      const f = files.find((x) => x.path === '/etc/ipsec.d/a--c.secrets');
+      if (f) f.content = f.content!.replace(key(OLD), '"secret"');
+    });
+    const { result } = await rotate(facts, undefined, { rotate: new Set() });
+    expect(result.changeset!.pairs.find((p) => p.name === 'a--c')).toMatchObject({ key: 'repaired', agreement: 'weak' });
+    expect(renderPlan(result.changeset!)).toMatch(/a--c: a weak key \(under 256 bits\): repaired with a new key/);
+    expect(result.pairs.find((p) => p.name === 'a--c')!.status).toBe('verified');
   });
 });
 
@@ -165,19 +192,14 @@ describe('roll back when ipsec will not start', () => {
     // a's include line is missing: the change needs a restart, which fails once.
     facts.set('a', facts.get('a')!.replace('present /etc/ipsec.conf', 'missing /etc/ipsec.conf'));
     let restarts = 0;
-    const fake = fakeSessions((host, script, stdin, address) => {
-      if (script === FACTS_SCRIPT) return { stdout: facts.get(host)! };
-      if (host === 'a' && /systemctl restart ipsec/.test(script) && restarts++ === 0) return { code: 1, stderr: 'ipsec.service: Failed with result exit-code.' };
-      return healthy(host, script, stdin, address);
-    });
-    const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: NEW, connect: fake.connect, rotate: new Set(['a--b']) });
-    const a = result.hosts.get('a')!;
-    expect(a.status).toBe('failed');
-    expect(a.status === 'failed' && a.error).toMatch(/did not start with the new files, so the previous files are back and ipsec runs again/);
+    const { result, sent } = await rotate(facts, (c) => (c.host === 'a' && c.step.startsWith('restart ipsec') && restarts++ === 0 ? { code: 1, stderr: 'ipsec.service: Failed with result exit-code.' } : undefined));
+    expect(result.hosts.get('a')).toMatchObject({ status: 'failed', error: expect.stringMatching(/did not start with the new files, so the previous files are back and ipsec runs again/) });
     expect(restarts).toBe(2);
-    const undo = fake.sent.filter((s) => s.host === 'a' && s.stdin).at(-1)!;
+    const undo = sent.filter((s) => s.host === 'a' && s.stdin && s.step === 'roll back files').at(-1)!;
     expect(undo.stdin).toContain(key(OLD));
     expect(undo.stdin).not.toContain(key(NEW));
+    // b got the new key for a--b, which never landed on a: it has its previous key back.
+    expect(sent.find((s) => s.host === 'b' && s.step === 'put back a--b')!.stdin).toContain(key(OLD));
   });
 });
 
@@ -189,9 +211,9 @@ describe('a secrets file with the right key but the wrong mode', () => {
     });
     const { result, sent } = await rotate(facts, undefined, { rotate: new Set() });
     const b = result.changeset!.hosts.find((h) => h.host === 'b')!;
-    expect(b.files.filter((f) => f.action !== 'noop').map((f) => [f.path, f.mode, f.keyState])).toEqual([['/etc/ipsec.d/a--b.secrets', '0600', 'unchanged']]);
-    expect(sent.some((s) => s.host === 'b' && /--rereadsecrets/.test(s.script))).toBe(true);
-    expect(sent.some((s) => /auto --up|--replace/.test(s.script))).toBe(false);
+    expect(b.files.filter((f) => f.action !== 'noop').map((f) => [f.path, f.mode, f.keyState, f.why])).toEqual([['/etc/ipsec.d/a--b.secrets', '0600', 'unchanged', 'mode 0644 → 0600']]);
+    expect(sent.find((s) => s.host === 'b' && s.step === 'reload conns')!.script).toMatch(/--rereadsecrets/);
+    expect(sent.some((s) => /re-authenticate/.test(s.step) || /--replace/.test(s.script))).toBe(false);
     expect(exitCode(result)).toBe(0);
   });
 });

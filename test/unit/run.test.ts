@@ -2,9 +2,13 @@ import { loadInventory } from '../../src/inventory/load.js';
 import { run, type RunOptions } from '../../src/apply/run.js';
 import { exitCode } from '../../src/cli.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
-import { FACTS_SCRIPT } from '../../src/remote/facts.js';
-import { renderSummary, resultToJson } from '../../src/report/summary.js';
-import { fakeSessions, healthy, READY_FACTS, withFiles, type Responder } from '../helpers/fake-session.js';
+import { KEY_SLOT } from '../../src/plan/types.js';
+import { toJson } from '../../src/report/json.js';
+import { renderPlan } from '../../src/report/plan-text.js';
+import { renderSummary } from '../../src/report/summary.js';
+import { fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, type Responder } from '../helpers/fake-session.js';
+
+// The executor against fake sessions that answer by step. The lab e2e proves it for real.
 
 const inv = loadInventory(`hosts:
   a: {address: 10.0.0.1}
@@ -17,36 +21,43 @@ meshes:
 const fixed = (n: number) => new Uint8Array(n).fill(42);
 const KEY = '0s' + Buffer.from(fixed(32)).toString('base64');
 
-async function go(respond?: Responder, extra: Partial<RunOptions> = {}, connectFail?: Record<string, Error>) {
-  const fake = fakeSessions(respond);
-  const result = await run(inv, {
-    dryRun: false, verify: true, concurrency: 4, random: fixed,
-    connect: async (h) => {
-      if (connectFail?.[h.name]) throw connectFail[h.name];
-      return fake.connect(h);
-    },
-    ...extra,
-  });
-  return { result, sent: fake.sent };
+async function go(o: { respond?: Responder; facts?: (h: string) => string | undefined; connectFail?: Record<string, Error> } = {}, extra: Partial<RunOptions> = {}) {
+  const fake = fakeFleet(inv, o);
+  const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect, ...extra });
+  return { result, sent: fake.sent, steps: fake.steps };
+}
+
+/** The files a host holds after a first run with these keys: what a re-run's facts show. */
+async function converged(): Promise<Map<string, string>> {
+  const first = await go();
+  return new Map(first.result.changeset!.hosts.map((h) => [h.host, withFiles(READY_FACTS,
+    h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content.replace(KEY_SLOT, KEY) })))]));
 }
 
 describe('the executor, against fake sessions', () => {
   test('from nothing: every host written and reloaded, every pair verified, exit 0', async () => {
-    const { result, sent } = await go();
+    const { result, steps } = await go();
     expect([...result.hosts.values()].map((o) => o.status)).toEqual(['changed', 'changed', 'changed']);
     expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified', 'verified']);
     expect(exitCode(result)).toBe(0);
     // Running ipsec, includes present, only conns changed: a reload, not a restart.
-    expect(sent.some((s) => /systemctl restart/.test(s.script))).toBe(false);
-    expect(sent.filter((s) => /ipsec auto --replace/.test(s.script))).toHaveLength(3);
+    expect(steps('a')).toEqual(['facts', 'write', 'reload conns', 'bring up', 'verify 2 pairs: ping + tcpdump']);
+    expect(steps('c')).toEqual(['facts', 'write', 'reload conns', 'verify 2 pairs: ping + tcpdump']);
+  });
+
+  test('verification is one command per host, whatever the number of pairs', async () => {
+    const { sent } = await go();
+    const verify = sent.filter((c) => c.step.startsWith('verify'));
+    expect(verify.map((c) => c.host).sort()).toEqual(['a', 'b', 'c']);
   });
 
   test('--no-verify: the summary says so in one line for all the pairs; --json lists each', async () => {
-    const { result } = await go(undefined, { verify: false });
+    const { result } = await go({}, { verify: false });
     const text = renderSummary(result);
     expect(text).toMatch(/^ {2}3 pairs +not verified +--no-verify$/m);
     expect(text.split('Pairs\n')[1]!.split('\n').filter((l) => l.startsWith('  '))).toHaveLength(1);
-    expect((resultToJson(result) as { pairs: { name: string }[] }).pairs.map((p) => p.name)).toEqual(['a--b', 'a--c', 'b--c']);
+    expect((toJson(result.changeset!, result) as { pairs: { name: string; status: string }[] }).pairs.map((p) => [p.name, p.status]))
+      .toEqual([['a--b', 'unverified'], ['a--c', 'unverified'], ['b--c', 'unverified']]);
   });
 
   test('keys travel on stdin only, never in a script (a command line)', async () => {
@@ -57,17 +68,15 @@ describe('the executor, against fake sessions', () => {
     for (const s of sent) expect(s.script).not.toContain(KEY);
   });
 
-  test('one round trip per host for facts; writes only after every host has its facts', async () => {
+  test('one command per host for facts; writes only after every host has its facts', async () => {
     const { sent } = await go();
-    const facts = sent.filter((s) => s.script === FACTS_SCRIPT);
+    const facts = sent.filter((s) => s.step === 'facts');
     expect(facts.map((s) => s.host).sort()).toEqual(['a', 'b', 'c']);
-    const lastFacts = sent.lastIndexOf(facts[facts.length - 1]!);
-    const firstWrite = sent.findIndex((s) => s.stdin);
-    expect(firstWrite).toBeGreaterThan(lastFacts);
+    expect(sent.findIndex((s) => s.stdin)).toBeGreaterThan(sent.lastIndexOf(facts[facts.length - 1]!));
   });
 
   test('an unreachable host: the others complete, its pairs are skipped, exit 1', async () => {
-    const { result } = await go(undefined, {}, { b: new ConnectError('b', 'cannot connect to root@10.0.0.2:22: ECONNREFUSED', 'check sshd') });
+    const { result } = await go({ connectFail: { b: new ConnectError('b', 'cannot connect to root@10.0.0.2:22: ECONNREFUSED', 'check sshd') } });
     expect(result.hosts.get('b')).toMatchObject({ status: 'unreachable', error: expect.stringMatching(/ECONNREFUSED/) });
     expect(result.hosts.get('a')!.status).toBe('changed');
     expect(result.pairs.map((p) => [p.name, p.status])).toEqual([['a--b', 'skipped'], ['a--c', 'verified'], ['b--c', 'skipped']]);
@@ -75,32 +84,37 @@ describe('the executor, against fake sessions', () => {
   });
 
   test('a refused host key gives exit 3', async () => {
-    const { result } = await go(undefined, {}, { c: new HostKeyError('c', 'host key of 10.0.0.3:22 has CHANGED', 'verify it') });
+    const { result } = await go({ connectFail: { c: new HostKeyError('c', 'host key of 10.0.0.3:22 has CHANGED', 'verify it') } });
     expect(result.hosts.get('c')!.status).toBe('refused');
     expect(exitCode(result)).toBe(3);
   });
 
-  test('a failing write is reported against that host with the step and stderr', async () => {
-    const { result } = await go((host, script) =>
-      host === 'a' && script.includes('.provision-backup') ? { code: 30, stderr: 'addconn: /etc/ipsec.d/x.conf:3: syntax error' } : undefined);
-    expect(result.hosts.get('a')).toMatchObject({ status: 'failed', step: 'check config', error: expect.stringMatching(/syntax error/) });
+  test('a refused config is reported against that host with the step, the exit code and the output', async () => {
+    const { result } = await go({ respond: (c) => (c.host === 'a' && c.step === 'write' ? { code: 30, stderr: 'addconn: /etc/ipsec.d/x.conf:3: syntax error' } : undefined) });
+    expect(result.hosts.get('a')).toMatchObject({ status: 'failed', step: 'check config', exitCode: 30, tail: expect.stringMatching(/syntax error/) });
     expect(result.pairs.find((p) => p.name === 'b--c')!.status).toBe('verified');
+    expect(renderSummary(result)).toMatch(/a +FAILED +check config: libreswan rejected the new config, so the previous files are back\n +output \(exit 30\): addconn: .*syntax error/);
   });
 
   test('sudo asking for a password is named as such', async () => {
-    const { result } = await go((host, script) =>
-      host === 'b' && script === FACTS_SCRIPT ? { code: 1, stdout: '', stderr: 'sudo: a password is required' } : undefined);
+    const { result } = await go({ respond: (c) => (c.host === 'b' && c.step === 'facts' ? { code: 1, stderr: 'sudo: a password is required' } : undefined) });
     expect(result.hosts.get('b')).toMatchObject({ status: 'failed', error: expect.stringMatching(/sudo wants a password/) });
   });
 
+  test('a step that outlives its limit says the host may be part-way and that a re-run converges', async () => {
+    const { result } = await go({ respond: (c) => (c.host === 'a' && c.step === 'reload conns' ? { code: 124, timedOut: true } : undefined) });
+    expect(result.hosts.get('a')).toMatchObject({ status: 'failed', step: 'reload conns', error: expect.stringMatching(/did not finish within 300 s/), hint: expect.stringMatching(/re-run: the run is idempotent/) });
+  });
+
   test('a dry run sends only the facts script', async () => {
-    const { result, sent } = await go(undefined, { dryRun: true });
-    expect(new Set(sent.map((s) => s.script))).toEqual(new Set([FACTS_SCRIPT]));
+    const { result, sent } = await go({}, { dryRun: true });
+    expect(new Set(sent.map((s) => s.step))).toEqual(new Set(['facts']));
     expect(result.changeset!.hosts.flatMap((h) => h.files.map((f) => f.action))).toEqual(Array(12).fill('create'));
+    expect(renderPlan(result.changeset!)).toMatch(/12 files to create, 0 to update, 0 to delete, 6 conns to reload on 3 of 3 hosts; 0 hosts unchanged/);
   });
 
   test('--limit: hosts outside are not contacted; their pairs are skipped, and say why', async () => {
-    const { result, sent } = await go(undefined, { limit: new Set(['a', 'b']) });
+    const { result, sent } = await go({}, { limit: new Set(['a', 'b']) });
     expect(new Set(sent.map((s) => s.host))).toEqual(new Set(['a', 'b']));
     expect(result.pairs.find((p) => p.name === 'a--c')).toMatchObject({ status: 'skipped', reason: 'c is outside --limit' });
     expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
@@ -108,63 +122,98 @@ describe('the executor, against fake sessions', () => {
   });
 
   test('clear text on the wire fails the pair and the run', async () => {
-    const { result } = await go((host, script) => {
-      if (host !== 'a' || !/tcpdump .*'host 10\.0\.0\.2 and/.test(script)) return undefined;
-      return { stdout: '@@ping\n5 packets transmitted, 5 received\n@@capture\nt eth0 Out IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64\n@@tcpdump\n' };
-    });
-    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/a sent 1 clear-text ICMP/) });
+    const { result } = await go({ respond: (c) => (c.host === 'a' && c.step.startsWith('verify') ? {
+      stdout: '@@ping 10.0.0.2\n5 packets transmitted, 5 received\n@@ping 10.0.0.3\n5 packets transmitted, 5 received\n@@capture\n' +
+        't eth0 Out IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 1208\n' +
+        't eth0 Out IP 10.0.0.1 > 10.0.0.3: ESP(spi=0x1,seq=0x1), length 1244\nt eth0 In IP 10.0.0.3 > 10.0.0.1: ESP(spi=0x2,seq=0x1), length 1244\n@@tcpdump\n',
+    } : undefined) });
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/a sent 1 probe\(s\) to b in CLEAR TEXT/) });
+    expect(result.pairs.find((p) => p.name === 'a--c')!.status).toBe('verified');
     expect(exitCode(result)).toBe(1);
   });
 
   test('a re-run with matching keys on both peers writes nothing', async () => {
-    // First run, to learn the files the hosts would hold.
-    const first = await go();
-    const files = new Map<string, string>();
-    for (const h of first.result.changeset!.hosts) {
-      files.set(h.host, withFiles(READY_FACTS, h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.after }))));
-    }
-    const again = await go((host, script, stdin, address) => (script === FACTS_SCRIPT ? { stdout: files.get(host)! } : healthy(host, script, stdin, address)));
+    const facts = await converged();
+    const again = await go({ facts: (h) => facts.get(h) });
     expect([...again.result.hosts.values()].map((o) => o.status)).toEqual(['unchanged', 'unchanged', 'unchanged']);
     expect(again.sent.filter((s) => s.stdin)).toEqual([]);
     expect(again.result.changeset!.pairs.map((p) => p.key)).toEqual(['unchanged', 'unchanged', 'unchanged']);
+    expect(again.steps('a')).toEqual(['facts', 'verify 2 pairs: ping + tcpdump']);
+  });
+
+  test('--concurrency 1: one SSH connection open at a time, every step still done', async () => {
+    const { result } = await go({}, { concurrency: 1 });
+    expect(result.stats.peakConnections).toBe(1);
+    expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified', 'verified']);
+  });
+});
+
+describe('installing', () => {
+  test('a fresh host: install (updating apt first), then the plan made again from what got installed', async () => {
+    let installed = false;
+    const { result, steps, sent } = await go({
+      facts: (h) => (h === 'c' && !installed ? FRESH_FACTS : undefined),
+      respond: (c) => {
+        if (c.host !== 'c' || !c.step.startsWith('install')) return undefined;
+        installed = true;
+        return { stdout: 'installing libreswan\n' };
+      },
+    });
+    expect(steps('c').slice(0, 4)).toEqual(['facts', 'install (auto)', 'facts', 'write']);
+    expect(sent.find((s) => s.host === 'c' && s.step.startsWith('install'))!.script).toMatch(/\$apt update/);
+    // Installed, running, its includes in place (Debian's libreswan): the new conns are loaded, no second restart.
+    expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '4 files written', 'secrets reread', 'reloaded a--c, b--c'] });
+    expect(result.changeset!.hosts.find((h) => h.host === 'c')!.backend).toMatchObject({ version: '4.10', assumed: false });
+  });
+
+  test('apt offering nothing, even after an update, fails that host only, naming it', async () => {
+    const { result } = await go({
+      facts: (h) => (h === 'c' ? FRESH_FACTS : undefined),
+      respond: (c) => (c.host === 'c' && c.step.startsWith('install') ? { code: 100, stderr: 'E: Failed to fetch http://mirror/ 404' } : undefined),
+    });
+    expect(result.hosts.get('c')).toMatchObject({ status: 'failed', step: 'install (auto)', error: 'apt has no candidate for openswan, libreswan or strongswan-starter, even after apt-get update' });
+    expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
   });
 });
 
 describe('retiring pairs', () => {
-  const oldPair = (host: string): string => {
-    const conf = `# managed by provision: edits are overwritten. Pair ${host}/gone; ${host} initiates.\nconn gone--${host}\n    auto=start\n`;
-    const secrets = `# managed by provision: edits are overwritten.\n10.0.0.1 10.0.0.9 : PSK 0sOLDKEYOLDKEY\n`;
-    return withFiles(READY_FACTS, [
-      { path: `/etc/ipsec.d/gone--${host}.conf`, mode: '644', content: conf },
-      { path: `/etc/ipsec.d/gone--${host}.secrets`, mode: '600', content: secrets },
-      { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
-      { path: '/etc/ipsec.d/operator-vpn.secrets', mode: '600' },
-    ]);
-  };
+  const fleetHeader = (fleet: string) => `# managed by provision for fleet ${fleet}: edits are overwritten\n`;
+  const files = (host: string, header: string) => withFiles(READY_FACTS, [
+    { path: `/etc/ipsec.d/gone--${host}.conf`, mode: '644', content: `${header}conn gone--${host}\n    auto=start\n` },
+    { path: `/etc/ipsec.d/gone--${host}.secrets`, mode: '600', content: `${header}10.0.0.1 10.0.0.9 : PSK 0sOLDKEYOLDKEY\n` },
+    { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
+    { path: '/etc/ipsec.d/operator-vpn.secrets', mode: '600' },
+  ]);
 
-  test("a pair gone from the inventory: its managed files are deleted and its conn taken down; the operator's are not touched", async () => {
-    const { result, sent } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined));
+  test("a pair of this fleet gone from the inventory: its files are deleted and its conn taken down; the operator's are not touched", async () => {
+    const { result, sent } = await go({ facts: (h) => files(h, fleetHeader('inv')) });
     const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
     expect(a.files.filter((f) => f.action === 'delete').map((f) => f.path)).toEqual(['/etc/ipsec.d/gone--a.conf', '/etc/ipsec.d/gone--a.secrets']);
     expect(a.unload).toEqual(['gone--a']);
     expect(result.changeset!.retired).toEqual([{ name: 'gone--a', hosts: ['a'] }, { name: 'gone--b', hosts: ['b'] }, { name: 'gone--c', hosts: ['c'] }]);
-    const writeA = sent.find((s) => s.host === 'a' && s.stdin !== undefined)!;
-    expect(writeA.script).toMatch(/^d gone--a\.conf\nd gone--a\.secrets$/m);
+    const writeA = sent.find((s) => s.host === 'a' && s.step === 'write')!;
+    expect(writeA.script).toMatch(/^x 0 gone--a\.conf\nx 0 gone--a\.secrets$/m);
     expect(writeA.script).not.toMatch(/operator-vpn/);
-    expect(sent.find((s) => s.host === 'a' && /ipsec auto --delete gone--a/.test(s.script))).toBeDefined();
+    expect(sent.find((s) => s.host === 'a' && s.step === 'reload conns')!.script).toMatch(/ipsec auto --delete gone--a/);
     expect(result.hosts.get('a')).toMatchObject({ status: 'changed', did: expect.arrayContaining(['retired gone--a']) });
   });
 
-  test('--no-prune keeps them', async () => {
-    const { result, sent } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined), { prune: false });
+  test("another fleet's files are never retired, and a run with them exits 0", async () => {
+    const { result } = await go({ facts: (h) => files(h, fleetHeader('other')) });
     expect(result.changeset!.hosts.flatMap((h) => h.files.filter((f) => f.action === 'delete'))).toEqual([]);
-    expect(sent.some((s) => /^d /m.test(s.script))).toBe(false);
+    expect(result.changeset!.retired).toEqual([]);
+    expect(exitCode(result)).toBe(0);
+  });
+
+  test('--no-prune keeps them', async () => {
+    const { result, sent } = await go({ facts: (h) => files(h, fleetHeader('inv')) }, { prune: false });
+    expect(result.changeset!.hosts.flatMap((h) => h.files.filter((f) => f.action === 'delete'))).toEqual([]);
+    expect(sent.some((s) => /^x /m.test(s.script))).toBe(false);
   });
 
   test('the dry run names what is retired and never shows the old key', async () => {
-    const { renderChanges } = await import('../../src/report/changes-text.js');
-    const { result } = await go((host, script) => (script === FACTS_SCRIPT ? { stdout: oldPair(host) } : undefined), { dryRun: true });
-    const text = renderChanges(result.changeset!);
+    const { result } = await go({ facts: (h) => files(h, fleetHeader('inv')) }, { dryRun: true });
+    const text = renderPlan(result.changeset!);
     expect(text).toMatch(/- \/etc\/ipsec\.d\/gone--a\.conf {2}\(delete, 0644\)/);
     expect(text).toMatch(/Retired .*\n {2}gone--a: on a/);
     expect(text).not.toContain('OLDKEY');
@@ -175,17 +224,18 @@ describe('retiring pairs', () => {
 describe('Ctrl-C', () => {
   test('steps under way finish, nothing new starts, hosts say what was done, exit 130', async () => {
     const abort = new AbortController();
-    const fake = fakeSessions((host, script) => {
-      // Ctrl-C arrives while host a is writing; b and c may be writing too (concurrency 1 here).
-      if (host === 'a' && script.includes('.provision-backup')) abort.abort();
-      return undefined;
+    const fake = fakeFleet(inv, {
+      // Ctrl-C arrives while host a is writing (concurrency 1: b and c have not started).
+      respond: (c) => (c.host === 'a' && c.step === 'write' ? (abort.abort(), {}) : undefined),
     });
     const result = await run(inv, { dryRun: false, verify: true, concurrency: 1, random: fixed, signal: abort.signal, connect: fake.connect });
     expect(result.interrupted).toBe(true);
-    expect(result.hosts.get('a')).toEqual({ status: 'interrupted', did: ['4 files written'] });
     expect(result.hosts.get('b')).toEqual({ status: 'interrupted', did: [] });
     expect(fake.sent.filter((s) => s.host === 'b' && s.stdin)).toEqual([]);
-    expect(fake.sent.some((s) => /ipsec auto --replace|tcpdump/.test(s.script))).toBe(false);
+    expect(fake.steps().some((s) => /reload|verify|bring up/.test(s))).toBe(false);
+    // a's new keys landed on a alone: both its pairs are put back, so no end holds a key its peer lacks.
+    expect(fake.steps('a')).toEqual(['facts', 'write', 'put back a--b', 'put back a--c']);
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'skipped', reason: 'not changed: b was not written (interrupted); a has the previous files back' });
     expect(exitCode(result)).toBe(130);
   });
 });

@@ -2,8 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { quote } from '../../src/remote/shell.js';
-import { fakeSessions } from '../helpers/fake-session.js';
+import { quote } from '../../src/core/shell.js';
+import { fakeFleet } from '../helpers/fake-session.js';
 
 // No inventory value may reach a remote shell unquoted. Values that pass validation but
 // look odd (dots and dashes in names, spaces in paths) are the test; quotes, dollars and
@@ -33,7 +33,7 @@ hosts:
 pairs:
   - {hosts: [web-1.example_a, db.2-b], name: a.b-c_d}
 `, 'odd.yaml');
-  const fake = fakeSessions();
+  const fake = fakeFleet(inv);
   await run(inv, { dryRun: false, verify: true, concurrency: 2, random: randomBytes, connect: fake.connect });
   expect(fake.sent.length).toBeGreaterThan(4);
   for (const s of fake.sent) {

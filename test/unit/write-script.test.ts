@@ -1,19 +1,19 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HostChange } from '../../src/apply/changeset.js';
-import { writeScript } from '../../src/apply/scripts.js';
-import { wrap } from '../../src/remote/shell.js';
+import { writeScript, type WriteSet } from '../../src/apply/scripts.js';
+import { wrap } from '../../src/core/shell.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
 
-function change(dir: string, files: { name: string; mode: '0644' | '0600'; after: string; action?: 'create' | 'update' | 'delete' }[], includes: { path: string; line: string }[] = []): HostChange {
+type F = { name: string; mode: '0644' | '0600'; after: string; action?: 'create' | 'update' | 'delete' };
+
+function change(dir: string, files: F[], includes: { path: string; line: string }[] = []): WriteSet {
   return {
-    host: 'h', address: '10.0.0.1',
-    backend: { id: 'libreswan', package: 'libreswan', version: '4.10', assumed: false },
-    files: files.map((f) => ({ path: join(dir, f.name), mode: f.mode, action: f.action ?? 'create', pair: 'p', secret: f.mode === '0600', after: f.after, shown: f.after })),
-    includes, service: 'reload', serviceReason: '', reload: [], bringUp: [], reauth: [], conns: [], unload: [],
+    puts: files.filter((f) => f.action !== 'delete').map((f) => ({ path: join(dir, f.name), mode: f.mode, content: f.after })),
+    deletes: files.filter((f) => f.action === 'delete').map((f) => join(dir, f.name)),
+    includes,
   };
 }
 
@@ -27,7 +27,7 @@ describe('the write script', () => {
     const { script, stdin } = writeScript(change(dir, [
       { name: 'p.conf', mode: '0644', after: 'conn p\n    auto=start\n' },
       { name: 'p.secrets', mode: '0600', after: 'a b : PSK 0sSECRET\n' },
-    ]), {}, dir);
+    ]));
     expect(script).not.toContain('SECRET');
     const r = runScript(script, stdin);
     expect(r.status).toBe(0);
@@ -41,7 +41,7 @@ describe('the write script', () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
     const secrets = join(dir, 'ipsec.secrets');
     writeFileSync(secrets, '# mine\n: RSA mykey', { mode: 0o600 });
-    const { script, stdin } = writeScript(change(dir, [], [{ path: secrets, line: 'include /etc/ipsec.d/*.secrets' }]), {}, dir);
+    const { script, stdin } = writeScript(change(dir, [], [{ path: secrets, line: 'include /etc/ipsec.d/*.secrets' }]));
     expect(runScript(script, stdin).status).toBe(0);
     expect(readFileSync(secrets, 'utf8')).toBe('# mine\n: RSA mykey\ninclude /etc/ipsec.d/*.secrets\n');
     expect((statSync(secrets).mode & 0o777).toString(8)).toBe('600');
@@ -54,7 +54,7 @@ describe('the write script', () => {
       { name: 'old.conf', mode: '0644', after: 'after\n' },
       { name: 'new.secrets', mode: '0600', after: 'x y : PSK 0sNEW\n' },
     ]);
-    const { script, stdin } = writeScript(c, { checkConfig: 'echo "line 3: syntax error" >&2; false' }, dir);
+    const { script, stdin } = writeScript(c, 'echo "line 3: syntax error" >&2; false');
     const r = runScript(script, stdin);
     expect(r.status).toBe(30);
     expect(r.stderr).toMatch(/syntax error/);
@@ -66,7 +66,7 @@ describe('the write script', () => {
   test('input cut short (a dropped connection) leaves the old file and no partial one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
     writeFileSync(join(dir, 'a.conf'), 'old\n');
-    const { script, stdin } = writeScript(change(dir, [{ name: 'a.conf', mode: '0644', after: 'new content\n' }]), {}, dir);
+    const { script, stdin } = writeScript(change(dir, [{ name: 'a.conf', mode: '0644', after: 'new content\n' }]));
     const r = runScript(script, stdin.slice(0, 4));
     expect(r.status).toBe(20);
     expect(readFileSync(join(dir, 'a.conf'), 'utf8')).toBe('old\n');
@@ -82,7 +82,7 @@ describe('the write script', () => {
       { name: `p${i}.conf`, mode: '0644' as const, after: `conn p${i}\n`, action: i === 0 ? 'update' as const : 'create' as const },
       { name: `p${i}.secrets`, mode: '0600' as const, after: `a b : PSK 0sKEY${i}\n` },
     ]).flat();
-    const { script, stdin } = writeScript(change(dir, [...files, { name: 'gone.conf', mode: '0644', after: '', action: 'delete' }]), {}, dir);
+    const { script, stdin } = writeScript(change(dir, [...files, { name: 'gone.conf', mode: '0644', after: '', action: 'delete' }]));
     expect(runScript(script, stdin).status).toBe(0);
     for (const f of files) {
       expect(readFileSync(join(dir, f.name), 'utf8')).toBe(f.after);
@@ -103,7 +103,7 @@ describe('the write script', () => {
       { name: 'gone.secrets', mode: '0600', after: '', action: 'delete' },
       { name: 'b.conf', mode: '0644', after: 'new\n' },
     ], [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }]);
-    const r = runScript(writeScript(c, { checkConfig: 'false' }, dir).script, writeScript(c, {}, dir).stdin);
+    const r = runScript(writeScript(c, 'false').script, writeScript(c).stdin);
     expect(r.status).toBe(30);
     expect(readFileSync(join(dir, 'a.conf'), 'utf8')).toBe('before\n');
     expect((statSync(join(dir, 'a.conf')).mode & 0o777).toString(8)).toBe('640');
@@ -118,7 +118,7 @@ describe('the write script', () => {
       { name: `server-${String(i).padStart(4, '0')}--server-9999.conf`, mode: '0644' as const, after: `conn x${i}\n    auto=start\n` },
       { name: `server-${String(i).padStart(4, '0')}--server-9999.secrets`, mode: '0600' as const, after: `a b : PSK 0sKEY${i}\n` },
     ]).flat();
-    const { script, stdin } = writeScript(change(dir, files, [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }]), { checkConfig: 'true' }, dir);
+    const { script, stdin } = writeScript(change(dir, files, [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }]), 'true');
     expect(wrap(script, { sudo: true, timeoutSec: 120 }).length).toBeLessThan(128 * 1024);
     expect(runScript(script, stdin).status).toBe(0);
     expect(readdirSync(dir)).toHaveLength(1999);
@@ -129,7 +129,61 @@ describe('the write script', () => {
   });
 
   test('sh accepts the script (syntax check)', () => {
-    const { script } = writeScript(change('/nonexistent', [{ name: 'a.conf', mode: '0644', after: 'x' }], [{ path: '/nonexistent/ipsec.conf', line: 'include x' }]), { checkConfig: 'true' }, '/nonexistent');
+    const { script } = writeScript(change('/nonexistent', [{ name: 'a.conf', mode: '0644', after: 'x' }], [{ path: '/nonexistent/ipsec.conf', line: 'include x' }]), 'true');
     expect(() => execFileSync('sh', ['-n', '-c', script])).not.toThrow();
+  });
+
+  const staging = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('.provision'));
+
+  test('killed while the files arrive (its time limit): nothing changes and no staging folder is left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    writeFileSync(join(dir, 'a.conf'), 'old\n');
+    const { script } = writeScript(change(dir, [{ name: 'a.conf', mode: '0644', after: 'new content\n' }, { name: 'a.secrets', mode: '0600', after: 'a b : PSK 0sNEWKEY\n' }]));
+    const r = spawnSync('sh', ['-c', '(printf new; sleep 3) | timeout -s TERM 1 sh -c "$0"', script], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(readFileSync(join(dir, 'a.conf'), 'utf8')).toBe('old\n');
+    expect(readdirSync(dir)).toEqual(['a.conf']);
+  });
+
+  test('a refused config, and a script killed after the files moved, leave no staging folder (it holds new keys)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    const set = change(dir, [{ name: 'a.secrets', mode: '0600', after: 'a b : PSK 0sNEWKEY\n' }]);
+    expect(runScript(writeScript(set, 'false').script, writeScript(set).stdin).status).toBe(30);
+    expect(staging(dir)).toEqual([]);
+    const killed = runScript(writeScript(set, 'kill -TERM $$; sleep 1').script, writeScript(set).stdin);
+    expect(killed.status).toBe(143);
+    expect(staging(dir)).toEqual([]);
+  });
+
+  test('staging folders a killed write left behind are removed by the next write', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    mkdirSync(join(dir, '.provision-backup.AbC123'));
+    writeFileSync(join(dir, '.provision-backup.AbC123', 'x.secrets'), 'a b : PSK 0sLEFTOVER\n');
+    const set = { ...change(dir, [{ name: 'a.conf', mode: '0644' as const, after: 'x\n' }]), stale: [join(dir, '.provision-backup.AbC123')] };
+    expect(runScript(writeScript(set).script, writeScript(set).stdin).status).toBe(0);
+    expect(readdirSync(dir)).toEqual(['a.conf']);
+  });
+
+  test('files in several folders are written in one go, each atomically in its own folder', () => {
+    const a = mkdtempSync(join(tmpdir(), 'w-'));
+    const b = mkdtempSync(join(tmpdir(), 'w-'));
+    writeFileSync(join(b, 'old.nft'), 'old\n');
+    const set: WriteSet = {
+      puts: [{ path: join(a, 'p.conf'), mode: '0644', content: 'conn p\n' }, { path: join(b, 'guard.nft'), mode: '0600', content: 'table inet x {}\n' }],
+      deletes: [join(b, 'old.nft')], includes: [],
+    };
+    const { script, stdin } = writeScript(set);
+    expect(runScript(script, stdin).status).toBe(0);
+    expect(readFileSync(join(a, 'p.conf'), 'utf8')).toBe('conn p\n');
+    expect(readFileSync(join(b, 'guard.nft'), 'utf8')).toBe('table inet x {}\n');
+    expect((statSync(join(b, 'guard.nft')).mode & 0o777).toString(8)).toBe('600');
+    expect(readdirSync(b)).toEqual(['guard.nft']);
+    expect(readdirSync(a)).toEqual(['p.conf']);
+  });
+
+  test('the new files are flushed to disk before they replace the old ones', () => {
+    const { script } = writeScript(change('/x', [{ name: 'a.secrets', mode: '0600', after: 'k\n' }]));
+    expect(script.indexOf('sync -- "$S0/0600"/*')).toBeGreaterThan(-1);
+    expect(script.indexOf('sync -- "$S0/0600"/*')).toBeLessThan(script.indexOf('mv -f -t "$D0"'));
   });
 });

@@ -1,0 +1,192 @@
+import { BACKENDS } from '../backends/index.js';
+import type { Inventory } from '../inventory/types.js';
+import { pskOf } from '../remote/facts.js';
+import { pairFile } from '../core/paths.js';
+import { drawKeys } from '../plan/keys.js';
+import type { Changeset, HostPlan, PairPlan } from '../plan/types.js';
+import type { RandomBytes } from '../psk.js';
+import { alive, fail, failed, interrupted, phase, type Ctx } from './context.js';
+import type { PairOutcome } from './outcome.js';
+import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
+import { install } from './steps/install.js';
+import { bringUp, reauth, reload, restart } from './steps/service.js';
+import { undoPair } from './steps/undo.js';
+import { verifyPairs } from './steps/verify.js';
+
+export interface ExecuteOptions {
+  verify: boolean;
+  random: RandomBytes;
+  /** Facts again for the hosts that installed, and the plan made anew from them (an explicit step). */
+  afterInstall(hosts: ReadonlySet<string>): Promise<Changeset>;
+}
+
+/**
+ * Applies a changeset, phase by phase; a phase is a barrier, so both peers of a pair hold
+ * their new files before either side loads them. A host that fails drops out; the rest go
+ * on. A key change lands on both ends of a pair or on neither: where one end failed, the
+ * other gets its previous files back (and rereads them), even after Ctrl-C.
+ */
+export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: ExecuteOptions): Promise<Map<string, PairOutcome>> {
+  let cs = first;
+  const outcomes = new Map<string, PairOutcome>();
+  const planOf = (h: string): HostPlan => cs.hosts.find((x) => x.host === h)!;
+  const did = (h: string, what: string): void => void (what && ctx.states.get(h)!.did.push(what));
+
+  // Install where packages are missing; what got installed is read again and planned for.
+  const installing = cs.hosts.filter((h) => h.install && alive(ctx, h.host));
+  const installed = new Set<string>();
+  await phase(ctx, installing, async (h) => {
+    const r = await install(ctx, h.host, h.install!);
+    if (!r.ok) return fail(ctx, h.host, r.outcome);
+    did(h.host, `installed ${r.packages}`);
+    installed.add(h.host);
+  });
+  if (installed.size) cs = await opts.afterInstall(installed);
+  for (const h of cs.hosts) if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
+
+  const pairs = cs.pairs.filter((p) => !p.skipped);
+  const current = new Map(pairs.map((p) => [p.name, pskOf(ctx.states.get(p.initiator)?.facts?.files.get(pairFile(p.name, 'secrets'))?.content)]).filter((e): e is [string, string] => Boolean(e[1])));
+  const keys = drawKeys(pairs, current, opts.random);
+  for (const p of pairs) if (p.notRotated) outcomes.set(p.name, { name: p.name, initiator: p.initiator, responder: p.responder, status: 'failed', reason: p.notRotated, directions: [] });
+
+  // Write every changed file, then check the config; a refused config is put back.
+  const wrote = new Set<string>();
+  const writing = cs.hosts.filter((h) => h.status === 'planned' && alive(ctx, h.host) && (h.includes.length || h.files.some((f) => f.action !== 'noop')));
+  await phase(ctx, writing, async (h) => {
+    const set = writeSet(h, keys);
+    const r = await writeFiles(ctx, h.host, 'write', set, BACKENDS[h.backend.id], h.backend.version);
+    if (!r.ok) return fail(ctx, h.host, r.outcome);
+    wrote.add(h.host);
+    did(h.host, describeWrite(set));
+  });
+  const touches = (h: string, p: PairPlan): boolean => planOf(h).files.some((f) => f.pair === p.name && f.action !== 'noop');
+  const landed = (h: string, p: PairPlan): boolean => !touches(h, p) || wrote.has(h);
+
+  /** Pairs whose change reached one end only: put back where it landed. */
+  const undone = new Set<string>();
+  const settleKeys = async (daemonsLoaded: boolean): Promise<void> => {
+    for (const p of pairs) {
+      if (undone.has(p.name) || !p.changed) continue;
+      const ends = [p.initiator, p.responder];
+      const broken = ends.find((h) => !alive(ctx, h) || !landed(h, p));
+      if (!broken) continue;
+      undone.add(p.name);
+      const o = ctx.states.get(broken)!.outcome;
+      const why = o && o.status !== 'unchanged' && o.status !== 'changed' && o.status !== 'planned' && o.status !== 'interrupted'
+        ? `${broken} ${o.status === 'failed' ? `failed at ${o.step}` : o.status}` : `${broken} was not written (interrupted)`;
+      const restored: string[] = [];
+      const problems: string[] = [];
+      for (const h of ends.filter((x) => touches(x, p) && wrote.has(x))) {
+        const r = await undoPair(ctx, h, planOf(h), ctx.states.get(h)!.facts!, p.name, daemonsLoaded && alive(ctx, h));
+        if (r.ok) restored.push(h);
+        else problems.push(r.error);
+      }
+      const back = restored.length ? `; ${restored.join(' and ')} ${restored.length > 1 ? 'have' : 'has'} the previous files back` : '';
+      outcomes.set(p.name, problems.length
+        ? { name: p.name, initiator: p.initiator, responder: p.responder, status: 'failed', reason: `not changed: ${why}${back}; ${problems.join('; ')}`, directions: [] }
+        : { name: p.name, initiator: p.initiator, responder: p.responder, status: 'skipped', reason: `not changed: ${why}${back}` });
+    }
+  };
+  await settleKeys(false);
+  const keep = (names: readonly string[]): string[] => names.filter((n) => !undone.has(n));
+
+  if (interrupted(ctx)) {
+    // The new keys are on disk on both ends of their pairs; the daemons must hold them too.
+    await Promise.all([...wrote].filter((h) => alive(ctx, h) && ctx.states.get(h)!.facts!.running &&
+      planOf(h).files.some((f) => f.kind === 'secrets' && f.action !== 'noop' && !undone.has(f.pair ?? '')))
+      .map(async (h) => {
+        const r = await reload(ctx, h, { ...planOf(h), reload: [], unload: [] }, true);
+        if (r.ok) r.did.forEach((x) => did(h, x));
+      }));
+    return outcomes;
+  }
+
+  // Restart where the package is new, includes changed or ipsec is down; else reload what changed.
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.service !== 'none'), async (h) => {
+    const facts = ctx.states.get(h.host)!.facts!;
+    if (h.service === 'reload') {
+      const r = await reload(ctx, h.host, { ...h, reload: h.reload.filter((c) => !undone.has(c.name)) }, h.files.some((f) => f.kind === 'secrets' && f.action !== 'noop'));
+      if (!r.ok) return fail(ctx, h.host, r.outcome);
+      r.did.forEach((x) => did(h.host, x));
+      return;
+    }
+    const conns = h.conns.filter((c) => !undone.has(c.name));
+    const r = await restart(ctx, h.host, h, facts.init, conns);
+    if (r.ok) return did(h.host, `ipsec restarted (${h.serviceReason})`);
+    if (!r.refused || !wrote.has(h.host) || !facts.running) return fail(ctx, h.host, r.outcome);
+    // It ran before this change: put the previous files back and start it again.
+    const daemon = r.outcome.status === 'failed' ? r.outcome.tail ?? '' : '';
+    const w = await writeFiles(ctx, h.host, 'roll back files', undoSet(h, facts, () => true), BACKENDS[h.backend.id], h.backend.version);
+    const again = w.ok ? await restart(ctx, h.host, h, facts.init, h.conns, 'restart ipsec (previous files)') : undefined;
+    wrote.delete(h.host);
+    fail(ctx, h.host, again?.ok
+      ? failed('restart ipsec', `ipsec did not start with the new files, so the previous files are back and ipsec runs again: ${daemon}`, 'Nothing changed on this host. Read the daemon message above (docs/troubleshooting.md), fix the cause, then re-run.')
+      : failed('restart ipsec', `ipsec did not start with the new files, and rolling back ${w.ok ? 'did not start it either' : 'failed'}: ${daemon}`, 'ipsec is DOWN on this host: `journalctl -u ipsec -n 50` there; see docs/troubleshooting.md.'));
+  });
+  await settleKeys(true);
+
+  // Initiators bring up the pairs they reloaded; a restarted daemon starts its conns itself.
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.service === 'reload' && keep(h.bringUp).length), async (h) => {
+    const r = await bringUp(ctx, h.host, h, keep(h.bringUp));
+    if (!r.ok) fail(ctx, h.host, r.outcome);
+  });
+
+  // A new key alone (rotated or repaired): the initiator proves it with a new IKE SA.
+  const proofFailed = new Map<string, string>();
+  await phase(ctx, pairs.filter((p) => !undone.has(p.name) && alive(ctx, p.initiator) && alive(ctx, p.responder) && planOf(p.initiator).service === 'reload' && planOf(p.initiator).reauth.includes(p.name)), async (p) => {
+    const r = await reauth(ctx, p.initiator, planOf(p.initiator), p.name);
+    if (r.ok) did(p.initiator, `re-authenticated ${p.name} with its new key`);
+    else proofFailed.set(p.name, `the new key did not authenticate with ${p.responder}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+  });
+  if (interrupted(ctx)) return outcomes;
+
+  // Verify every pair whose two hosts are fine, and roll back a pair that worked and broke.
+  const toCheck = pairs.filter((p) => !outcomes.has(p.name) && alive(ctx, p.initiator) && alive(ctx, p.responder));
+  const base = (p: PairPlan) => ({ name: p.name, initiator: p.initiator, responder: p.responder });
+  const address = (h: string): string => inv.hosts.get(h)!.address;
+  const verified = opts.verify ? await verifyPairs(ctx, inv.pairs.filter((x) => toCheck.some((p) => p.name === x.name) && !proofFailed.has(x.name)), address) : new Map<string, PairOutcome>();
+  const failures: [PairPlan, string][] = [];
+  for (const p of toCheck) {
+    const proof = proofFailed.get(p.name);
+    const o: PairOutcome = proof ? { ...base(p), status: 'failed', reason: proof, directions: [] }
+      : opts.verify ? verified.get(p.name) ?? { ...base(p), status: 'failed', reason: 'not verified (interrupted)', directions: [] }
+        : { ...base(p), status: 'unverified', reason: '--no-verify' };
+    // A refused key took the pair down: it gets its old key back even under --no-verify.
+    if (o.status === 'failed' && p.changed && p.upBefore && !interrupted(ctx)) failures.push([p, o.reason]);
+    else outcomes.set(p.name, o);
+  }
+  await rollBack(ctx, failures, planOf, outcomes, address);
+  for (const p of toCheck) if (outcomes.get(p.name)?.status !== 'unverified') ctx.hooks.onPairDone?.(outcomes.get(p.name)!);
+  return outcomes;
+}
+
+/**
+ * Puts the pairs' previous files back on both ends, makes the daemons take them, brings each
+ * pair up with them and verifies it again.
+ */
+async function rollBack(ctx: Ctx, failures: [PairPlan, string][], planOf: (h: string) => HostPlan, outcomes: Map<string, PairOutcome>,
+  address: (h: string) => string): Promise<void> {
+  if (!failures.length) return;
+  const back: [PairPlan, string][] = [];
+  await phase(ctx, failures, async ([p, why]) => {
+    const base = { name: p.name, initiator: p.initiator, responder: p.responder };
+    for (const h of [p.initiator, p.responder]) {
+      const r = await undoPair(ctx, h, planOf(h), ctx.states.get(h)!.facts!, p.name, true);
+      if (!r.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: ${r.error}`, directions: [] });
+    }
+    const up = await reauth(ctx, p.initiator, planOf(p.initiator), p.name, `roll back ${p.name}: bring up`);
+    if (!up.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`, directions: [] });
+    back.push([p, why]);
+  });
+  const pairs = back.map(([p]) => ({ name: p.name, initiator: p.initiator, responder: p.responder, left: p.hosts[0], right: p.hosts[1], responderMode: 'route' as const }));
+  const after = await verifyPairs(ctx, pairs, address);
+  for (const [p, why] of back) {
+    const a = after.get(p.name);
+    outcomes.set(p.name, {
+      name: p.name, initiator: p.initiator, responder: p.responder, status: 'rolled-back', reason: why,
+      restored: a?.status === 'verified' ? 'the previous files are back and the pair is ESP-verified with them'
+        : `the previous files are back, but the pair does not verify with them either: ${a?.status === 'failed' ? a.reason : 'not verified'}`,
+      directions: a && (a.status === 'verified' || a.status === 'failed') ? a.directions : [],
+    });
+  }
+}

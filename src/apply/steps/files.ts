@@ -1,0 +1,54 @@
+import type { Backend } from '../../backends/index.js';
+import type { Facts } from '../../remote/facts.js';
+import { KEY_SLOT, type FileChange, type HostPlan } from '../../plan/types.js';
+import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import type { HostOutcome } from '../outcome.js';
+import { WRITE_EXIT, writeScript, type WriteSet } from '../scripts.js';
+
+/** The host's changed files with their keys in place: what the write script sends over stdin. */
+export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, only?: (f: FileChange) => boolean): WriteSet {
+  const changed = plan.files.filter((f) => f.action !== 'noop' && (!only || only(f)));
+  return {
+    puts: changed.filter((f) => f.action !== 'delete').map((f) => ({ path: f.path, mode: f.mode, content: withKey(f, keys) })),
+    deletes: changed.filter((f) => f.action === 'delete').map((f) => f.path),
+    includes: only ? [] : plan.includes,
+    stale: only ? [] : plan.staleStaging,
+  };
+}
+
+function withKey(f: FileChange, keys: ReadonlyMap<string, string>): string {
+  if (!f.content.includes(KEY_SLOT)) return f.content;
+  const key = f.pair ? keys.get(f.pair) : undefined;
+  if (!key) throw new Error(`no key drawn for ${f.pair}: a bug in provision`);
+  return f.content.replace(KEY_SLOT, key);
+}
+
+/** The files as they were before a change, from the facts: what an undo writes back. */
+export function undoSet(plan: HostPlan, facts: Facts, only: (f: FileChange) => boolean): WriteSet {
+  const set: WriteSet = { puts: [], deletes: [], includes: [] };
+  for (const f of plan.files.filter((x) => x.action !== 'noop' && only(x))) {
+    const before = facts.files.get(f.path);
+    if (before?.content === undefined) set.deletes.push(f.path);
+    else set.puts.push({ path: f.path, mode: before.mode === '600' ? '0600' : '0644', content: before.content });
+  }
+  return set;
+}
+
+/** Writes a set of files on a host, atomically as a whole; the config is checked and a refused one put back. */
+export async function writeFiles(ctx: Ctx, host: string, step: string, set: WriteSet, backend: Backend, version: string): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+  const { script, stdin } = writeScript(set, backend.commands({ version }).checkConfig);
+  const r = await runStep(ctx, host, step, script, STEP_TIMEOUT.write, stdin);
+  if (!r.ok) return r;
+  if (r.code === 0) return { ok: true };
+  if (r.code === WRITE_EXIT.checkFailed) {
+    return { ok: false, outcome: failed('check config', `${backend.package} rejected the new config, so the previous files are back`,
+      'Look at the file and line named above; an operator conn in /etc/ipsec.d that no longer parses can cause it. Nothing changed on this host.', { exitCode: r.code, output: r.stderr }) };
+  }
+  return { ok: false, outcome: failed(step, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', { exitCode: r.code, output: r.stderr }) };
+}
+
+export function describeWrite(set: WriteSet): string {
+  const n = set.puts.length;
+  const d = set.deletes.length;
+  return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : ''].filter(Boolean).join(', ');
+}

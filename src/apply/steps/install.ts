@@ -1,0 +1,57 @@
+import { quote } from '../../core/shell.js';
+import type { Install } from '../../plan/types.js';
+import { DPKG_LOCK_WAIT, failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import type { HostOutcome } from '../outcome.js';
+
+/** Exit code of the install script when apt offers none of the packages, even after an update. */
+const NO_CANDIDATE = 100;
+
+/**
+ * Installs the packages, as the recipe does (`apt-get update && apt-get install`) but only
+ * updating when apt offers no candidate: lists missing, or older than the sources. For
+ * `auto` the choice is the first set apt offers after the update. A failing third-party
+ * source does not stop the update from being used.
+ */
+export function installScript(install: Install): string {
+  const choices = install.choose?.map((c) => c.packages) ?? [install.packages];
+  const pick = choices.map((ps, i) => `${i ? 'elif' : 'if'} have ${ps.map(quote).join(' ')}; then echo ${quote(ps.join(' '))}`).join('\n  ');
+  return `set -u
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+apt="apt-get -q -o DPkg::Lock::Timeout=${DPKG_LOCK_WAIT}"
+have() { for p; do apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1; done; }
+pick() {
+  ${pick}
+  fi
+}
+pkgs=$(pick)
+if [ -z "$pkgs" ]; then
+  $apt update >/dev/null 2>/tmp/.provision-apt-update.$$ || true
+  pkgs=$(pick)
+  if [ -z "$pkgs" ]; then tail -n 3 /tmp/.provision-apt-update.$$ >&2; rm -f /tmp/.provision-apt-update.$$; exit ${NO_CANDIDATE}; fi
+  rm -f /tmp/.provision-apt-update.$$
+fi
+echo "installing $pkgs"
+$apt -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -y $pkgs >/dev/null
+`;
+}
+
+/** What the install did, or why it failed, named for the operator. */
+export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ ok: true; packages: string } | { ok: false; outcome: HostOutcome }> {
+  const wanted = plan.choose ? plan.choose.map((c) => c.packages[0]).join(', ').replace(/, ([^,]*)$/, ' or $1') : plan.packages.join(' ');
+  const step = plan.choose ? 'install (auto)' : `install ${wanted}`;
+  const r = await runStep(ctx, host, step, installScript(plan), STEP_TIMEOUT.install);
+  if (!r.ok) return r;
+  const packages = /^installing (.+)$/m.exec(r.stdout)?.[1] ?? wanted;
+  if (r.code === 0) return { ok: true, packages };
+  const out = r.stderr + r.stdout;
+  if (r.code === NO_CANDIDATE) {
+    return { ok: false, outcome: failed(step, `apt has no candidate for ${wanted}, even after apt-get update`, 'Check /etc/apt/sources.list on the host (libreswan is in Debian main and Ubuntu universe), or choose another backend.', { exitCode: r.code, output: out }) };
+  }
+  if (/Could not get lock|dpkg frontend lock|is held by process/.test(out)) {
+    return { ok: false, outcome: failed(step, `another process held the dpkg lock for ${DPKG_LOCK_WAIT} s`, 'Wait for the other apt or unattended-upgrades run to finish (`ps aux | grep -E "apt|dpkg"`), then re-run.', { exitCode: r.code, output: out }) };
+  }
+  if (/Unable to locate package|has no installation candidate/.test(out)) {
+    return { ok: false, outcome: failed(step, `apt has no package ${packages}`, 'Check /etc/apt/sources.list on the host, or choose another backend.', { exitCode: r.code, output: out }) };
+  }
+  return { ok: false, outcome: failed(step, `apt-get install ${packages} failed (exit ${r.code})`, `Run \`apt-get install ${packages}\` on the host to see the whole error; fix apt, then re-run.`, { exitCode: r.code, output: out }) };
+}

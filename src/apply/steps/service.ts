@@ -1,0 +1,58 @@
+import { BACKENDS, type ConnLoad } from '../../backends/index.js';
+import type { HostPlan } from '../../plan/types.js';
+import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import type { HostOutcome } from '../outcome.js';
+import { restartScript } from '../scripts.js';
+
+type Result = { ok: true; did: string[] } | { ok: false; outcome: HostOutcome };
+
+/** Reload only what changed: retired conns down, secrets reread, then each changed conn; other tunnels stay up. */
+export function reloadScript(plan: Pick<HostPlan, 'unload' | 'reload' | 'backend'>, reread: boolean): string {
+  const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
+  const parts = ['set -e'];
+  if (plan.unload.length) parts.push(cmd.unloadConns(plan.unload));
+  if (reread) parts.push(`${cmd.rereadSecrets} >/dev/null`);
+  if (plan.reload.length) parts.push(cmd.reloadConns(plan.reload));
+  return parts.join('\n') + '\n';
+}
+
+export async function reload(ctx: Ctx, host: string, plan: HostPlan, reread: boolean): Promise<Result> {
+  const r = await runStep(ctx, host, 'reload conns', reloadScript(plan, reread), STEP_TIMEOUT.service);
+  if (!r.ok) return r;
+  const names = [...plan.reload.map((c) => c.name), ...plan.unload].join(', ');
+  if (r.code !== 0) {
+    return { ok: false, outcome: failed('reload conns', `reloading ${names || 'the secrets'} failed (exit ${r.code})`, 'See docs/troubleshooting.md; `ipsec status` on the host.', { exitCode: r.code, output: r.stderr }) };
+  }
+  const did: string[] = [];
+  if (reread) did.push('secrets reread');
+  if (plan.reload.length) did.push(`reloaded ${plan.reload.map((c) => c.name).join(', ')}`);
+  if (plan.unload.length) did.push(`retired ${plan.unload.join(', ')}`);
+  return { ok: true, did };
+}
+
+/** Restarts ipsec; `false` with the daemon's message when it will not start. */
+export async function restart(ctx: Ctx, host: string, plan: HostPlan, init: 'systemd' | 'sysv', conns: readonly ConnLoad[], step = 'restart ipsec'): Promise<{ ok: true } | { ok: false; outcome: HostOutcome; refused: boolean }> {
+  const after = BACKENDS[plan.backend.id].commands({ version: plan.backend.version }).afterRestart(conns);
+  const r = await runStep(ctx, host, step, restartScript(init, after), STEP_TIMEOUT.service);
+  if (!r.ok) return { ...r, refused: false };
+  if (r.code === 0) return { ok: true };
+  return { ok: false, refused: true, outcome: failed(step, 'ipsec did not start', 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.', { exitCode: r.code, output: r.stderr }) };
+}
+
+/** Initiators bring up the pairs they reloaded; a restarted daemon starts its conns itself. */
+export async function bringUp(ctx: Ctx, host: string, plan: HostPlan, names: readonly string[]): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+  const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
+  const r = await runStep(ctx, host, 'bring up', names.map((n) => cmd.up(n)).join('\n') + '\n', STEP_TIMEOUT.service);
+  if (!r.ok) return r;
+  if (r.code !== 0) return { ok: false, outcome: failed('bring up', `starting ${names.join(', ')} failed (exit ${r.code})`, 'Run `ipsec status` on the host; see docs/troubleshooting.md.', { exitCode: r.code, output: r.stderr + r.stdout }) };
+  return { ok: true };
+}
+
+/** The initiator proves a new key with a new IKE SA; a refusal is the pair's failure, not the host's. */
+export async function reauth(ctx: Ctx, host: string, plan: HostPlan, pair: string, step = `re-authenticate ${pair}`): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
+  const r = await runStep(ctx, host, step, cmd.reauth(pair), STEP_TIMEOUT.reauth);
+  if (!r.ok) return { ok: false, reason: r.outcome.status === 'failed' ? r.outcome.error : `${host} ${r.outcome.status}` };
+  if (r.code !== 0) return { ok: false, reason: `the new key did not authenticate: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+  return { ok: true };
+}

@@ -1,0 +1,58 @@
+import type { Inventory, PlannedPair } from '../inventory/types.js';
+import { nearest } from '../inventory/issues.js';
+import { UsageError } from './flags.js';
+
+function glob(pattern: string): RegExp {
+  return new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+}
+
+/**
+ * The hosts --limit names: host names, group names, and globs over host names
+ * (`--limit 'web-*'`), comma-separated or repeated. Each item must match something.
+ */
+export function resolveLimit(values: readonly string[] | undefined, inv: Inventory): Set<string> | undefined {
+  if (!values || values.length === 0) return undefined;
+  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const out = new Set<string>();
+  const unknown: string[] = [];
+  for (const item of items) {
+    if (inv.hosts.has(item)) out.add(item);
+    else if (inv.groups.has(item)) inv.groups.get(item)!.forEach((h) => out.add(h));
+    else if (/[*?]/.test(item)) {
+      const re = glob(item);
+      const hits = [...inv.hosts.keys()].filter((h) => re.test(h));
+      if (hits.length === 0) unknown.push(`${item} (matches no host)`);
+      hits.forEach((h) => out.add(h));
+    } else {
+      const near = nearest(item, [...inv.hosts.keys(), ...inv.groups.keys()]);
+      unknown.push(near ? `${item} (did you mean ${near}?)` : item);
+    }
+  }
+  if (unknown.length) throw new UsageError(`--limit names host(s) not in the inventory: ${unknown.join(', ')}`);
+  return out;
+}
+
+/**
+ * The pairs --rotate-psk names, as conn names: every pair in scope when it names none. A
+ * pair is named by its conn name or by its two hosts, "a,b" in either order.
+ */
+export function parseRotate(values: readonly string[], inv: Inventory, limit: ReadonlySet<string> | undefined): Set<string> {
+  const pairs = inv.pairs;
+  const inScope = (p: PlannedPair): boolean => !limit || (limit.has(p.initiator) && limit.has(p.responder));
+  const names = values.map((v) => v.trim()).filter(Boolean);
+  if (names.length === 0) return new Set(pairs.filter(inScope).map((p) => p.name));
+  const out = new Set<string>();
+  for (const n of names) {
+    const hosts = n.split(',').map((h) => h.trim());
+    const found = hosts.length === 2
+      ? pairs.find((p) => (p.left === hosts[0] && p.right === hosts[1]) || (p.left === hosts[1] && p.right === hosts[0]))
+      : pairs.find((p) => p.name === n);
+    if (!found) {
+      const known = pairs.slice(0, 5).map((p) => p.name).join(', ') + (pairs.length > 5 ? ', ...' : '');
+      throw new UsageError(`--rotate-psk: no pair ${JSON.stringify(n)} in the inventory (pairs: ${known || 'none'}); name a pair by its conn name or as "host-a,host-b"`);
+    }
+    if (!inScope(found)) throw new UsageError(`--rotate-psk ${n}: rotating needs both ${found.initiator} and ${found.responder}, but --limit leaves one out`);
+    out.add(found.name);
+  }
+  return out;
+}

@@ -1,0 +1,31 @@
+/** Where provision's files live on a host. */
+export const CONF_DIR = '/etc/ipsec.d';
+
+/** A line that must be present in a file the operator owns (ipsec.conf, ipsec.secrets). */
+export interface IncludeLine {
+  path: string;
+  line: string;
+}
+
+/** Every backend needs both: Debian's libreswan ships them, openswan and strongswan-starter do not. */
+export const INCLUDES: readonly IncludeLine[] = [
+  { path: '/etc/ipsec.conf', line: 'include /etc/ipsec.d/*.conf' },
+  { path: '/etc/ipsec.secrets', line: 'include /etc/ipsec.d/*.secrets' },
+];
+
+/** Where a pair's files live on its hosts, by conn name; and back, from a path to a conn. */
+export const pairFile = (name: string, kind: 'conf' | 'secrets'): string => `${CONF_DIR}/${name}.${kind}`;
+
+export function pairOfFile(path: string): { name: string; kind: 'conf' | 'secrets' } | undefined {
+  const m = /^(.+)\.(conf|secrets)$/.exec(path.startsWith(`${CONF_DIR}/`) ? path.slice(CONF_DIR.length + 1) : '');
+  return m && !m[1]!.includes('/') ? { name: m[1]!, kind: m[2] as 'conf' | 'secrets' } : undefined;
+}
+
+/** Every file provision may manage on a host, as shell globs: the facts script reads these. */
+export const MANAGED_GLOBS: readonly string[] = [
+  `${CONF_DIR}/*.conf`,
+  `${CONF_DIR}/*.secrets`,
+  '/etc/provision/*.nft',
+  '/etc/strongswan.d/provision.conf',
+  '/etc/systemd/system/provision-guard.service',
+];

@@ -1,0 +1,161 @@
+import type { Backend, ConnLoad } from '../backends/index.js';
+import { ownerWord } from '../core/ownership.js';
+import { redactFound } from '../core/redact.js';
+import { pairOfFile } from '../core/paths.js';
+import type { HostSpec } from '../inventory/types.js';
+import type { Facts } from '../remote/facts.js';
+import { pskOf } from '../remote/facts.js';
+import { pairFiles, type HostConn } from './desired.js';
+import { KEY_SLOT, type FileChange, type HostPlan, type Install, type KeyState, type ServiceAction } from './types.js';
+
+export interface HostInput {
+  fleet: string;
+  host: HostSpec;
+  conns: HostConn[];
+  backend: Backend;
+  version: string;
+  assumed: boolean;
+  install?: Install;
+  facts: Facts;
+  /** Key decisions of the pairs that run this time, by conn name; pairs absent here are left as they are. */
+  keys: ReadonlyMap<string, KeyState>;
+  prune: boolean;
+  retireLegacy: boolean;
+}
+
+type Body = Omit<HostPlan, 'host' | 'address' | 'ssh' | 'status' | 'problems' | 'backend' | 'facts'>;
+
+/**
+ * What one host needs, against what it has: files to create, update or delete, include
+ * lines, and the service action that follows. Problems (a file of someone else where ours
+ * goes, a conn name the operator already uses) block the host: nothing is done there.
+ */
+export function planHost(input: HostInput): { body: Body; problems: { problem: string; hint: string }[] } {
+  const { facts: f, backend, fleet } = input;
+  const problems: { problem: string; hint: string }[] = [];
+  const files: FileChange[] = [];
+  const reload: ConnLoad[] = [];
+  const bringUp: string[] = [];
+  const reauth: string[] = [];
+  const conns: ConnLoad[] = [];
+  let secretsChanged = false;
+  const planned = new Set<string>();
+
+  for (const c of input.conns) {
+    const desired = pairFiles(fleet, input.host, c, backend, { version: input.version });
+    for (const d of desired) planned.add(d.path);
+    const name = c.pair.name;
+    const auto = c.role === 'initiator' ? 'start' : c.pair.responderMode;
+    const key = input.keys.get(name);
+    if (key === undefined) {
+      // Not in this run (its peer is outside --limit, say): left as it is.
+      if (f.files.has(desired[0]!.path)) conns.push({ name, auto });
+      continue;
+    }
+    conns.push({ name, auto });
+    for (const other of f.conns.filter((x) => x.name === name && x.file !== desired[0]!.path)) {
+      problems.push({
+        problem: `conn ${name} is already defined in ${other.file}`,
+        hint: `Give the pair another name with \`name:\` in the inventory, or rename the operator's conn in ${other.file}.`,
+      });
+    }
+    let confChanged = false;
+    let keyChanged = false;
+    for (const d of desired) {
+      const found = f.files.get(d.path);
+      if (found && found.owner.kind === 'operator') {
+        problems.push({ problem: `${d.path} exists and was not written by provision`, hint: 'Rename the pair with `name:` in the inventory, or move the operator\'s file away if it is obsolete.' });
+        continue;
+      }
+      if (found?.owner.kind === 'fleet' && found.owner.fleet !== fleet) {
+        problems.push({
+          problem: `${d.path} belongs to ${ownerWord(found.owner)}, another inventory`,
+          hint: `A pair is managed by one inventory: remove it from ${found.owner.fleet}'s inventory (and run that) or from this one.`,
+        });
+        continue;
+      }
+      // What the file would hold with the key it keeps: a kept key is compared as written.
+      const kept = d.kind === 'secrets' && key === 'unchanged' ? pskOf(found?.content) : undefined;
+      const wanted = kept ? d.content.replace(KEY_SLOT, kept) : d.content;
+      const sameContent = found?.content === wanted;
+      const action = !found ? 'create' : key !== 'unchanged' && d.kind === 'secrets' ? 'update' : !sameContent || found.mode !== d.mode.slice(1) ? 'update' : 'noop';
+      const why = found?.owner.kind === 'legacy' ? 'adopted: written by provision before fleets' : action === 'update' && sameContent ? `mode 0${found!.mode} → ${d.mode}` : undefined;
+      if (action !== 'noop' && d.kind === 'secrets') {
+        secretsChanged = true;
+        if (key !== 'unchanged') keyChanged = true;
+      } else if (action !== 'noop' && (!found?.content || meaningful(found.content) !== meaningful(wanted))) {
+        // A conn whose comments alone change (a header adopted from before fleets) is
+        // rewritten, not replaced: replacing would take its SAs down.
+        confChanged = true;
+      }
+      files.push({
+        path: d.path, mode: d.mode, action, pair: name, kind: d.kind, content: d.content,
+        ...(found?.content !== undefined ? { before: d.kind === 'secrets' ? redactFound(found.content) : found.content } : {}),
+        ...(d.kind === 'secrets' ? { keyState: key } : {}), ...(why ? { why } : {}),
+      });
+    }
+    // A changed conn is replaced (its SAs go with it) and brought up again. A changed key
+    // alone keeps the SAs: both peers reread secrets, then the initiator re-authenticates.
+    if (confChanged) {
+      reload.push({ name, auto });
+      if (c.role === 'initiator') bringUp.push(name);
+    } else if (keyChanged && c.role === 'initiator') {
+      reauth.push(name);
+    }
+  }
+
+  // Retire: our files (by their header) of pairs no longer planned; files from before fleets
+  // only when asked. An operator's file, or another fleet's, is never touched.
+  const unload: string[] = [];
+  const legacy: string[] = [];
+  for (const found of f.files.values()) {
+    if (planned.has(found.path)) continue;
+    const of = pairOfFile(found.path);
+    if (!of) continue;
+    const ours = found.owner.kind === 'fleet' && found.owner.fleet === fleet;
+    if (found.owner.kind === 'legacy' && !input.retireLegacy) {
+      legacy.push(found.path);
+      continue;
+    }
+    if (!input.prune || !(ours || found.owner.kind === 'legacy')) continue;
+    files.push({
+      path: found.path, mode: of.kind === 'secrets' ? '0600' : '0644', action: 'delete', pair: of.name, kind: of.kind, content: '',
+      ...(found.content !== undefined ? { before: of.kind === 'secrets' ? redactFound(found.content) : found.content } : {}),
+    });
+    if (of.kind === 'conf') unload.push(of.name);
+  }
+
+  // A host without pairs needs no include lines (and may have no ipsec at all).
+  const includes = input.conns.length ? f.missingIncludes : [];
+  const changed = reload.length > 0 || unload.length > 0 || secretsChanged;
+  return {
+    body: {
+      ...(input.install ? { install: input.install } : {}),
+      files, includes,
+      ...service(input, includes.length > 0, changed),
+      reload, bringUp, reauth, conns, unload, legacy,
+      staleStaging: f.staleStaging,
+    },
+    problems,
+  };
+}
+
+function meaningful(text: string): string {
+  return text.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+}
+
+function service(input: HostInput, includes: boolean, changed: boolean): { service: ServiceAction; serviceReason: string } {
+  const f = input.facts;
+  if (input.conns.length === 0) {
+    return changed && f.running
+      ? { service: 'reload', serviceReason: 'retired conns are taken down' }
+      : { service: 'none', serviceReason: 'no pairs on this host' };
+  }
+  if (input.install?.packages.some((p) => input.backend.packages.includes(p))) {
+    return { service: 'restart', serviceReason: `${input.backend.package} is installed by this run` };
+  }
+  if (includes) return { service: 'restart', serviceReason: 'include lines were added' };
+  if (!f.running) return { service: 'restart', serviceReason: 'ipsec is not running' };
+  if (changed) return { service: 'reload', serviceReason: 'only what changed; other tunnels stay up' };
+  return { service: 'none', serviceReason: 'nothing changed' };
+}

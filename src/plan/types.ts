@@ -1,0 +1,118 @@
+import type { BackendId, SshSettings } from '../inventory/types.js';
+import type { ConnLoad } from '../backends/index.js';
+import type { IncludeLine } from '../core/paths.js';
+
+// The changeset: what a run will do, as data. The planner makes it from the inventory and
+// the facts of every host; the dry run renders it; the executor applies exactly it. It
+// holds no key: secrets files carry a placeholder that the executor fills in as it writes.
+
+/** The closed set of things that can happen to a file; the glyph is what people see. */
+export const FILE_ACTIONS = { create: '+', update: '~', delete: '-', noop: ' ' } as const;
+export type FileAction = keyof typeof FILE_ACTIONS;
+
+export type KeyState = 'new' | 'unchanged' | 'rotated' | 'repaired';
+
+/** How the two ends' keys compare, as a saved plan records it: never a key, never a hash of one. */
+export type KeyAgreement = 'agree' | 'disagree' | 'missing' | 'weak';
+
+export interface FileChange {
+  path: string;
+  mode: '0644' | '0600';
+  action: FileAction;
+  /** The pair the file belongs to, for pair files. */
+  pair?: string;
+  kind: 'conf' | 'secrets' | 'guard' | 'unit' | 'daemon';
+  /**
+   * The content written. For secrets files the key is the placeholder KEY_SLOT; what
+   * replaces it is the pair's key, decided by `keyState`.
+   */
+  content: string;
+  keyState?: KeyState;
+  /** The content on the host now, for the diff; secrets files with their keys redacted. */
+  before?: string;
+  /** Why, when it is not obvious: "adopted from before fleets", "mode 0644 → 0600". For display. */
+  why?: string;
+}
+
+export type ServiceAction = 'restart' | 'reload' | 'none';
+
+export interface Install {
+  packages: string[];
+  /** apt has no candidate yet: apt-get update first. */
+  aptUpdate: boolean;
+  /** For `backend: auto` on a host whose apt knows no candidate yet: the choice is made after the update, in this order. */
+  choose?: { backend: BackendId; packages: string[] }[];
+}
+
+export type HostStatus =
+  /** Facts read, changes planned (possibly none). */
+  | 'planned'
+  /** Something on the host stops the plan for it; nothing is done there. */
+  | 'blocked'
+  /** Not contacted: outside --limit, or the offline plan. */
+  | 'unread';
+
+export interface HostPlan {
+  host: string;
+  address: string;
+  ssh: SshSettings;
+  status: HostStatus;
+  /** Why a blocked host is blocked, each with what to do. */
+  problems: { problem: string; hint: string }[];
+  backend: { id: BackendId; package: string; version: string; assumed: boolean };
+  install?: Install;
+  files: FileChange[];
+  includes: IncludeLine[];
+  service: ServiceAction;
+  /** Why the service action: for display only. */
+  serviceReason: string;
+  reload: ConnLoad[];
+  /** Pairs this host initiates whose conn changed: brought up after every host reloaded. */
+  bringUp: string[];
+  /** Pairs this host initiates whose key changed while their conn did not: re-authenticated. */
+  reauth: string[];
+  /** Every conn the host holds, with its auto=; for what follows a restart. */
+  conns: ConnLoad[];
+  /** Conns of retired pairs (their files are deleted): taken down and unloaded. */
+  unload: string[];
+  /** Files of provision from before fleets, not planned here: left alone unless --retire-legacy. */
+  legacy: string[];
+  /** Staging folders a killed write left behind: removed by the next write. */
+  staleStaging: string[];
+  /** A digest of the facts the plan was made from; a saved plan is refused where it changed. */
+  facts?: string;
+}
+
+export interface PairPlan {
+  name: string;
+  hosts: [string, string];
+  initiator: string;
+  responder: string;
+  responderMode: 'route' | 'add';
+  key: KeyState;
+  agreement: KeyAgreement;
+  /** Its conn or its key changes in this run. */
+  changed: boolean;
+  /** Both ends held ESP SAs for each other before this run (from the initiator's kernel). */
+  upBefore: boolean;
+  /** Why a rotation asked for was not planned (the pair keeps its key). */
+  notRotated?: string;
+  /** Why the pair is left out of this run: a host outside --limit, blocked, or not read. */
+  skipped?: string;
+}
+
+export interface Changeset {
+  version: 2;
+  /** The version of provision that made it. */
+  tool: string;
+  mode: 'offline' | 'live';
+  inventory: { file: string; fleet: string };
+  hosts: HostPlan[];
+  pairs: PairPlan[];
+  /** Pairs no longer in the inventory whose files are on a host: conn name → hosts. */
+  retired: { name: string; hosts: string[] }[];
+  warnings: string[];
+}
+
+/** What stands in for a key in a planned secrets file, until the executor writes it. */
+export const KEY_SLOT = '\u0000KEY\u0000';
