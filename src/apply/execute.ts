@@ -8,6 +8,7 @@ import type { RandomBytes } from '../psk.js';
 import { alive, fail, failed, interrupted, phase, type Ctx } from './context.js';
 import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
+import { applyGuard, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
 import { bringUp, reauth, reload, restart } from './steps/service.js';
 import { undoPair } from './steps/undo.js';
@@ -54,7 +55,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   const writing = cs.hosts.filter((h) => h.status === 'planned' && alive(ctx, h.host) && (h.includes.length || h.files.some((f) => f.action !== 'noop')));
   await phase(ctx, writing, async (h) => {
     const set = writeSet(h, keys);
-    const r = await writeFiles(ctx, h.host, 'write', set, BACKENDS[h.backend.id], h.backend.version);
+    const r = await writeFiles(ctx, h.host, 'write', set, { backend: BACKENDS[h.backend.id], version: h.backend.version });
     if (!r.ok) return fail(ctx, h.host, r.outcome);
     wrote.add(h.host);
     did(h.host, describeWrite(set));
@@ -101,6 +102,13 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     return outcomes;
   }
 
+  // The guard is in place before any IKE daemon is touched: a restart below cannot leak.
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit)), async (h) => {
+    const r = await applyGuard(ctx, h, cs.inventory.fleet);
+    if (!r.ok) return fail(ctx, h.host, r.outcome);
+    did(h.host, r.did);
+  });
+
   // Restart where the package is new, includes changed or ipsec is down; else reload what changed.
   await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.service !== 'none'), async (h) => {
     const facts = ctx.states.get(h.host)!.facts!;
@@ -116,7 +124,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     if (!r.refused || !wrote.has(h.host) || !facts.running) return fail(ctx, h.host, r.outcome);
     // It ran before this change: put the previous files back and start it again.
     const daemon = r.outcome.status === 'failed' ? r.outcome.tail ?? '' : '';
-    const w = await writeFiles(ctx, h.host, 'roll back files', undoSet(h, facts, () => true), BACKENDS[h.backend.id], h.backend.version);
+    const w = await writeFiles(ctx, h.host, 'roll back files', undoSet(h, facts, () => true), { backend: BACKENDS[h.backend.id], version: h.backend.version });
     const again = w.ok ? await restart(ctx, h.host, h, facts.init, h.conns, 'restart ipsec (previous files)') : undefined;
     wrote.delete(h.host);
     fail(ctx, h.host, again?.ok
@@ -157,6 +165,15 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   }
   await rollBack(ctx, failures, planOf, outcomes, address);
   for (const p of toCheck) if (outcomes.get(p.name)?.status !== 'unverified') ctx.hooks.onPairDone?.(outcomes.get(p.name)!);
+
+  // Peers whose pairs verified join the guard (on both ends); until then it drops nothing for them.
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard?.joins.length), async (h) => {
+    const joining = h.guard!.joins.filter((j) => outcomes.get(j.pair)?.status === 'verified').map((j) => j.address);
+    if (!joining.length) return;
+    const r = await joinGuard(ctx, h, cs.inventory.fleet, joining);
+    if (!r.ok) return fail(ctx, h.host, r.outcome);
+    did(h.host, `guard: ${joining.join(', ')} joined`);
+  });
   return outcomes;
 }
 
@@ -178,8 +195,7 @@ async function rollBack(ctx: Ctx, failures: [PairPlan, string][], planOf: (h: st
     if (!up.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`, directions: [] });
     back.push([p, why]);
   });
-  const pairs = back.map(([p]) => ({ name: p.name, initiator: p.initiator, responder: p.responder, left: p.hosts[0], right: p.hosts[1], responderMode: 'route' as const }));
-  const after = await verifyPairs(ctx, pairs, address);
+  const after = await verifyPairs(ctx, back.map(([p]) => p), address);
   for (const [p, why] of back) {
     const a = after.get(p.name);
     outcomes.set(p.name, {

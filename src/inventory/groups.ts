@@ -28,7 +28,7 @@ export function readGroups(value: unknown, names: ReadonlySet<string>, section: 
 }
 
 /** Settings a host takes from its groups; two groups that set one key differently are a mistake. */
-export function fromGroups(host: string, groups: [string, RawGroup][], report: Report): { ssh: RawSsh; backend?: BackendChoice } {
+export function fromGroups(host: string, groups: [string, RawGroup][], report: Report): { ssh: RawSsh; backend?: BackendChoice; guard?: boolean } {
   const ssh: Record<string, unknown> = {};
   const from: Record<string, string> = {};
   let backend: BackendChoice | undefined;
@@ -52,7 +52,9 @@ export function fromGroups(host: string, groups: [string, RawGroup][], report: R
       backendFrom ||= g;
     }
   }
-  return { ssh: ssh as RawSsh, ...(backend ? { backend } : {}) };
+  // Any group that turns the guard off turns it off for its hosts.
+  const guards = groups.map(([, g]) => g.ipsec?.guard).filter((g): g is boolean => g !== undefined);
+  return { ssh: ssh as RawSsh, ...(backend ? { backend } : {}), ...(guards.length ? { guard: guards.every(Boolean) } : {}) };
 }
 
 export function readMeshes(yaml: ParsedYaml, value: unknown, names: ReadonlySet<string>, groups: ReadonlyMap<string, RawGroup>,
@@ -85,7 +87,7 @@ export function readMeshes(yaml: ParsedYaml, value: unknown, names: ReadonlySet<
       report(['meshes', i, m.hosts ? 'hosts' : 'groups'], `mesh ${shown(m.name)} has ${seen.size} host${seen.size === 1 ? '' : 's'}`, 'A mesh needs at least two hosts: list them under `hosts:` or name groups under `groups:`.');
       return;
     }
-    out.push({ name: m.name, hosts: [...seen], ...(m.responder ? { responder: m.responder } : {}), at: yaml.locate(['meshes', i]) });
+    out.push({ name: m.name, hosts: [...seen], ...(m.responder ? { responder: m.responder } : {}), ...(m.guard !== undefined ? { guard: m.guard } : {}), at: yaml.locate(['meshes', i]) });
   });
   return out;
 }

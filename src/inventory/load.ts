@@ -99,6 +99,7 @@ export function loadInventory(text: string, file: string): Inventory {
       family: family ?? 4,
       ssh,
       backend: h.ipsec?.backend ?? inherited.backend ?? defaults.ipsec?.backend ?? 'auto',
+      guard: h.ipsec?.guard ?? inherited.guard ?? defaults.ipsec?.guard ?? true,
       groups: mine.map(([g]) => g),
       at: yaml.locate(['hosts', name], true),
     });
@@ -125,7 +126,8 @@ export function loadInventory(text: string, file: string): Inventory {
   // Pairs among hosts that are themselves wrong would only repeat their problems.
   const usable = (hs: readonly string[]): boolean => hs.every((n) => hosts.has(n));
   const expanded = expandPairs(file, hosts, decls.filter((d) => usable(d.hosts)),
-    meshes.map((m) => ({ ...m, hosts: m.hosts.filter((n) => hosts.has(n)) })), defaults.ipsec?.responder ?? 'route');
+    meshes.map((m) => ({ ...m, hosts: m.hosts.filter((n) => hosts.has(n)) })),
+    { responder: defaults.ipsec?.responder ?? 'route', guard: defaults.ipsec?.guard ?? true });
   problems.push(...expanded.problems);
   if (problems.length > 0) throw new InventoryError(problems);
   return { file, fleet: fleet!, hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs };
@@ -174,6 +176,7 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
       ...(p.name !== undefined ? { name: p.name } : {}),
       ...(p.initiator !== undefined ? { initiator: p.initiator } : {}),
       ...(p.responder !== undefined ? { responder: p.responder } : {}),
+      ...(p.guard !== undefined ? { guard: p.guard } : {}),
     };
     if (p.name !== undefined && !CONN_NAME.test(p.name)) {
       report(['pairs', i, 'name'], `conn name ${shown(p.name)} is not safe in a file or conn name`,

@@ -11,6 +11,7 @@ export interface MeshSpec {
   name: string;
   hosts: string[];
   responder?: ResponderMode;
+  guard?: boolean;
   at: Position;
 }
 
@@ -21,6 +22,7 @@ interface Merged {
   name?: { value: string; at: Position };
   initiator?: { value: string; at: Position };
   responder?: { value: ResponderMode; at: Position };
+  guard?: { value: boolean; at: Position };
 }
 
 /**
@@ -28,7 +30,7 @@ interface Merged {
  * its order (first host initiates); options given twice must agree; conn names are unique.
  */
 export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, decls: readonly PairDecl[], meshes: readonly MeshSpec[],
-  defaultResponder: ResponderMode): { pairs: PlannedPair[]; problems: Problem[] } {
+  defaults: { responder: ResponderMode; guard: boolean }): { pairs: PlannedPair[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const merged = new Map<string, Merged>();
   const conflict = (at: Position, what: string, a: string, b: string, first: Position): void => {
@@ -39,7 +41,7 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
     });
   };
 
-  const add = (x: string, y: string, decl: Pick<PairDecl, 'name' | 'initiator' | 'responder'>, at: Position): void => {
+  const add = (x: string, y: string, decl: Pick<PairDecl, 'name' | 'initiator' | 'responder' | 'guard'>, at: Position): void => {
     const key = x < y ? `${x}\n${y}` : `${y}\n${x}`;
     let m = merged.get(key);
     if (!m) {
@@ -58,6 +60,10 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
       if (m.responder && m.responder.value !== decl.responder) conflict(at, 'responder mode', decl.responder, m.responder.value, m.responder.at);
       else m.responder ??= { value: decl.responder, at };
     }
+    if (decl.guard !== undefined) {
+      if (m.guard && m.guard.value !== decl.guard) conflict(at, 'guard setting', decl.guard ? 'on' : 'off', m.guard.value ? 'on' : 'off', m.guard.at);
+      else m.guard ??= { value: decl.guard, at };
+    }
   };
 
   for (const p of decls) {
@@ -75,7 +81,7 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
     add(a, b, p, p.at);
   }
   for (const mesh of meshes) {
-    const opts = mesh.responder ? { responder: mesh.responder } : {};
+    const opts = { ...(mesh.responder ? { responder: mesh.responder } : {}), ...(mesh.guard !== undefined ? { guard: mesh.guard } : {}) };
     const hs = mesh.hosts;
     for (let i = 0; i < hs.length; i++) {
       for (let j = i + 1; j < hs.length; j++) {
@@ -115,7 +121,8 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
       right: m.right,
       initiator,
       responder: initiator === m.left ? m.right : m.left,
-      responderMode: m.responder?.value ?? defaultResponder,
+      responderMode: m.responder?.value ?? defaults.responder,
+      guard: m.guard?.value ?? defaults.guard,
     });
   }
   return { pairs, problems };

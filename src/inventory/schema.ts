@@ -15,13 +15,16 @@ export const sshSchema = z.strictObject({
 });
 
 const responderSchema = z.enum(['route', 'add']);
+/** The fail-closed guard (nftables): on by default; `off` (or false) removes it. */
+export const guardSchema = z.union([z.enum(['on', 'off']), z.boolean()]).transform((v) => v === true || v === 'on');
 
 export const ipsecSchema = z.strictObject({
   backend: z.enum(BACKEND_CHOICES).optional(),
   responder: responderSchema.optional(),
+  guard: guardSchema.optional(),
 });
 
-const hostIpsecSchema = z.strictObject({ backend: z.enum(BACKEND_CHOICES).optional() });
+const hostIpsecSchema = z.strictObject({ backend: z.enum(BACKEND_CHOICES).optional(), guard: guardSchema.optional() });
 
 export const hostSchema = z.strictObject({
   address: z.string(),
@@ -42,6 +45,7 @@ export const pairObjectSchema = z.strictObject({
   name: z.string().optional(),
   initiator: z.string().optional(),
   responder: responderSchema.optional(),
+  guard: guardSchema.optional(),
 });
 
 export const meshSchema = z.strictObject({
@@ -49,6 +53,7 @@ export const meshSchema = z.strictObject({
   hosts: z.array(z.string()).optional(),
   groups: z.array(z.string()).optional(),
   responder: responderSchema.optional(),
+  guard: guardSchema.optional(),
 });
 
 export const defaultsSchema = z.strictObject({

@@ -24,6 +24,8 @@ export interface HostSpec {
   family: 4 | 6;
   ssh: SshSettings;
   backend: BackendChoice;
+  /** Whether the host keeps the fail-closed guard (an nftables table of provision's). */
+  guard: boolean;
   /** Groups the host is in, as the inventory lists them. */
   groups: string[];
   at: Position;
@@ -38,6 +40,8 @@ export interface PlannedPair {
   initiator: string;
   responder: string;
   responderMode: ResponderMode;
+  /** Whether each end's guard drops what leaves for, or comes from, the other without IPsec. */
+  guard: boolean;
 }
 
 /** A pair as written: in `pairs:` or implied by a mesh. Options are explicit only. */
@@ -46,6 +50,7 @@ export interface PairDecl {
   name?: string;
   initiator?: string;
   responder?: ResponderMode;
+  guard?: boolean;
   origin: 'pair' | 'mesh';
   at: Position;
 }

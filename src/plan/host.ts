@@ -6,6 +6,7 @@ import type { HostSpec } from '../inventory/types.js';
 import type { Facts } from '../remote/facts.js';
 import { pskOf } from '../remote/facts.js';
 import { pairFiles, type HostConn } from './desired.js';
+import { planGuard } from './guard-plan.js';
 import { KEY_SLOT, type FileChange, type HostPlan, type Install, type KeyState, type ServiceAction } from './types.js';
 
 export interface HostInput {
@@ -125,12 +126,17 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     if (of.kind === 'conf') unload.push(of.name);
   }
 
+  const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: new Set(input.keys.keys()) });
+  files.push(...g.files);
+  const install = withNft(input.install, g.needsNft, f);
+
   // A host without pairs needs no include lines (and may have no ipsec at all).
   const includes = input.conns.length ? f.missingIncludes : [];
   const changed = reload.length > 0 || unload.length > 0 || secretsChanged;
   return {
     body: {
-      ...(input.install ? { install: input.install } : {}),
+      ...(install ? { install } : {}),
+      ...(g.guard ? { guard: g.guard } : {}),
       files, includes,
       ...service(input, includes.length > 0, changed),
       reload, bringUp, reauth, conns, unload, legacy,
@@ -138,6 +144,14 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     },
     problems,
   };
+}
+
+/** nftables joins the install when the guard needs it and the host lacks it. */
+function withNft(install: Install | undefined, needsNft: boolean, f: Facts): Install | undefined {
+  if (!needsNft) return install;
+  const aptUpdate = !f.candidates.has('nftables');
+  if (!install) return { packages: ['nftables'], aptUpdate };
+  return { ...install, packages: [...install.packages, 'nftables'], aptUpdate: install.aptUpdate || aptUpdate, ...(install.choose ? { choose: install.choose.map((c) => ({ ...c, packages: [...c.packages, 'nftables'] })) } : {}) };
 }
 
 function meaningful(text: string): string {

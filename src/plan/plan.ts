@@ -28,7 +28,7 @@ export interface PlanOptions {
 export function offlineFacts(): Facts {
   return {
     os: 'unknown', init: 'systemd', installed: new Map(), candidates: new Map(), hasPackageLists: false, running: false,
-    missingIncludes: [...INCLUDES], files: new Map(), conns: [], sas: new Set(), staleStaging: [],
+    missingIncludes: [...INCLUDES], files: new Map(), conns: [], sas: new Set(), staleStaging: [], guards: new Map(), guardUnitEnabled: false,
   };
 }
 

@@ -79,6 +79,8 @@ export interface HostPlan {
   legacy: string[];
   /** Staging folders a killed write left behind: removed by the next write. */
   staleStaging: string[];
+  /** The fail-closed guard; absent when the host has none and needs none. */
+  guard?: GuardPlan;
   /** A digest of the facts the plan was made from; a saved plan is refused where it changed. */
   facts?: string;
 }
@@ -116,3 +118,26 @@ export interface Changeset {
 
 /** What stands in for a key in a planned secrets file, until the executor writes it. */
 export const KEY_SLOT = '\u0000KEY\u0000';
+
+/** The guard on one host: its table, and how it changes in this run. */
+export interface GuardPlan {
+  /** The nftables table (inet family). */
+  table: string;
+  /** Load the table from its file now (it is new, changed, or not loaded). */
+  load: boolean;
+  /** Remove the table (the host has no guarded pair of this fleet left, or `guard: off`). */
+  remove: boolean;
+  /** Peers in the guard after the write, before any join. */
+  members: string[];
+  /** Peers that join once their pair verifies in this run. */
+  joins: { pair: string; address: string }[];
+  /** Peers that leave now (their pair retired or unguarded). */
+  leaves: string[];
+  /** Peer addresses the SSH sessions to this host come from: their SSH stays reachable. */
+  ssh: string[];
+  sshPort: number;
+  /** Enable the boot unit (and reload systemd when its file changed). */
+  enableUnit: boolean;
+  /** What the loaded table dropped so far (from the facts). */
+  dropped?: { out: number; in: number };
+}

@@ -31,8 +31,19 @@ export interface Facts {
   sas: Set<string>;
   /** Staging folders a killed write left behind, older than STALE_MINUTES. */
   staleStaging: string[];
-  /** The address this SSH connection comes from, as the host sees it (SSH_CONNECTION). */
-  sshClient?: { address: string; port: number };
+  /** The address this SSH connection comes from, as the host sees it (SSH_CONNECTION), and sshd's port. */
+  sshClient?: { address: string; port: number; serverPort: number };
+  /** provision's nftables tables loaded now (the guard), by table name. */
+  guards: Map<string, LoadedGuard>;
+  /** Whether the guard's boot unit is enabled. */
+  guardUnitEnabled: boolean;
+}
+
+export interface LoadedGuard {
+  peers: string[];
+  /** Packets the guard dropped since the table was loaded: leaving for peers, and arriving from them. */
+  droppedOut: number;
+  droppedIn: number;
 }
 
 /** Packages whose presence the planner needs to know. */
@@ -97,6 +108,11 @@ while [ -z "$c" ] && [ "$p" -gt 1 ] 2>/dev/null && [ $i -lt 8 ]; do
   c=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); p=$(cut -d' ' -f4 /proc/$p/stat 2>/dev/null); i=$((i+1))
 done
 echo "$c"
+echo '@@nft'
+if command -v nft >/dev/null 2>&1; then
+  for t in $(nft list tables 2>/dev/null | awk '$2 == "inet" && $3 ~ /^provision_/ {print $3}'); do echo "@table $t"; nft list table inet "$t" 2>/dev/null; done
+fi
+echo '@@unit'; systemctl is-enabled provision-guard 2>/dev/null
 echo '@@files'
 # Per host, not per file: one stat, one cat, one base64; first lines are read by the shell itself.
 set --
@@ -184,7 +200,7 @@ export function parseFacts(stdout: string): Facts {
     if (pkg && version && version !== '(none)') candidates.set(pkg, version);
   }
   const ipsecVersion = parseIpsecVersion((s.get('version') ?? []).join('\n'));
-  const ssh = /^(\S+) (\d+) \S+ \d+$/.exec((s.get('ssh') ?? [])[0] ?? '');
+  const ssh = /^(\S+) (\d+) \S+ (\d+)$/.exec((s.get('ssh') ?? [])[0] ?? '');
   return {
     os: (s.get('os') ?? ['unknown'])[0]!.trim(),
     init: (s.get('init') ?? [])[0] === 'systemd' ? 'systemd' : 'sysv',
@@ -201,8 +217,32 @@ export function parseFacts(stdout: string): Facts {
     conns: (s.get('conns') ?? []).map((l) => /^(\S+) (.+)$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => ({ name: m[1]!, file: m[2]! })),
     sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(" ").map(normalizeAddress).join(" "))),
     staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision(-backup)?\.[A-Za-z0-9]+$/.test(l)),
-    ...(ssh ? { sshClient: { address: ssh[1]!, port: Number(ssh[2]) } } : {}),
+    ...(ssh ? { sshClient: { address: normalizeAddress(ssh[1]!), port: Number(ssh[2]), serverPort: Number(ssh[3]) } } : {}),
+    guards: parseGuards(s.get('nft') ?? []),
+    guardUnitEnabled: (s.get('unit') ?? [])[0] === 'enabled',
   };
+}
+
+/** `nft list table` output of each guard table: its peer sets' elements and its drop counters. */
+export function parseGuards(lines: readonly string[]): Map<string, LoadedGuard> {
+  const out = new Map<string, LoadedGuard>();
+  const tables: [string, string[]][] = [];
+  for (const line of lines) {
+    const t = /^@table (\S+)$/.exec(line);
+    if (t) tables.push([t[1]!, []]);
+    else tables.at(-1)?.[1].push(line);
+  }
+  for (const [name, body] of tables) {
+    const text = body.join(' ').replace(/\s+/g, ' ');
+    const peers = [...text.matchAll(/set peers[46] \{[^{}]*?(?:elements = \{([^}]*)\})?[^{}]*\}/g)]
+      .flatMap((m) => (m[1] ?? '').split(',').map((a) => a.trim()).filter(Boolean).map(normalizeAddress));
+    const dropped = (chain: string): number => {
+      const m = new RegExp(`chain ${chain} \\{(.*?)(?:chain |$)`).exec(text);
+      return [...(m?.[1] ?? '').matchAll(/counter packets (\d+) bytes \d+ drop/g)].reduce((n, c) => n + Number(c[1]), 0);
+    };
+    out.set(name, { peers, droppedOut: dropped('output'), droppedIn: dropped('input') });
+  }
+  return out;
 }
 
 /** Whether an IPsec package is installed: the host has a backend. */

@@ -45,7 +45,8 @@ function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
 }
 
 export function changes(h: HostPlan): boolean {
-  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || h.service !== 'none' || h.files.some((f) => f.action !== 'noop'));
+  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') ||
+    Boolean(h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit || h.guard.joins.length)));
 }
 
 /**
@@ -89,6 +90,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
       if (same) out.push(`  ${same} file${same === 1 ? '' : 's'} already as planned`);
       if (!h.conns.length && !changed.length) out.push('  no pairs: nothing to do');
       for (const l of h.legacy) out.push(`  ? ${l}  (no identity: not retired; --retire-legacy removes it)`);
+      if (h.guard) out.push(`  guard: ${guardLine(h)}`);
       out.push(`  then: ${serviceLine(h)}`);
     }
   }
@@ -96,6 +98,20 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
   out.push('');
   out.push(countLine(cs));
   return out.join('\n') + '\n';
+}
+
+/** What happens to the host's guard: for the plan and the per-host lines. */
+export function guardLine(h: HostPlan): string {
+  const g = h.guard!;
+  if (g.remove) return `remove table inet ${g.table}${g.leaves.length ? ` (had ${g.leaves.join(', ')})` : ''}`;
+  const parts = [
+    g.load ? `load table inet ${g.table} with ${g.members.length ? g.members.join(', ') : 'no peer yet'}` : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
+    g.leaves.length ? `${g.leaves.join(', ')} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
+    g.joins.length ? `${g.joins.map((j) => j.address).join(', ')} join${g.joins.length === 1 ? 's' : ''} once verified` : '',
+    g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
+    g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
+  ];
+  return parts.filter(Boolean).join('; ');
 }
 
 function installLine(h: HostPlan): string {
@@ -109,7 +125,7 @@ function hostLine(h: HostPlan): string {
   if (h.status === 'blocked') return `  ${h.host}  BLOCKED: ${printable(h.problems[0]!.problem)}`;
   const c = counts(h);
   const files = c.create + c.update + c.delete ? `+${c.create} ~${c.update} -${c.delete}` : 'no file changes';
-  return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}`;
+  return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}${h.guard ? `; guard: ${guardLine(h)}` : ''}`;
 }
 
 function trailer(cs: Changeset): string[] {
@@ -149,7 +165,9 @@ export function countLine(cs: Changeset): string {
   let reloads = 0;
   let restarts = 0;
   let installs = 0;
+  let guards = 0;
   for (const h of cs.hosts.filter((x) => x.status === 'planned')) {
+    guards += h.guard && (h.guard.load || h.guard.remove) ? 1 : 0;
     const c = counts(h);
     t.create += c.create;
     t.update += c.update;
@@ -163,6 +181,7 @@ export function countLine(cs: Changeset): string {
     `${t.create} file${t.create === 1 ? '' : 's'} to create`, `${t.update} to update`, `${t.delete} to delete`,
     installs ? `${installs} install${installs === 1 ? '' : 's'}` : '',
     reloads ? `${reloads} conn${reloads === 1 ? '' : 's'} to reload` : '', restarts ? `${restarts} restart${restarts === 1 ? '' : 's'}` : '',
+    guards ? `${guards} guard${guards === 1 ? '' : 's'} to load or remove` : '',
   ].filter(Boolean);
   const blocked = cs.hosts.filter((h) => h.status === 'blocked').length;
   const unread = cs.hosts.filter((h) => h.status === 'unread').length;

@@ -53,6 +53,17 @@ export function healthyVerify(me: string, peers: string[]): string {
     '@@tcpdump\n';
 }
 
+/** `facts` with the fleet's guard table loaded with these peers, and its boot unit enabled. */
+export function withGuard(facts: string, table: string, peers: string[], dropped = { out: 0, in: 0 }): string {
+  const v4 = peers.filter((p) => !p.includes(':'));
+  const v6 = peers.filter((p) => p.includes(':'));
+  const set = (name: string, type: string, els: string[]) => `\tset ${name} {\n\t\ttype ${type}\n${els.length ? `\t\telements = { ${els.join(', ')} }\n` : ''}\t}\n`;
+  const listing = `@table ${table}\ntable inet ${table} {\n${set('peers4', 'ipv4_addr', v4)}${set('peers6', 'ipv6_addr', v6)}` +
+    `\tchain output {\n\t\tip daddr @peers4 rt ipsec missing counter packets ${dropped.out} bytes 0 drop\n\t}\n` +
+    `\tchain input {\n\t\tip saddr @peers4 meta ipsec missing counter packets ${dropped.in} bytes 0 drop\n\t}\n}\n`;
+  return facts.replace('@@files\n', `@@nft\n${listing}@@unit\nenabled\n@@files\n`);
+}
+
 export type Responder = (call: Call) => Partial<ExecResult> | undefined;
 
 /**

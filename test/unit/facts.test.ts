@@ -94,7 +94,7 @@ describe('facts, from recorded output', () => {
     const f = parseFacts('@@conns\noperator-vpn /etc/ipsec.conf\nweb--db /etc/ipsec.d/web--db.conf\n@@stale\n/etc/ipsec.d/.provision-backup.AbC123\n/etc/passwd\n@@ssh\n10.77.0.1 50412 10.77.0.11 22\n@@end\n');
     expect(f.conns).toEqual([{ name: 'operator-vpn', file: '/etc/ipsec.conf' }, { name: 'web--db', file: '/etc/ipsec.d/web--db.conf' }]);
     expect(f.staleStaging).toEqual(['/etc/ipsec.d/.provision-backup.AbC123']);
-    expect(f.sshClient).toEqual({ address: '10.77.0.1', port: 50412 });
+    expect(f.sshClient).toEqual({ address: '10.77.0.1', port: 50412, serverPort: 22 });
   });
 });
 

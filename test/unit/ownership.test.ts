@@ -37,7 +37,8 @@ describe('fleets: several inventories sharing a host', () => {
     const cs = plan(B, 'b.yaml', { 'server-01': s1 });
     const h = cs.hosts.find((x) => x.host === 'server-01')!;
     expect(h.status).toBe('planned');
-    expect(h.files.map((f) => [f.path, f.action])).toEqual([['/etc/ipsec.d/server-01--server-03.conf', 'create'], ['/etc/ipsec.d/server-01--server-03.secrets', 'create']]);
+    expect(h.files.map((f) => [f.path, f.action])).toEqual([['/etc/ipsec.d/server-01--server-03.conf', 'create'], ['/etc/ipsec.d/server-01--server-03.secrets', 'create'],
+      ['/etc/provision/guard-b.nft', 'create'], ['/etc/systemd/system/provision-guard.service', 'create']]);
     expect(h.unload).toEqual([]);
     expect(cs.retired).toEqual([]);
   });

@@ -36,6 +36,7 @@ describe('pairs and meshes', () => {
     const files = renderedFiles(p).get('a')!;
     expect([...files.keys()].sort()).toEqual([
       '/etc/ipsec.d/a--b.conf', '/etc/ipsec.d/a--b.secrets', '/etc/ipsec.d/a--c.conf', '/etc/ipsec.d/a--c.secrets',
+      '/etc/provision/guard-test.nft', '/etc/systemd/system/provision-guard.service',
     ]);
     expect(p.hosts.find((h) => h.host === 'a')!.includes.map((i) => i.line)).toEqual([
       'include /etc/ipsec.d/*.conf', 'include /etc/ipsec.d/*.secrets',
@@ -46,7 +47,7 @@ describe('pairs and meshes', () => {
     const p = planText(hosts('a', 'b', 'lonely') + 'pairs: [[a, b]]\n');
     const lonely = p.hosts.find((h) => h.host === 'lonely')!;
     expect({ files: lonely.files, install: lonely.install, service: lonely.service }).toEqual({ files: [], install: undefined, service: 'none' });
-    expect(p.hosts.find((h) => h.host === 'a')!.install).toMatchObject({ packages: ['libreswan'], aptUpdate: true });
+    expect(p.hosts.find((h) => h.host === 'a')!.install).toMatchObject({ packages: ['libreswan', 'nftables'], aptUpdate: true });
   });
 });
 

@@ -5,7 +5,8 @@ import { KEY_SLOT } from '../../src/plan/types.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { fakeFleet, READY_FACTS, withFiles, withSas, type FakeFile, type Responder } from '../helpers/fake-session.js';
+import { guardTable, renderGuard } from '../../src/plan/guard.js';
+import { fakeFleet, READY_FACTS, withFiles, withGuard, withSas, type FakeFile, type Responder } from '../helpers/fake-session.js';
 
 // Rotation, repair, all-or-nothing key changes and roll back, against fake sessions: which
 // steps run, in which order, and what is reported. The lab e2e proves it on the wire.
@@ -31,9 +32,12 @@ async function converged(saUp = true, edit: (host: string, files: FakeFile[]) =>
   const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fake.connect });
   const facts = new Map<string, string>();
   for (const h of first.changeset!.hosts) {
-    const files: FakeFile[] = h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content.replace(KEY_SLOT, key(OLD)) }));
+    const files: FakeFile[] = h.files.map((f) => ({
+      path: f.path, mode: f.mode.slice(1),
+      content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, key(OLD)),
+    }));
     edit(h.host, files);
-    facts.set(h.host, withFiles(saUp ? withSas(READY_FACTS, me[h.host]!, peers[h.host]!) : READY_FACTS, files));
+    facts.set(h.host, withGuard(withFiles(saUp ? withSas(READY_FACTS, me[h.host]!, peers[h.host]!) : READY_FACTS, files), guardTable('inv'), peers[h.host]!));
   }
   return facts;
 }

@@ -6,7 +6,8 @@ import { KEY_SLOT } from '../../src/plan/types.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, type Responder } from '../helpers/fake-session.js';
+import { renderGuard, guardTable } from '../../src/plan/guard.js';
+import { fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, withGuard, type Responder } from '../helpers/fake-session.js';
 
 // The executor against fake sessions that answer by step. The lab e2e proves it for real.
 
@@ -27,11 +28,15 @@ async function go(o: { respond?: Responder; facts?: (h: string) => string | unde
   return { result, sent: fake.sent, steps: fake.steps };
 }
 
-/** The files a host holds after a first run with these keys: what a re-run's facts show. */
+const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1', '10.0.0.3'], c: ['10.0.0.1', '10.0.0.2'] };
+
+/** The files a host holds after a first run with these keys, its peers in the guard: what a re-run's facts show. */
 async function converged(): Promise<Map<string, string>> {
   const first = await go();
-  return new Map(first.result.changeset!.hosts.map((h) => [h.host, withFiles(READY_FACTS,
-    h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content.replace(KEY_SLOT, KEY) })))]));
+  return new Map(first.result.changeset!.hosts.map((h) => [h.host, withGuard(withFiles(READY_FACTS, h.files.map((f) => ({
+    path: f.path, mode: f.mode.slice(1),
+    content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
+  }))), guardTable('inv'), peers[h.host]!)]));
 }
 
 describe('the executor, against fake sessions', () => {
@@ -40,9 +45,11 @@ describe('the executor, against fake sessions', () => {
     expect([...result.hosts.values()].map((o) => o.status)).toEqual(['changed', 'changed', 'changed']);
     expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified', 'verified']);
     expect(exitCode(result)).toBe(0);
-    // Running ipsec, includes present, only conns changed: a reload, not a restart.
-    expect(steps('a')).toEqual(['facts', 'write', 'reload conns', 'bring up', 'verify 2 pairs: ping + tcpdump']);
-    expect(steps('c')).toEqual(['facts', 'write', 'reload conns', 'verify 2 pairs: ping + tcpdump']);
+    // Running ipsec, includes present, only conns changed: a reload, not a restart. The guard
+    // is loaded before the daemon is touched; peers join it once their pairs verified.
+    expect(steps('a')).toEqual(['facts', 'write', 'guard', 'reload conns', 'bring up', 'verify 2 pairs: ping + tcpdump', 'guard: join', 'guard: join']);
+    expect(steps('c')).toEqual(['facts', 'write', 'guard', 'reload conns', 'verify 2 pairs: ping + tcpdump', 'guard: join', 'guard: join']);
+    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (0 peers)', 'guard: 10.0.0.2, 10.0.0.3 joined']) });
   });
 
   test('verification is one command per host, whatever the number of pairs', async () => {
@@ -62,7 +69,7 @@ describe('the executor, against fake sessions', () => {
 
   test('keys travel on stdin only, never in a script (a command line)', async () => {
     const { sent } = await go();
-    const writes = sent.filter((s) => s.stdin);
+    const writes = sent.filter((s) => s.step === 'write');
     expect(writes).toHaveLength(3);
     for (const w of writes) expect(w.stdin).toContain(KEY);
     for (const s of sent) expect(s.script).not.toContain(KEY);
@@ -109,8 +116,9 @@ describe('the executor, against fake sessions', () => {
   test('a dry run sends only the facts script', async () => {
     const { result, sent } = await go({}, { dryRun: true });
     expect(new Set(sent.map((s) => s.step))).toEqual(new Set(['facts']));
-    expect(result.changeset!.hosts.flatMap((h) => h.files.map((f) => f.action))).toEqual(Array(12).fill('create'));
-    expect(renderPlan(result.changeset!)).toMatch(/12 files to create, 0 to update, 0 to delete, 6 conns to reload on 3 of 3 hosts; 0 hosts unchanged/);
+    expect(result.changeset!.hosts.flatMap((h) => h.files.map((f) => `${f.kind} ${f.action}`))).toEqual(
+      Array(3).fill(['conf create', 'secrets create', 'conf create', 'secrets create', 'guard create', 'unit create']).flat());
+    expect(renderPlan(result.changeset!)).toMatch(/18 files to create, 0 to update, 0 to delete, 6 conns to reload, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged/);
   });
 
   test('--limit: hosts outside are not contacted; their pairs are skipped, and say why', async () => {
@@ -162,7 +170,7 @@ describe('installing', () => {
     expect(steps('c').slice(0, 4)).toEqual(['facts', 'install (auto)', 'facts', 'write']);
     expect(sent.find((s) => s.host === 'c' && s.step.startsWith('install'))!.script).toMatch(/\$apt update/);
     // Installed, running, its includes in place (Debian's libreswan): the new conns are loaded, no second restart.
-    expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '4 files written', 'secrets reread', 'reloaded a--c, b--c'] });
+    expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '6 files written', 'guard loaded (0 peers)', 'secrets reread', 'reloaded a--c, b--c', 'guard: 10.0.0.1, 10.0.0.2 joined'] });
     expect(result.changeset!.hosts.find((h) => h.host === 'c')!.backend).toMatchObject({ version: '4.10', assumed: false });
   });
 

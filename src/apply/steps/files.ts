@@ -35,13 +35,14 @@ export function undoSet(plan: HostPlan, facts: Facts, only: (f: FileChange) => b
 }
 
 /** Writes a set of files on a host, atomically as a whole; the config is checked and a refused one put back. */
-export async function writeFiles(ctx: Ctx, host: string, step: string, set: WriteSet, backend: Backend, version: string): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
-  const { script, stdin } = writeScript(set, backend.commands({ version }).checkConfig);
+export async function writeFiles(ctx: Ctx, host: string, step: string, set: WriteSet, check?: { backend: Backend; version: string }): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+  const backend = check?.backend;
+  const { script, stdin } = writeScript(set, backend?.commands({ version: check!.version }).checkConfig);
   const r = await runStep(ctx, host, step, script, STEP_TIMEOUT.write, stdin);
   if (!r.ok) return r;
   if (r.code === 0) return { ok: true };
   if (r.code === WRITE_EXIT.checkFailed) {
-    return { ok: false, outcome: failed('check config', `${backend.package} rejected the new config, so the previous files are back`,
+    return { ok: false, outcome: failed('check config', `${backend?.package ?? 'the daemon'} rejected the new config, so the previous files are back`,
       'Look at the file and line named above; an operator conn in /etc/ipsec.d that no longer parses can cause it. Nothing changed on this host.', { exitCode: r.code, output: r.stderr }) };
   }
   return { ok: false, outcome: failed(step, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', { exitCode: r.code, output: r.stderr }) };

@@ -14,7 +14,7 @@ import { undoSet, writeFiles } from './files.js';
 export async function undoPair(ctx: Ctx, host: string, plan: HostPlan, facts: Facts, pair: string, daemonRuns: boolean): Promise<{ ok: true } | { ok: false; error: string }> {
   const set = undoSet(plan, facts, (f) => f.pair === pair);
   if (set.puts.length + set.deletes.length === 0) return { ok: true };
-  const w = await writeFiles(ctx, host, `put back ${pair}`, set, BACKENDS[plan.backend.id], plan.backend.version);
+  const w = await writeFiles(ctx, host, `put back ${pair}`, set, { backend: BACKENDS[plan.backend.id], version: plan.backend.version });
   if (!w.ok) return { ok: false, error: `restoring the files of ${pair} on ${host} failed: ${w.outcome.status === 'failed' ? w.outcome.error : w.outcome.status}` };
   if (!daemonRuns) return { ok: true };
   const conf = pairFile(pair, 'conf');

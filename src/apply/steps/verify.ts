@@ -1,5 +1,4 @@
 import { normalizeAddress } from '../../core/address.js';
-import type { PlannedPair } from '../../inventory/types.js';
 import { judge, parseVerify, verifyScript, type HostCapture } from '../../verify/esp.js';
 import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
 import type { DirectionResult, PairOutcome } from '../outcome.js';
@@ -9,7 +8,7 @@ import type { DirectionResult, PairOutcome } from '../outcome.js';
  * a pair and direction comes from each end's capture. The whole fleet takes about as long
  * as one pair.
  */
-export async function verifyPairs(ctx: Ctx, pairs: readonly PlannedPair[], address: (host: string) => string): Promise<Map<string, PairOutcome>> {
+export async function verifyPairs(ctx: Ctx, pairs: readonly { name: string; initiator: string; responder: string }[], address: (host: string) => string): Promise<Map<string, PairOutcome>> {
   const peersOf = new Map<string, string[]>();
   for (const p of pairs) {
     peersOf.set(p.initiator, [...(peersOf.get(p.initiator) ?? []), p.responder]);

@@ -1,0 +1,81 @@
+import { normalizeAddress } from '../core/address.js';
+import type { Facts } from '../remote/facts.js';
+import type { HostSpec } from '../inventory/types.js';
+import type { HostConn } from './desired.js';
+import { GUARD_UNIT, guardFile, guardPeers, guardTable, renderGuard, renderGuardUnit } from './guard.js';
+import type { FileChange, GuardPlan } from './types.js';
+
+export interface GuardInput {
+  fleet: string;
+  host: HostSpec;
+  conns: HostConn[];
+  facts: Facts;
+  /** Pairs that run this time (their peers may join once verified). */
+  inRun: ReadonlySet<string>;
+}
+
+/**
+ * The guard's files and actions on one host. A peer stays in the guard while its pair is
+ * in the inventory and guarded; it joins once its pair verifies; it leaves when the pair is
+ * retired or unguarded. Without guarded pairs left the table goes; the boot unit stays
+ * while any fleet's guard file does.
+ */
+export function planGuard(input: GuardInput): { files: FileChange[]; guard?: GuardPlan; needsNft: boolean } {
+  const { fleet, facts: f } = input;
+  const path = guardFile(fleet);
+  const table = guardTable(fleet);
+  const found = f.files.get(path);
+  const ours = found?.owner.kind === 'fleet' && found.owner.fleet === fleet;
+  const guarded = input.host.guard ? input.conns.filter((c) => c.pair.guard) : [];
+  const loaded = f.guards.get(table);
+  const dropped = loaded ? { out: loaded.droppedOut, in: loaded.droppedIn } : undefined;
+  const otherGuards = [...f.files.values()].filter((x) => x.path.startsWith('/etc/provision/') && x.path.endsWith('.nft') && x.path !== path);
+  const files: FileChange[] = [];
+
+  if (guarded.length === 0) {
+    if (!ours && !loaded) return { files, needsNft: false };
+    if (ours) files.push({ path, mode: '0600', action: 'delete', kind: 'guard', content: '', before: found!.content! });
+    const unit = f.files.get(GUARD_UNIT);
+    if (unit?.owner.kind === 'shared' && otherGuards.length === 0) files.push({ path: GUARD_UNIT, mode: '0644', action: 'delete', kind: 'unit', content: '', before: unit.content! });
+    return {
+      files, needsNft: false,
+      guard: { table, load: false, remove: Boolean(loaded), members: [], joins: [], leaves: loaded?.peers ?? guardPeers(found?.content), ssh: [], sshPort: 22, enableUnit: false, ...(dropped ? { dropped } : {}) },
+    };
+  }
+
+  // Nothing to guard in this run yet (the pairs are out of scope): no table is made for it.
+  if (!ours && !guarded.some((c) => input.inRun.has(c.pair.name))) return { files, needsNft: false };
+  const wanted = new Set(guarded.map((c) => normalizeAddress(c.peer.address)));
+  const now = ours ? guardPeers(found!.content) : [];
+  const members = now.filter((a) => wanted.has(a));
+  const leaves = now.filter((a) => !wanted.has(a));
+  const joins = guarded.filter((c) => input.inRun.has(c.pair.name) && !members.includes(normalizeAddress(c.peer.address)))
+    .map((c) => ({ pair: c.pair.name, address: normalizeAddress(c.peer.address) }));
+  const client = f.sshClient?.address;
+  const ssh = client && wanted.has(client) ? [client] : [];
+  const sshPort = f.sshClient?.serverPort ?? input.host.ssh.port;
+  const content = renderGuard(fleet, { peers: members, ssh, sshPort });
+  if (found && !ours) return { files, needsNft: false };
+  const action = !found ? 'create' : found.content === content && found.mode === '600' ? 'noop' : 'update';
+  files.push({ path, mode: '0600', action, kind: 'guard', content, ...(found?.content !== undefined ? { before: found.content } : {}) });
+  const unitContent = renderGuardUnit();
+  const unit = f.files.get(GUARD_UNIT);
+  if (!unit || unit.owner.kind === 'shared') {
+    const unitAction = !unit ? 'create' : unit.content === unitContent && unit.mode === '644' ? 'noop' : 'update';
+    files.push({ path: GUARD_UNIT, mode: '0644', action: unitAction, kind: 'unit', content: unitContent, ...(unit?.content !== undefined ? { before: unit.content } : {}) });
+  }
+  const loadedRight = loaded !== undefined && sameSet(loaded.peers, members);
+  return {
+    files,
+    needsNft: !f.installed.has('nftables'),
+    guard: {
+      table, load: action !== 'noop' || !loadedRight, remove: false, members, joins, leaves, ssh, sshPort,
+      enableUnit: !f.guardUnitEnabled || files.some((x) => x.kind === 'unit' && x.action !== 'noop'), ...(dropped ? { dropped } : {}),
+    },
+  };
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const x = new Set(a.map(normalizeAddress));
+  return x.size === new Set(b).size && b.every((v) => x.has(v));
+}

@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { run } from '../../src/apply/run.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { GUARD_UNIT, guardFile, guardPeers, guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { parseFacts, parseGuards } from '../../src/remote/facts.js';
+import { renderPlan } from '../../src/report/plan-text.js';
+import { fakeFleet, READY_FACTS, withFiles, withGuard } from '../helpers/fake-session.js';
+
+// The fail-closed guard as planned and applied: who is in it, when they join and leave, and
+// what keeps SSH reachable. The lab e2e proves on the wire that it holds through restarts.
+
+const yaml = (extra = '') => `${extra}hosts:
+  a: {address: 10.0.0.1}
+  b: {address: 10.0.0.2}
+  c: {address: "fd00::3"}
+  d: {address: "fd00::4"}
+pairs:
+  - [a, b]
+  - [c, d]
+`;
+const fixed = (n: number) => new Uint8Array(n).fill(9);
+
+function plan(text: string, facts: Record<string, string> = {}) {
+  const inv = loadInventory(text, 'web.yaml');
+  return planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, parseFacts(facts[h] ?? READY_FACTS)])), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+}
+
+describe('the guard file', () => {
+  test('drops what leaves for a peer without IPsec and what comes from one unprotected; lets IKE, ESP and neighbour discovery through', () => {
+    const g = renderGuard('web', { peers: ['10.0.0.2', 'fd00::4'], ssh: ['10.0.0.9'], sshPort: 2222 });
+    expect(g).toMatch(/^table inet provision_web\ndelete table inet provision_web\ntable inet provision_web \{$/m);
+    expect(g).toContain('set peers4 { type ipv4_addr; elements = { 10.0.0.2 }; }');
+    expect(g).toContain('set peers6 { type ipv6_addr; elements = { fd00::4 }; }');
+    expect(g).toContain('ip daddr @peers4 rt ipsec missing counter drop');
+    expect(g).toContain('ip6 saddr @peers6 meta ipsec missing counter drop');
+    expect(g).toContain('udp dport { 500, 4500 } accept');
+    expect(g).toContain('meta l4proto esp accept');
+    expect(g).toMatch(/icmpv6 type \{ nd-neighbor-solicit/);
+    expect(g).toContain('ip saddr @ssh4 tcp dport 2222 accept');
+    // Accepts come before the drops.
+    expect(g.indexOf('tcp dport 2222 accept')).toBeLessThan(g.indexOf('meta ipsec missing counter drop'));
+    expect(guardPeers(g)).toEqual(['10.0.0.2', 'fd00::4']);
+  });
+
+  test('table names take a fleet as it is when nftables allows it, else with a short hash', () => {
+    expect(guardTable('web')).toBe('provision_web');
+    expect(guardTable('web-eu.1')).toMatch(/^provision_web_eu_1_[0-9a-f]{4}$/);
+    expect(guardTable('web_eu_1')).not.toBe(guardTable('web-eu.1'));
+  });
+
+  test('the boot unit loads before the network and the IKE daemons, and follows nftables.service', () => {
+    const u = renderGuardUnit();
+    expect(u).toMatch(/^Before=network-pre\.target ipsec\.service strongswan-starter\.service/m);
+    expect(u).toMatch(/^DefaultDependencies=no$/m);
+    expect(u).toMatch(/^PartOf=nftables\.service$/m);
+    expect(u).toMatch(/^ReloadPropagatedFrom=nftables\.service$/m);
+    expect(u).toMatch(/^WantedBy=sysinit\.target$/m);
+    const exec = /^ExecStart=\/bin\/sh -c '(.*)'$/m.exec(u)![1]!;
+    expect(spawnSync('sh', ['-n', '-c', exec]).status).toBe(0);
+  });
+
+  test("nft's listing: members of both sets (wrapped over lines) and the drop counters", () => {
+    const lines = ['@table provision_web', 'table inet provision_web {', '\tset peers4 {', '\t\ttype ipv4_addr', '\t\telements = { 10.0.0.2, 10.0.0.3,', '\t\t\t     10.0.0.4 }', '\t}',
+      '\tset peers6 {', '\t\ttype ipv6_addr', '\t}', '\tset ssh4 {', '\t\ttype ipv4_addr', '\t\telements = { 10.0.0.9 }', '\t}',
+      '\tchain output {', '\t\tip daddr @peers4 rt ipsec missing counter packets 7 bytes 588 drop', '\t\tip6 daddr @peers6 rt ipsec missing counter packets 1 bytes 88 drop', '\t}',
+      '\tchain input {', '\t\tip saddr @peers4 meta ipsec missing counter packets 3 bytes 252 drop', '\t}', '}'];
+    expect(parseGuards(lines).get('provision_web')).toEqual({ peers: ['10.0.0.2', '10.0.0.3', '10.0.0.4'], droppedOut: 8, droppedIn: 3 });
+  });
+});
+
+describe('who is in the guard', () => {
+  test('a first converge loads an empty guard before the daemon, then peers join as their pairs verify', async () => {
+    const inv = loadInventory(yaml(), 'web.yaml');
+    const fake = fakeFleet(inv, {
+      respond: (c) => (c.host === 'd' && c.step.startsWith('verify') ? { stdout: '@@ping fd00::3\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined),
+    });
+    const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
+    const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
+    expect(a.guard).toMatchObject({ load: true, members: [], joins: [{ pair: 'a--b', address: '10.0.0.2' }] });
+    expect(fake.steps('a').indexOf('guard')).toBeLessThan(fake.steps('a').indexOf('reload conns'));
+    const join = fake.sent.filter((s) => s.host === 'a' && s.step === 'guard: join');
+    expect(join[0]!.stdin).toContain('elements = { 10.0.0.2 }');
+    expect(join[1]!.script).toContain('nft add element inet provision_web peers4 { 10.0.0.2 }');
+    // c--d did not verify: neither end lets the other into its guard.
+    expect(fake.steps('c')).not.toContain('guard: join');
+    expect(fake.steps('d')).not.toContain('guard: join');
+  });
+
+  test('a member stays while its pair is in the inventory, failing or not; nothing changes on a no-op', () => {
+    const facts = withGuard(withFiles(READY_FACTS, [
+      { path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) },
+      { path: GUARD_UNIT, mode: '644', content: renderGuardUnit() },
+    ]), 'provision_web', ['10.0.0.2']);
+    const cs = plan(yaml(), { a: facts });
+    expect(cs.hosts.find((h) => h.host === 'a')!.guard).toMatchObject({ load: false, members: ['10.0.0.2'], joins: [], leaves: [], enableUnit: false });
+  });
+
+  test('a retired pair leaves the guard; a host with no guarded pair left has its table removed', () => {
+    const facts = withGuard(withFiles(READY_FACTS, [{ path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2', '10.0.0.7'], ssh: [], sshPort: 22 }) }]), 'provision_web', ['10.0.0.2', '10.0.0.7']);
+    const a = plan(yaml(), { a: facts }).hosts.find((h) => h.host === 'a')!;
+    expect(a.guard).toMatchObject({ load: true, members: ['10.0.0.2'], leaves: ['10.0.0.7'] });
+    const alone = plan('hosts:\n  a: {address: 10.0.0.1}\n  x: {address: 10.0.0.8}\n  y: {address: 10.0.0.9}\npairs: [[x, y]]\n', { a: facts });
+    const gone = alone.hosts.find((h) => h.host === 'a')!;
+    expect(gone.guard).toMatchObject({ remove: true, table: 'provision_web' });
+    expect(gone.files.map((f) => [f.path, f.action])).toEqual([[guardFile('web'), 'delete']]);
+    expect(renderPlan(alone)).toMatch(/guard: remove table inet provision_web \(had 10\.0\.0\.2, 10\.0\.0\.7\)/);
+  });
+
+  test('`guard: off` for a pair, a host or everyone: no table, and an existing one removed', () => {
+    const pairOff = plan(yaml().replace('  - [a, b]', '  - {hosts: [a, b], guard: off}'));
+    expect(pairOff.hosts.find((h) => h.host === 'a')!.guard).toBeUndefined();
+    expect(pairOff.hosts.find((h) => h.host === 'c')!.guard).toBeDefined();
+    const hostOff = plan(yaml().replace('a: {address: 10.0.0.1}', 'a: {address: 10.0.0.1, ipsec: {guard: off}}'));
+    expect(hostOff.hosts.find((h) => h.host === 'a')!.guard).toBeUndefined();
+    expect(hostOff.hosts.find((h) => h.host === 'b')!.guard).toBeDefined();
+    const facts = withGuard(withFiles(READY_FACTS, [{ path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) }]), 'provision_web', ['10.0.0.2']);
+    const allOff = plan(yaml('defaults: {ipsec: {guard: false}}\n'), { a: facts });
+    expect(allOff.hosts.find((h) => h.host === 'a')!.guard).toMatchObject({ remove: true });
+  });
+
+  test('SSH coming from a peer (the controller or a jump host is one) stays open through the guard', () => {
+    const viaB = READY_FACTS.replace('10.0.0.100 50000 10.0.0.1 22', '10.0.0.2 50000 10.0.0.1 2222');
+    const a = plan(yaml(), { a: viaB }).hosts.find((h) => h.host === 'a')!;
+    expect(a.guard).toMatchObject({ ssh: ['10.0.0.2'], sshPort: 2222 });
+    expect(a.files.find((f) => f.kind === 'guard')!.content).toContain('set ssh4 { type ipv4_addr; elements = { 10.0.0.2 }; }');
+  });
+
+  test('nftables joins the install where it is missing', () => {
+    const noNft = READY_FACTS.replace('nftables ii  1.0.6-2+deb12u2\n', '').replace('@@candidates\n', '@@candidates\nnftables 1.0.6-2+deb12u2\n');
+    expect(plan(yaml(), { a: noNft }).hosts.find((h) => h.host === 'a')!.install).toEqual({ packages: ['nftables'], aptUpdate: false });
+  });
+});
