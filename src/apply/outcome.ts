@@ -18,6 +18,8 @@ export type HostOutcome =
   | ({ status: 'failed'; did?: string[] } & StepFailure)
   | { status: 'unreachable'; error: string; hint: string }
   | { status: 'refused'; error: string; hint: string }
+  /** provision apply: the host changed since the plan was made; nothing was applied to it. */
+  | { status: 'stale'; error: string; hint: string }
   | { status: 'planned' }
   /** Ctrl-C: steps under way finished (each is atomic), nothing further was started. */
   | { status: 'interrupted'; did: string[] };
@@ -69,4 +71,4 @@ export interface Hooks {
   onNote?(message: string): void;
 }
 
-export const FAILED_STATUSES: ReadonlySet<HostOutcome['status']> = new Set(['failed', 'unreachable', 'refused']);
+export const FAILED_STATUSES: ReadonlySet<HostOutcome['status']> = new Set(['failed', 'unreachable', 'refused', 'stale']);

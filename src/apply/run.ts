@@ -1,6 +1,7 @@
 import type { HostSpec, Inventory } from '../inventory/types.js';
 import { planChanges, type PlanOptions } from '../plan/plan.js';
 import type { Changeset } from '../plan/types.js';
+import { hostDrift, type SavedPlan } from '../plan/saved.js';
 import type { RandomBytes } from '../psk.js';
 import { FactsRaceError, FACTS_SCRIPT, parseFacts, type Facts } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';
@@ -30,6 +31,8 @@ export interface RunOptions {
   now?: () => number;
   /** provision's version, recorded in the changeset. */
   tool?: string;
+  /** A plan saved by --dry-run --out: applied only to hosts whose plan comes out the same now. */
+  saved?: SavedPlan;
 }
 
 /** Reads one host's facts: one command. */
@@ -69,6 +72,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     if (f) ctx.states.get(h)!.facts = f;
   });
   let cs = planChanges(inv, factsOf(), planOpts);
+  if (opts.saved) cs = refuseChanged(ctx, cs, opts.saved, () => planChanges(inv, factsOf(), planOpts));
   let pairs = new Map<string, PairOutcome>();
   if (!opts.dryRun && !interrupted(ctx)) {
     pairs = await execute(ctx, inv, cs, {
@@ -87,6 +91,23 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     for (const h of cs.hosts) if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
   }
   return finish(ctx, inv, cs, pairs, opts, started, now());
+}
+
+/**
+ * `provision apply`: hosts whose plan now differs from the one saved (their facts changed,
+ * or their pairs' keys) are refused, and the plan is made again without them, so that
+ * their peers leave their pairs alone too.
+ */
+function refuseChanged(ctx: Ctx, cs: Changeset, saved: SavedPlan, replan: () => Changeset): Changeset {
+  let refused = 0;
+  for (const h of saved.changeset.hosts) {
+    if (!ctx.states.has(h.host) || !alive(ctx, h.host)) continue;
+    const drift = hostDrift(h, cs.hosts.find((x) => x.host === h.host), saved.changeset.pairs, cs.pairs);
+    if (!drift.length) continue;
+    refused++;
+    fail(ctx, h.host, { status: 'stale', error: `changed since the plan was made: ${drift.join('; ')}`, hint: 'Nothing was applied to it. Make a new plan (--dry-run --out), review it, then apply that.' });
+  }
+  return refused ? replan() : cs;
 }
 
 async function finish(ctx: Ctx, inv: Inventory, cs: Changeset, pairs: Map<string, PairOutcome>, opts: RunOptions, started: number, ended: number): Promise<RunResult> {

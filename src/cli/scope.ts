@@ -1,6 +1,30 @@
-import type { Inventory, PlannedPair } from '../inventory/types.js';
+import type { Args } from '../cli.js';
+import { loadInventory } from '../inventory/load.js';
+import type { HostSpec, Inventory, PlannedPair } from '../inventory/types.js';
 import { nearest } from '../inventory/issues.js';
 import { UsageError } from './flags.js';
+import { readBoundedText } from './inventory-file.js';
+
+export interface Scope {
+  inventory: Inventory;
+  /** The inventory file's text, as read (a saved plan keeps it). */
+  text: string;
+  limit?: Set<string>;
+  rotate?: Set<string>;
+  /** The hosts acted on, in inventory order. */
+  inScope: HostSpec[];
+}
+
+/** The inventory and what the flags select in it; every check made before any connection. */
+export async function loadScope(args: Args, fromText?: { text: string; file: string }): Promise<Scope> {
+  const file = fromText?.file ?? String(args.inventory);
+  const text = fromText?.text ?? await readBoundedText(file);
+  const inventory = loadInventory(text, file);
+  const limit = resolveLimit(args.limit as string[] | undefined, inventory);
+  const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk as string[], inventory, limit);
+  const inScope = [...inventory.hosts.values()].filter((h) => !limit || limit.has(h.name));
+  return { inventory, text, inScope, ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}) };
+}
 
 function glob(pattern: string): RegExp {
   return new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);

@@ -131,7 +131,7 @@ echo
 echo '@@end'
 `;
 
-function sections(stdout: string): Map<string, string[]> {
+export function sections(stdout: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
   let current: string[] | undefined;
   for (const line of stdout.split('\n')) {

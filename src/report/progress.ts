@@ -8,6 +8,7 @@ function outcomeWord(o: HostOutcome): string {
     case 'failed': return `FAILED at ${o.step}: ${printable(o.error)}`;
     case 'unreachable': return `UNREACHABLE: ${printable(o.error)}`;
     case 'refused': return `REFUSED: ${printable(o.error)}`;
+    case 'stale': return `STALE PLAN: ${printable(o.error)}`;
     case 'interrupted': return `INTERRUPTED${o.did.length ? ` after: ${o.did.join('; ')}` : ''}`;
     default: return o.status;
   }
@@ -67,7 +68,7 @@ export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream
     onHostDone: (host, o) => {
       current.delete(host);
       done++;
-      const bad = ['failed', 'unreachable', 'refused'].includes(o.status);
+      const bad = ['failed', 'unreachable', 'refused', 'stale'].includes(o.status);
       persist(bad ? 'fail' : 'succeed', `${host}: ${outcomeWord(o)}`);
     },
     onPairDone: (p) => persist(p.status === 'verified' ? 'succeed' : 'fail', `pair ${p.name}: ${pairWord(p)}`),

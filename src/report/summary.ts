@@ -10,6 +10,7 @@ function hostLine(outcome: HostOutcome): [string, string] {
     case 'failed': return ['FAILED', `${outcome.step}: ${printable(outcome.error)}${outcome.tail ? `\n    output${outcome.exitCode !== undefined && outcome.exitCode !== null ? ` (exit ${outcome.exitCode})` : ''}: ${outcome.tail}` : ''}\n    next: ${outcome.hint}`];
     case 'unreachable': return ['UNREACHABLE', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
     case 'refused': return ['REFUSED', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'stale': return ['STALE PLAN', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
   }
 }
 
@@ -55,7 +56,7 @@ export function renderSummary(r: RunResult): string {
 
 /** The last line of a run: what changed, what failed, how many pairs were proved. */
 export function resultLine(r: RunResult): string {
-  const failedHosts = [...r.hosts.values()].filter((o) => ['failed', 'unreachable', 'refused'].includes(o.status)).length;
+  const failedHosts = [...r.hosts.values()].filter((o) => ['failed', 'unreachable', 'refused', 'stale'].includes(o.status)).length;
   const failedPairs = r.pairs.filter((p) => p.status === 'failed' || p.status === 'rolled-back').length;
   const verified = r.pairs.filter((p) => p.status === 'verified').length;
   const changed = [...r.hosts.values()].filter((o) => o.status === 'changed').length;

@@ -1,0 +1,41 @@
+import { run } from '../apply/run.js';
+import type { Args } from '../cli.js';
+import { readSavedPlan } from '../plan/saved.js';
+import { jsonView, textView, type Io } from '../report/view.js';
+import { toolVersion, UsageError } from './flags.js';
+import { readBoundedText } from './inventory-file.js';
+import { connector, onCtrlC, random, type Deps } from './live.js';
+import { exitCode } from './run-command.js';
+import { loadScope } from './scope.js';
+
+/**
+ * `provision apply PLAN.json`: reads the hosts again and applies the saved changeset to
+ * every host whose plan comes out the same; a host that changed since is refused (exit 4)
+ * and nothing is applied to it, nor to its pairs on their other ends.
+ */
+export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<number> {
+  const file = String(args.plan);
+  const saved = readSavedPlan(await readBoundedText(file, 'plan'));
+  if (typeof saved === 'string') throw new UsageError(`cannot use ${file} as a plan: ${saved}`);
+  const scope = await loadScope({ _: [], ...(saved.options.limit ? { limit: saved.options.limit } : {}), ...(saved.options.rotate ? { rotatePsk: saved.options.rotate } : {}) },
+    { text: saved.inventory.text, file: saved.inventory.file });
+  const { inventory, limit, rotate, inScope } = scope;
+  const view = args.json ? jsonView(io) : textView(io, inScope.length);
+  view.hooks.onNote?.(`applying ${file} (made by provision ${saved.tool} from ${saved.inventory.file}, fleet ${saved.inventory.fleet})`);
+  const ctrlC = onCtrlC(view.hooks);
+  try {
+    const result = await run(inventory, {
+      signal: ctrlC.signal, dryRun: false, verify: args.verify !== false, prune: saved.options.prune, retireLegacy: saved.options.retireLegacy,
+      concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks, saved,
+      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}),
+      connect: await connector(inventory, inScope, deps, {
+        concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
+      }),
+    });
+    view.result(result);
+    return exitCode(result);
+  } finally {
+    ctrlC.done();
+    view.hooks.stop();
+  }
+}

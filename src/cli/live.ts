@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import type { Hooks } from '../apply/outcome.js';
+import type { Inventory } from '../inventory/types.js';
+import { KnownHostsStore } from '../remote/known-hosts-store.js';
+import { passphrasesFor } from '../remote/passphrase.js';
+import { connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
+import type { HostSpec } from '../inventory/types.js';
+import { EXIT } from './args.js';
+
+/** What the CLI reaches the outside world through; tests pass their own. */
+export interface Deps {
+  connect: typeof connect;
+}
+
+export interface ConnectFlags {
+  concurrency: number;
+  acceptNewHostKeys: boolean;
+  connectTimeoutSec: number;
+}
+
+/** How a run connects: one known_hosts store and one jump cache for all hosts; passphrases asked once. */
+export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps: Deps, flags: ConnectFlags): Promise<(h: HostSpec) => Promise<Session>> {
+  const passphrases = await passphrasesFor(hosts.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
+  const knownHosts = new KnownHostsStore();
+  const jumps = new JumpCache();
+  return (h) => deps.connect(h.name, h.ssh, {
+    acceptNewHostKeys: flags.acceptNewHostKeys,
+    connectTimeoutSec: flags.connectTimeoutSec,
+    commandTimeoutSec: 120,
+    passphrases,
+    knownHosts,
+    jumps,
+    resolveJump: (jump) => inv.hosts.get(jump)?.ssh ?? parseJump(jump, h.ssh),
+  });
+}
+
+/**
+ * First Ctrl-C: finish the steps under way (atomic), start nothing new, report. Second: quit.
+ * Returns the signal, and a function that stops listening.
+ */
+export function onCtrlC(hooks: Hooks): { signal: AbortSignal; done: () => void } {
+  const abort = new AbortController();
+  const handler = (): void => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    abort.abort();
+    hooks.onNote?.('Ctrl-C: finishing the steps under way, then stopping (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', handler);
+  return { signal: abort.signal, done: () => void process.off('SIGINT', handler) };
+}
+
+export const random = randomBytes;

@@ -1,0 +1,71 @@
+import { writeFile } from 'node:fs/promises';
+import { run } from '../apply/run.js';
+import type { RunResult } from '../apply/outcome.js';
+import type { Args } from '../cli.js';
+import { offlineFacts, planChanges } from '../plan/plan.js';
+import { savePlan } from '../plan/saved.js';
+import { changes } from '../report/plan-text.js';
+import { jsonView, textView, type Io } from '../report/view.js';
+import { EXIT } from './args.js';
+import { toolVersion, UsageError } from './flags.js';
+import { connector, onCtrlC, random, type Deps } from './live.js';
+import { loadScope } from './scope.js';
+
+/** `provision --inventory FILE`: plan (offline or from the hosts), or apply and verify. */
+export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number> {
+  const dryRun = args.dryRun === true;
+  if (args.offline && !dryRun) throw new UsageError('--offline plans without contacting any host, so it needs --dry-run');
+  if (args.offline && args.rotatePsk !== undefined) {
+    throw new UsageError('--rotate-psk works from the keys on the hosts, which --offline does not read; drop --offline to see the rotation plan');
+  }
+  if (args.out !== undefined && (!dryRun || args.offline)) throw new UsageError('--out saves the plan of a dry run that read the hosts: use it with --dry-run, without --offline');
+  if (args.detailedExitcode && !dryRun) throw new UsageError('--detailed-exitcode is for dry runs: add --dry-run');
+  const scope = await loadScope(args);
+  const { inventory, limit, rotate, inScope } = scope;
+  const view = args.json ? jsonView(io) : textView(io, inScope.length, args.summary ? 'summary' : undefined);
+  const planOpts = { prune: args.prune !== false, retireLegacy: args.retireLegacy === true, tool: toolVersion(), ...(limit ? { limit } : {}) };
+  if (args.offline) {
+    const cs = planChanges(inventory, new Map(inScope.map((h) => [h.name, offlineFacts()])), { mode: 'offline', ...planOpts });
+    view.plan(cs);
+    return args.detailedExitcode && cs.hosts.some(changes) ? EXIT.changesPending : EXIT.ok;
+  }
+  if (limit) view.hooks.onNote?.(`--limit: acting on ${inScope.length} of ${inventory.hosts.size} hosts; pairs with ${[...inventory.hosts.keys()].filter((h) => !limit.has(h)).join(', ')} are skipped`);
+  const ctrlC = onCtrlC(view.hooks);
+  let result: RunResult;
+  try {
+    result = await run(inventory, {
+      signal: ctrlC.signal, dryRun, verify: args.verify !== false, prune: planOpts.prune, retireLegacy: planOpts.retireLegacy,
+      concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
+      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}),
+      connect: await connector(inventory, inScope, deps, {
+        concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
+      }),
+    });
+  } finally {
+    ctrlC.done();
+    view.hooks.stop();
+  }
+  if (!dryRun) {
+    view.result(result);
+    return exitCode(result);
+  }
+  view.plan(result.changeset!, result);
+  if (args.out !== undefined) {
+    await writeFile(String(args.out), savePlan(result.changeset!, scope.text, {
+      prune: planOpts.prune, retireLegacy: planOpts.retireLegacy, ...(limit ? { limit: [...limit] } : {}), ...(rotate ? { rotate: [...rotate] } : {}),
+    }), { mode: 0o600 });
+    io.stderr.write(`plan saved to ${String(args.out)}: \`provision apply ${String(args.out)}\` applies it to the hosts that have not changed since\n`);
+  }
+  const code = exitCode(result);
+  return code === EXIT.ok && args.detailedExitcode && result.changeset!.hosts.some(changes) ? EXIT.changesPending : code;
+}
+
+export function exitCode(r: RunResult): number {
+  const outcomes = [...r.hosts.values()];
+  if (r.interrupted) return EXIT.interrupted;
+  if (outcomes.some((o) => o.status === 'refused')) return EXIT.hostKey;
+  if (outcomes.some((o) => o.status === 'stale')) return EXIT.stale;
+  if (outcomes.some((o) => o.status === 'failed' || o.status === 'unreachable')) return EXIT.failed;
+  if (r.pairs.some((p) => p.status === 'failed' || p.status === 'rolled-back')) return EXIT.failed;
+  return EXIT.ok;
+}

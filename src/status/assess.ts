@@ -1,0 +1,88 @@
+import { normalizeAddress } from '../core/address.js';
+import { pairFile } from '../core/paths.js';
+import type { Inventory } from '../inventory/types.js';
+import type { Facts } from '../remote/facts.js';
+import { saUp } from '../remote/facts.js';
+import type { Changeset } from '../plan/types.js';
+import type { DirectionResult } from '../apply/outcome.js';
+import type { DaemonSa } from './script.js';
+
+/** What one host told `provision status`, or why it could not be read. */
+export type HostReading =
+  | { ok: true; facts: Facts; macs: Map<string, string>; daemon: Map<string, DaemonSa> }
+  | { ok: false; status: 'unreachable' | 'refused' | 'failed'; error: string };
+
+/** `up`: ESP SAs both ways on both ends. Otherwise a word for what is wrong. */
+export type PairHealth = 'up' | 'down' | 'half-up' | 'not-configured' | 'unknown';
+
+export interface PairStatus {
+  name: string;
+  hosts: [string, string];
+  initiator: string;
+  responder: string;
+  status: PairHealth;
+  /** Do both ends hold the same key (compared by MACs of a fresh challenge, never the keys). */
+  keys: 'agree' | 'disagree' | 'missing' | 'unknown';
+  /** Files on either end that differ from what the inventory plans. */
+  drift: string[];
+  /** Each end's daemon view of the pair's Child SA. */
+  ends: { host: string; sas: boolean; ageSec?: number; bytesIn?: number; bytesOut?: number }[];
+  /** With --verify: the proof on the wire. */
+  wire?: { verdict: 'verified' | 'failed'; reason?: string; directions: DirectionResult[] };
+  /** In words, what to do. */
+  next?: string;
+}
+
+export interface HostStatus {
+  name: string;
+  readable: boolean;
+  error?: string;
+  /** Files that differ from the plan (other than keys, counted on their pairs). */
+  drift: string[];
+  guard?: { table: string; loaded: boolean; peers: number; droppedOut: number; droppedIn: number };
+}
+
+const NEXT: Record<PairHealth, string> = {
+  up: '',
+  down: 'neither end holds SAs: is the IKE daemon running on both (`systemctl status ipsec`)? A run of provision repairs what it can.',
+  'half-up': 'the ends disagree about their SAs: a restart on one end, or keys out of step; `provision` re-run verifies and repairs it.',
+  'not-configured': 'the pair is in the inventory but its files are missing on a host: run provision.',
+  unknown: 'a host of the pair could not be read: see its error.',
+};
+
+/** The health of every pair and host, from what each host told. Pure. */
+export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading>, plan: Changeset): { pairs: PairStatus[]; hosts: HostStatus[] } {
+  const drift = new Map(plan.hosts.map((h) => [h.host, h.files.filter((f) => f.action !== 'noop' && !(f.kind === 'secrets' && f.keyState !== 'unchanged')).map((f) => `${f.path} (${f.action === 'create' ? 'missing' : f.action === 'delete' ? 'retired, still there' : 'differs'})`)]));
+  const hosts: HostStatus[] = [...readings].map(([name, r]) => {
+    if (!r.ok) return { name, readable: false, error: r.error, drift: [] };
+    const g = plan.hosts.find((h) => h.host === name)?.guard;
+    const loaded = g ? r.facts.guards.get(g.table) : undefined;
+    const guardDrift = g && !g.remove && !loaded ? [`guard table ${g.table} not loaded`] : [];
+    return {
+      name, readable: true, drift: [...(drift.get(name) ?? []), ...guardDrift],
+      ...(g && !g.remove ? { guard: { table: g.table, loaded: Boolean(loaded), peers: loaded?.peers.length ?? 0, droppedOut: loaded?.droppedOut ?? 0, droppedIn: loaded?.droppedIn ?? 0 } } : {}),
+    };
+  });
+  const pairs = inv.pairs.filter((p) => readings.has(p.initiator) || readings.has(p.responder)).map((p): PairStatus => {
+    const ends = [p.initiator, p.responder] as const;
+    const addr = (h: string) => normalizeAddress(inv.hosts.get(h)!.address);
+    const base = { name: p.name, hosts: [p.left, p.right] as [string, string], initiator: p.initiator, responder: p.responder };
+    const rs = ends.map((h) => readings.get(h));
+    if (rs.some((r) => !r || !r.ok)) return { ...base, status: 'unknown', keys: 'unknown', drift: [], ends: [], next: NEXT.unknown };
+    const [ri, rr] = rs as Extract<HostReading, { ok: true }>[];
+    const path = pairFile(p.name, 'secrets');
+    const macs = [ri!.macs.get(path), rr!.macs.get(path)];
+    const keys = macs.some((m) => !m) ? 'missing' : macs[0] === macs[1] ? 'agree' : 'disagree';
+    const configured = [ri!, rr!].every((r) => r.facts.files.has(pairFile(p.name, 'conf')));
+    const up = ends.map((h, i) => saUp([ri!, rr!][i]!.facts, addr(h), addr(ends[1 - i]!)));
+    const status: PairHealth = !configured ? 'not-configured' : up.every(Boolean) ? 'up' : up.some(Boolean) ? 'half-up' : 'down';
+    const pairDrift = ends.flatMap((h) => (drift.get(h) ?? []).filter((d) => d.includes(`/${p.name}.`)).map((d) => `${h}: ${d}`));
+    const next = status !== 'up' ? NEXT[status] : keys === 'disagree' ? 'the two ends hold different keys: the next authentication fails; a run of provision repairs it.' : pairDrift.length ? 'files differ from the inventory: a run of provision puts them back.' : undefined;
+    return {
+      ...base, status, keys, drift: pairDrift,
+      ends: ends.map((h, i) => ({ host: h, sas: up[i]!, ...[ri!, rr!][i]!.daemon.get(p.name) })),
+      ...(next ? { next } : {}),
+    };
+  });
+  return { pairs, hosts };
+}

@@ -1,0 +1,61 @@
+import { CONF_DIR } from '../core/paths.js';
+import { quote } from '../core/shell.js';
+import { FACTS_SCRIPT } from '../remote/facts.js';
+
+/**
+ * What `provision status` asks a host, in one command: its facts (as a run reads them),
+ * then for each secrets file of ours a MAC of the run's random challenge and the key (the
+ * key never leaves the host, nor does a plain hash of it: a fresh challenge each time), and
+ * what the daemon says of its SAs (libreswan's traffic status, or strongSwan's statusall).
+ */
+export function statusScript(challenge: string): string {
+  if (!/^[0-9a-f]{32,64}$/.test(challenge)) throw new Error('status: the challenge must be hex');
+  return `${FACTS_SCRIPT.replace(/echo '@@end'\n$/, '')}echo '@@keys'
+for f in ${CONF_DIR}/*.secrets; do
+  [ -f "$f" ] || continue
+  k=$(awk '/:[[:space:]]*PSK[[:space:]]/ {print $NF; exit}' "$f")
+  [ -n "$k" ] || continue
+  printf '%s %s\\n' "$f" "$(printf '%s\\n%s' ${quote(challenge)} "$k" | sha256sum | cut -c1-32)"
+done
+echo '@@daemon'
+if ipsec --version 2>/dev/null | grep -qi strongswan; then ipsec statusall 2>/dev/null | grep -E '(ESTABLISHED|INSTALLED|bytes_i)'; else ipsec whack --trafficstatus 2>/dev/null; fi
+echo '@@end'
+`;
+}
+
+export interface DaemonSa {
+  /** Seconds since the Child SA was made (its last rekey), when the daemon says. */
+  ageSec?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+}
+
+/**
+ * The daemon's view of each conn's current Child SA: libreswan's `whack --trafficstatus`
+ * (add_time, inBytes, outBytes) or strongSwan's `statusall` (ESTABLISHED ... ago, bytes_i,
+ * bytes_o).
+ */
+export function parseDaemon(lines: readonly string[], now: number): Map<string, DaemonSa> {
+  const out = new Map<string, DaemonSa>();
+  for (const line of lines) {
+    const lib = /#\d+: "([^"]+)"(?:\[\d+\])?[^,]*, type=ESP, add_time=(\d+), inBytes=(\d+), outBytes=(\d+)/.exec(line);
+    if (lib) {
+      out.set(lib[1]!, { ageSec: Math.max(0, Math.round(now / 1000) - Number(lib[2])), bytesIn: Number(lib[3]), bytesOut: Number(lib[4]) });
+      continue;
+    }
+    const est = /^\s*([^\s[{]+)\[\d+\]: ESTABLISHED (\d+) (second|minute|hour|day)s? ago/.exec(line);
+    if (est) {
+      const unit = { second: 1, minute: 60, hour: 3600, day: 86400 }[est[3] as 'second'];
+      out.set(est[1]!, { ...out.get(est[1]!), ageSec: Number(est[2]) * unit });
+      continue;
+    }
+    const bytes = /^\s*([^\s[{]+)\{\d+\}:.* (\d+) bytes_i.* (\d+) bytes_o/.exec(line);
+    if (bytes) out.set(bytes[1]!, { ...out.get(bytes[1]!), bytesIn: Number(bytes[2]), bytesOut: Number(bytes[3]) });
+  }
+  return out;
+}
+
+/** The MAC of each secrets file's key, by path. */
+export function parseKeyMacs(lines: readonly string[]): Map<string, string> {
+  return new Map(lines.map((l) => /^(\S+) ([0-9a-f]{32})$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => [m[1]!, m[2]!]));
+}

@@ -1,0 +1,145 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { run } from '../../src/apply/run.js';
+import { main } from '../../src/cli.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { guardTable, renderGuard } from '../../src/plan/guard.js';
+import { KEY_SLOT } from '../../src/plan/types.js';
+import type { HostSpec } from '../../src/inventory/types.js';
+import { parseDaemon } from '../../src/status/script.js';
+import { fakeFleet, READY_FACTS, withFiles, withGuard, withSas, type Call } from '../helpers/fake-session.js';
+
+// provision status against fake hosts: what it reads (one command per host), what it
+// concludes per pair, and how it says it to people, JSON and Prometheus.
+
+const dir = mkdtempSync(join(tmpdir(), 'status-'));
+const file = join(dir, 'web.yaml');
+const text = `hosts:
+  a: {address: 10.0.0.1}
+  b: {address: 10.0.0.2}
+  c: {address: 10.0.0.3}
+pairs:
+  - [a, b]
+  - [a, c]
+`;
+writeFileSync(file, text);
+const inv = loadInventory(text, file);
+const KEY = '0s' + Buffer.alloc(32, 5).toString('base64');
+const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
+const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
+
+/** Each host's facts after a converged run: files, SAs up, the guard loaded. */
+async function converged(): Promise<Map<string, string>> {
+  const fake = fakeFleet(inv);
+  const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: () => new Uint8Array(32).fill(5), connect: fake.connect });
+  return new Map(first.changeset!.hosts.map((h) => [h.host, withGuard(withSas(withFiles(READY_FACTS, h.files.map((f) => ({
+    path: f.path, mode: f.mode.slice(1),
+    content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
+  }))), me[h.host]!, peers[h.host]!), guardTable('web'), peers[h.host]!, { out: 4, in: 1 })]));
+}
+
+class Sink extends Writable {
+  text = '';
+  override _write(c: Buffer, _e: string, cb: () => void): void {
+    this.text += c.toString();
+    cb();
+  }
+}
+
+async function status(facts: Map<string, string>, argv: string[] = [], macs: (host: string, path: string) => string = () => 'ab'.repeat(16), daemon: (h: string) => string = () => '') {
+  const sent: Call[] = [];
+  const fake = fakeFleet(inv, {
+    respond: (c) => {
+      sent.push(c);
+      if (c.step !== 'status') return undefined;
+      const f = facts.get(c.host)!.replace('@@end\n', '');
+      const keys = [...f.matchAll(/^\d+ \d+ (\/etc\/ipsec\.d\/\S+\.secrets)$/gm)].map((m) => `${m[1]} ${macs(c.host, m[1]!)}\n`).join('');
+      return { stdout: `${f}@@keys\n${keys}@@daemon\n${daemon(c.host)}@@end\n` };
+    },
+  });
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const code = await main(['status', '-i', file, ...argv], { stdout, stderr }, { connect: (name: string) => fake.connect(inv.hosts.get(name) as HostSpec) });
+  return { code, stdout: stdout.text, stderr: stderr.text, sent };
+}
+
+describe('provision status', () => {
+  test('a healthy fleet: every pair up, keys agree, exit 0; one command per host, nothing written', async () => {
+    const r = await status(await converged(), ['--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.pairs.map((p: { name: string; hosts: string[]; status: string; keys: string }) => [p.name, p.hosts, p.status, p.keys]))
+      .toEqual([['a--b', ['a', 'b'], 'up', 'agree'], ['a--c', ['a', 'c'], 'up', 'agree']]);
+    expect(j.healthy).toBe(true);
+    expect(r.sent.map((c) => `${c.host}:${c.step}`).sort()).toEqual(['a:status', 'b:status', 'c:status']);
+    expect(r.sent.every((c) => c.stdin === undefined)).toBe(true);
+    // The MACs are of a fresh challenge: it is in the script, different each run.
+    const again = await status(await converged());
+    const challenge = (s: string) => /printf '%s\\n%s' ([0-9a-f]{32})/.exec(s)![1];
+    expect(challenge(r.sent[0]!.script)).not.toBe(challenge(again.sent[0]!.script));
+  });
+
+  test("a host whose daemon stopped: exactly its pairs are down, exit 1; --nagios says CRITICAL (2)", async () => {
+    const facts = await converged();
+    facts.set('c', facts.get('c')!.replace(/@@sas\n[^@]*/, '@@sas\n'));
+    facts.set('a', facts.get('a')!.replace('10.0.0.1 10.0.0.3\n10.0.0.3 10.0.0.1\n', ''));
+    const r = await status(facts);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^ {2}a--b +up, keys agree/m);
+    expect(r.stdout).toMatch(/^ {2}a--c +DOWN, keys agree/m);
+    expect(r.stdout).toMatch(/a--c: next: neither end holds SAs/);
+    expect((await status(facts, ['--nagios'])).code).toBe(2);
+  });
+
+  test('keys that disagree are shown as such without any key or hash of one in the output', async () => {
+    const r = await status(await converged(), ['--json'], (h, p) => (h === 'c' && p.endsWith('a--c.secrets') ? 'cd'.repeat(16) : 'ab'.repeat(16)));
+    const j = JSON.parse(r.stdout);
+    expect(j.pairs.find((p: { name: string }) => p.name === 'a--c')).toMatchObject({ status: 'up', keys: 'disagree' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain('abababab');
+    expect(r.stdout).not.toContain(KEY);
+    expect((await status(await converged(), ['--nagios'], (h, p) => (h === 'c' && p.endsWith('a--c.secrets') ? 'cd'.repeat(16) : 'ab'.repeat(16)))).code).toBe(1);
+  });
+
+  test('a file edited on a host is drift', async () => {
+    const facts = await converged();
+    facts.set('b', facts.get('b')!.replace(/^644 (\d+) \/etc\/ipsec\.d\/a--b\.conf$/m, (_m, n) => `644 ${Number(n) + 1} /etc/ipsec.d/a--b.conf`)
+      .replace(/@@content\n(.*)\n/, (_m, b64) => `@@content\n${Buffer.from(Buffer.from(b64, 'base64').toString().replace('auto=route', 'auto=routeX')).toString('base64')}\n`));
+    const r = await status(facts, ['--json']);
+    const j = JSON.parse(r.stdout);
+    expect(j.pairs.find((p: { name: string }) => p.name === 'a--b').drift).toEqual(['b: /etc/ipsec.d/a--b.conf (differs)']);
+    expect(r.code).toBe(1);
+  });
+
+  test('Prometheus text format, for the textfile collector', async () => {
+    const r = await status(await converged(), ['--format', 'prometheus'], undefined, (h) => (h === 'b' ? '006 #4: "a--b", type=ESP, add_time=1000, inBytes=2048, outBytes=4096, maxBytes=2^63B, id=\'10.0.0.1\'\n' : ''));
+    expect(r.stdout).toMatch(/^# TYPE provision_pair_up gauge$/m);
+    expect(r.stdout).toMatch(/^provision_pair_up\{fleet="web",pair="a--b",initiator="a",responder="b"\} 1$/m);
+    expect(r.stdout).toMatch(/^provision_pair_keys_agree\{fleet="web",pair="a--c",initiator="a",responder="c"\} 1$/m);
+    expect(r.stdout).toMatch(/^provision_sa_bytes\{fleet="web",pair="a--b",host="b",direction="in"\} 2048$/m);
+    expect(r.stdout).toMatch(/^provision_guard_dropped_packets_total\{fleet="web",host="a",direction="out"\} 4$/m);
+    expect(r.stdout).toMatch(/^provision_host_readable\{fleet="web",host="c"\} 1$/m);
+    expect(r.stdout).toMatch(/^provision_status_timestamp_seconds\{fleet="web"\} \d+$/m);
+  });
+
+  test('--verify adds the proof on the wire, one more command per host', async () => {
+    const r = await status(await converged(), ['--verify', '--json']);
+    const j = JSON.parse(r.stdout);
+    expect(j.pairs.map((p: { wire: { verdict: string } }) => p.wire.verdict)).toEqual(['verified', 'verified']);
+    expect(r.sent.filter((c) => c.step.startsWith('verify')).map((c) => c.host).sort()).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe("the daemons' views of their SAs", () => {
+  test('libreswan traffic status and strongSwan statusall', () => {
+    const lib = parseDaemon(['006 #3: "a--b", type=ESP, add_time=1732700000, inBytes=1234, outBytes=5678, maxBytes=2^63B, id=\'10.0.0.2\''], 1732700060_000);
+    expect(lib.get('a--b')).toEqual({ ageSec: 60, bytesIn: 1234, bytesOut: 5678 });
+    const ss = parseDaemon([
+      'a--c[1]: ESTABLISHED 3 minutes ago, 10.0.0.3[10.0.0.3]...10.0.0.1[10.0.0.1]',
+      'a--c{1}:  AES_GCM_16_256, 840 bytes_i (10 pkts, 5s ago), 1680 bytes_o (20 pkts, 5s ago), rekeying in 44 minutes',
+    ], 0);
+    expect(ss.get('a--c')).toEqual({ ageSec: 180, bytesIn: 840, bytesOut: 1680 });
+  });
+});
