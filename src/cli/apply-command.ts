@@ -17,7 +17,7 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
   const file = String(args.plan);
   const saved = readSavedPlan(await readBoundedText(file, 'plan'));
   if (typeof saved === 'string') throw new UsageError(`cannot use ${file} as a plan: ${saved}`);
-  const scope = await loadScope({ _: [], ...(saved.options.limit ? { limit: saved.options.limit } : {}), ...(saved.options.rotate ? { rotatePsk: saved.options.rotate } : {}) },
+  const scope = await loadScope({ _: [], ...(args.sshConfig !== undefined ? { sshConfig: args.sshConfig } : {}), ...(saved.options.limit ? { limit: saved.options.limit } : {}), ...(saved.options.rotate ? { rotatePsk: saved.options.rotate } : {}) },
     { text: saved.inventory.text, file: saved.inventory.file });
   const { inventory, limit, rotate, inScope } = scope;
   const view = args.json ? jsonView(io) : textView(io, inScope.length);
@@ -30,7 +30,7 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
       ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}),
       connect: await connector(inventory, inScope, deps, {
         concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }),
+      }, scope.sshConfig?.text),
     });
     view.result(result);
     return exitCode(result);

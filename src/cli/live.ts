@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Hooks } from '../apply/outcome.js';
 import type { Inventory } from '../inventory/types.js';
 import { KnownHostsStore } from '../remote/known-hosts-store.js';
+import { jumpFromConfig } from '../remote/ssh-config.js';
 import { passphrasesFor } from '../remote/passphrase.js';
 import { connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
 import type { HostSpec } from '../inventory/types.js';
@@ -19,18 +20,21 @@ export interface ConnectFlags {
 }
 
 /** How a run connects: one known_hosts store and one jump cache for all hosts; passphrases asked once. */
-export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps: Deps, flags: ConnectFlags): Promise<(h: HostSpec) => Promise<Session>> {
+export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps: Deps, flags: ConnectFlags, sshConfig?: string): Promise<(h: HostSpec) => Promise<Session>> {
   const passphrases = await passphrasesFor(hosts.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
   const knownHosts = new KnownHostsStore();
   const jumps = new JumpCache();
   return (h) => deps.connect(h.name, h.ssh, {
-    acceptNewHostKeys: flags.acceptNewHostKeys,
+    acceptNewHostKeys: flags.acceptNewHostKeys || h.ssh.acceptNew === true,
     connectTimeoutSec: flags.connectTimeoutSec,
     commandTimeoutSec: 120,
     passphrases,
     knownHosts,
     jumps,
-    resolveJump: (jump) => inv.hosts.get(jump)?.ssh ?? parseJump(jump, h.ssh),
+    resolveJump: (jump) => {
+      const fromConfig = sshConfig ? jumpFromConfig(sshConfig, jump) : undefined;
+      return inv.hosts.get(jump)?.ssh ?? (fromConfig ? { ...h.ssh, jump: undefined, port: 22, ...fromConfig } as HostSpec['ssh'] : parseJump(jump, h.ssh));
+    },
   });
 }
 

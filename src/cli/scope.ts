@@ -4,9 +4,14 @@ import type { HostSpec, Inventory, PlannedPair } from '../inventory/types.js';
 import { nearest } from '../inventory/issues.js';
 import { UsageError } from './flags.js';
 import { readBoundedText } from './inventory-file.js';
+import { existsSync } from 'node:fs';
+import { applySshConfig } from '../remote/ssh-config.js';
+import { expandHome } from '../remote/session.js';
 
 export interface Scope {
   inventory: Inventory;
+  /** The OpenSSH client config applied, if any: its path and text. */
+  sshConfig?: { path: string; text: string };
   /** The inventory file's text, as read (a saved plan keeps it). */
   text: string;
   limit?: Set<string>;
@@ -19,11 +24,21 @@ export interface Scope {
 export async function loadScope(args: Args, fromText?: { text: string; file: string }): Promise<Scope> {
   const file = fromText?.file ?? String(args.inventory);
   const text = fromText?.text ?? await readBoundedText(file);
-  const inventory = loadInventory(text, file);
+  const loaded = loadInventory(text, file);
+  const sshConfig = await readSshConfig(args.sshConfig as string | undefined, loaded.sshConfig);
+  const inventory = sshConfig ? applySshConfig(loaded, sshConfig.text) : loaded;
   const limit = resolveLimit(args.limit as string[] | undefined, inventory);
   const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk as string[], inventory, limit);
   const inScope = [...inventory.hosts.values()].filter((h) => !limit || limit.has(h.name));
-  return { inventory, text, inScope, ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}) };
+  return { inventory, text, inScope, ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}), ...(sshConfig ? { sshConfig } : {}) };
+}
+
+/** --ssh-config, else the inventory's `defaults.ssh.config`, else ~/.ssh/config when there is one. */
+async function readSshConfig(flag: string | undefined, fromInventory: string | undefined): Promise<{ path: string; text: string } | undefined> {
+  const given = flag ?? fromInventory;
+  const path = expandHome(given ?? '~/.ssh/config');
+  if (!given && !existsSync(path)) return undefined;
+  return { path, text: await readBoundedText(path, 'ssh config') };
 }
 
 function glob(pattern: string): RegExp {

@@ -24,12 +24,13 @@ const NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 } as const;
  * on the wire. Never writes, never restarts.
  */
 export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => number = Date.now): Promise<number> {
-  const { inventory, limit, inScope } = await loadScope(args);
+  const scope = await loadScope(args);
+  const { inventory, limit, inScope } = scope;
   const hooks = spinnerFits(io.stderr) ? progressHooks(io.stderr, inScope.length) : { stop: () => undefined };
   const ctrlC = onCtrlC(hooks);
   const pool = new SessionPool(await connector(inventory, inScope, deps, {
     concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-  }), args.concurrency as number);
+  }, scope.sshConfig?.text), args.concurrency as number);
   const ctx: Ctx = { pool, hooks, signal: ctrlC.signal, states: new Map(inScope.map((h) => [h.name, { spec: h, did: [] }])) };
   const challenge = randomBytes(16).toString('hex');
   const readings = new Map<string, HostReading>();

@@ -62,6 +62,7 @@ export function checkSsh(ssh: RawSsh, path: readonly PropertyKey[], hosts: Reado
   if (ssh.identityFile !== undefined) checkPath('ssh.identityFile', ssh.identityFile, [...path, 'identityFile'], report);
   if (ssh.knownHostsFile !== undefined) checkPath('ssh.knownHostsFile', ssh.knownHostsFile, [...path, 'knownHostsFile'], report);
   if (ssh.jump !== undefined) checkJump(ssh.jump, [...path, 'jump'], hosts, report);
+  if (ssh.config !== undefined) checkPath('ssh.config', ssh.config, [...path, 'config'], report);
 }
 
 /** The address's family when it can be an IPsec endpoint; reports why not otherwise. */

@@ -76,6 +76,11 @@ export function loadInventory(text: string, file: string): Inventory {
     report(['hosts'], 'no hosts are defined', 'Add at least two hosts under `hosts:`, each with an `address:`.');
   }
   checkSsh(defaultSsh, ['defaults', 'ssh'], names, report);
+  for (const [name, h] of entries) {
+    if (h.ssh?.config !== undefined) {
+      report(['hosts', name, 'ssh', 'config'], '`ssh.config` is read for every host', 'Set `config:` under `defaults.ssh`, or give this host its settings in the inventory.', true);
+    }
+  }
 
   const groups = readGroups(raw.groups, names, section, report);
   const hosts = new Map<string, HostSpec>();
@@ -91,13 +96,15 @@ export function loadInventory(text: string, file: string): Inventory {
     checkSsh(h.ssh ?? {}, ['hosts', name, 'ssh'], names, report);
     const mine = [...groups].filter(([, g]) => g.hosts.includes(name));
     const inherited = fromGroups(name, mine, report);
-    const ssh = sshSettings([defaultSsh, inherited.ssh, h.ssh ?? {}], h.address);
+    const layers = [defaultSsh, inherited.ssh, h.ssh ?? {}];
+    const ssh = sshSettings(layers, h.address);
     if (ssh.jump === name) report(['hosts', name, 'ssh', 'jump'], `host ${name} is its own jump host`, 'Remove `jump:`, or name another host.');
     hosts.set(name, {
       name,
       address: h.address,
       family: family ?? 4,
       ssh,
+      sshSet: explicitSsh(layers),
       backend: h.ipsec?.backend ?? inherited.backend ?? defaults.ipsec?.backend ?? 'auto',
       guard: h.ipsec?.guard ?? inherited.guard ?? defaults.ipsec?.guard ?? true,
       groups: mine.map(([g]) => g),
@@ -130,7 +137,10 @@ export function loadInventory(text: string, file: string): Inventory {
     { responder: defaults.ipsec?.responder ?? 'route', guard: defaults.ipsec?.guard ?? true });
   problems.push(...expanded.problems);
   if (problems.length > 0) throw new InventoryError(problems);
-  return { file, fleet: fleet!, hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs };
+  return {
+    file, fleet: fleet!, hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs,
+    ...(defaultSsh.config ? { sshConfig: defaultSsh.config } : {}),
+  };
 }
 
 export type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]) => T | undefined;
@@ -205,6 +215,15 @@ export function checkHostRef(name: string, path: readonly PropertyKey[], names: 
   const near = nearest(name, [...names]);
   report(path, `unknown host ${shown(name)}`,
     near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.');
+}
+
+/** What the inventory's own layers set, last layer winning; no built-in defaults. */
+function explicitSsh(layers: RawSsh[]): Partial<SshSettings> {
+  const out: Partial<SshSettings> = {};
+  for (const l of layers) {
+    for (const k of ['host', 'port', 'user', 'identityFile', 'knownHostsFile', 'jump'] as const) if (l[k] !== undefined) (out as Record<string, unknown>)[k] = l[k];
+  }
+  return out;
 }
 
 /** Host settings over group settings over defaults. */

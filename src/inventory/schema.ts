@@ -12,6 +12,8 @@ export const sshSchema = z.strictObject({
   identityFile: z.string().min(1).optional(),
   knownHostsFile: z.string().min(1).optional(),
   jump: z.string().min(1).optional(),
+  /** An OpenSSH client config to read (defaults.ssh only). */
+  config: z.string().min(1).optional(),
 });
 
 const responderSchema = z.enum(['route', 'add']);
@@ -34,7 +36,7 @@ export const hostSchema = z.strictObject({
 
 export const groupSchema = z.strictObject({
   hosts: z.array(z.string()).min(1),
-  ssh: sshSchema.omit({ host: true }).optional(),
+  ssh: sshSchema.omit({ host: true, config: true }).optional(),
   ipsec: hostIpsecSchema.optional(),
 });
 

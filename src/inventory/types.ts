@@ -15,6 +15,8 @@ export interface SshSettings {
   identityFile?: string;
   knownHostsFile: string;
   jump?: string;
+  /** From an OpenSSH config's `StrictHostKeyChecking accept-new`: record this host's key when unknown. */
+  acceptNew?: boolean;
 }
 
 export interface HostSpec {
@@ -23,6 +25,8 @@ export interface HostSpec {
   address: string;
   family: 4 | 6;
   ssh: SshSettings;
+  /** The SSH settings the inventory gives itself (host, group, defaults), before an ssh config and built-in defaults. */
+  sshSet: Partial<SshSettings>;
   backend: BackendChoice;
   /** Whether the host keeps the fail-closed guard (an nftables table of provision's). */
   guard: boolean;
@@ -66,4 +70,6 @@ export interface Inventory {
   groups: Map<string, string[]>;
   /** Every pair, meshes expanded and merged with `pairs:`, checked. */
   pairs: PlannedPair[];
+  /** `defaults.ssh.config`: an OpenSSH client config to read. */
+  sshConfig?: string;
 }
