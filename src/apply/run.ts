@@ -33,6 +33,8 @@ export interface RunOptions {
   tool?: string;
   /** A plan saved by --dry-run --out: applied only to hosts whose plan comes out the same now. */
   saved?: SavedPlan;
+  /** provision teardown: these pairs go (conn names); nothing is written for the others. */
+  teardown?: ReadonlySet<string>;
 }
 
 /** Reads one host's facts: one command. */
@@ -63,7 +65,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   }
   const planOpts: PlanOptions = {
     mode: 'live', prune: opts.prune ?? true, retireLegacy: opts.retireLegacy ?? false, tool: opts.tool ?? 'dev',
-    ...(opts.limit ? { limit: opts.limit } : {}), ...(opts.rotate ? { rotate: opts.rotate } : {}),
+    ...(opts.limit ? { limit: opts.limit } : {}), ...(opts.rotate ? { rotate: opts.rotate } : {}), ...(opts.teardown ? { teardown: opts.teardown } : {}),
   };
   const factsOf = (): Map<string, Facts> => new Map([...ctx.states].filter(([h, s]) => s.facts && alive(ctx, h)).map(([h, s]) => [h, s.facts!]));
 

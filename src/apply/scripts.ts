@@ -1,5 +1,5 @@
 import { basename, dirname } from 'node:path';
-import { CONF_DIR, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, type IncludeLine } from '../core/paths.js';
 import { quote } from '../core/shell.js';
 
 /** Exit codes of the write script that mean something to the executor. */
@@ -19,6 +19,8 @@ export interface WriteSet {
   includes: IncludeLine[];
   /** Staging folders a killed write left behind (from the facts): removed first. */
   stale?: string[];
+  /** Include lines provision added that go (with their marker): teardown, nothing of provision left. */
+  dropIncludes?: IncludeLine[];
 }
 
 /**
@@ -88,7 +90,7 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
       '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
       '  if [ -e "$1" ]; then cat "$1" > "$tmp"; chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"; else chmod "$2" "$tmp"; fi',
       '  if [ -s "$tmp" ] && [ -n "$(tail -c 1 "$tmp")" ]; then echo >> "$tmp"; fi',
-      '  printf \'%s\\n\' "$3" >> "$tmp"',
+      `  printf '%s\\n%s\\n' ${quote(INCLUDE_MARK)} "$3" >> "$tmp"`,
       '  sync -- "$tmp"',
       '  mv -f "$tmp" "$1"; tmp=',
       '}',
@@ -97,6 +99,17 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
       const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
       lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
     }
+  }
+  if (set.dropIncludes?.length) {
+    lines.push(
+      'dropline() {',
+      '  n=$((n+1)); cp -p "$1" "$bak/inc$n"; echo "$bak/inc$n $1" >> "$bak/.saved"',
+      '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX"); chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"',
+      '  awk -v m="$2" -v l="$3" \'$0 == m {held = $0; next} held != "" && $0 == l {held = ""; next} held != "" {print held; held = ""} {print} END {if (held != "") print held}\' "$1" > "$tmp"',
+      '  sync -- "$tmp"; mv -f "$tmp" "$1"; tmp=',
+      '}',
+      ...set.dropIncludes.map((inc) => `[ ! -e ${quote(inc.path)} ] || dropline ${quote(inc.path)} ${quote(INCLUDE_MARK)} ${quote(inc.line)}`),
+    );
   }
   lines.push(...dirs.map((_, i) => `sync -- "$D${i}"`));
   if (checkConfig) {

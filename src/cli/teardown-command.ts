@@ -1,7 +1,40 @@
+import { run } from '../apply/run.js';
 import type { Args } from '../cli.js';
-import type { Io } from '../report/view.js';
-import type { Deps } from './live.js';
+import { jsonView, textView, type Io } from '../report/view.js';
+import { toolVersion } from './flags.js';
+import { connector, onCtrlC, random, type Deps } from './live.js';
+import { exitCode } from './run-command.js';
+import { loadScope } from './scope.js';
 
-export async function teardownCommand(_args: Args, _io: Io, _deps: Deps): Promise<number> {
-  throw new Error('provision teardown: not built yet');
+/**
+ * `provision teardown`: every pair of the inventory (or, with --limit, every pair of the
+ * named hosts, on their peers too: a decommissioned host's peers lose its pairs) is taken
+ * down and its files removed; the guard leaves with its last peer; include lines provision
+ * added go once nothing of provision is left on a host. An operator's conns and another
+ * fleet's are never touched.
+ */
+export async function teardownCommand(args: Args, io: Io, deps: Deps): Promise<number> {
+  const scope = await loadScope(args);
+  const { inventory, limit } = scope;
+  const torn = new Set(inventory.pairs.filter((p) => !limit || limit.has(p.initiator) || limit.has(p.responder)).map((p) => p.name));
+  const reached = new Set([...(limit ?? inventory.hosts.keys()), ...inventory.pairs.filter((p) => torn.has(p.name)).flatMap((p) => [p.initiator, p.responder])]);
+  const hosts = [...inventory.hosts.values()].filter((h) => reached.has(h.name));
+  const view = args.json ? jsonView(io) : textView(io, hosts.length);
+  view.hooks.onNote?.(`teardown: ${torn.size} pair${torn.size === 1 ? '' : 's'} of fleet ${inventory.fleet} on ${hosts.length} host${hosts.length === 1 ? '' : 's'}`);
+  const ctrlC = onCtrlC(view.hooks);
+  try {
+    const result = await run(inventory, {
+      signal: ctrlC.signal, dryRun: args.dryRun === true, verify: false, prune: true, teardown: torn, limit: reached,
+      concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
+      connect: await connector(inventory, hosts, deps, {
+        concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
+      }, scope.sshConfig?.text),
+    });
+    if (args.dryRun) view.plan(result.changeset!, result);
+    else view.result(result);
+    return exitCode(result);
+  } finally {
+    ctrlC.done();
+    view.hooks.stop();
+  }
 }

@@ -22,6 +22,8 @@ export interface HostInput {
   keys: ReadonlyMap<string, KeyState>;
   prune: boolean;
   retireLegacy: boolean;
+  /** provision teardown: retire only these pairs' files (ours or from before fleets), and take out our include lines when nothing is left. */
+  teardown?: ReadonlySet<string>;
 }
 
 type Body = Omit<HostPlan, 'host' | 'address' | 'ssh' | 'status' | 'problems' | 'backend' | 'facts'>;
@@ -114,7 +116,9 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     const of = pairOfFile(found.path);
     if (!of) continue;
     const ours = found.owner.kind === 'fleet' && found.owner.fleet === fleet;
-    if (found.owner.kind === 'legacy' && !input.retireLegacy) {
+    if (input.teardown) {
+      if (!input.teardown.has(of.name) || !(ours || found.owner.kind === 'legacy')) continue;
+    } else if (found.owner.kind === 'legacy' && !input.retireLegacy) {
       legacy.push(found.path);
       continue;
     }
@@ -131,13 +135,16 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   const install = withNft(input.install, g.needsNft, f);
 
   // A host without pairs needs no include lines (and may have no ipsec at all).
-  const includes = input.conns.length ? f.missingIncludes : [];
+  const includes = input.conns.length && !input.teardown ? f.missingIncludes : [];
+  const gone = new Set(files.filter((x) => x.action === 'delete').map((x) => x.path));
+  const left = [...f.files.values()].filter((x) => pairOfFile(x.path) && !gone.has(x.path));
+  const dropIncludes = input.teardown && left.length === 0 ? f.ourIncludes : [];
   const changed = reload.length > 0 || unload.length > 0 || secretsChanged;
   return {
     body: {
       ...(install ? { install } : {}),
       ...(g.guard ? { guard: g.guard } : {}),
-      files, includes,
+      files, includes, ...(dropIncludes.length ? { dropIncludes } : {}),
       ...service(input, includes.length > 0, changed),
       reload, bringUp, reauth, conns, unload, legacy,
       staleStaging: f.staleStaging,

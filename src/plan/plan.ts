@@ -22,13 +22,15 @@ export interface PlanOptions {
   retireLegacy: boolean;
   /** The version of provision, recorded in the changeset. */
   tool: string;
+  /** provision teardown: these pairs (conn names) are taken down and their files removed; nothing else is written. */
+  teardown?: ReadonlySet<string>;
 }
 
 /** A host as an offline plan sees it: nothing installed, no package lists, no files. */
 export function offlineFacts(): Facts {
   return {
     os: 'unknown', init: 'systemd', installed: new Map(), candidates: new Map(), hasPackageLists: false, running: false,
-    missingIncludes: [...INCLUDES], files: new Map(), conns: [], sas: new Set(), staleStaging: [], guards: new Map(), guardUnitEnabled: false,
+    missingIncludes: [...INCLUDES], ourIncludes: [], files: new Map(), conns: [], sas: new Set(), staleStaging: [], guards: new Map(), guardUnitEnabled: false,
   };
 }
 
@@ -38,7 +40,9 @@ export function offlineFacts(): Facts {
  * Hosts without facts are not touched (outside --limit, or unreachable); their pairs are
  * skipped, and so are those of a host something blocks.
  */
-export function planChanges(inv: Inventory, facts: ReadonlyMap<string, Facts>, opts: PlanOptions): Changeset {
+export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, opts: PlanOptions): Changeset {
+  // Teardown plans the inventory without the pairs that go: their files are then retired.
+  const inv = opts.teardown ? { ...full, pairs: full.pairs.filter((p) => !opts.teardown!.has(p.name)) } : full;
   const byHost = connsByHost(inv);
   const resolutions = new Map<string, Resolution>();
   for (const [name, f] of facts) resolutions.set(name, resolveBackend(inv.hosts.get(name)!, f));
@@ -46,7 +50,7 @@ export function planChanges(inv: Inventory, facts: ReadonlyMap<string, Facts>, o
 
   // Keys of every pair whose two ends were read.
   const decisions = new Map<string, KeyDecision & { upBefore: boolean }>();
-  for (const pair of inv.pairs) {
+  for (const pair of opts.teardown ? [] : inv.pairs) {
     const fi = facts.get(pair.initiator);
     const fr = facts.get(pair.responder);
     if (!fi || !fr || !usable(pair.initiator) || !usable(pair.responder)) continue;
@@ -104,7 +108,7 @@ function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
     fleet: inv.fleet, host, conns, backend: r.backend, version: r.version, assumed: r.assumed,
     // A host in no pair gets nothing installed: its backend only takes retired conns down.
     ...(r.install && conns.length > 0 ? { install: r.install } : {}),
-    facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy,
+    facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy, ...(opts.teardown ? { teardown: opts.teardown } : {}),
   });
   const backend = { id: r.backend.id, package: r.backend.package, version: r.version, assumed: r.assumed };
   if (problems.length) return { ...base, backend, status: 'blocked', problems, ...empty, serviceReason: 'blocked', facts: digest(facts) };

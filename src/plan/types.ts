@@ -63,6 +63,8 @@ export interface HostPlan {
   install?: Install;
   files: FileChange[];
   includes: IncludeLine[];
+  /** Include lines provision added that go (teardown, nothing of provision left on the host). */
+  dropIncludes?: IncludeLine[];
   service: ServiceAction;
   /** Why the service action: for display only. */
   serviceReason: string;

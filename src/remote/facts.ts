@@ -1,6 +1,6 @@
 import { normalizeAddress } from '../core/address.js';
 import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../core/ownership.js';
-import { CONF_DIR, INCLUDES, MANAGED_GLOBS, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, type IncludeLine } from '../core/paths.js';
 
 /** A file provision may manage, as found on the host. Only files with a header of ours are read. */
 export interface FoundFile {
@@ -24,6 +24,8 @@ export interface Facts {
   running: boolean;
   /** Include lines (from INCLUDES) that are missing. */
   missingIncludes: IncludeLine[];
+  /** Include lines provision added (after its marker). */
+  ourIncludes: IncludeLine[];
   files: Map<string, FoundFile>;
   /** Every conn the daemon's config defines (ipsec.conf and what it includes), with its file. */
   conns: { name: string; file: string }[];
@@ -55,7 +57,9 @@ export const STALE_MINUTES = 30;
 
 const includeCheck = INCLUDES.map(({ path, line }) => {
   const pattern = `^[[:space:]]*${line.replace(/\s+/g, '[[:space:]]+').replace(/\*/g, '\\*').replace(/\./g, '\\.')}[[:space:]]*$`;
-  return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; else echo 'missing ${path}'; fi`;
+  // "ours" when the line follows provision's marker: teardown may take it out again.
+  const ours = `awk -v m='${INCLUDE_MARK}' -v l='${line}' 'p == m && $0 == l {f = 1} {p = $0} END {exit !f}' ${path} 2>/dev/null && echo 'ours ${path}'`;
+  return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; ${ours}; else echo 'missing ${path}'; fi`;
 }).join('\n');
 
 /**
@@ -213,6 +217,7 @@ export function parseFacts(stdout: string): Facts {
       .filter((l) => l.startsWith('missing '))
       .map((l) => INCLUDES.find((i) => i.path === l.slice('missing '.length))!)
       .filter(Boolean),
+    ourIncludes: (s.get('includes') ?? []).filter((l) => l.startsWith('ours ')).map((l) => INCLUDES.find((i) => i.path === l.slice('ours '.length))!).filter(Boolean),
     files: readFiles(s),
     conns: (s.get('conns') ?? []).map((l) => /^(\S+) (.+)$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => ({ name: m[1]!, file: m[2]! })),
     sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(" ").map(normalizeAddress).join(" "))),

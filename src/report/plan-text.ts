@@ -45,7 +45,7 @@ function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
 }
 
 export function changes(h: HostPlan): boolean {
-  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') ||
+  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || Boolean(h.dropIncludes?.length) || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') ||
     Boolean(h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit || h.guard.joins.length)));
 }
 
@@ -86,6 +86,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
         out.push(fileDiff(f));
       }
       for (const inc of h.includes) out.push(`  ~ ${inc.path}  add the line: ${inc.line}`);
+      for (const inc of h.dropIncludes ?? []) out.push(`  ~ ${inc.path}  remove the line provision added: ${inc.line}`);
       const same = h.files.length - changed.length;
       if (same) out.push(`  ${same} file${same === 1 ? '' : 's'} already as planned`);
       if (!h.conns.length && !changed.length) out.push('  no pairs: nothing to do');

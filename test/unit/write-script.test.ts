@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeScript, type WriteSet } from '../../src/apply/scripts.js';
 import { wrap } from '../../src/core/shell.js';
+import { INCLUDE_MARK } from '../../src/core/paths.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
 
@@ -43,7 +44,7 @@ describe('the write script', () => {
     writeFileSync(secrets, '# mine\n: RSA mykey', { mode: 0o600 });
     const { script, stdin } = writeScript(change(dir, [], [{ path: secrets, line: 'include /etc/ipsec.d/*.secrets' }]));
     expect(runScript(script, stdin).status).toBe(0);
-    expect(readFileSync(secrets, 'utf8')).toBe('# mine\n: RSA mykey\ninclude /etc/ipsec.d/*.secrets\n');
+    expect(readFileSync(secrets, 'utf8')).toBe(`# mine\n: RSA mykey\n${INCLUDE_MARK}\ninclude /etc/ipsec.d/*.secrets\n`);
     expect((statSync(secrets).mode & 0o777).toString(8)).toBe('600');
   });
 

@@ -13,6 +13,7 @@ export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, only
     deletes: changed.filter((f) => f.action === 'delete').map((f) => f.path),
     includes: only ? [] : plan.includes,
     stale: only ? [] : plan.staleStaging,
+    ...(!only && plan.dropIncludes?.length ? { dropIncludes: plan.dropIncludes } : {}),
   };
 }
 
@@ -51,5 +52,6 @@ export async function writeFiles(ctx: Ctx, host: string, step: string, set: Writ
 export function describeWrite(set: WriteSet): string {
   const n = set.puts.length;
   const d = set.deletes.length;
-  return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : ''].filter(Boolean).join(', ');
+  return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : '',
+    set.dropIncludes?.length ? `${set.dropIncludes.length} include line(s) of provision removed` : ''].filter(Boolean).join(', ');
 }
