@@ -41,9 +41,13 @@ export function renderSummary(r: RunResult): string {
     out.push('Hosts');
     out.push(table(hostRows));
   }
-  // Pairs left unverified on purpose say nothing one by one: a mesh of 64 hosts has 2016.
+  // Pairs left unverified on purpose say nothing one by one: a mesh of 64 hosts has 2016;
+  // beyond 20 pairs, the verified ones are counted, and only the others named.
   const unverified = r.pairs.filter((p): p is Extract<PairOutcome, { status: 'unverified' }> => p.status === 'unverified');
-  const pairRows = r.pairs.filter((p) => p.status !== 'unverified').map((p) => [p.name, ...pairLine(p)] as [string, string, string]);
+  const fold = r.pairs.length > 20;
+  const verified = r.pairs.filter((p) => p.status === 'verified');
+  const pairRows = r.pairs.filter((p) => p.status !== 'unverified' && !(fold && p.status === 'verified')).map((p) => [p.name, ...pairLine(p)] as [string, string, string]);
+  if (fold && verified.length) pairRows.unshift([`${verified.length} pairs`, 'ESP verified', '(each in --json)']);
   if (unverified.length === 1) pairRows.push([unverified[0]!.name, ...pairLine(unverified[0]!)]);
   if (unverified.length > 1) pairRows.push([`${unverified.length} pairs`, 'not verified', unverified[0]!.reason]);
   if (pairRows.length) {

@@ -174,3 +174,32 @@ describe('flags: only the forms they document', () => {
     expect(h.stdout).toMatch(/--dry-run/);
   });
 });
+
+describe('the command line people expect', () => {
+  test('docs/cli.md is what --help prints (npm run cli-doc rewrites it)', async () => {
+    const { cliReference } = await import('../../src/cli/reference.js');
+    expect(readFileSync('docs/cli.md', 'utf8')).toBe(await cliReference());
+  });
+
+  test('--help has examples and the exit codes', async () => {
+    const r = await run('--help');
+    expect(r.stdout).toMatch(/Examples:/);
+    expect(r.stdout).toMatch(/^ {2}4 {4}provision apply: a host changed since the plan was made/m);
+  });
+
+  test('a mistyped flag or command gets a did-you-mean', async () => {
+    const flag = await run('-i', 'inventory.example.yaml', '--dry-rn');
+    expect({ code: flag.code }).toEqual({ code: 2 });
+    expect(flag.stderr).toMatch(/--dry-rn: did you mean --dry-run\?/);
+    const cmd = await run('statsu', '-i', 'inventory.example.yaml');
+    expect(cmd.stderr).toMatch(/statsu: did you mean `provision status`\?/);
+  });
+
+  test('completion for bash and zsh', async () => {
+    const bash = await run('completion');
+    expect(bash.stdout).toMatch(/complete -o default -F _provision provision/);
+    expect(bash.stdout).toContain('--rotate-psk');
+    const zsh = await run('completion', 'zsh');
+    expect(zsh.stdout).toMatch(/^#compdef provision/);
+  });
+});

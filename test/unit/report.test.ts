@@ -55,3 +55,17 @@ describe('text from hosts is printed inert', () => {
     expect(s.text).not.toContain('\x1b');
   });
 });
+
+describe('big fleets read well', () => {
+  test('beyond 20 pairs, verified pairs are counted in one line; the others are named', () => {
+    const pairs = Array.from({ length: 30 }, (_, i) => ({ name: `p${i}`, initiator: 'a', responder: 'b', status: 'verified' as const, directions: [] }));
+    const text = renderSummary({
+      dryRun: false, interrupted: false, warnings: [],
+      pairs: [...pairs, { name: 'bad', initiator: 'a', responder: 'c', status: 'failed', reason: 'no ESP', directions: [] }],
+      hosts: new Map([['a', { status: 'unchanged' }]]), stats: { hosts: 1, connections: 1, commands: 1, wallMs: 1 },
+    });
+    expect(text).toMatch(/^ {2}30 pairs +ESP verified +\(each in --json\)$/m);
+    expect(text).toMatch(/^ {2}bad +FAILED +no ESP$/m);
+    expect(text).not.toMatch(/^ {2}p7 /m);
+  });
+});
