@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -73,6 +74,8 @@ describe('provision status', () => {
     expect(j.pairs.map((p: { name: string; hosts: string[]; status: string; keys: string }) => [p.name, p.hosts, p.status, p.keys]))
       .toEqual([['a--b', ['a', 'b'], 'up', 'agree'], ['a--c', ['a', 'c'], 'up', 'agree']]);
     expect(j.healthy).toBe(true);
+    const validate = new Ajv2020({ strict: false }).compile(JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')));
+    expect(validate(j)).toBe(true);
     expect(r.sent.map((c) => `${c.host}:${c.step}`).sort()).toEqual(['a:status', 'b:status', 'c:status']);
     expect(r.sent.every((c) => c.stdin === undefined)).toBe(true);
     // The MACs are of a fresh challenge: it is in the script, different each run.
