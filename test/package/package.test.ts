@@ -23,5 +23,5 @@ test('npm pack, installed into an empty prefix: provision --version and an offli
   const example = join(prefix, 'lib', 'node_modules', 'ipsec-provision', 'inventory.example.yaml');
   const plan = sh(bin, ['--inventory', example, '--dry-run', '--offline']);
   expect({ code: plan.status, err: plan.stderr }).toEqual({ code: 0, err: '' });
-  expect(plan.stdout).toMatch(/^Plan for .*inventory\.example\.yaml \(fleet inventory\.example\): 3 hosts, 3 pairs/m);
+  expect(plan.stdout).toMatch(/^Plan for .*inventory\.example\.yaml \(fleet example\): 3 hosts, 3 pairs/m);
 }, 300_000);

@@ -17,10 +17,10 @@ describe('provision --dry-run --offline', () => {
     const r = await run('--inventory', 'inventory.example.yaml', '--dry-run', '--offline');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^Plan for inventory\.example\.yaml \(fleet inventory\.example\): 3 hosts, 3 pairs \(offline: no host was contacted\)$/m);
+    expect(r.stdout).toMatch(/^Plan for inventory\.example\.yaml \(fleet example\): 3 hosts, 3 pairs \(offline: no host was contacted\)$/m);
     expect(r.stdout).toMatch(/^server-01 {2}192\.0\.2\.11 {2}libreswan 4\.10 \(assumed\)$/m);
     expect(r.stdout).toMatch(/^ {2}install libreswan nftables \(auto: the first apt offers of openswan, libreswan, strongswan-starter\), after apt-get update/m);
-    expect(r.stdout).toMatch(/^ {2}guard: load table inet provision_inventory_example_[0-9a-f]{4} with no peer yet; 192\.0\.2\.12, 192\.0\.2\.21 join once verified$/m);
+    expect(r.stdout).toMatch(/^ {2}guard: load table inet provision_example with no peer yet; 192\.0\.2\.12, 192\.0\.2\.21 join once verified$/m);
     expect(r.stdout).toMatch(/^db-01 {2}192\.0\.2\.21 {2}strongswan-starter 5\.9\.8 \(assumed\)$/m);
     expect(r.stdout).toMatch(/^ {2}install strongswan-starter strongswan-charon nftables, after apt-get update/m);
     expect(r.stdout).toMatch(/^ {6}\+    auto=start$/m);
@@ -44,7 +44,7 @@ describe('provision --dry-run --offline', () => {
     const r = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--json');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ version: 2, tool: JSON.parse(readFileSync('package.json', 'utf8')).version, mode: 'offline', inventory: { fleet: 'inventory.example' } });
+    expect(j).toMatchObject({ version: 2, tool: JSON.parse(readFileSync('package.json', 'utf8')).version, mode: 'offline', inventory: { fleet: 'example' } });
     expect(j.hosts.map((h: { name: string }) => h.name)).toEqual(['server-01', 'server-02', 'db-01']);
     expect(j.pairs).toHaveLength(3);
     const secrets = j.hosts[0].files.find((f: { path: string }) => f.path.endsWith('.secrets'));
