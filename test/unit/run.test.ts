@@ -7,6 +7,8 @@ import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
 import { renderGuard, guardTable } from '../../src/plan/guard.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { parseFacts } from '../../src/remote/facts.js';
 import { fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, withGuard, type Responder } from '../helpers/fake-session.js';
 
 // The executor against fake sessions that answer by step. The lab e2e proves it for real.
@@ -172,6 +174,14 @@ describe('installing', () => {
     // Installed, running, its includes in place (Debian's libreswan): the new conns are loaded, no second restart.
     expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '6 files written', 'guard loaded (0 peers)', 'secrets reread', 'reloaded a--c, b--c', 'guard: 10.0.0.1, 10.0.0.2 joined'] });
     expect(result.changeset!.hosts.find((h) => h.host === 'c')!.backend).toMatchObject({ version: '4.10', assumed: false });
+  });
+
+  test('package lists that offer no IPsec package (sources changed since the last update): update, then install', () => {
+    const stale = FRESH_FACTS.replace('@@lists\n0', '@@lists\n3');
+    const cs = planChanges(inv, new Map([['a', parseFacts(stale)], ['b', parseFacts(READY_FACTS)], ['c', parseFacts(READY_FACTS)]]), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const a = cs.hosts.find((h) => h.host === 'a')!;
+    expect(a.status).toBe('planned');
+    expect(a.install).toMatchObject({ aptUpdate: true, choose: [{ backend: 'openswan' }, { backend: 'libreswan' }, { backend: 'strongswan' }] });
   });
 
   test('apt offering nothing, even after an update, fails that host only, naming it', async () => {
