@@ -10,6 +10,7 @@ import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
 import { applyGuard, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
+import { compareKeys } from './steps/keys.js';
 import { bringUp, reauth, reload, restart } from './steps/service.js';
 import { undoPair } from './steps/undo.js';
 import { verifyPairs } from './steps/verify.js';
@@ -139,13 +140,19 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     if (!r.ok) fail(ctx, h.host, r.outcome);
   });
 
-  // A new key alone (rotated or repaired): the initiator proves it with a new IKE SA.
+  // A new key alone (rotated or repaired): one end proves it with a new IKE SA (a strongSwan
+  // end when there is one: make-before-break), or, --rotate-mode reread, both ends' keys are compared.
   const proofFailed = new Map<string, string>();
-  await phase(ctx, pairs.filter((p) => !undone.has(p.name) && alive(ctx, p.initiator) && alive(ctx, p.responder) && planOf(p.initiator).service === 'reload' && planOf(p.initiator).reauth.includes(p.name)), async (p) => {
-    const r = await reauth(ctx, p.initiator, planOf(p.initiator), p.name);
-    if (r.ok) did(p.initiator, `re-authenticated ${p.name} with its new key`);
-    else proofFailed.set(p.name, `the new key did not authenticate with ${p.responder}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+  const live = (p: PairPlan): boolean => !undone.has(p.name) && alive(ctx, p.initiator) && alive(ctx, p.responder);
+  await phase(ctx, pairs.filter((p) => live(p) && p.reauthBy && planOf(p.reauthBy).service === 'reload' && planOf(p.reauthBy).reauth.includes(p.name)), async (p) => {
+    const by = p.reauthBy!;
+    const peer = by === p.initiator ? p.responder : p.initiator;
+    const r = await reauth(ctx, by, planOf(by), p.name);
+    if (r.ok) did(by, `re-authenticated ${p.name} with its new key${BACKENDS[planOf(by).backend.id].makeBeforeBreak ? ' (make-before-break)' : ''}`);
+    else proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
   });
+  const compared = pairs.filter((p) => live(p) && p.proof === 'keys compared');
+  if (compared.length) for (const [name, why] of await compareKeys(ctx, compared)) proofFailed.set(name, why);
   if (interrupted(ctx)) return outcomes;
 
   // Verify every pair whose two hosts are fine, and roll back a pair that worked and broke.
@@ -191,7 +198,10 @@ async function rollBack(ctx: Ctx, failures: [PairPlan, string][], planOf: (h: st
       const r = await undoPair(ctx, h, planOf(h), ctx.states.get(h)!.facts!, p.name, true);
       if (!r.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: ${r.error}`, directions: [] });
     }
-    const up = await reauth(ctx, p.initiator, planOf(p.initiator), p.name, `roll back ${p.name}: bring up`);
+    // A pair whose SAs were never replaced (keys compared, or a make-before-break end that kept
+    // them) runs on as it was; the others come up with the old key.
+    const by = p.reauthBy ?? p.initiator;
+    const up = p.proof === 'keys compared' ? { ok: true as const } : await reauth(ctx, by, planOf(by), p.name, `roll back ${p.name}: bring up`);
     if (!up.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`, directions: [] });
     back.push([p, why]);
   });

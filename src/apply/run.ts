@@ -35,6 +35,8 @@ export interface RunOptions {
   saved?: SavedPlan;
   /** provision teardown: these pairs go (conn names); nothing is written for the others. */
   teardown?: ReadonlySet<string>;
+  /** How a rotated key is proved (docs/rotation.md). */
+  rotateMode?: 'reauth' | 'reread';
 }
 
 /** Reads one host's facts: one command. */
@@ -66,6 +68,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   const planOpts: PlanOptions = {
     mode: 'live', prune: opts.prune ?? true, retireLegacy: opts.retireLegacy ?? false, tool: opts.tool ?? 'dev',
     ...(opts.limit ? { limit: opts.limit } : {}), ...(opts.rotate ? { rotate: opts.rotate } : {}), ...(opts.teardown ? { teardown: opts.teardown } : {}),
+    ...(opts.rotateMode ? { rotateMode: opts.rotateMode } : {}),
   };
   const factsOf = (): Map<string, Facts> => new Map([...ctx.states].filter(([h, s]) => s.facts && alive(ctx, h)).map(([h, s]) => [h, s.facts!]));
 

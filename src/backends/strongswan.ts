@@ -1,4 +1,5 @@
 import { quote } from '../core/shell.js';
+import { SHARED_HEADER } from '../core/ownership.js';
 import { confBlock, type Backend, type ConnLoad } from './types.js';
 
 /**
@@ -20,7 +21,22 @@ import { confBlock, type Backend, type ConnLoad } from './types.js';
 export const strongswan: Backend = {
   id: 'strongswan',
   package: 'strongswan-starter',
-  packages: ['strongswan-starter', 'strongswan-charon'],
+  // swanctl brings the vici plugin, which can force a re-authentication (stroke cannot).
+  packages: ['strongswan-starter', 'strongswan-charon', 'strongswan-swanctl'],
+  makeBeforeBreak: true,
+  settings: {
+    path: '/etc/strongswan.d/provision.conf',
+    content: `${SHARED_HEADER}
+# Re-authentication builds the new IKE and Child SAs before it deletes the old ones, so a key
+# rotation loses no packet (the default from strongSwan 6.0 on). Daemon-wide: it applies to
+# every conn of this charon, and to the periodic re-authentication of IKEv2 SAs too, which
+# then overlaps instead of tearing down first. The peer must be strongSwan >= 5.3 or
+# libreswan for the overlap to help; docs/rotation.md.
+charon {
+  make_before_break = yes
+}
+`,
+  },
   assumedVersion: '5.9.8',
   speaks: 'ikev2',
   renderConn: (c) => {
@@ -36,11 +52,20 @@ export const strongswan: Backend = {
     // starter re-reads ipsec.conf and re-adds (and routes) only the conns that changed.
     reloadConns: () => 'ipsec update',
     up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
-    // `ipsec up` exits 0 even when authentication fails (5.9.8 in the lab): read what it says.
-    // The old IKE SA goes first: starter has no command to reauthenticate in place.
-    reauth: (name) => `ipsec down ${quote(name)} >/dev/null 2>&1 || true
-out=$(timeout 40 ipsec up ${quote(name)} 2>&1)
-printf '%s\\n' "$out" | grep -q 'established successfully' || { printf '%s\\n' "$out" | tail -n 3 >&2; exit 1; }`,
+    // Make-before-break through vici (stroke cannot force a re-authentication): the new IKE SA
+    // authenticates with the key charon holds now, its Child SA is installed, then the old
+    // ones go. Success is a newer IKE SA of that name, established; a refused key leaves the
+    // old one up (and traffic on it).
+    reauth: (name) => {
+      const n = quote(name);
+      return `ids() { swanctl --list-sas --ike ${n} 2>/dev/null | sed -n 's/^${name.replace(/[.]/g, '\\.')}: #\\([0-9]*\\), ESTABLISHED.*/\\1/p' | sort -n | tail -n 1; }
+old=$(ids)
+[ -n "$old" ] || { echo "${name} has no established IKE SA to re-authenticate" >&2; exit 1; }
+swanctl --rekey --ike ${n} --reauth >/dev/null 2>&1 || { echo "swanctl could not start the re-authentication of ${name}" >&2; exit 1; }
+i=0; while [ $i -lt 70 ]; do new=$(ids); if [ -n "$new" ] && [ "$new" -gt "$old" ]; then exit 0; fi; i=$((i+1)); sleep 0.5; done
+echo "no new IKE SA for ${name} within 35 s: the peer did not accept the new key (the old SAs are kept)" >&2; exit 1`;
+    },
+    reloadSettings: 'pkill -HUP -x charon || true',
     // The files are gone by now; `ipsec update` (in reloadConns) forgets the conns, and these
     // take their SAs and trap policies down first.
     unloadConns: (names) => names.map((n) => `ipsec unroute ${quote(n)} >/dev/null 2>&1; ipsec down ${quote(n)} >/dev/null 2>&1`).join('\n'),

@@ -43,6 +43,8 @@ export interface Commands {
   unloadConns(names: readonly string[]): string;
   /** Run once the daemon answers after a restart; empty when there is nothing to do. */
   afterRestart(conns: readonly ConnLoad[]): string;
+  /** Makes the running daemon read its daemon-wide settings again (the backend's settings file). */
+  reloadSettings?: string;
 }
 
 /**
@@ -66,6 +68,13 @@ export interface Backend {
   noCandidateHint: string;
   /** Other backends it can be paired with; a pair across this line will not come up. */
   speaks: 'ikev1' | 'ikev2';
+  /**
+   * A daemon-wide settings file provision keeps, when the backend needs one: strongSwan's
+   * make-before-break re-authentication (new SAs up before the old ones go).
+   */
+  settings?: { path: string; content: string };
+  /** Whether its `reauth` builds the new SAs before deleting the old (no packet lost); such an end drives a rotation. */
+  makeBeforeBreak?: boolean;
 }
 
 export function major(version: string): number {

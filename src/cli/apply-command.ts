@@ -27,7 +27,7 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
     const result = await run(inventory, {
       signal: ctrlC.signal, dryRun: false, verify: args.verify !== false, prune: saved.options.prune, retireLegacy: saved.options.retireLegacy,
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks, saved,
-      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}),
+      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}), ...(saved.options.rotateMode ? { rotateMode: saved.options.rotateMode } : {}),
       connect: await connector(inventory, inScope, deps, {
         concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
       }, scope.sshConfig?.text),

@@ -46,6 +46,7 @@ export function parser(): Argv {
       .option('retire-legacy', { type: 'boolean', default: false, describe: 'also remove files written before fleets (no identity) that this inventory does not plan' })
       .option('verify', { type: 'boolean', default: true, describe: 'prove each pair on the wire with ping and tcpdump (--no-verify skips it)' })
       .option('rotate-psk', { type: 'string', array: true, describe: 'give pairs a new key: all in scope, or the named ones (conn name or "a,b"; repeatable)' })
+      .option('rotate-mode', { choices: ['reauth', 'reread'] as const, default: 'reauth', describe: 'reauth: prove the new key with a new IKE SA (make-before-break from a strongSwan end); reread: load it on both ends and compare them, no new IKE SA (docs/rotation.md)' })
       .example('$0 -i hosts.yaml --dry-run --offline', 'the plan, every file in full; no host contacted')
       .example('$0 -i hosts.yaml --dry-run', 'read the hosts, show the diff; change nothing')
       .example('$0 -i hosts.yaml', 'apply and verify')
@@ -80,8 +81,8 @@ export function parser(): Argv {
 
 /** Every long flag the commands know, for "did you mean". */
 export const KNOWN_FLAGS = ['inventory', 'limit', 'concurrency', 'accept-new-host-keys', 'connect-timeout', 'ssh-config', 'json', 'dry-run', 'offline', 'out',
-  'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'format', 'nagios', 'help', 'version'] as const;
+  'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'rotate-mode', 'format', 'nagios', 'help', 'version'] as const;
 
 export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'help', 'version'] as const;
-export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format'] as const;
+export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format', 'rotate-mode'] as const;
 export const COMMANDS = ['apply', 'status', 'teardown', 'completion'] as const;

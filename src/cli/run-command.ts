@@ -36,7 +36,7 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
     result = await run(inventory, {
       signal: ctrlC.signal, dryRun, verify: args.verify !== false, prune: planOpts.prune, retireLegacy: planOpts.retireLegacy,
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
-      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}),
+      ...(limit ? { limit } : {}), ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
       connect: await connector(inventory, inScope, deps, {
         concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
       }, scope.sshConfig?.text),
@@ -52,7 +52,7 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   view.plan(result.changeset!, result);
   if (args.out !== undefined) {
     await writeFile(String(args.out), savePlan(result.changeset!, scope.text, {
-      prune: planOpts.prune, retireLegacy: planOpts.retireLegacy, ...(limit ? { limit: [...limit] } : {}), ...(rotate ? { rotate: [...rotate] } : {}),
+      prune: planOpts.prune, retireLegacy: planOpts.retireLegacy, ...(limit ? { limit: [...limit] } : {}), ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
     }), { mode: 0o600 });
     io.stderr.write(`plan saved to ${String(args.out)}: \`provision apply ${String(args.out)}\` applies it to the hosts that have not changed since\n`);
   }

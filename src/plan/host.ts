@@ -24,6 +24,8 @@ export interface HostInput {
   retireLegacy: boolean;
   /** provision teardown: retire only these pairs' files (ours or from before fleets), and take out our include lines when nothing is left. */
   teardown?: ReadonlySet<string>;
+  /** `--rotate-mode reread`: a rotated key is reread on both ends, not proved by a new authentication. */
+  rereadRotations?: boolean;
 }
 
 type Body = Omit<HostPlan, 'host' | 'address' | 'ssh' | 'status' | 'problems' | 'backend' | 'facts'>;
@@ -102,7 +104,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     if (confChanged) {
       reload.push({ name, auto });
       if (c.role === 'initiator') bringUp.push(name);
-    } else if (keyChanged && c.role === 'initiator') {
+    } else if (keyChanged && c.role === 'initiator' && !(key === 'rotated' && input.rereadRotations)) {
       reauth.push(name);
     }
   }
@@ -132,6 +134,17 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
 
   const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: new Set(input.keys.keys()) });
   files.push(...g.files);
+  // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
+  const settings = backend.settings;
+  if (settings && input.conns.length && !input.teardown) {
+    const found = f.files.get(settings.path);
+    if (found && found.owner.kind !== 'shared') {
+      problems.push({ problem: `${settings.path} exists and was not written by provision`, hint: 'Move it away (provision keeps its daemon settings there), then re-run.' });
+    } else {
+      const action = !found ? 'create' : found.content === settings.content && found.mode === '644' ? 'noop' : 'update';
+      files.push({ path: settings.path, mode: '0644', action, kind: 'daemon', content: settings.content, ...(found?.content !== undefined ? { before: found.content } : {}) });
+    }
+  }
   const install = withNft(input.install, g.needsNft, f);
 
   // A host without pairs needs no include lines (and may have no ipsec at all).
@@ -139,7 +152,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   const gone = new Set(files.filter((x) => x.action === 'delete').map((x) => x.path));
   const left = [...f.files.values()].filter((x) => pairOfFile(x.path) && !gone.has(x.path));
   const dropIncludes = input.teardown && left.length === 0 ? f.ourIncludes : [];
-  const changed = reload.length > 0 || unload.length > 0 || secretsChanged;
+  const changed = reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop');
   return {
     body: {
       ...(install ? { install } : {}),

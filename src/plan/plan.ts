@@ -24,6 +24,12 @@ export interface PlanOptions {
   tool: string;
   /** provision teardown: these pairs (conn names) are taken down and their files removed; nothing else is written. */
   teardown?: ReadonlySet<string>;
+  /**
+   * How a rotated key is proved: `reauth` (default) authenticates a new IKE SA with it, from a
+   * make-before-break end (strongSwan) when the pair has one; `reread` loads it on both ends
+   * and compares the two ends' keys by MAC, no new authentication (no packet lost).
+   */
+  rotateMode?: 'reauth' | 'reread';
 }
 
 /** A host as an offline plan sees it: nothing installed, no package lists, no files. */
@@ -82,6 +88,19 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
       ...(d?.notRotated && !skipped ? { notRotated: d.notRotated } : {}), ...(skipped ? { skipped } : {}),
     };
   });
+  // A key proved by a new IKE SA is proved from a make-before-break end when the pair has one
+  // (IKEv2 lets either end start it): no packet is lost there.
+  for (const p of pairs) {
+    const [i, r] = [hosts.get(p.initiator)!, hosts.get(p.responder)!];
+    if (!i.reauth.includes(p.name)) continue;
+    p.reauthBy = p.initiator;
+    if (!BACKENDS[i.backend.id].makeBeforeBreak && BACKENDS[r.backend.id].makeBeforeBreak && r.status === 'planned') {
+      i.reauth = i.reauth.filter((n) => n !== p.name);
+      r.reauth = [...r.reauth, p.name];
+      p.reauthBy = p.responder;
+    }
+  }
+  for (const p of pairs) if (p.key === 'rotated' && !p.reauthBy && opts.rotateMode === 'reread') p.proof = 'keys compared';
   const retired = new Map<string, string[]>();
   for (const h of hosts.values()) for (const f of h.files) if (f.action === 'delete' && f.pair) retired.set(f.pair, [...new Set([...(retired.get(f.pair) ?? []), h.host])]);
 
@@ -109,6 +128,7 @@ function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
     // A host in no pair gets nothing installed: its backend only takes retired conns down.
     ...(r.install && conns.length > 0 ? { install: r.install } : {}),
     facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy, ...(opts.teardown ? { teardown: opts.teardown } : {}),
+    ...(opts.rotateMode === 'reread' ? { rereadRotations: true } : {}),
   });
   const backend = { id: r.backend.id, package: r.backend.package, version: r.version, assumed: r.assumed };
   if (problems.length) return { ...base, backend, status: 'blocked', problems, ...empty, serviceReason: 'blocked', facts: digest(facts) };

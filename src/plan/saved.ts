@@ -13,7 +13,7 @@ export interface SavedPlan {
   version: 2;
   tool: string;
   inventory: { file: string; fleet: string; text: string };
-  options: { limit?: string[]; rotate?: string[]; prune: boolean; retireLegacy: boolean };
+  options: { limit?: string[]; rotate?: string[]; rotateMode?: 'reauth' | 'reread'; prune: boolean; retireLegacy: boolean };
   changeset: Changeset;
 }
 
@@ -22,7 +22,7 @@ const envelope = z.object({
   version: z.literal(2),
   tool: z.string(),
   inventory: z.object({ file: z.string(), fleet: z.string(), text: z.string() }),
-  options: z.object({ limit: z.array(z.string()).optional(), rotate: z.array(z.string()).optional(), prune: z.boolean(), retireLegacy: z.boolean() }),
+  options: z.object({ limit: z.array(z.string()).optional(), rotate: z.array(z.string()).optional(), rotateMode: z.enum(['reauth', 'reread']).optional(), prune: z.boolean(), retireLegacy: z.boolean() }),
   changeset: z.object({ version: z.literal(2), mode: z.literal('live'), hosts: z.array(z.object({ host: z.string() }).passthrough()), pairs: z.array(z.object({ name: z.string() }).passthrough()) }).passthrough(),
 });
 

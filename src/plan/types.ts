@@ -103,6 +103,10 @@ export interface PairPlan {
   notRotated?: string;
   /** Why the pair is left out of this run: a host outside --limit, blocked, or not read. */
   skipped?: string;
+  /** The end that proves a changed key with a new IKE SA (a strongSwan end: make-before-break). */
+  reauthBy?: string;
+  /** `--rotate-mode reread`: the new key is loaded on both ends and compared by MAC, not authenticated now. */
+  proof?: 'keys compared';
 }
 
 export interface Changeset {

@@ -3,6 +3,7 @@ import { printable } from '../core/text.js';
 import { FILE_ACTIONS, type Changeset, type FileChange, type HostPlan, type PairPlan } from '../plan/types.js';
 import { redacted } from '../psk.js';
 import { KEY_SLOT } from '../plan/types.js';
+import { BACKENDS } from '../backends/index.js';
 
 /** How much a plan shows: every file's diff, a line per host, or counts only. */
 export type Detail = 'full' | 'hosts' | 'summary';
@@ -138,7 +139,7 @@ function trailer(cs: Changeset): string[] {
   const keyed = cs.pairs.filter((p) => !p.skipped && (p.key !== 'unchanged' || p.notRotated));
   if (keyed.length && cs.mode === 'live') {
     out.push('', 'Keys');
-    for (const p of keyed) out.push(`  ${p.name}: ${keyLine(p)}`);
+    for (const p of keyed) out.push(`  ${p.name}: ${keyLine(cs, p)}`);
   }
   if (cs.pairs.length) {
     out.push('', 'Pairs');
@@ -150,12 +151,19 @@ function trailer(cs: Changeset): string[] {
   return out;
 }
 
-function keyLine(p: PairPlan): string {
+function mbb(cs: Changeset, host: string | undefined): boolean {
+  const h = cs.hosts.find((x) => x.host === host);
+  return Boolean(h && BACKENDS[h.backend.id].makeBeforeBreak);
+}
+
+function keyLine(cs: Changeset, p: PairPlan): string {
   if (p.notRotated) return `${p.notRotated}; run without --rotate-psk to see why it is down`;
   switch (p.key) {
     case 'new': return 'new pair, new key';
-    case 'repaired': return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.initiator} re-authenticates`;
-    case 'rotated': return `rotate: new key on both peers, ${p.initiator} re-authenticates (its SAs are replaced), then ESP is verified; the old key comes back if that fails`;
+    case 'repaired': return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.reauthBy ?? p.initiator} re-authenticates`;
+    case 'rotated':
+      if (p.proof === 'keys compared') return 'rotate: new key on both peers, reread; the two ends\' keys are compared (no new authentication now: the next one uses it, docs/rotation.md); ESP is verified; the old key comes back if that fails';
+      return `rotate: new key on both peers, ${p.reauthBy} re-authenticates ${p.reauthBy !== p.initiator || mbb(cs, p.reauthBy) ? 'make-before-break (the new SAs are up before the old ones go)' : '(its SAs are replaced: break-before-make)'}, then ESP is verified; the old key comes back if that fails`;
     default: return 'key kept';
   }
 }

@@ -22,12 +22,12 @@ describe('provision --dry-run --offline', () => {
     expect(r.stdout).toMatch(/^ {2}install libreswan nftables \(auto: the first apt offers of openswan, libreswan, strongswan-starter\), after apt-get update/m);
     expect(r.stdout).toMatch(/^ {2}guard: load table inet provision_example with no peer yet; 192\.0\.2\.12, 192\.0\.2\.21 join once verified$/m);
     expect(r.stdout).toMatch(/^db-01 {2}192\.0\.2\.21 {2}strongswan-starter 5\.9\.8 \(assumed\)$/m);
-    expect(r.stdout).toMatch(/^ {2}install strongswan-starter strongswan-charon nftables, after apt-get update/m);
+    expect(r.stdout).toMatch(/^ {2}install strongswan-starter strongswan-charon strongswan-swanctl nftables, after apt-get update/m);
     expect(r.stdout).toMatch(/^ {6}\+    auto=start$/m);
     expect(r.stdout).toMatch(/server-01--server-02 +server-01 \(auto=start\) -> server-02 \(auto=route\)/);
     expect(r.stdout).toMatch(/PSK <redacted: new 256-bit key>/);
     expect(r.stdout).not.toMatch(/PSK 0s/);
-    expect(r.stdout).toMatch(/^18 files to create, 0 to update, 0 to delete, 3 installs, 3 restarts, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged\. Nothing was changed\.$/m);
+    expect(r.stdout).toMatch(/^19 files to create, 0 to update, 0 to delete, 3 installs, 3 restarts, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged\. Nothing was changed\.$/m);
   });
 
   test('--limit applies offline too, and a host in no pair is not shown getting a package', async () => {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import Ajv2020 from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { toJson } from '../../src/report/json.js';

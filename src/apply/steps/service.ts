@@ -7,9 +7,10 @@ import { restartScript } from '../scripts.js';
 type Result = { ok: true; did: string[] } | { ok: false; outcome: HostOutcome };
 
 /** Reload only what changed: retired conns down, secrets reread, then each changed conn; other tunnels stay up. */
-export function reloadScript(plan: Pick<HostPlan, 'unload' | 'reload' | 'backend'>, reread: boolean): string {
+export function reloadScript(plan: Pick<HostPlan, 'unload' | 'reload' | 'backend'> & { files?: HostPlan['files'] }, reread: boolean): string {
   const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
   const parts = ['set -e'];
+  if (cmd.reloadSettings && plan.files?.some((f) => f.kind === 'daemon' && f.action !== 'noop')) parts.push(cmd.reloadSettings);
   if (plan.unload.length) parts.push(cmd.unloadConns(plan.unload));
   if (reread) parts.push(`${cmd.rereadSecrets} >/dev/null`);
   if (plan.reload.length) parts.push(cmd.reloadConns(plan.reload));

@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import { pairFile } from '../../core/paths.js';
+import { quote } from '../../core/shell.js';
+import type { PairPlan } from '../../plan/types.js';
+import { parseKeyMacs } from '../../status/script.js';
+import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+
+/** Prints a MAC of a fresh challenge and each named secrets file's key: the key stays on the host. */
+export function keyMacScript(challenge: string, paths: readonly string[]): string {
+  return `for f in ${paths.map(quote).join(' ')}; do
+  k=$(awk '/:[[:space:]]*PSK[[:space:]]/ {print $NF; exit}' "$f" 2>/dev/null)
+  [ -n "$k" ] && printf '%s %s\\n' "$f" "$(printf '%s\\n%s' ${quote(challenge)} "$k" | sha256sum | cut -c1-32)"
+done
+true
+`;
+}
+
+/**
+ * `--rotate-mode reread`: both ends of each pair hold the same new key, compared by a MAC
+ * of a fresh challenge on each host (no key, nor a hash of one, leaves a host). Returns why
+ * a pair fails, by pair.
+ */
+export async function compareKeys(ctx: Ctx, pairs: readonly PairPlan[]): Promise<Map<string, string>> {
+  const challenge = randomBytes(16).toString('hex');
+  const byHost = new Map<string, string[]>();
+  for (const p of pairs) for (const h of [p.initiator, p.responder]) byHost.set(h, [...(byHost.get(h) ?? []), pairFile(p.name, 'secrets')]);
+  const macs = new Map<string, Map<string, string>>();
+  await phase(ctx, [...byHost], async ([host, paths]) => {
+    const r = await runStep(ctx, host, 'compare keys', keyMacScript(challenge, paths), STEP_TIMEOUT.facts);
+    if (r.ok) macs.set(host, parseKeyMacs(r.stdout.split('\n')));
+  });
+  const out = new Map<string, string>();
+  for (const p of pairs) {
+    const path = pairFile(p.name, 'secrets');
+    const [a, b] = [macs.get(p.initiator)?.get(path), macs.get(p.responder)?.get(path)];
+    if (!a || !b) out.set(p.name, `the keys of ${p.name} could not be compared on ${!a ? p.initiator : p.responder}`);
+    else if (a !== b) out.set(p.name, `after the reread, ${p.initiator} and ${p.responder} hold different keys for ${p.name}`);
+  }
+  return out;
+}
