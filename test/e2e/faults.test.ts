@@ -1,0 +1,188 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeLab, hostIp, IDENTITY, KNOWN_HOSTS, labDown, labReset, labUp, NETNS, onServer, REPO } from '../lab/control.js';
+import { BIN, dir, inventory, json, keyOf, outcome, provision } from './support.js';
+
+// What goes wrong on real servers, and what the operator's world looks like: apt failing, the
+// dpkg lock held, Ctrl-C during an install, a daemon that will not start, a key the
+// responder refuses, keys that disagree, host keys, a jump host and sudo, an ssh config,
+// retiring and tearing down with an operator's conn beside. Servers start with libreswan
+// (server-03 strongSwan) preinstalled; scenarios that test the install reset a server first.
+
+const mesh = () => inventory('mesh.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }], 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n');
+const seed = () => inventory('seed.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'mesh' });
+const verified = (r: ReturnType<typeof provision>) => outcome(r).pairs.every(([, s]) => s === 'verified');
+
+describeLab('faults and the operator\'s world, on real servers', () => {
+  beforeAll(() => labUp(3, { preinstall: ['libreswan', 'libreswan', 'strongswan'] }), 900_000);
+  afterAll(() => labDown(), 120_000);
+
+  test('apt failing on one host: the error names the package and the host; the others carry on', () => {
+    labReset('server-03', { preinstall: 'none' });
+    expect(onServer('server-03', "echo 'deb [trusted=yes] http://10.77.0.1:9/ ./' > /etc/apt/sources.list.d/broken.list; for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do [ \"$f\" = /etc/apt/sources.list.d/broken.list ] || mv \"$f\" \"$f.off\"; done").code).toBe(0);
+    const r = provision('--inventory', mesh());
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/server-03 +FAILED +install strongswan-starter strongswan-charon: apt has no candidate for strongswan-starter strongswan-charon, even after apt-get update/);
+    expect(r.stdout).toMatch(/server-01--server-02 +ESP verified/);
+    expect(r.stdout).toMatch(/server-01--server-03 +skipped +server-03 failed/);
+  }, 900_000);
+
+  test('another process holds the dpkg lock: the tool waits its bound (120 s), then names the lock; the others carry on', () => {
+    labReset('server-03', { preinstall: 'none' });
+    const holder = readFileSync(join(REPO, 'test', 'lab', 'hold-dpkg-lock'), 'utf8');
+    const hold = onServer('server-03', 'cat > /root/hold-dpkg-lock && (nohup perl /root/hold-dpkg-lock > /root/hold.out 2>&1 & echo $! > /root/hold.pid); ' +
+      'i=0; until grep -q locked /root/hold.out; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done', holder);
+    expect(hold.code).toBe(0);
+    try {
+      const started = Date.now();
+      const r = provision('--inventory', mesh());
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/server-03 +FAILED +install strongswan-starter strongswan-charon: another process held the dpkg lock for 120 s/);
+      expect(r.stdout).toMatch(/next: Wait for the other apt or unattended-upgrades run to finish/);
+      expect(r.stdout).toMatch(/server-01--server-02 +ESP verified/);
+      expect((Date.now() - started) / 1000).toBeGreaterThanOrEqual(120);
+      expect(onServer('server-03', 'dpkg -s strongswan-starter >/dev/null 2>&1 && echo installed || echo absent').stdout.trim()).toBe('absent');
+    } finally {
+      onServer('server-03', 'kill $(cat /root/hold.pid)');
+    }
+  }, 900_000);
+
+  test('Ctrl-C during an install: the install finishes, nothing is written anywhere, exit 130; the next run converges', async () => {
+    labReset('server-03', { preinstall: 'none' });
+    const child = spawn('ip', ['netns', 'exec', NETNS, 'node', BIN, '--inventory', mesh()], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/server-03: install strongswan-starter/.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr: stderr.slice(-600) }).toMatchObject({ code: 130 });
+    expect(stdout).toMatch(/server-03 +INTERRUPTED +done before Ctrl-C: installed strongswan-starter strongswan-charon/);
+    expect(onServer('server-03', 'ls /etc/ipsec.d/*.conf 2>/dev/null | wc -l').stdout.trim()).toBe('0');
+    expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
+  }, 900_000);
+
+  test('a daemon that will not start with the new files: the previous files go back and it runs again', () => {
+    expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
+    const conf = 'cat /etc/ipsec.d/server-02--server-03.conf';
+    const before = onServer('server-03', conf).stdout;
+    const setup = onServer('server-03', "sed -i '/^include \\/etc\\/ipsec.d\\/\\*.conf/d' /etc/ipsec.conf && mkdir -p /etc/systemd/system/strongswan-starter.service.d && " +
+      `printf '[Service]\\nExecStartPre=/bin/sh -c "! grep -qs auto=add /etc/ipsec.d/server-02--server-03.conf"\\n' > /etc/systemd/system/strongswan-starter.service.d/refuse.conf && systemctl daemon-reload`);
+    expect(setup.code).toBe(0);
+    try {
+      const inv = inventory('responder-add.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }],
+        'pairs:\n  - [server-01, server-02]\n  - [server-01, server-03]\n  - {hosts: [server-02, server-03], responder: add}\n', { fleet: 'mesh' });
+      const r = provision('--inventory', inv, '--json');
+      const s3 = json(r).hosts.find((h: any) => h.name === 'server-03');
+      expect({ code: r.code, status: s3.status, step: s3.step }).toEqual({ code: 1, status: 'failed', step: 'restart ipsec' });
+      expect(s3.error).toMatch(/ipsec did not start with the new files, so the previous files are back and ipsec runs again/);
+      expect(onServer('server-03', conf).stdout).toBe(before);
+      expect(onServer('server-03', 'systemctl is-active ipsec').stdout.trim()).toBe('active');
+      // server-02 got the changed conn of server-02--server-03, which never landed on server-03: it has its previous files back.
+      expect(json(r).pairs.find((p: any) => p.name === 'server-02--server-03')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/not changed: server-03 failed at restart ipsec; server-02 has the previous files back/) });
+      expect(onServer('server-02', 'grep auto= /etc/ipsec.d/server-02--server-03.conf').stdout.trim()).toBe('auto=start');
+    } finally {
+      onServer('server-03', 'rm -rf /etc/systemd/system/strongswan-starter.service.d && systemctl daemon-reload');
+    }
+    expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
+  }, 900_000);
+
+  test('a new key the responder does not take: rolled back on both ends, the pair up again with the old key, exit 1', () => {
+    expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
+    const old = keyOf('server-01', 'server-01--server-02');
+    // An operator's stale secrets file on server-02, loaded before ours, keeps the old key in force there.
+    expect(onServer('server-02', 'grep PSK /etc/ipsec.d/server-01--server-02.secrets > /etc/ipsec.d/00-stale.secrets; chmod 600 /etc/ipsec.d/00-stale.secrets; ipsec auto --rereadsecrets >/dev/null').code).toBe(0);
+    try {
+      const r = provision('--inventory', mesh(), '--rotate-psk', 'server-01--server-02', '--json');
+      const p = json(r).pairs.find((x: any) => x.name === 'server-01--server-02');
+      expect({ code: r.code, status: p.status }).toEqual({ code: 1, status: 'rolled-back' });
+      expect(p.reason).toMatch(/the new key did not authenticate with server-02/);
+      expect(p.restored).toBe('the previous files are back and the pair is ESP-verified with them');
+      expect([keyOf('server-01', 'server-01--server-02'), keyOf('server-02', 'server-01--server-02')]).toEqual([old, old]);
+    } finally {
+      onServer('server-02', 'rm -f /etc/ipsec.d/00-stale.secrets; ipsec auto --rereadsecrets >/dev/null');
+    }
+  }, 900_000);
+
+  test('peers whose keys disagree are repaired by a normal run, shown first by the dry run', () => {
+    expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
+    expect(onServer('server-02', "sed -i 's/PSK 0s.*/PSK 0sc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3Q=/' /etc/ipsec.d/server-01--server-02.secrets && ipsec auto --rereadsecrets >/dev/null").code).toBe(0);
+    expect(provision('--inventory', mesh(), '--dry-run').stdout).toMatch(/server-01--server-02: peers disagree: repaired with a new key/);
+    const r = provision('--inventory', mesh(), '--json');
+    expect(outcome(r).code).toBe(0);
+    expect(keyOf('server-02', 'server-01--server-02')).toBe(keyOf('server-01', 'server-01--server-02'));
+  }, 900_000);
+
+  test('host keys: a changed key refuses that host with both fingerprints; an unknown one is refused, then recorded with --accept-new-host-keys', () => {
+    const tampered = join(dir, 'known_hosts_tampered');
+    copyFileSync(KNOWN_HOSTS, tampered);
+    const lines = readFileSync(tampered, 'utf8').trim().split('\n');
+    const key3 = lines[2]!.split(' ').slice(1).join(' ');
+    lines[1] = `${hostIp(2)} ${key3}`;
+    writeFileSync(tampered, lines.join('\n') + '\n');
+    const r = provision('--inventory', inventory('tampered.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }], 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n', { fleet: 'mesh', knownHosts: tampered }));
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 has CHANGED: offered SHA256:\S+, .* has ssh-ed25519 SHA256:\S+/);
+    expect(r.stdout).toMatch(/server-01--server-03 +ESP verified/);
+    expect(r.stdout).toMatch(/server-01--server-02 +skipped +server-02 refused/);
+    const partial = join(dir, 'known_hosts_partial');
+    writeFileSync(partial, readFileSync(KNOWN_HOSTS, 'utf8').split('\n').filter((l) => !l.includes(hostIp(2))).join('\n'));
+    const inv = inventory('partial.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'partial', knownHosts: partial });
+    const refused = provision('--inventory', inv, '--no-verify');
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 is not in/);
+    expect(provision('--inventory', inv, '--accept-new-host-keys', '--no-verify').code).toBe(0);
+    expect(readFileSync(partial, 'utf8').split('\n').filter((l) => l.startsWith(`${hostIp(2)} `))).toHaveLength(1);
+    provision('teardown', '--inventory', inv);
+  }, 900_000);
+
+  test('a jump host, and a non-root user through sudo -n; a user without sudo rights gets a clear error', () => {
+    for (const [user, sudo] of [['deploy', true], ['nosudo', false]] as const) {
+      expect(onServer('server-02', `id ${user} >/dev/null 2>&1 || useradd -m -s /bin/bash ${user}
+        install -d -m 700 -o ${user} /home/${user}/.ssh && install -m 600 -o ${user} /root/.ssh/authorized_keys /home/${user}/.ssh/
+        ${sudo ? `echo '${user} ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/${user}` : 'true'}`).code).toBe(0);
+    }
+    const viaJump = (user: string) => inventory(`jump-${user}.yaml`, [{ i: 1 }, { i: 2, extra: `ssh: {user: ${user}, jump: server-01}` }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'mesh' });
+    const ok = provision('--inventory', viaJump('deploy'), '--json', '--no-prune');
+    expect(outcome(ok)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    const refused = provision('--inventory', viaJump('nosudo'), '--no-prune');
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/server-02 +FAILED +facts: sudo wants a password for nosudo/);
+  }, 900_000);
+
+  test('an inventory with only names and addresses, and an ssh config with the rest: reached as ssh would', () => {
+    const config = join(dir, 'ssh_config');
+    writeFileSync(config, `Host server-0*\n  User root\n  IdentityFile ${IDENTITY}\n  UserKnownHostsFile ${KNOWN_HOSTS}\nHost server-02\n  HostName ${hostIp(2)}\n  ProxyJump server-01\n`);
+    const bare = join(dir, 'bare.yaml');
+    writeFileSync(bare, `fleet: mesh\ndefaults:\n  ssh: {config: ${config}}\nhosts:\n  server-01: {address: ${hostIp(1)}}\n  server-02: {address: ${hostIp(2)}}\npairs: [[server-01, server-02]]\n`);
+    const r = provision('--inventory', bare, '--json', '--no-prune');
+    expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    // server-02 was reached through server-01, as the config says: its SSH came from server-01,
+    // a peer, so the guard keeps that path open.
+    expect(json(r).hosts.find((h: any) => h.name === 'server-02').guard.ssh).toEqual([hostIp(1)]);
+    expect(json(r).hosts.find((h: any) => h.name === 'server-01').guard.ssh).toEqual([]);
+  }, 900_000);
+
+  test("pairs gone from the inventory are retired, and teardown takes the rest; an operator's conn is never touched", () => {
+    expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
+    const operatorConf = 'conn operator-vpn\n    type=transport\n    authby=secret\n    left=10.77.0.11\n    right=192.0.2.99\n    auto=ignore\n';
+    const put = onServer('server-01', "cat > /etc/ipsec.d/operator-vpn.conf; echo '10.77.0.11 192.0.2.99 : PSK \"operator-secret-operator-secret-x\"' > /etc/ipsec.d/operator-vpn.secrets; chmod 600 /etc/ipsec.d/operator-vpn.secrets; stat -c %Y /etc/ipsec.d/operator-vpn.*", operatorConf);
+    expect(put.code).toBe(0);
+    // server-03 leaves the inventory: its pairs are retired on server-01 and server-02.
+    const dry = provision('--inventory', seed(), '--dry-run');
+    expect(dry.stdout).toMatch(/- \/etc\/ipsec\.d\/server-01--server-03\.conf {2}\(delete, 0644\)/);
+    expect(dry.stdout).not.toMatch(/operator/);
+    const r = provision('--inventory', seed(), '--json');
+    expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    expect(json(r).hosts.find((h: any) => h.name === 'server-01').did).toContain('retired server-01--server-03');
+    // Teardown of the rest: everything of provision's goes from server-01, the operator's conn stays.
+    const down = provision('teardown', '--inventory', seed(), '--json');
+    expect(down.code).toBe(0);
+    const after = onServer('server-01', 'ls /etc/ipsec.d/*.conf /etc/ipsec.d/*.secrets /etc/provision/ 2>/dev/null; stat -c %Y /etc/ipsec.d/operator-vpn.*; nft list tables | grep -c provision || true; ipsec status | grep -c "server-01--server-0" || true');
+    expect(after.stdout).toBe(['/etc/ipsec.d/operator-vpn.conf', '/etc/ipsec.d/operator-vpn.secrets', ''].join('\n') + put.stdout + '0\n0\n');
+    expect(onServer('server-01', 'ipsec status | grep -c operator-vpn').stdout.trim()).not.toBe('0');
+  }, 900_000);
+});

@@ -1,0 +1,112 @@
+import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
+import { watchPair, type OutageSeen } from '../helpers/outage.js';
+import { inventory, json, outcome, provision } from './support.js';
+
+// The fail-closed guard, watched on the wire outside the servers (tcpdump on the lab's taps,
+// which also sees what a rebooting server sends): pings at 20/s both ways on a libreswan
+// pair (server-01/server-02) and a libreswan-strongSwan pair (server-03/server-04), while a
+// daemon restarts, is reinstalled (the upgrade path), stops for 30 s, or its server reboots.
+// With the guard: no clear packet between the two servers, ever; traffic resumes within a
+// bound. Without it (guard: off), the same restart leaks, so the test can fail.
+
+const PAIRS = [[1, 2], [3, 4]] as const;
+const name = (i: number) => `server-0${i}`;
+const inv = (guard = true) => inventory(guard ? 'guarded.yaml' : 'guarded-off.yaml',
+  [{ i: 1 }, { i: 2 }, { i: 3 }, { i: 4, backend: 'strongswan' }],
+  'pairs:\n  - [server-01, server-02]\n  - [server-03, server-04]\n', { fleet: 'guarded', ...(guard ? {} : { defaults: '  ipsec: {guard: off}\n' }) });
+const seen: string[] = [];
+
+/**
+ * Watches both pairs while `act` runs on one server of each (at once), until traffic flows
+ * again both ways; returns what the wire saw, and records it for the report.
+ */
+function scenario(what: string, servers: [number, number], act: (server: string) => string, maxSec: number): OutageSeen[] {
+  const watches = PAIRS.map(([a, b]) => watchPair(a, b));
+  const t0 = Date.now() / 1000;
+  const results: OutageSeen[] = [];
+  try {
+    // Both actions start together, in the background on each server.
+    for (const s of servers) expect(onServer(name(s), `(nohup sh -c ${JSON.stringify(act(name(s)))} >/tmp/act.log 2>&1 &) ; true`).code).toBe(0);
+    for (const w of watches) expect(w.waitFlowing(t0 + 1, maxSec)).toBe(true);
+  } finally {
+    for (const w of watches) results.push(w.stop());
+  }
+  results.forEach((r, k) => {
+    const [a, b] = PAIRS[k]!;
+    const gap = Math.max(...r.directions.map((d) => d.longestGap));
+    seen.push(`${what}, ${name(a)}/${name(b)}: traffic stopped ${gap.toFixed(1)} s; clear ICMP from ${name(a)}: ${r.clear[name(a)]!.length}, from ${name(b)}: ${r.clear[name(b)]!.length}`);
+  });
+  process.stdout.write(`${seen.slice(-2).join('\n')}\n`);
+  return results;
+}
+
+const noClear = (rs: OutageSeen[]) => rs.map((r) => Object.fromEntries(Object.entries(r.clear).map(([k, v]) => [k, v.length])));
+
+describeLab('the fail-closed guard', () => {
+  beforeAll(() => {
+    labUp(4, { preinstall: ['libreswan', 'libreswan', 'libreswan', 'strongswan'] });
+    const r = provision('--inventory', inv(), '--json');
+    expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-03--server-04', 'verified']] });
+  }, 1_200_000);
+  afterAll(() => {
+    process.stdout.write(`guard, all scenarios:\n  ${seen.join('\n  ')}\n`);
+    labDown();
+  }, 120_000);
+
+  test('the guard is loaded with each peer, at boot before the IKE daemon, and reported with its counters', () => {
+    for (const [a, b] of PAIRS) {
+      expect(onServer(name(a), 'nft list set inet provision_guarded peers4').stdout).toContain(`elements = { ${hostIp(b)} }`);
+      expect(onServer(name(b), 'nft list set inet provision_guarded peers4').stdout).toContain(`elements = { ${hostIp(a)} }`);
+    }
+    const unit = onServer('server-02', 'systemctl show provision-guard -p Before -p WantedBy -p UnitFileState').stdout;
+    expect(unit).toMatch(/Before=.*ipsec\.service/);
+    expect(unit).toMatch(/UnitFileState=enabled/);
+    const j = json(provision('--inventory', inv(), '--json'));
+    expect(j.hosts.find((h: any) => h.name === 'server-01').guard).toMatchObject({ table: 'provision_guarded', members: [hostIp(2)], load: false });
+  }, 300_000);
+
+  test('(a) the daemon restarts on either end: no clear packet, traffic back within 60 s', () => {
+    for (const servers of [[2, 4], [1, 3]] as [number, number][]) {
+      const rs = scenario(`restart ipsec on ${servers.map(name).join(' and ')}`, servers, () => 'systemctl restart ipsec', 90);
+      expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+      for (const r of rs) for (const d of r.directions) expect(d.longestGap).toBeLessThan(60);
+    }
+  }, 900_000);
+
+  test('(b) the IPsec package is reinstalled (what an upgrade does): no clear packet', () => {
+    for (const s of [2, 4]) expect(onServer(name(s), 'apt-get update -q >/dev/null 2>&1; echo ok').code).toBe(0);
+    const rs = scenario('apt-get install --reinstall on server-02 (libreswan) and server-04 (strongSwan)', [2, 4],
+      (s) => `DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q ${s === 'server-04' ? 'strongswan-starter' : 'libreswan'}`, 300);
+    expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+  }, 900_000);
+
+  test('(d) the daemon stops for 30 s: traffic stops, nothing leaves in clear, and it comes back', () => {
+    const rs = scenario('ipsec stopped 30 s on server-01 and server-04', [1, 4], () => 'systemctl stop ipsec; sleep 30; systemctl start ipsec', 120);
+    expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+    for (const r of rs) for (const d of r.directions) expect(d.longestGap).toBeGreaterThanOrEqual(25);
+  }, 900_000);
+
+  test('(c) a server reboots, with an application pinging its peer from early boot: no clear packet', () => {
+    // A unit that pings the peer from before the IKE daemon starts, on each rebooting server.
+    for (const [s, peer] of [[2, 1], [3, 4]] as const) {
+      expect(onServer(name(s), `printf '[Unit]\\nDefaultDependencies=no\\nAfter=network.target\\nBefore=ipsec.service\\n[Service]\\nExecStart=/bin/ping -i 0.05 -w 120 ${hostIp(peer)}\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/early-ping.service && systemctl enable --quiet early-ping`).code).toBe(0);
+    }
+    const rs = scenario('reboot of server-02 and server-03', [2, 3], () => 'systemctl reboot', 240);
+    expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+    // The guard was loaded before ipsec started.
+    const order = onServer('server-02', 'systemctl show provision-guard -p ActiveEnterTimestampMonotonic --value; systemctl show ipsec -p ExecMainStartTimestampMonotonic --value').stdout.trim().split('\n').map(Number);
+    expect(order[0]).toBeGreaterThan(0);
+    expect(order[0]).toBeLessThan(order[1]!);
+    for (const s of [2, 3]) onServer(name(s), 'systemctl disable --quiet early-ping; rm -f /etc/systemd/system/early-ping.service');
+  }, 900_000);
+
+  test('without the guard (guard: off), the same restart leaks: this test can fail', () => {
+    const off = provision('--inventory', inv(false), '--json');
+    expect(outcome(off).code).toBe(0);
+    expect(onServer('server-02', 'nft list tables | grep -c provision_guarded || true').stdout.trim()).toBe('0');
+    const rs = scenario('restart ipsec on server-02 and server-04 without the guard', [2, 4], () => 'systemctl restart ipsec', 90);
+    expect(rs[0]!.clear['server-02']!.length).toBeGreaterThan(0);
+    // Back under the guard.
+    expect(outcome(provision('--inventory', inv(), '--json')).code).toBe(0);
+  }, 900_000);
+});

@@ -1,0 +1,153 @@
+import { describeLab, hostIp, hostIp6, hostRelease, labDown, labUp, onServer } from '../lab/control.js';
+import { watchPair, type OutageSeen } from '../helpers/outage.js';
+import { inventory, json, keyOf, outcome, provision, wireCheck } from './support.js';
+
+// Every release a fleet runs: Debian 11, 12 and 13 servers, each with libreswan or strongSwan
+// (libreswan 4.3 / 4.10 / 5.2, strongswan-starter 5.9.1 / 5.9.8 / 6.0.1). An IPv4 mesh
+// pairs every (release, backend) with every other once; IPv6 pairs cover each backend.
+// From nothing (packages installed by the tool), every pair is proved by the tool and
+// from outside; a re-run changes nothing; a cross-version pair is rotated; each daemon
+// kind restarts and its pairs come back.
+
+const LAB = [
+  { i: 1, release: 'bullseye', backend: 'libreswan' },
+  { i: 2, release: 'bullseye', backend: 'strongswan' },
+  { i: 3, release: 'bookworm', backend: 'libreswan' },
+  { i: 4, release: 'bookworm', backend: 'strongswan' },
+  { i: 5, release: 'trixie', backend: 'libreswan' },
+  { i: 6, release: 'trixie', backend: 'strongswan' },
+] as const;
+const name = (i: number) => `server-0${i}`;
+const all = LAB.map((h) => name(h.i));
+/** Every pair of the mesh: 15, each (release, backend) with every other once. */
+const v4 = () => inventory('matrix.yaml', LAB.map((h) => ({ i: h.i, backend: h.backend })), `meshes:\n  - {name: all, hosts: [${all.join(', ')}]}\n`);
+/** IPv6: each pair joins one release's libreswan with another's strongSwan, covering the six. */
+const v6 = () => inventory('matrix6.yaml', LAB.map((h) => ({ i: h.i, backend: h.backend, v6: true })),
+  'pairs:\n  - [server-01, server-04]\n  - [server-03, server-06]\n  - [server-05, server-02]\n');
+
+describeLab('every release and backend, IPv4 and IPv6', () => {
+  beforeAll(() => {
+    labUp(6, { releases: ['bullseye', 'bullseye', 'bookworm', 'bookworm', 'trixie', 'trixie'] });
+    for (const h of LAB) expect(hostRelease(name(h.i))).toBe(h.release);
+  }, 900_000);
+  afterAll(() => labDown(), 120_000);
+
+  test('IPv4 mesh from nothing: the right package on each release, all 15 pairs ESP-verified', () => {
+    const r = provision('--inventory', v4(), '--json');
+    const o = outcome(r);
+    expect(o.pairs.filter(([, s]) => s !== 'verified')).toEqual([]);
+    expect(o).toMatchObject({ code: 0 });
+    expect(o.pairs).toHaveLength(15);
+    const versions = Object.fromEntries(json(r).hosts.map((h: any) => [h.name, `${h.backend.package} ${h.backend.version}`]));
+    expect(versions).toEqual({
+      'server-01': 'libreswan 4.3', 'server-02': 'strongswan-starter 5.9.1', 'server-03': 'libreswan 4.10',
+      'server-04': 'strongswan-starter 5.9.8', 'server-05': 'libreswan 5.2', 'server-06': 'strongswan-starter 6.0.1',
+    });
+    // libreswan 5 gets its own dialect, and no deprecation warning from its daemon.
+    expect(onServer('server-05', 'grep -c keyexchange=ikev2 /etc/ipsec.d/server-01--server-05.conf').stdout.trim()).toBe('1');
+    expect(onServer('server-01', 'grep -c ikev2=insist /etc/ipsec.d/server-01--server-05.conf').stdout.trim()).toBe('1');
+    expect(onServer('server-05', 'journalctl -u ipsec --no-pager | grep -ci "deprecated\\|obsolete" || true').stdout.trim()).toBe('0');
+  }, 1_800_000);
+
+  test('from outside: each server sends ESP, never clear text, to a peer of every other release', () => {
+    for (const [from, to] of [[1, 6], [2, 5], [3, 2], [4, 1], [5, 4], [6, 3]] as const) {
+      expect({ from, to, seen: wireCheck(name(from), hostIp(to)) }).toMatchObject({ seen: { esp: 4, clear: 0, replies: 4 } });
+    }
+  }, 600_000);
+
+  test('IPv6 pairs covering each backend: verified by the tool (ICMPv6) and from outside', () => {
+    const r = provision('--inventory', v6(), '--json');
+    expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-04', 'verified'], ['server-03--server-06', 'verified'], ['server-02--server-05', 'verified']] });
+    expect(wireCheck('server-06', hostIp6(3))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
+    expect(wireCheck('server-02', hostIp6(5))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
+    // Two fleets on the same hosts: the IPv4 one is untouched.
+    expect(json(r).retired).toEqual([]);
+  }, 1_200_000);
+
+  test('a re-run of both changes nothing and proves every pair again', () => {
+    for (const inv of [v4(), v6()]) {
+      const r = provision('--inventory', inv, '--json');
+      const j = json(r);
+      expect({ code: r.code, changed: j.hosts.filter((h: any) => h.status !== 'unchanged').map((h: any) => h.name) }).toEqual({ code: 0, changed: [] });
+      expect(j.pairs.every((p: any) => p.status === 'verified')).toBe(true);
+    }
+  }, 900_000);
+
+  test('a rotation of cross-version pairs (libreswan 4.3 with strongSwan 6.0.1, IPv6 libreswan 5.2 with strongSwan 5.9.1)', () => {
+    const before = [keyOf('server-01', 'server-01--server-06'), keyOf('server-05', 'server-02--server-05')];
+    const r4 = provision('--inventory', v4(), '--rotate-psk', 'server-01,server-06', '--json');
+    expect(outcome(r4).pairs.find(([p]) => p === 'server-01--server-06')).toEqual(['server-01--server-06', 'verified']);
+    const r6 = provision('--inventory', v6(), '--rotate-psk', 'server-02--server-05', '--json');
+    expect(outcome(r6)).toMatchObject({ code: 0 });
+    const after = [keyOf('server-01', 'server-01--server-06'), keyOf('server-05', 'server-02--server-05')];
+    expect(after[0]).not.toBe(before[0]);
+    expect(after[1]).not.toBe(before[1]);
+    expect(keyOf('server-06', 'server-01--server-06')).toBe(after[0]);
+    expect(keyOf('server-02', 'server-02--server-05')).toBe(after[1]);
+  }, 900_000);
+
+  // Key rotation under 20 pings/s each way, one pair at a time, watched on the taps: the loss
+  // and the clear packets per direction, for each kind of pair (docs/rotation.md has them).
+  const rotations: string[] = [];
+  const measure = (a: number, b: number, mode: 'reauth' | 'reread', inv: string) => {
+    const w = watchPair(a, b);
+    let r: ReturnType<typeof provision> | undefined;
+    let seen: OutageSeen;
+    try {
+      r = provision('--inventory', inv, '--rotate-psk', `${name(a)},${name(b)}`, '--rotate-mode', mode, '--json');
+      spin(2);
+    } finally {
+      seen = w.stop();
+    }
+    const pair = json(r).pairs.find((p: any) => p.hosts.includes(name(a)) && p.hosts.includes(name(b)));
+    const line = `${name(a)} (${LAB[a - 1]!.backend} on ${LAB[a - 1]!.release}) / ${name(b)} (${LAB[b - 1]!.backend} on ${LAB[b - 1]!.release}), ${mode}: ` +
+      seen.directions.map((d) => `${d.from} -> ${d.to} ${d.sent - d.received} of ${d.sent} lost`).join(', ') +
+      `; clear ${Object.values(seen.clear).reduce((n, t) => n + t.length, 0)}; ${pair.status}${pair.reauthBy ? ` (re-authenticated by ${pair.reauthBy})` : ''}`;
+    rotations.push(line);
+    process.stdout.write(`${line}\n`);
+    return { status: pair.status, lost: seen.directions.map((d) => d.sent - d.received), clear: Object.values(seen.clear).flat().length, sent: seen.directions.map((d) => d.sent) };
+  };
+
+  test('rotations driven from a strongSwan end lose no packet (libreswan with strongSwan 5.9 and 6.0, strongSwan with strongSwan)', () => {
+    for (const [a, b] of [[3, 4], [5, 6], [1, 6], [2, 4], [4, 6]] as const) {
+      const m = measure(a, b, 'reauth', v4());
+      expect({ pair: `${a}-${b}`, status: m.status, clear: m.clear, lost: m.lost }).toEqual({ pair: `${a}-${b}`, status: 'verified', clear: 0, lost: [0, 0] });
+      for (const n of m.sent) expect(n).toBeGreaterThan(40);
+    }
+  }, 1_800_000);
+
+  test('libreswan pairs: a new IKE SA proves the key, break-before-make (loss measured, never clear); --rotate-mode reread loses nothing', () => {
+    for (const [a, b] of [[1, 3], [3, 5]] as const) {
+      const m = measure(a, b, 'reauth', v4());
+      expect({ status: m.status, clear: m.clear }).toEqual({ status: 'verified', clear: 0 });
+      // The gap is one negotiation: measured under a second in the lab; 40 pings (2 s) would be a regression.
+      for (const l of m.lost) expect(l).toBeLessThanOrEqual(40);
+      const quiet = measure(a, b, 'reread', v4());
+      expect({ status: quiet.status, clear: quiet.clear, lost: quiet.lost }).toEqual({ status: 'verified', clear: 0, lost: [0, 0] });
+    }
+    process.stdout.write(`rotation, all pairs:\n  ${rotations.join('\n  ')}\n`);
+  }, 1_800_000);
+
+  test("each daemon kind restarts, and its pairs come back on their own once traffic flows", () => {
+    for (const n of all) expect(onServer(n, 'systemctl restart ipsec').code).toBe(0);
+    // Servers talk: a few pings to every peer, as applications would (a routed conn starts
+    // its negotiation on the first packet it catches; until then nothing leaves in clear).
+    const talk = () => { for (const h of LAB) onServer(name(h.i), LAB.filter((x) => x.i !== h.i).map((x) => `ping -c 2 -W 1 ${hostIp(x.i)} >/dev/null 2>&1 &`).join(' ') + ' wait'); };
+    const deadline = Date.now() + 180_000;
+    let last = '';
+    while (Date.now() < deadline) {
+      talk();
+      const s = provision('status', '--inventory', v4(), '--json');
+      last = s.stdout;
+      if (s.code === 0) break;
+      spin(5);
+    }
+    const st = JSON.parse(last);
+    expect(st.pairs.filter((p: any) => p.status !== 'up').map((p: any) => `${p.name} ${p.status}`)).toEqual([]);
+    expect(outcome(provision('--inventory', v4(), '--json')).code).toBe(0);
+  }, 900_000);
+});
+
+function spin(sec: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, sec * 1000);
+}
