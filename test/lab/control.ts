@@ -8,7 +8,24 @@ import { fileURLToPath } from 'node:url';
 export const LAB_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'lab');
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STATE = process.env.PROVISION_LAB_STATE ?? join(REPO, '.lab');
+export const CACHE = process.env.PROVISION_LAB_CACHE ?? join(REPO, '.lab-cache');
 export const NETNS = process.env.PROVISION_LAB_NETNS ?? 'provision-lab';
+/** The private key the lab's servers accept for root. */
+export const IDENTITY = join(CACHE, 'id_ed25519');
+
+/** Debian releases the lab can boot, and the major version each reports in /etc/debian_version. */
+export const RELEASES = ['bullseye', 'bookworm', 'trixie'] as const;
+export type Release = (typeof RELEASES)[number];
+export const DEBIAN_MAJOR: Record<Release, number> = { bullseye: 11, bookworm: 12, trixie: 13 };
+/** What a server can have installed at boot (from a cached snapshot), besides the base. */
+export type Preinstall = 'none' | 'libreswan' | 'strongswan';
+
+export interface LabOptions {
+  /** One per server, repeated when shorter than the number of servers (default: bookworm). */
+  releases?: readonly Release[];
+  /** One per server, repeated likewise (default: none). */
+  preinstall?: readonly Preinstall[];
+}
 
 export interface Result {
   code: number;
@@ -54,9 +71,26 @@ export function lab(...args: string[]): Result {
   return run(LAB_SCRIPT, args);
 }
 
-export function labUp(n: number): void {
-  const r = lab('up', String(n));
-  if (r.code !== 0) throw new Error(`lab up ${n} failed (${r.code}):\n${r.stderr}`);
+/** Boots n servers, replacing a running lab: `labUp(3, { releases: ['bullseye', 'bookworm', 'trixie'] })`. */
+export function labUp(n: number, opts: LabOptions = {}): void {
+  const args = ['up', String(n)];
+  if (opts.releases?.length) args.push('--releases', opts.releases.join(','));
+  if (opts.preinstall?.length) args.push('--preinstall', opts.preinstall.join(','));
+  const r = lab(...args);
+  if (r.code !== 0) throw new Error(`lab ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+}
+
+/**
+ * Puts one server back to a fresh state without touching the others: a new root from the
+ * (cached) base, the same addresses and host keys (known_hosts stays valid), booted and
+ * answering SSH. Optionally with another release or preinstalled backend.
+ */
+export function labReset(name: string, opts: { release?: Release; preinstall?: Preinstall } = {}): void {
+  const args = ['reset', name];
+  if (opts.release) args.push('--release', opts.release);
+  if (opts.preinstall) args.push('--preinstall', opts.preinstall);
+  const r = lab(...args);
+  if (r.code !== 0) throw new Error(`lab ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
 }
 
 export function labDown(): void {
@@ -66,7 +100,11 @@ export function labDown(): void {
 
 export const hostName = (i: number): string => `server-${String(i).padStart(2, '0')}`;
 export const hostIp = (i: number): string => `10.77.0.${10 + i}`;
+/** The server's IPv6 address (fd77::/64, lab namespace only): fd77::11 for server-01, written like its IPv4 byte. */
+export const hostIp6 = (i: number): string => `fd77::${10 + i}`;
 export const INVENTORY = join(STATE, 'inventory.yaml');
+/** The same inventory with the servers' IPv6 addresses. */
+export const INVENTORY6 = join(STATE, 'inventory-ipv6.yaml');
 export const KNOWN_HOSTS = join(STATE, 'known_hosts');
 
 /** Runs a shell command on a lab server as root, from outside the tool. */
@@ -77,6 +115,22 @@ export function onServer(name: string, command: string, input?: string, timeoutM
 /** Runs a program inside the lab's network namespace (where the servers' addresses live). */
 export function inLab(args: string[], input?: string, timeoutMs?: number): Result {
   return run('ip', ['netns', 'exec', NETNS, ...args], input, timeoutMs);
+}
+
+/** A server's Debian release in the running lab. */
+export function hostRelease(name: string): Release {
+  return readFileSync(join(STATE, 'hosts', name, 'release'), 'utf8').trim() as Release;
+}
+
+/** What a server of the running lab booted with installed (none, libreswan, strongswan). */
+export function hostPreinstall(name: string): Preinstall {
+  return readFileSync(join(STATE, 'hosts', name, 'preinstall'), 'utf8').trim() as Preinstall;
+}
+
+/** Runs a command over SSH to any lab address (IPv4 or IPv6), with the lab's key and known_hosts. */
+export function sshTo(address: string, command: string, input?: string, timeoutMs?: number): Result {
+  return inLab(['ssh', '-q', '-i', IDENTITY, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, `root@${address}`, command], input, timeoutMs);
 }
 
 export function labCount(): number {
