@@ -19,7 +19,7 @@ export interface WireCount {
  * them (a busy pair's other ESP is left out, and the output stays small): clear probes are
  * recognised by their pattern, encrypted ones by their size.
  */
-export const VERIFY = { settleSec: 25, pings: 5, size: 1200, pattern: 'a5e1f0c3' } as const;
+export const VERIFY = { settleSec: 25, warmupSec: 15, pings: 5, size: 1200, pattern: 'a5e1f0c3' } as const;
 /** Captured length (link header, IP header and ESP payload) of an encrypted probe, with room for every cipher suite and NAT-T. */
 const ESP_LEN = { min: VERIFY.size + 60, max: VERIFY.size + 160 } as const;
 
@@ -37,7 +37,7 @@ export function verifyScript(local: string, peers: readonly string[], opts: { pi
   const v4off = 8 + 16; // ICMP header, then the timestamp ping puts first
   const clear = `(${hosts}) and ((icmp and icmp[${v4off}:4] = 0x${VERIFY.pattern}) or (icmp6 and ip6[${40 + v4off}:4] = 0x${VERIFY.pattern}))`;
   const esp = `(${hosts}) and (esp or udp port 4500) and greater ${ESP_LEN.min} and less ${ESP_LEN.max}`;
-  const limit = peers.length * pings * 4 + 8;
+  const limit = peers.length * (pings + VERIFY.warmupSec) * 4 + 8;
   return `set -u
 export LC_ALL=C
 d=$(mktemp -d); trap 'kill $cp $ep 2>/dev/null; rm -rf "$d"' EXIT
@@ -51,7 +51,14 @@ tcpdump -n -p -l -c ${limit} -i any ${quote(clear)} > "$d/clear" 2> "$d/clear.er
 tcpdump -n -p -l -c ${limit} -i any ${quote(esp)} > "$d/esp" 2> "$d/esp.err" & ep=$!
 j=0; until grep -q 'listening on' "$d/clear.err" 2>/dev/null && grep -q 'listening on' "$d/esp.err" 2>/dev/null; do j=$((j+1)); [ $j -ge 50 ] && break; sleep 0.1; done
 k=0; pids=''
-for p in ${peers.map(quote).join(' ')}; do k=$((k+1)); ping -c ${pings} -i 0.3 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" > "$d/ping$k" 2>&1 & pids="$pids $!"; done
+for p in ${peers.map(quote).join(' ')}; do
+  k=$((k+1))
+  # Warm up first, until the peer answers (${VERIFY.warmupSec} s at most): one end can hold its SAs seconds
+  # before the other does (the responder installs them before the initiator), and the
+  # probes would only measure that gap. The captures already watch for clear text.
+  ( w=0; until ping -c 1 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" >/dev/null 2>&1; do w=$((w+1)); [ $w -ge ${VERIFY.warmupSec} ] && break; done
+    ping -c ${pings} -i 0.3 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" > "$d/ping$k" 2>&1 ) & pids="$pids $!"
+done
 wait $pids
 sleep 0.5
 kill $cp $ep 2>/dev/null; wait $cp $ep 2>/dev/null

@@ -9,10 +9,11 @@ import { dir, inventory, json, outcome, provision, recordCommands, snapshot, wir
 // needs (a converge is idempotent), so one failure does not cascade.
 
 const S = ['server-01', 'server-02', 'server-03'];
-const seed = () => inventory('seed.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n');
+// One fleet, "lab", whatever file says it: the seed pair grows into the mesh.
+const seed = () => inventory('seed.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'lab' });
 /** The seed pair with the responder on `add`: the same fleet, another file. */
-const seedAdd = () => inventory('seed-add.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - {hosts: [server-01, server-02], responder: add}\n', { fleet: 'seed' });
-const mesh = () => inventory('mesh.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }], 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n');
+const seedAdd = () => inventory('seed-add.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - {hosts: [server-01, server-02], responder: add}\n', { fleet: 'lab' });
+const mesh = () => inventory('mesh.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }], 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n', { fleet: 'lab' });
 const seenKeys = new Set<string>();
 const collectKeys = (): void => {
   for (const n of S) for (const m of onServer(n, 'cat /etc/ipsec.d/*.secrets 2>/dev/null').stdout.matchAll(/PSK (0s\S+)/g)) seenKeys.add(m[1]!);
@@ -35,8 +36,8 @@ describeLab('converging real servers', () => {
     const pair = j.pairs.find((p: any) => p.name === 'server-01--server-02');
     expect(pair.status).toBe('verified');
     for (const d of pair.directions) expect(d.counts).toMatchObject({ clearOut: 0, espOut: expect.any(Number) });
-    const files = onServer('server-02', 'stat -c "%a %U %n" /etc/ipsec.d/server-01--server-02.* /etc/provision/guard-seed.nft; head -n 1 /etc/ipsec.d/server-01--server-02.conf; nft list set inet provision_seed peers4 | grep -c elements');
-    expect(files.stdout).toBe(`644 root /etc/ipsec.d/server-01--server-02.conf\n600 root /etc/ipsec.d/server-01--server-02.secrets\n600 root /etc/provision/guard-seed.nft\n# managed by provision for fleet seed: edits are overwritten\n1\n`);
+    const files = onServer('server-02', 'stat -c "%a %U %n" /etc/ipsec.d/server-01--server-02.* /etc/provision/guard-lab.nft; head -n 1 /etc/ipsec.d/server-01--server-02.conf; nft list set inet provision_lab peers4 | grep -c elements');
+    expect(files.stdout).toBe(`644 root /etc/ipsec.d/server-01--server-02.conf\n600 root /etc/ipsec.d/server-01--server-02.secrets\n600 root /etc/provision/guard-lab.nft\n# managed by provision for fleet lab: edits are overwritten\n1\n`);
     expect(wireCheck('server-01', hostIp(2))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
     expect(onServer('server-01', 'systemctl is-enabled provision-guard').stdout.trim()).toBe('enabled');
     collectKeys();
@@ -148,8 +149,8 @@ describeLab('converging real servers', () => {
     expect(pairs['server-02--server-03'].drift).toEqual(['server-02: /etc/ipsec.d/server-02--server-03.conf (differs)']);
     expect(bad.code).toBe(1);
     const prom = provision('status', '--inventory', mesh(), '--format', 'prometheus');
-    expect(prom.stdout).toMatch(/^provision_pair_keys_agree\{fleet="mesh",pair="server-01--server-02",initiator="server-01",responder="server-02"\} 0$/m);
-    expect(prom.stdout).toMatch(/^provision_guard_loaded\{fleet="mesh",host="server-03"\} 1$/m);
+    expect(prom.stdout).toMatch(/^provision_pair_keys_agree\{fleet="lab",pair="server-01--server-02",initiator="server-01",responder="server-02"\} 0$/m);
+    expect(prom.stdout).toMatch(/^provision_guard_loaded\{fleet="lab",host="server-03"\} 1$/m);
     // A run repairs both.
     expect(outcome(provision('--inventory', mesh(), '--json')).code).toBe(0);
     expect(provision('status', '--inventory', mesh(), '--verify').code).toBe(0);

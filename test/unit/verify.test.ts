@@ -67,7 +67,7 @@ describe('ESP verification, one command per host', () => {
     const s = verifyScript('10.0.0.1', ['10.0.0.2', '10.0.0.3']);
     expect(spawnSync('sh', ['-n', '-c', s]).status).toBe(0);
     expect(s).toContain(`icmp[24:4] = 0x${VERIFY.pattern}`);
-    expect(s).toMatch(/tcpdump -n -p -l -c 48 -i any '\(host 10\.0\.0\.2 or host 10\.0\.0\.3\) and \(esp or udp port 4500\) and greater \d+ and less \d+'/);
+    expect(s).toMatch(/tcpdump -n -p -l -c 168 -i any '\(host 10\.0\.0\.2 or host 10\.0\.0\.3\) and \(esp or udp port 4500\) and greater \d+ and less \d+'/);
     expect(s).toContain(`-s ${VERIFY.size} -p ${VERIFY.pattern}`);
   });
 });
