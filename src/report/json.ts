@@ -24,6 +24,7 @@ function hostJson(h: HostPlan, outcome?: HostOutcome): object {
     reload: h.reload.map((c) => c.name),
     unload: h.unload,
     legacy: h.legacy,
+    ...(h.guard ? { guard: h.guard } : {}),
   };
 }
 

@@ -31,3 +31,10 @@ test('the schema rejects what it should (the check can fail)', () => {
   j.hosts[0]!.status = 'exploded';
   expect(validate(j)).toBe(false);
 });
+
+test("each guarded host carries its guard (table, members, joins, ssh exemptions) in the JSON", () => {
+  const j = toJson(planInventory(inv)) as { hosts: { name: string; guard?: { table: string; joins: { address: string }[] } }[] };
+  const a = j.hosts.find((h) => h.name === 'a')!;
+  expect(a.guard).toMatchObject({ table: 'provision_inv', joins: [{ address: '10.0.0.2' }] });
+  valid(j);
+});
