@@ -53,7 +53,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
 
   // Write every changed file, then check the config; a refused config is put back.
   const wrote = new Set<string>();
-  const writing = cs.hosts.filter((h) => h.status === 'planned' && alive(ctx, h.host) && (h.includes.length || h.dropIncludes?.length || h.files.some((f) => f.action !== 'noop')));
+  const writing = cs.hosts.filter((h) => h.status === 'planned' && alive(ctx, h.host) && (h.includes.length || h.dropIncludes?.length || h.staleStaging.length || h.files.some((f) => f.action !== 'noop')));
   await phase(ctx, writing, async (h) => {
     const set = writeSet(h, keys);
     const r = await writeFiles(ctx, h.host, 'write', set, { backend: BACKENDS[h.backend.id], version: h.backend.version });

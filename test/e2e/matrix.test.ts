@@ -109,7 +109,7 @@ describeLab('every release and backend, IPv4 and IPv6', () => {
   };
 
   test('rotations driven from a strongSwan end lose no packet (libreswan with strongSwan 5.9 and 6.0, strongSwan with strongSwan)', () => {
-    for (const [a, b] of [[3, 4], [5, 6], [1, 6], [2, 4], [4, 6]] as const) {
+    for (const [a, b] of [[3, 4], [5, 6], [2, 4], [4, 6]] as const) {
       const m = measure(a, b, 'reauth', v4());
       expect({ pair: `${a}-${b}`, status: m.status, clear: m.clear, lost: m.lost }).toEqual({ pair: `${a}-${b}`, status: 'verified', clear: 0, lost: [0, 0] });
       for (const n of m.sent) expect(n).toBeGreaterThan(40);

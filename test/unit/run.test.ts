@@ -1,5 +1,8 @@
 import { loadInventory } from '../../src/inventory/load.js';
 import { run, type RunOptions } from '../../src/apply/run.js';
+import { createHash } from 'node:crypto';
+import { NO_CANDIDATE } from '../../src/apply/steps/install.js';
+import { savePlan } from '../../src/plan/saved.js';
 import { exitCode } from '../../src/cli.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
@@ -151,6 +154,33 @@ describe('the executor, against fake sessions', () => {
     expect(again.steps('a')).toEqual(['facts', 'verify 2 pairs: ping + tcpdump']);
   });
 
+  test('staging left by a killed write (it may hold a key) is removed even when nothing else changes on the host', async () => {
+    const facts = await converged();
+    const leftover = '/etc/ipsec.d/.provision-backup.AbC123';
+    const again = await go({ facts: (h) => (h === 'b' ? facts.get(h)!.replace('@@stale\n', `@@stale\n${leftover}\n`) : facts.get(h)) });
+    expect(again.steps('b')).toEqual(['facts', 'write', 'verify 2 pairs: ping + tcpdump']);
+    expect(again.sent.find((x) => x.host === 'b' && x.step === 'write')!.script).toContain(`rm -rf -- ${leftover}`);
+    expect(again.result.hosts.get('b')).toMatchObject({ did: ['1 leftover staging folder(s) of an interrupted write removed'] });
+    expect(again.steps('a')).toEqual(['facts', 'verify 2 pairs: ping + tcpdump']);
+  });
+
+  test('a saved plan holds no key and no hash of one; its facts fingerprint ignores the keys', async () => {
+    const facts = await converged();
+    const dry = await go({ facts: (h) => facts.get(h) }, { dryRun: true });
+    const saved = savePlan(dry.result.changeset!, 'inventory text', { prune: true, retireLegacy: false });
+    const body = KEY.replace(/^0s/, '');
+    const raw = Buffer.from(body, 'base64');
+    for (const form of [body, raw.toString('hex'), createHash('sha256').update(KEY).digest('hex').slice(0, 16), createHash('sha256').update(raw).digest('hex').slice(0, 16)]) {
+      expect(saved).not.toContain(form);
+    }
+    const other = '0s' + Buffer.alloc(32, 7).toString('base64');
+    // The same files with another key in them (the content section is base64 of the files).
+    const swap = (text: string): string => text.replace(/(@@content\n)(\S*)/, (_m, h: string, b64: string) => h + Buffer.from(Buffer.from(b64, 'base64').toString().replaceAll(KEY, other)).toString('base64'));
+    expect(swap(facts.get('a')!)).not.toBe(facts.get('a'));
+    const rekeyed = await go({ facts: (h) => swap(facts.get(h)!) }, { dryRun: true });
+    expect(rekeyed.result.changeset!.hosts.map((h) => h.facts)).toEqual(dry.result.changeset!.hosts.map((h) => h.facts));
+  });
+
   test('--concurrency 1: one SSH connection open at a time, every step still done', async () => {
     const { result } = await go({}, { concurrency: 1 });
     expect(result.stats.peakConnections).toBe(1);
@@ -187,9 +217,21 @@ describe('installing', () => {
   test('apt offering nothing, even after an update, fails that host only, naming it', async () => {
     const { result } = await go({
       facts: (h) => (h === 'c' ? FRESH_FACTS : undefined),
-      respond: (c) => (c.host === 'c' && c.step.startsWith('install') ? { code: 100, stderr: 'E: Failed to fetch http://mirror/ 404' } : undefined),
+      respond: (c) => (c.host === 'c' && c.step.startsWith('install') ? { code: NO_CANDIDATE, stderr: 'E: Failed to fetch http://mirror/ 404' } : undefined),
     });
     expect(result.hosts.get('c')).toMatchObject({ status: 'failed', step: 'install (auto)', error: 'apt has no candidate for openswan, libreswan or strongswan-starter, even after apt-get update' });
+    expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
+  });
+
+  test("the dpkg lock held past apt's timeout names the lock and what to do, for that host only", async () => {
+    // apt-get's own words after DPkg::Lock::Timeout (recorded on a bookworm lab server).
+    const held = 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1234 (perl)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?';
+    const { result } = await go({
+      facts: (h) => (h === 'c' ? FRESH_FACTS : undefined),
+      respond: (c) => (c.host === 'c' && c.step.startsWith('install') ? { code: 100, stdout: 'installing libreswan\n', stderr: held } : undefined),
+    });
+    expect(result.hosts.get('c')).toMatchObject({ status: 'failed', step: 'install (auto)', error: 'another process held the dpkg lock for 120 s' });
+    expect((result.hosts.get('c') as { hint?: string }).hint).toMatch(/Wait for the other apt or unattended-upgrades run to finish/);
     expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
   });
 });

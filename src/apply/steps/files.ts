@@ -53,5 +53,6 @@ export function describeWrite(set: WriteSet): string {
   const n = set.puts.length;
   const d = set.deletes.length;
   return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : '',
-    set.dropIncludes?.length ? `${set.dropIncludes.length} include line(s) of provision removed` : ''].filter(Boolean).join(', ');
+    set.dropIncludes?.length ? `${set.dropIncludes.length} include line(s) of provision removed` : '',
+    set.stale?.length ? `${set.stale.length} leftover staging folder(s) of an interrupted write removed` : ''].filter(Boolean).join(', ');
 }

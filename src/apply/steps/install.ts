@@ -3,8 +3,11 @@ import type { Install } from '../../plan/types.js';
 import { DPKG_LOCK_WAIT, failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 
-/** Exit code of the install script when apt offers none of the packages, even after an update. */
-const NO_CANDIDATE = 100;
+/**
+ * Exit code of the install script when apt offers none of the packages, even after an
+ * update. Not 100: that is apt-get's own code for any error, the dpkg lock among them.
+ */
+export const NO_CANDIDATE = 97;
 
 /**
  * Installs the packages, as the recipe does (`apt-get update && apt-get install`) but only
