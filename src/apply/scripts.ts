@@ -1,6 +1,7 @@
 import { basename, dirname } from 'node:path';
 import { CONF_DIR, INCLUDE_MARK, type IncludeLine } from '../core/paths.js';
 import { quote } from '../core/shell.js';
+import { GUARD_DIR } from '../plan/guard.js';
 
 /** Exit codes of the write script that mean something to the executor. */
 export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
@@ -50,7 +51,8 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     // Hidden, so the include glob (*.conf, *.secrets) never picks a staging folder up.
     ...dirs.map((_, i) => `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')}`),
     'bak=$S0',
-    `trap 'rm -rf ${dirs.map((_, i) => `"$S${i}"`).join(' ')} "\${tmp:-}"' EXIT`,
+    // provision's own folder goes once its last file has (teardown); rmdir leaves a non-empty one.
+    `trap 'rm -rf ${dirs.map((_, i) => `"$S${i}"`).join(' ')} "\${tmp:-}"${set.deletes.some((p) => dirname(p) === GUARD_DIR) ? `; rmdir ${GUARD_DIR} 2>/dev/null || true` : ''}' EXIT`,
     "trap 'exit 143' HUP INT TERM",
     ': > "$bak/.saved"; : > "$bak/.created"; : > "$bak/.existing"; : > "$bak/.deleted"; n=0',
     'restore() {',

@@ -204,7 +204,7 @@ describeLab('the lab of real Debian servers (mixed releases, IPv4 and IPv6)', ()
     for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
     expect(umlProcesses()).toEqual([]);
     expect(sh('grep -c "' + STATE + '" /proc/mounts || true').trim()).toBe('0');
-    expect(sh('grep -c "lab-cache" /proc/mounts || true').trim()).toBe('0');
+    expect(sh(`grep "lab-cache" /proc/mounts | grep -c "${STATE}/" || true`).trim()).toBe('0');
     expect(sh('ip netns list').split('\n').map((l) => l.split(' ')[0])).not.toContain(NETNS);
     expect(sh('ip -o link show | grep -c " tap[0-9]" || true').trim()).toBe('0');
     expect(existsSync(STATE)).toBe(false);

@@ -7,9 +7,14 @@ import { fileURLToPath } from 'node:url';
 
 export const LAB_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'lab');
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const STATE = process.env.PROVISION_LAB_STATE ?? join(REPO, '.lab');
-export const CACHE = process.env.PROVISION_LAB_CACHE ?? join(REPO, '.lab-cache');
-export const NETNS = process.env.PROVISION_LAB_NETNS ?? 'provision-lab';
+// Jest runs two test files at once (jest.config.js): each worker gets a lab of its own (its
+// own namespace and state folder; one shared cache, built before the workers start by
+// test/lab/global-setup.mjs). The lab script reads the same variables.
+const worker = Number(process.env.JEST_WORKER_ID ?? '1');
+const suffix = worker > 1 ? `-${worker}` : '';
+export const STATE = (process.env.PROVISION_LAB_STATE ??= join(REPO, `.lab${suffix}`));
+export const CACHE = (process.env.PROVISION_LAB_CACHE ??= join(REPO, '.lab-cache'));
+export const NETNS = (process.env.PROVISION_LAB_NETNS ??= `provision-lab${suffix}`);
 /** The private key the lab's servers accept for root. */
 export const IDENTITY = join(CACHE, 'id_ed25519');
 

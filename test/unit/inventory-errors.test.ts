@@ -75,6 +75,8 @@ const cases: [string, string, number, number, RegExp, RegExp][] = [
   ['link-local IPv6', 'hosts:\n  a: {address: "fe80::1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /link-local/, /peers reach/],
   ['unspecified IPv4', 'hosts:\n  a: {address: 0.0.0.0}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 16, /unspecified/, /peers reach/],
   ['multicast IPv6', 'hosts:\n  a: {address: "ff02::1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /multicast/, /peers reach/],
+  ['unspecified IPv6', 'hosts:\n  a: {address: "::"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /unspecified/, /peers reach/],
+  ['multicast IPv4', 'hosts:\n  a: {address: 224.0.0.1}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 2, 16, /multicast/, /peers reach/],
   ['loopback IPv6', 'hosts:\n  a: {address: "::1"}\n  b: {address: "2001:db8::2"}\npairs: [[a, b]]\n', 2, 16, /loopback/, /peers reach/],
   ['bad fleet name', 'fleet: "a b"\n' + ok + 'pairs: [[a, b]]\n', 1, 8, /fleet "a b" is not a safe name/, /letters/],
   ['not UTF-8', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: "\uFFFD"}\n', 3, 17, /not valid UTF-8/, /UTF-8/],

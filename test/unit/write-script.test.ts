@@ -188,3 +188,9 @@ describe('the write script', () => {
     expect(script.indexOf('sync -- "$S0/0600"/*')).toBeLessThan(script.indexOf('mv -f -t "$D0"'));
   });
 });
+
+test("deleting the last guard file removes provision's own folder (rmdir: never a non-empty one), and no other folder", () => {
+  const guard = writeScript({ puts: [], deletes: ['/etc/provision/guard-lab.nft'], includes: [] }).script;
+  expect(guard).toContain("rmdir /etc/provision 2>/dev/null || true' EXIT");
+  expect(writeScript({ puts: [], deletes: ['/etc/ipsec.d/a--b.conf'], includes: [] }).script).not.toContain('rmdir');
+});
