@@ -108,28 +108,7 @@ describeLab('converging real servers', () => {
     collectKeys();
   }, 1_200_000);
 
-  test('(e) two inventories sharing server-01 run in turn: both pairs stay in place and verified', () => {
-    const a = inventory('a.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n');
-    const b = inventory('b.yaml', [{ i: 1 }, { i: 3, backend: 'strongswan' }], 'pairs:\n  - [server-01, server-03]\n');
-    // Start from files of these fleets only: retire what other scenarios left.
-    provision('teardown', '--inventory', mesh());
-    expect(outcome(provision('--inventory', a, '--json')).code).toBe(0);
-    const rb = provision('--inventory', b, '--json');
-    expect(outcome(rb)).toEqual({ code: 0, pairs: [['server-01--server-03', 'verified']] });
-    expect(json(rb).retired).toEqual([]);
-    const ra = provision('--inventory', a, '--json');
-    expect(outcome(ra)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
-    expect(json(ra).hosts.map((h: any) => h.status)).toEqual(['unchanged', 'unchanged']);
-    expect(onServer('server-01', 'head -qn 1 /etc/ipsec.d/server-01--server-02.conf /etc/ipsec.d/server-01--server-03.conf; nft list tables | grep provision | sort').stdout)
-      .toBe('# managed by provision for fleet a: edits are overwritten\n# managed by provision for fleet b: edits are overwritten\ntable inet provision_a\ntable inet provision_b\n');
-    expect(wireCheck('server-01', hostIp(2))).toMatchObject({ clear: 0, replies: 4 });
-    expect(wireCheck('server-01', hostIp(3))).toMatchObject({ clear: 0, replies: 4 });
-    provision('teardown', '--inventory', a);
-    provision('teardown', '--inventory', b);
-  }, 1_200_000);
-
-  test('(f) status: a healthy mesh exits 0; a stopped daemon names exactly its pairs; a key edited disagrees; a file edited is drift', () => {
-    expect(provision('--inventory', mesh()).code).toBe(0);
+  test('(e) status: a healthy mesh exits 0; a stopped daemon names exactly its pairs; a key edited disagrees; a file edited is drift', () => {
     const healthy = provision('status', '--inventory', mesh(), '--json');
     expect({ code: healthy.code, pairs: json(healthy).pairs.map((p: any) => [p.name, p.status, p.keys]) }).toEqual({
       code: 0, pairs: [['server-01--server-02', 'up', 'agree'], ['server-01--server-03', 'up', 'agree'], ['server-02--server-03', 'up', 'agree']],
@@ -155,6 +134,26 @@ describeLab('converging real servers', () => {
     expect(outcome(provision('--inventory', mesh(), '--json')).code).toBe(0);
     expect(provision('status', '--inventory', mesh(), '--verify').code).toBe(0);
     collectKeys();
+  }, 1_200_000);
+
+  test('(f) two inventories sharing server-01 run in turn: both pairs stay in place and verified', () => {
+    const a = inventory('a.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n');
+    const b = inventory('b.yaml', [{ i: 1 }, { i: 3, backend: 'strongswan' }], 'pairs:\n  - [server-01, server-03]\n');
+    // Start from files of these fleets only: retire what other scenarios left.
+    provision('teardown', '--inventory', mesh());
+    expect(outcome(provision('--inventory', a, '--json')).code).toBe(0);
+    const rb = provision('--inventory', b, '--json');
+    expect(outcome(rb)).toEqual({ code: 0, pairs: [['server-01--server-03', 'verified']] });
+    expect(json(rb).retired).toEqual([]);
+    const ra = provision('--inventory', a, '--json');
+    expect(outcome(ra)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    expect(json(ra).hosts.map((h: any) => h.status)).toEqual(['unchanged', 'unchanged']);
+    expect(onServer('server-01', 'head -qn 1 /etc/ipsec.d/server-01--server-02.conf /etc/ipsec.d/server-01--server-03.conf; nft list tables | grep provision | sort').stdout)
+      .toBe('# managed by provision for fleet a: edits are overwritten\n# managed by provision for fleet b: edits are overwritten\ntable inet provision_a\ntable inet provision_b\n');
+    expect(wireCheck('server-01', hostIp(2))).toMatchObject({ clear: 0, replies: 4 });
+    expect(wireCheck('server-01', hostIp(3))).toMatchObject({ clear: 0, replies: 4 });
+    provision('teardown', '--inventory', a);
+    provision('teardown', '--inventory', b);
   }, 1_200_000);
 
   test('no key reached any output, JSON, saved plan or command line of any run above', () => {

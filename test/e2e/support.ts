@@ -54,10 +54,15 @@ export function json(r: Result): any {
   }
 }
 
-/** `{code, pairs: [[name, status], ...]}` of a --json run, with the reasons of pairs that did not verify. */
-export function outcome(r: Result): { code: number; pairs: [string, string][] } {
+/**
+ * `{code, pairs: [[name, status], ...]}` of a --json run, with the reasons of pairs that did
+ * not verify; and, only when some host failed, `hosts` with their errors (so that a failing
+ * comparison shows why).
+ */
+export function outcome(r: Result): { code: number; pairs: [string, string][]; hosts?: string[] } {
   const j = json(r);
-  return { code: r.code, pairs: j.pairs.map((p: any) => [p.name, p.status === 'verified' ? 'verified' : `${p.status}: ${p.reason ?? ''}`]) };
+  const failed = j.hosts.filter((h: any) => !['changed', 'unchanged', 'planned'].includes(h.status)).map((h: any) => `${h.name} ${h.status} ${h.step ?? ''}: ${h.error ?? ''} ${h.tail ?? ''}`);
+  return { code: r.code, pairs: j.pairs.map((p: any) => [p.name, p.status === 'verified' ? 'verified' : `${p.status}: ${p.reason ?? ''}`]), ...(failed.length ? { hosts: failed } : {}) };
 }
 
 /** mtime of every file of provision's, and when ipsec last (re)started, per server. */

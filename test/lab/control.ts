@@ -39,7 +39,8 @@ export interface Result {
 }
 
 function run(cmd: string, args: string[], input?: string, timeoutMs = 600_000): Result {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+  // env: jest gives test code a copy of process.env, which a child does not inherit unless passed.
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: process.env });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
 
