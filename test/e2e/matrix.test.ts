@@ -126,8 +126,8 @@ describeLab('every release and backend, IPv4 and IPv6', () => {
     for (const [a, b] of [[1, 3], [3, 5]] as const) {
       const m = measure(a, b, 'reauth', v4());
       expect({ status: m.status, clear: m.clear }).toEqual({ status: 'verified', clear: 0 });
-      // The gap is one negotiation: measured under a second in the lab; 40 pings (2 s) would be a regression.
-      for (const l of m.lost) expect(l).toBeLessThanOrEqual(40);
+      // The gap is one negotiation: 9 to 19 pings (0.45 to 0.95 s) measured in the lab.
+      for (const l of m.lost) expect(l).toBeLessThanOrEqual(25);
       const quiet = measure(a, b, 'reread', v4());
       expect({ status: quiet.status, clear: quiet.clear, lost: quiet.lost }).toEqual({ status: 'verified', clear: 0, lost: [0, 0] });
     }
