@@ -162,9 +162,10 @@ describeLab('faults and the operator\'s world, on real servers', () => {
 
   test("pairs gone from the inventory are retired, and teardown takes the rest; an operator's conn is never touched", () => {
     expect(verified(provision('--inventory', mesh(), '--json'))).toBe(true);
-    const operatorConf = 'conn operator-vpn\n    type=transport\n    authby=secret\n    left=10.77.0.11\n    right=192.0.2.99\n    auto=ignore\n';
-    const put = onServer('server-01', "cat > /etc/ipsec.d/operator-vpn.conf; echo '10.77.0.11 192.0.2.99 : PSK \"operator-secret-operator-secret-x\"' > /etc/ipsec.d/operator-vpn.secrets; chmod 600 /etc/ipsec.d/operator-vpn.secrets; stat -c %Y /etc/ipsec.d/operator-vpn.*", operatorConf);
+    const operatorConf = 'conn operator-vpn\n    type=transport\n    authby=secret\n    left=10.77.0.11\n    right=192.0.2.99\n    auto=add\n';
+    const put = onServer('server-01', "cat > /etc/ipsec.d/operator-vpn.conf; echo '10.77.0.11 192.0.2.99 : PSK \"operator-secret-operator-secret-x\"' > /etc/ipsec.d/operator-vpn.secrets; chmod 600 /etc/ipsec.d/operator-vpn.secrets; ipsec auto --add operator-vpn >/dev/null 2>&1; stat -c %Y /etc/ipsec.d/operator-vpn.*", operatorConf);
     expect(put.code).toBe(0);
+    expect(onServer('server-01', 'ipsec status | grep -c operator-vpn').stdout.trim()).not.toBe('0');
     // server-03 leaves the inventory: its pairs are retired on server-01 and server-02.
     const dry = provision('--inventory', seed(), '--dry-run');
     expect(dry.stdout).toMatch(/- \/etc\/ipsec\.d\/server-01--server-03\.conf {2}\(delete, 0644\)/);
