@@ -83,11 +83,11 @@ describeLab('the fail-closed guard', () => {
     expect(j.hosts.find((h: any) => h.name === 'server-01').guard).toMatchObject({ table: 'provision_guarded', members: [hostIp(2)], load: false });
   }, 300_000);
 
-  test('(a) the daemon restarts on either end: no clear packet, traffic back within 90 s', () => {
+  test('(a) the daemon restarts on either end: no clear packet, traffic back within 150 s', () => {
     for (const servers of [[2, 4], [1, 3]] as [number, number][]) {
-      const rs = scenario(`restart ipsec on ${servers.map(name).join(' and ')}`, servers, () => 'systemctl restart ipsec', 90);
+      const rs = scenario(`restart ipsec on ${servers.map(name).join(' and ')}`, servers, () => 'systemctl restart ipsec', 180);
       expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
-      for (const r of rs) for (const d of r.directions) expect(d.longestGap).toBeLessThan(90);
+      for (const r of rs) for (const d of r.directions) expect(d.longestGap).toBeLessThan(150);
     }
   }, 900_000);
 
@@ -122,7 +122,7 @@ describeLab('the fail-closed guard', () => {
     const off = provision('--inventory', inv(false), '--json');
     expect(outcome(off).code).toBe(0);
     expect(onServer('server-02', 'nft list tables | grep -c provision_guarded || true').stdout.trim()).toBe('0');
-    const rs = scenario('restart ipsec on server-02 and server-04 without the guard', [2, 4], () => 'systemctl restart ipsec', 90);
+    const rs = scenario('restart ipsec on server-02 and server-04 without the guard', [2, 4], () => 'systemctl restart ipsec', 180);
     expect(rs[0]!.clear['server-02']!.length).toBeGreaterThan(0);
   }, 900_000);
 });
