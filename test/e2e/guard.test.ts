@@ -1,6 +1,6 @@
 import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
 import { watchPair, type OutageSeen } from '../helpers/outage.js';
-import { inventory, json, outcome, provision } from './support.js';
+import { inventory, json, outcome, provision, spin } from './support.js';
 
 // The fail-closed guard, watched on the wire outside the servers (tcpdump on the lab's taps,
 // which also sees what a rebooting server sends): pings at 20/s both ways on a libreswan
@@ -54,9 +54,6 @@ function scenario(what: string, servers: [number, number], act: (server: string)
   return results;
 }
 
-function spin(sec: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, sec * 1000);
-}
 
 const noClear = (rs: OutageSeen[]) => rs.map((r) => Object.fromEntries(Object.entries(r.clear).map(([k, v]) => [k, v.length])));
 

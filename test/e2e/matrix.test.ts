@@ -1,6 +1,6 @@
 import { describeLab, hostIp, hostIp6, hostRelease, labDown, labUp, onServer } from '../lab/control.js';
 import { watchPair, type OutageSeen } from '../helpers/outage.js';
-import { inventory, json, keyOf, outcome, provision, wireCheck } from './support.js';
+import { inventory, json, keyOf, outcome, provision, spin, wireCheck } from './support.js';
 
 // Every release a fleet runs: Debian 11, 12 and 13 servers, each with libreswan or strongSwan
 // (libreswan 4.3 / 4.10 / 5.2, strongswan-starter 5.9.1 / 5.9.8 / 6.0.1). An IPv4 mesh
@@ -141,6 +141,3 @@ describeLab('every release and backend, IPv4 and IPv6', () => {
   }, 1_800_000);
 });
 
-function spin(sec: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, sec * 1000);
-}

@@ -106,3 +106,8 @@ export function recordCommands(names: string[]): void {
     if (r.code !== 0) throw new Error(`recording wrapper on ${n}: ${r.stderr}`);
   }
 }
+
+/** Waits without busy-looping (the tests are synchronous). */
+export function spin(sec: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, sec * 1000);
+}
