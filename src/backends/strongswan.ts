@@ -37,6 +37,36 @@ charon {
 }
 `,
   },
+  // A pair's `auto=route` policy (host to host, every protocol) also catches the neighbour
+  // advertisement a host sends its peer: the peer never learns its link-layer address, so IKE
+  // answers never arrive and no SA ever forms (seen on the lab: "creating acquire job for
+  // policy ...[ipv6-icmp/136]", the libreswan end's neighbour entry FAILED). libreswan
+  // installs such bypass policies itself; charon does not, and strongSwan's docs ("IPv6 and
+  // the Neighbor Discovery Protocol") give these conns. Only solicitations and
+  // advertisements pass: pings and everything else between the peers stay under IPsec.
+  ipv6Bypass: {
+    path: '/etc/ipsec.d/provision-ipv6-nd.conf',
+    conns: ['provision-nd-ns', 'provision-nd-na'],
+    content: `${SHARED_HEADER}
+# IPv6 neighbour discovery (ICMPv6 135, 136) passes in clear, as it must: without it a pair's
+# policy catches the neighbour advertisements and the peers never reach each other.
+conn provision-nd-ns
+    type=passthrough
+    left=%any
+    right=%any
+    leftsubnet=::/0[ipv6-icmp/135]
+    rightsubnet=::/0
+    auto=route
+
+conn provision-nd-na
+    type=passthrough
+    left=%any
+    right=%any
+    leftsubnet=::/0[ipv6-icmp/136]
+    rightsubnet=::/0
+    auto=route
+`,
+  },
   assumedVersion: '5.9.8',
   speaks: 'ikev2',
   renderConn: (c) => {

@@ -73,6 +73,11 @@ export interface Backend {
    * make-before-break re-authentication (new SAs up before the old ones go).
    */
   settings?: { path: string; content: string };
+  /**
+   * Passthrough conns a host with an IPv6 pair needs (in a file of their own, shared by the
+   * fleets), so that the pair's trap policy does not catch neighbour discovery with the peer.
+   */
+  ipv6Bypass?: { path: string; content: string; conns: readonly string[] };
   /** Whether its `reauth` builds the new SAs before deleting the old (no packet lost); such an end drives a rotation. */
   makeBeforeBreak?: boolean;
 }
