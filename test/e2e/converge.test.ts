@@ -4,8 +4,8 @@ import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js
 import { dir, inventory, json, outcome, provision, recordCommands, snapshot, wireCheck } from './support.js';
 
 // Converging real servers (Debian 12 guests, nothing installed at first): from nothing, a
-// no-op, a dry run, a saved plan, a mesh with strongSwan, two fleets on one host, status,
-// and no key on any wire the tool uses. Each scenario brings the servers to the state it
+// no-op, a dry run, a saved plan, a mesh with strongSwan and its status, two fleets on one
+// host, and no key on any wire the tool uses. Each scenario brings the servers to the state it
 // needs (a converge is idempotent), so one failure does not cascade.
 
 const S = ['server-01', 'server-02', 'server-03'];
@@ -96,19 +96,13 @@ describeLab('converging real servers', () => {
     expect(provision('--inventory', seed()).code).toBe(0);
   }, 900_000);
 
-  test('(d) three servers as a mesh, server-03 on strongSwan: every pair carries ESP', () => {
+  test('(d) the seed pair grows into a mesh with a strongSwan server (a reload, not a restart, where the tunnel was); status: a healthy mesh exits 0, a stopped daemon names exactly its pairs, a key edited disagrees, a file edited is drift', () => {
     provision('--inventory', seed());
     const r = provision('--inventory', mesh(), '--json');
     expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-01--server-03', 'verified'], ['server-02--server-03', 'verified']] });
-    const j = json(r);
-    // server-01 and server-02 kept their tunnel: a reload of the new conns, not a restart.
-    expect(j.hosts.find((h: any) => h.name === 'server-01').service).toBe('reload');
-    expect(Number(onServer('server-03', 'ipsec statusall | grep -c ESTABLISHED').stdout.trim())).toBeGreaterThanOrEqual(2);
+    expect(json(r).hosts.find((h: any) => h.name === 'server-01').service).toBe('reload');
     expect(wireCheck('server-03', hostIp(1))).toMatchObject({ clear: 0, replies: 4 });
     collectKeys();
-  }, 1_200_000);
-
-  test('(e) status: a healthy mesh exits 0; a stopped daemon names exactly its pairs; a key edited disagrees; a file edited is drift', () => {
     const healthy = provision('status', '--inventory', mesh(), '--json');
     expect({ code: healthy.code, pairs: json(healthy).pairs.map((p: any) => [p.name, p.status, p.keys]) }).toEqual({
       code: 0, pairs: [['server-01--server-02', 'up', 'agree'], ['server-01--server-03', 'up', 'agree'], ['server-02--server-03', 'up', 'agree']],
@@ -134,9 +128,9 @@ describeLab('converging real servers', () => {
     expect(outcome(provision('--inventory', mesh(), '--json')).code).toBe(0);
     expect(provision('status', '--inventory', mesh(), '--verify').code).toBe(0);
     collectKeys();
-  }, 1_200_000);
+  }, 1_800_000);
 
-  test('(f) two inventories sharing server-01 run in turn: both pairs stay in place and verified', () => {
+  test('(e) two inventories sharing server-01 run in turn: both pairs stay in place and verified', () => {
     const a = inventory('a.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n');
     const b = inventory('b.yaml', [{ i: 1 }, { i: 3, backend: 'strongswan' }], 'pairs:\n  - [server-01, server-03]\n');
     // Start from files of these fleets only: retire what other scenarios left.
@@ -152,8 +146,6 @@ describeLab('converging real servers', () => {
       .toBe('# managed by provision for fleet a: edits are overwritten\n# managed by provision for fleet b: edits are overwritten\ntable inet provision_a\ntable inet provision_b\n');
     expect(wireCheck('server-01', hostIp(2))).toMatchObject({ clear: 0, replies: 4 });
     expect(wireCheck('server-01', hostIp(3))).toMatchObject({ clear: 0, replies: 4 });
-    provision('teardown', '--inventory', a);
-    provision('teardown', '--inventory', b);
   }, 1_200_000);
 
   test('no key reached any output, JSON, saved plan or command line of any run above', () => {
