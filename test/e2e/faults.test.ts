@@ -123,11 +123,13 @@ describeLab('faults and the operator\'s world, on real servers', () => {
     expect(r.stdout).toMatch(/server-01--server-02 +skipped +server-02 was not read/);
     const partial = join(dir, 'known_hosts_partial');
     writeFileSync(partial, readFileSync(KNOWN_HOSTS, 'utf8').split('\n').filter((l) => !l.includes(hostIp(2))).join('\n'));
-    const inv = inventory('partial.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'partial', knownHosts: partial });
+    // A fleet of its own needs a conn name of its own: server-01--server-02 belongs to fleet
+    // mesh, and the tool refuses to overwrite another fleet's file (exit 1, as it should).
+    const inv = inventory('partial.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - {hosts: [server-01, server-02], name: hostkeys-01-02}\n', { fleet: 'partial', knownHosts: partial });
     const refused = provision('--inventory', inv, '--no-verify');
     expect(refused.code).toBe(3);
     expect(refused.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 is not in/);
-    expect(provision('--inventory', inv, '--accept-new-host-keys', '--no-verify').code).toBe(0);
+    expect(outcome(provision('--inventory', inv, '--accept-new-host-keys', '--no-verify', '--json'))).toEqual({ code: 0, pairs: [['hostkeys-01-02', 'unverified: --no-verify']] });
     expect(readFileSync(partial, 'utf8').split('\n').filter((l) => l.startsWith(`${hostIp(2)} `))).toHaveLength(1);
     provision('teardown', '--inventory', inv);
   }, 900_000);
