@@ -148,7 +148,8 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   // strongSwan's neighbour-discovery passthrough, wherever the host has an IPv6 pair. Shared by
   // the fleets: kept once written (it passes ND only), deleted when teardown leaves no pair.
   const bypass = backend.ipv6Bypass;
-  const pairFilesLeft = (extraGone: ReadonlySet<string>): boolean => [...f.files.values()].some((x) => x.path !== bypass?.path && pairOfFile(x.path) && !extraGone.has(x.path));
+  const gone = new Set(files.filter((x) => x.action === 'delete').map((x) => x.path));
+  const pairFilesLeft = [...f.files.values()].some((x) => x.path !== bypass?.path && pairOfFile(x.path) && !gone.has(x.path));
   if (bypass) {
     const found = f.files.get(bypass.path);
     const v6 = input.conns.some((c) => c.peer.address.includes(':'));
@@ -158,7 +159,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
       const action = !found ? 'create' : found.content === bypass.content && found.mode === '644' ? 'noop' : 'update';
       files.push({ path: bypass.path, mode: '0644', action, kind: 'conf', content: bypass.content, ...(found?.content !== undefined ? { before: found.content } : {}) });
       if (action !== 'noop') reload.push(...bypass.conns.map((name) => ({ name, auto: 'route' as const })));
-    } else if (found && input.teardown && !pairFilesLeft(new Set(files.filter((x) => x.action === 'delete').map((x) => x.path)))) {
+    } else if (found && input.teardown && !pairFilesLeft) {
       files.push({ path: bypass.path, mode: '0644', action: 'delete', kind: 'conf', content: '', before: found.content ?? '' });
       unload.push(...bypass.conns);
     }
@@ -167,8 +168,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
 
   // A host without pairs needs no include lines (and may have no ipsec at all).
   const includes = input.conns.length && !input.teardown ? f.missingIncludes : [];
-  const gone = new Set(files.filter((x) => x.action === 'delete').map((x) => x.path));
-  const dropIncludes = input.teardown && !pairFilesLeft(gone) ? f.ourIncludes : [];
+  const dropIncludes = input.teardown && !pairFilesLeft ? f.ourIncludes : [];
   const changed = reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop');
   return {
     body: {
