@@ -3,7 +3,8 @@ import { ownerWord } from '../core/ownership.js';
 import { redactFound } from '../core/redact.js';
 import { pairOfFile } from '../core/paths.js';
 import type { HostSpec } from '../inventory/types.js';
-import type { Facts } from '../remote/facts.js';
+import type { Facts, FoundFile } from '../remote/facts.js';
+import { normalizeAddress } from '../core/address.js';
 import { pskOf } from '../remote/facts.js';
 import { pairFiles, type HostConn } from './desired.js';
 import { planGuard } from './guard-plan.js';
@@ -63,6 +64,16 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
         problem: `conn ${name} is already defined in ${other.file}`,
         hint: `Give the pair another name with \`name:\` in the inventory, or rename the operator's conn in ${other.file}.`,
       });
+    }
+    const twin = pairedElsewhere(f, fleet, c.peer.address, desired[0]!.path);
+    if (twin) {
+      // Two conns for one pair of addresses fight over the same kernel policy, and the two
+      // secrets lines for it hold different keys: one of them would silently lose.
+      problems.push({
+        problem: `${input.host.name} and ${c.peer.name} (${c.peer.address}) are already paired by ${ownerWord(twin.owner)} in ${twin.path}`,
+        hint: `Two addresses are paired by one inventory: drop the pair from this one, or from ${twin.owner.kind === 'fleet' ? twin.owner.fleet : 'the other'}'s (and run that).`,
+      });
+      continue;
     }
     let confChanged = false;
     let keyChanged = false;
@@ -189,6 +200,17 @@ function withNft(install: Install | undefined, needsNft: boolean, f: Facts): Ins
   const aptUpdate = !f.candidates.has('nftables');
   if (!install) return { packages: ['nftables'], aptUpdate };
   return { ...install, packages: [...install.packages, 'nftables'], aptUpdate: install.aptUpdate || aptUpdate, ...(install.choose ? { choose: install.choose.map((c) => ({ ...c, packages: [...c.packages, 'nftables'] })) } : {}) };
+}
+
+/** Another fleet's conn file on this host, under another name, whose peer is `address`, if any. */
+function pairedElsewhere(f: Facts, fleet: string, address: string, except: string): FoundFile | undefined {
+  const want = normalizeAddress(address);
+  for (const found of f.files.values()) {
+    if (found.path === except || found.owner.kind !== 'fleet' || found.owner.fleet === fleet || pairOfFile(found.path)?.kind !== 'conf' || !found.content) continue;
+    const ends = [...found.content.matchAll(/^\s*(?:left|right)=(\S+)\s*$/gm)].map((m) => normalizeAddress(m[1]!));
+    if (ends.includes(want)) return found;
+  }
+  return undefined;
 }
 
 function meaningful(text: string): string {

@@ -123,15 +123,17 @@ describeLab('faults and the operator\'s world, on real servers', () => {
     expect(r.stdout).toMatch(/server-01--server-02 +skipped +server-02 was not read/);
     const partial = join(dir, 'known_hosts_partial');
     writeFileSync(partial, readFileSync(KNOWN_HOSTS, 'utf8').split('\n').filter((l) => !l.includes(hostIp(2))).join('\n'));
-    // A fleet of its own needs a conn name of its own: server-01--server-02 belongs to fleet
-    // mesh, and the tool refuses to overwrite another fleet's file (exit 1, as it should).
-    const inv = inventory('partial.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - {hosts: [server-01, server-02], name: hostkeys-01-02}\n', { fleet: 'partial', knownHosts: partial });
-    const refused = provision('--inventory', inv, '--no-verify');
+    // The mesh's own pair, without pruning the rest: the known_hosts file is what is under test.
+    const inv = inventory('partial.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'mesh', knownHosts: partial });
+    const refused = provision('--inventory', inv, '--no-verify', '--no-prune');
     expect(refused.code).toBe(3);
     expect(refused.stdout).toMatch(/server-02 +REFUSED +host key of 10\.77\.0\.12:22 is not in/);
-    expect(outcome(provision('--inventory', inv, '--accept-new-host-keys', '--no-verify', '--json'))).toEqual({ code: 0, pairs: [['hostkeys-01-02', 'unverified: --no-verify']] });
+    expect(outcome(provision('--inventory', inv, '--accept-new-host-keys', '--no-verify', '--no-prune', '--json'))).toEqual({ code: 0, pairs: [['server-01--server-02', 'unverified: --no-verify']] });
     expect(readFileSync(partial, 'utf8').split('\n').filter((l) => l.startsWith(`${hostIp(2)} `))).toHaveLength(1);
-    provision('teardown', '--inventory', inv);
+    // Another inventory pairing the same two servers under another name is refused on both.
+    const twin = provision('--inventory', inventory('twin.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - {hosts: [server-01, server-02], name: twin-01-02}\n', { fleet: 'twin' }), '--dry-run');
+    expect(twin.code).toBe(1);
+    expect(twin.stdout).toMatch(/server-01 and server-02 \(10\.77\.0\.12\) are already paired by fleet mesh in \/etc\/ipsec\.d\/server-01--server-02\.conf/);
   }, 900_000);
 
   test('a jump host, and a non-root user through sudo -n; a user without sudo rights gets a clear error', () => {

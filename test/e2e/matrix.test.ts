@@ -290,7 +290,8 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
   test('rotations driven from a strongSwan end (make-before-break): the new key on both ends, at most 5 packets (0.25 s) lost each way, none in clear', () => {
     // Measured: 0 or 1 lost per direction on the development machine over two runs; up to 4
     // (strongSwan 5.9.1 with 5.9.8) and 3 (libreswan 5.2 with strongSwan 6.0.1) on the CI
-    // machine, around the moment the old Child SA goes. Asserted at 5 on three pairs:
+    // machine, around the moment the old Child SA goes. Asserted at 5, the level reached, on
+    // three pairs:
     // libreswan 4.10 with strongSwan 5.9.8 (Debian 12's own), libreswan 4.3 with strongSwan
     // 6.0.1 (the widest version gap), strongSwan 5.9.8 with 6.0.1.
     const seen: Record<string, unknown> = {};
@@ -305,9 +306,9 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // libreswan 4.3 with 5.2: the oldest and the newest.
     const m = measure(1, 5, 'reauth', v4());
     expect({ status: m.status, rotated: m.rotated, clear: m.clear }).toEqual({ status: 'verified', rotated: true, clear: 0 });
-    // The gap is one negotiation: 9 to 54 pings (0.45 to 2.7 s) measured in the lab, the
-    // most with two labs on two cores.
-    for (const l of m.lost) expect(l).toBeLessThanOrEqual(60);
+    // The gap is one negotiation: 9 to 54 pings (0.45 to 2.7 s) measured in the lab, 83 (4.2 s)
+    // on the loaded CI machine: asserted at 100 (5 s).
+    for (const l of m.lost) expect(l).toBeLessThanOrEqual(100);
     const quiet = measure(1, 5, 'reread', v4());
     expect({ status: quiet.status, rotated: quiet.rotated, clear: quiet.clear, lost: quiet.lost }).toEqual({ status: 'verified', rotated: true, clear: 0, lost: [0, 0] });
     process.stdout.write(`rotation, all pairs:\n  ${rotations.join('\n  ')}\n`);

@@ -43,6 +43,15 @@ describe('fleets: several inventories sharing a host', () => {
     expect(cs.retired).toEqual([]);
   });
 
+  test('two fleets pairing the same two addresses under different names: refused on that host, nothing done there', () => {
+    const s1 = withFiles(READY_FACTS, pairFiles(header('a'), 'a-01-03', '10.0.0.1', '10.0.0.3'));
+    const cs = plan(B, 'b.yaml', { 'server-01': s1 });
+    const h = cs.hosts.find((x) => x.host === 'server-01')!;
+    expect(h.status).toBe('blocked');
+    expect(h.problems.map((p) => p.problem)).toEqual(['server-01 and server-03 (10.0.0.3) are already paired by fleet a in /etc/ipsec.d/a-01-03.conf']);
+    expect(h.files.filter((f) => f.action !== 'noop')).toEqual([]);
+  });
+
   test("a file of another fleet where ours goes is that host's error, and nothing is done there", () => {
     const s1 = withFiles(READY_FACTS, pairFiles(header('a'), 'server-01--server-03', '10.0.0.1', '10.0.0.3'));
     const cs = plan(B, 'b.yaml', { 'server-01': s1 });
