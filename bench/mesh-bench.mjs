@@ -1,7 +1,8 @@
 // Proof at fleet scale on real kernels: a lab mesh of libreswan servers, in a lab of its own
 // (namespace provision-bench). Six servers (15 pairs) by default: twelve, the size issue 15
-// asks, do not converge on a 2-core machine (docs/performance.md says why). Measures a verified no-op (every pair proved on
-// the wire: one capture per host, all its peers at once), an unverified no-op, and
+// asks, do not converge on a 2-core machine (docs/performance.md says why). Measures a
+// verified no-op (every pair proved on the wire: one capture per host, all its peers at
+// once), an unverified no-op, and
 // `provision status` with and without --verify, with SSH commands per host. Prints its
 // figures; it is not a test. Needs root. `BENCH_SERVERS` changes the size.
 import { spawnSync } from 'node:child_process';
