@@ -3,7 +3,7 @@ import { ownerWord } from '../core/ownership.js';
 import { redactFound } from '../core/redact.js';
 import { pairOfFile } from '../core/paths.js';
 import type { HostSpec } from '../inventory/types.js';
-import type { Facts, FoundFile } from '../remote/facts.js';
+import type { Facts } from '../remote/facts.js';
 import { normalizeAddress } from '../core/address.js';
 import { pskOf } from '../remote/facts.js';
 import { pairFiles, type HostConn } from './desired.js';
@@ -70,8 +70,8 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
       // Two conns for one pair of addresses fight over the same kernel policy, and the two
       // secrets lines for it hold different keys: one of them would silently lose.
       problems.push({
-        problem: `${input.host.name} and ${c.peer.name} (${c.peer.address}) are already paired by ${ownerWord(twin.owner)} in ${twin.path}`,
-        hint: `Two addresses are paired by one inventory: drop the pair from this one, or from ${twin.owner.kind === 'fleet' ? twin.owner.fleet : 'the other'}'s (and run that).`,
+        problem: `${input.host.name} and ${c.peer.name} (${c.peer.address}) are already paired by fleet ${twin.fleet} in ${twin.path}`,
+        hint: `Two addresses are paired by one inventory: drop the pair from this one, or from ${twin.fleet}'s (and run that).`,
       });
       continue;
     }
@@ -203,12 +203,12 @@ function withNft(install: Install | undefined, needsNft: boolean, f: Facts): Ins
 }
 
 /** Another fleet's conn file on this host, under another name, whose peer is `address`, if any. */
-function pairedElsewhere(f: Facts, fleet: string, address: string, except: string): FoundFile | undefined {
+function pairedElsewhere(f: Facts, fleet: string, address: string, except: string): { path: string; fleet: string } | undefined {
   const want = normalizeAddress(address);
   for (const found of f.files.values()) {
     if (found.path === except || found.owner.kind !== 'fleet' || found.owner.fleet === fleet || pairOfFile(found.path)?.kind !== 'conf' || !found.content) continue;
     const ends = [...found.content.matchAll(/^\s*(?:left|right)=(\S+)\s*$/gm)].map((m) => normalizeAddress(m[1]!));
-    if (ends.includes(want)) return found;
+    if (ends.includes(want)) return { path: found.path, fleet: found.owner.fleet };
   }
   return undefined;
 }
