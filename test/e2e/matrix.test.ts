@@ -274,7 +274,7 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     }
     const pair = json(r).pairs.find((p: any) => p.hosts.includes(name(a)) && p.hosts.includes(name(b)));
     const line = `${name(a)} (${LAB[a - 1]!.backend} on ${LAB[a - 1]!.release}) / ${name(b)} (${LAB[b - 1]!.backend} on ${LAB[b - 1]!.release}), ${mode}: ` +
-      seen.directions.map((d) => `${d.from} -> ${d.to} ${d.sent - d.received} of ${d.sent} lost`).join(', ') +
+      seen.directions.map((d) => `${d.from} -> ${d.to} ${d.lost} of ${d.sent} lost`).join(', ') +
       `; clear ${Object.values(seen.clear).reduce((n, t) => n + t.length, 0)}; ${pair.status}${pair.reauthBy ? ` (re-authenticated by ${pair.reauthBy})` : ''}`;
     rotations.push(line);
     process.stdout.write(`${line}\n`);
@@ -283,7 +283,7 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
       // The reason, and any host's error, only when it did not verify: CI shows why.
       status: pair.status === 'verified' ? 'verified' : `${pair.status}: ${pair.reason ?? ''} ${(outcome(r!).hosts ?? []).join('; ')}`,
       rotated: keys[0] !== before && keys[0] === keys[1],
-      lost: seen.directions.map((d) => d.sent - d.received), clear: Object.values(seen.clear).flat().length, sent: seen.directions.map((d) => d.sent),
+      lost: seen.directions.map((d) => d.lost), clear: Object.values(seen.clear).flat().length, sent: seen.directions.map((d) => d.sent),
     };
   };
 
@@ -302,8 +302,11 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     for (const k of Object.keys(seen)) expect({ pair: k, ...(seen[k] as object) }).toEqual({ pair: k, status: 'verified', rotated: true, clear: 0, lostWithin: true, enoughSent: true });
   }, 1_800_000);
 
-  test('libreswan pairs: a new IKE SA proves the key, break-before-make (loss measured, never clear); --rotate-mode reread loses nothing', () => {
-    // libreswan 4.3 with 5.2: the oldest and the newest.
+  test('libreswan pairs: --rotate-mode reread loses nothing; a new IKE SA proves the key, break-before-make (loss measured, never clear)', () => {
+    // libreswan 4.3 with 5.2: the oldest and the newest. The reread first, on a pair at rest
+    // (CI once counted 2 lost each way when it ran just after the re-authentication).
+    const quiet = measure(1, 5, 'reread', v4());
+    expect({ status: quiet.status, rotated: quiet.rotated, clear: quiet.clear, lost: quiet.lost }).toEqual({ status: 'verified', rotated: true, clear: 0, lost: [0, 0] });
     let m = measure(1, 5, 'reauth', v4());
     if (m.status.startsWith('rolled-back')) {
       // Seen once (2026-11-28, development lab): the new key "did not authenticate" because
@@ -318,8 +321,6 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // The gap is one negotiation: 9 to 54 pings (0.45 to 2.7 s) measured in the lab, 83 (4.2 s)
     // on the loaded CI machine: asserted at 100 (5 s).
     for (const l of m.lost) expect(l).toBeLessThanOrEqual(100);
-    const quiet = measure(1, 5, 'reread', v4());
-    expect({ status: quiet.status, rotated: quiet.rotated, clear: quiet.clear, lost: quiet.lost }).toEqual({ status: 'verified', rotated: true, clear: 0, lost: [0, 0] });
     process.stdout.write(`rotation, all pairs:\n  ${rotations.join('\n  ')}\n`);
   }, 1_800_000);
 

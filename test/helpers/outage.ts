@@ -10,6 +10,11 @@ export interface DirectionSeen {
   to: string;
   sent: number;
   received: number;
+  /**
+   * Pings not answered, up to the last one that was: a ping still in flight when the pinger
+   * stopped is not lost (on a loaded machine a reply can take longer than the 50 ms interval).
+   */
+  lost: number;
   /** Seconds: the longest gap between two answered pings. */
   longestGap: number;
   /** Epoch seconds of the first answer after that gap: when traffic resumed. */
@@ -69,7 +74,10 @@ export function watchPair(a: number, b: number, pingers: number[] = [a, b]): { w
       const directions = pingers.map((i) => {
         const peer = i === a ? b : a;
         const out = onServer(name(i), `kill -INT $(cat /tmp/${tag}.pid); sleep 1; cat /tmp/${tag}.ping`).stdout;
-        const times = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]));
+        const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/gm)];
+        const times = replies.map((m) => Number(m[1]));
+        const answered = new Set(replies.map((m) => Number(m[2])));
+        const lastAnswered = Math.max(0, ...answered);
         let longestGap = 0;
         let resumedAt = times[0] ?? 0;
         for (let k = 1; k < times.length; k++) {
@@ -79,7 +87,7 @@ export function watchPair(a: number, b: number, pingers: number[] = [a, b]): { w
           }
         }
         const st = /(\d+) packets transmitted, (\d+) received/.exec(out);
-        return { from: name(i), to: name(peer), sent: Number(st?.[1] ?? 0), received: Number(st?.[2] ?? 0), longestGap, resumedAt };
+        return { from: name(i), to: name(peer), sent: Number(st?.[1] ?? 0), received: Number(st?.[2] ?? 0), lost: lastAnswered - answered.size, longestGap, resumedAt };
       });
       for (const c of captures) c.child.kill('SIGINT');
       sleep(1);
