@@ -15,6 +15,7 @@ export default {
   // time of one after the other. The cache they share is built first, once.
   maxWorkers: 2,
   globalSetup: '<rootDir>/test/lab/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/lab/global-teardown.mjs',
   testSequencer: '<rootDir>/test/lab/sequencer.mjs',
   testTimeout: 30000,
 };

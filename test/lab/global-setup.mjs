@@ -2,12 +2,17 @@
 // preinstalled layers, and the kernel's modules) once, so that two workers booting their
 // labs at the same time never both build it. A no-op when the cache is there; where the lab
 // cannot run (not root, no user-mode-linux), the lab suites say so themselves.
+// Also gives the run a temporary folder of its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export default function globalSetup() {
+  // Every temporary file of this run in one folder, which test/lab/global-teardown.mjs removes
+  // (the workers inherit TMPDIR).
+  process.env.TMPDIR = mkdtempSync(join(tmpdir(), 'provision-tests-'));
   const lab = join(dirname(fileURLToPath(import.meta.url)), 'lab');
   if (process.getuid?.() !== 0 || !existsSync('/usr/bin/linux.uml') || !existsSync('/usr/sbin/debootstrap')) return;
   const started = Date.now();
