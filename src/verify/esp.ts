@@ -33,37 +33,51 @@ const ESP_LEN = { min: VERIFY.size + 60, max: VERIFY.size + 160 } as const;
 export function verifyScript(local: string, peers: readonly string[], opts: { pings?: number; settleSec?: number } = {}): string {
   const pings = opts.pings ?? VERIFY.pings;
   const settle = opts.settleSec ?? VERIFY.settleSec;
-  const hosts = peers.map((p) => `host ${p}`).join(' or ');
+  // Written as `ip xfrm` prints them, so that the SA check is a string match in the shell.
+  const me = normalizeAddress(local);
+  const ps = peers.map(normalizeAddress);
+  const list = ps.map(quote).join(' ');
+  const hosts = ps.map((p) => `host ${p}`).join(' or ');
   const v4off = 8 + 16; // ICMP header, then the timestamp ping puts first
   const clear = `(${hosts}) and ((icmp and icmp[${v4off}:4] = 0x${VERIFY.pattern}) or (icmp6 and ip6[${40 + v4off}:4] = 0x${VERIFY.pattern}))`;
   const esp = `(${hosts}) and (esp or udp port 4500) and greater ${ESP_LEN.min} and less ${ESP_LEN.max}`;
-  const limit = peers.length * (pings + VERIFY.warmupSec) * 4 + 8;
+  const limit = ps.length * (pings + VERIFY.warmupSec) * 4 + 8;
+  // One \`ip xfrm state\` per second for all peers: a process costs a tenth of a second and
+  // more on a small or busy server, and a host with many peers would spend seconds on them.
   return `set -u
 export LC_ALL=C
 d=$(mktemp -d); trap 'kill $cp $ep 2>/dev/null; rm -rf "$d"' EXIT
-sa() { ip xfrm state list src "$1" dst "$2" proto esp 2>/dev/null | grep -q .; }
-i=0
-for p in ${peers.map(quote).join(' ')}; do
-  until sa ${quote(local)} "$p" && sa "$p" ${quote(local)}; do i=$((i+1)); [ $i -ge ${settle} ] && break; sleep 1; done
-  if sa ${quote(local)} "$p" && sa "$p" ${quote(local)}; then echo "@@sa $p yes"; else echo "@@sa $p no"; fi
+nl='
+'
+sa() { case "$have" in *"$nl$1 $2$nl"*) return 0 ;; esac; return 1; }
+i=0; left=${quote(ps.join(' '))}
+while :; do
+  have="$nl$(ip xfrm state list proto esp 2>/dev/null | sed -n 's/^src \\([^ ]*\\) dst \\([^ ]*\\).*/\\1 \\2/p')$nl"
+  wait_for=''
+  for p in $left; do sa ${quote(me)} "$p" && sa "$p" ${quote(me)} || wait_for="$wait_for $p"; done
+  left=$wait_for
+  [ -z "$left" ] && break
+  i=$((i+1)); [ $i -ge ${settle} ] && break
+  sleep 1
 done
+for p in ${list}; do case " $left " in *" $p "*) echo "@@sa $p no" ;; *) echo "@@sa $p yes" ;; esac; done
 tcpdump -n -p -l -c ${limit} -i any ${quote(clear)} > "$d/clear" 2> "$d/clear.err" & cp=$!
 tcpdump -n -p -l -c ${limit} -i any ${quote(esp)} > "$d/esp" 2> "$d/esp.err" & ep=$!
 j=0; until grep -q 'listening on' "$d/clear.err" 2>/dev/null && grep -q 'listening on' "$d/esp.err" 2>/dev/null; do j=$((j+1)); [ $j -ge 50 ] && break; sleep 0.1; done
 k=0; pids=''
-for p in ${peers.map(quote).join(' ')}; do
+for p in ${list}; do
   k=$((k+1))
   # Warm up first, until the peer answers (${VERIFY.warmupSec} s at most): one end can hold its SAs seconds
   # before the other does (the responder installs them before the initiator), and the
   # probes would only measure that gap. The captures already watch for clear text.
   ( w=0; until ping -c 1 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" >/dev/null 2>&1; do w=$((w+1)); [ $w -ge ${VERIFY.warmupSec} ] && break; done
-    ping -c ${pings} -i 0.3 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" > "$d/ping$k" 2>&1 ) & pids="$pids $!"
+    ping -c ${pings} -i 0.2 -W 1 -s ${VERIFY.size} -p ${VERIFY.pattern} "$p" > "$d/ping$k" 2>&1 ) & pids="$pids $!"
 done
 wait $pids
 sleep 0.5
 kill $cp $ep 2>/dev/null; wait $cp $ep 2>/dev/null
 k=0
-for p in ${peers.map(quote).join(' ')}; do k=$((k+1)); echo "@@ping $p"; tail -n 2 "$d/ping$k"; done
+for p in ${list}; do k=$((k+1)); echo "@@ping $p"; tail -n 2 "$d/ping$k"; done
 echo '@@capture'; cat "$d/clear" "$d/esp"
 echo '@@tcpdump'; cat "$d/clear.err" "$d/esp.err" | grep -v 'listening on\\|packets captured\\|packets received\\|packets dropped\\|verbose output\\|data link type' | head -n 3
 `;

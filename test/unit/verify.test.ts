@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { judge, parseVerify, verifyScript, VERIFY } from '../../src/verify/esp.js';
 
@@ -69,5 +70,29 @@ describe('ESP verification, one command per host', () => {
     expect(s).toContain(`icmp[24:4] = 0x${VERIFY.pattern}`);
     expect(s).toMatch(/tcpdump -n -p -l -c 168 -i any '\(host 10\.0\.0\.2 or host 10\.0\.0\.3\) and \(esp or udp port 4500\) and greater \d+ and less \d+'/);
     expect(s).toContain(`-s ${VERIFY.size} -p ${VERIFY.pattern}`);
+  });
+
+  test('one `ip xfrm state` per poll: a peer with SAs both ways is settled, one with an SA one way only is not (IPv6 written as ip prints it)', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'verify-bin-'));
+    const fake = (name: string, body: string): void => {
+      writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+      chmodSync(join(bin, name), 0o755);
+    };
+    try {
+      fake('ip', `echo x >> ${bin}/ip.calls
+printf 'src 10.0.0.1 dst 10.0.0.2\\n\\tproto esp spi 0x1 reqid 1 mode transport\\n'
+printf 'src 10.0.0.2 dst 10.0.0.1\\n\\tproto esp spi 0x2 reqid 1 mode transport\\n'
+printf 'src 10.0.0.1 dst fd00::3\\n\\tproto esp spi 0x3 reqid 2 mode transport\\n'
+printf 'src fd00::4 dst 10.0.0.1\\n\\tproto esp spi 0x4 reqid 3 mode transport\\n'
+printf 'src 10.0.0.1 dst fd00::4\\n\\tproto esp spi 0x5 reqid 3 mode transport\\n'`);
+      fake('sleep', 'exit 0');
+      fake('tcpdump', 'echo "listening on any" >&2');
+      fake('ping', 'echo "1 packets transmitted, 1 received, 0% packet loss"');
+      const r = spawnSync('sh', ['-c', verifyScript('10.0.0.1', ['10.0.0.2', 'fd00:0::3', 'FD00::4'], { settleSec: 3 })], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
+      expect(r.stdout.split('\n').filter((l) => l.startsWith('@@sa'))).toEqual(['@@sa 10.0.0.2 yes', '@@sa fd00::3 no', '@@sa fd00::4 yes']);
+      expect(readFileSync(join(bin, 'ip.calls'), 'utf8').split('\n').filter(Boolean)).toHaveLength(3);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
