@@ -275,7 +275,9 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     const pair = json(r).pairs.find((p: any) => p.hosts.includes(name(a)) && p.hosts.includes(name(b)));
     const line = `${name(a)} (${LAB[a - 1]!.backend} on ${LAB[a - 1]!.release}) / ${name(b)} (${LAB[b - 1]!.backend} on ${LAB[b - 1]!.release}), ${mode}: ` +
       seen.directions.map((d) => `${d.from} -> ${d.to} ${d.lost} of ${d.sent} lost`).join(', ') +
-      `; clear ${Object.values(seen.clear).reduce((n, t) => n + t.length, 0)}; ${pair.status}${pair.reauthBy ? ` (re-authenticated by ${pair.reauthBy})` : ''}`;
+      `; clear ${Object.values(seen.clear).reduce((n, t) => n + t.length, 0)}; ${pair.status}${pair.reauthBy ? ` (re-authenticated by ${pair.reauthBy})` : ''}` +
+      // Why, when it did not verify: a rollback that the test's retry then hides is still on record.
+      (pair.status !== 'verified' && pair.reason ? ` (${pair.reason})` : '');
     rotations.push(line);
     process.stdout.write(`${line}\n`);
     const keys = [keyOf(name(a), conn), keyOf(name(b), conn)];
