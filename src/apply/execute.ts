@@ -10,6 +10,7 @@ import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
 import { applyGuard, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
+import { settleCrossed } from './steps/crossing.js';
 import { compareKeys } from './steps/keys.js';
 import { bringUp, reauth, reload, restart } from './steps/service.js';
 import { undoPair } from './steps/undo.js';
@@ -148,8 +149,10 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     const by = p.reauthBy!;
     const peer = by === p.initiator ? p.responder : p.initiator;
     const r = await reauth(ctx, by, planOf(by), p.name);
-    if (r.ok) did(by, `re-authenticated ${p.name} with its new key${BACKENDS[planOf(by).backend.id].makeBeforeBreak ? ' (make-before-break)' : ''}`);
-    else proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+    if (r.ok) {
+      did(by, `re-authenticated ${p.name} with its new key${BACKENDS[planOf(by).backend.id].makeBeforeBreak ? ' (make-before-break)' : ''}`);
+      for (const [h, what] of await settleCrossed(ctx, p, planOf)) did(h, what);
+    } else proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
   });
   const compared = pairs.filter((p) => live(p) && p.proof === 'keys compared');
   if (compared.length) for (const [name, why] of await compareKeys(ctx, compared)) proofFailed.set(name, why);
@@ -203,6 +206,7 @@ async function rollBack(ctx: Ctx, failures: [PairPlan, string][], planOf: (h: st
     const by = p.reauthBy ?? p.initiator;
     const up = p.proof === 'keys compared' ? { ok: true as const } : await reauth(ctx, by, planOf(by), p.name, `roll back ${p.name}: bring up`);
     if (!up.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`, directions: [] });
+    if (p.proof !== 'keys compared') for (const [h, what] of await settleCrossed(ctx, p, planOf)) ctx.states.get(h)!.did.push(what);
     back.push([p, why]);
   });
   const after = await verifyPairs(ctx, back.map(([p]) => p), address);

@@ -1,4 +1,4 @@
-import { plutoCommands } from './pluto.js';
+import { libreswanDropStates, libreswanReauth, libreswanStates, plutoCommands } from './pluto.js';
 import { confBlock, major, type Backend } from './types.js';
 
 /**
@@ -24,6 +24,11 @@ export const libreswan: Backend = {
   },
   renderSecret: (c, psk) => `${c.left} ${c.right} : PSK ${psk}\n`,
   // 4.x has addconn --checkconfig; 5.x moved it to `ipsec checkconfig`.
-  commands: (t) => plutoCommands(t, major(t.version) >= 5 ? 'ipsec checkconfig' : '/usr/libexec/ipsec/addconn --checkconfig'),
+  commands: (t) => ({
+    ...plutoCommands(t, major(t.version) >= 5 ? 'ipsec checkconfig' : '/usr/libexec/ipsec/addconn --checkconfig'),
+    reauth: (name) => libreswanReauth(t, name),
+    states: libreswanStates,
+    dropStates: libreswanDropStates,
+  }),
   noCandidateHint: 'libreswan is in Debian main and Ubuntu universe: check /etc/apt/sources.list on the host, or choose another backend.',
 };

@@ -1,4 +1,5 @@
 import type { BackendId, ResponderMode } from '../inventory/types.js';
+import type { Strays } from './pluto-states.js';
 
 /** A conn as one host sees it. `left`/`right` follow the pair as written, on both hosts. */
 export interface ConnSpec {
@@ -45,6 +46,13 @@ export interface Commands {
   afterRestart(conns: readonly ConnLoad[]): string;
   /** Makes the running daemon read its daemon-wide settings again (the backend's settings file). */
   reloadSettings?: string;
+  /**
+   * Lists a conn's states (no keys), for `parseStates`: where two ends that re-authenticate
+   * break-before-make can cross negotiations and keep SAs the peer does not hold.
+   */
+  states?(name: string): string;
+  /** Deletes the stray states (and their kernel SAs) `strayStates` found in what `states` listed. */
+  dropStates?(strays: Strays): string;
 }
 
 /**
