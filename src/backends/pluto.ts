@@ -64,7 +64,7 @@ while [ $(($(date +%s) - t)) -lt 40 ]; do
   journal | grep -q AUTHENTICATION_FAILED && { journal | grep AUTHENTICATION_FAILED | tail -n 3 >&2; exit 1; }
   sleep 0.5
 done
-{ echo "no Child SA of ${name} came up within 40 s"; journal | tail -n 2; } >&2
+{ echo ${quote(`no Child SA of ${name} came up within 40 s`)}; journal | tail -n 2; } >&2
 exit 1`;
 }
 

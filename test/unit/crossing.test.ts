@@ -80,7 +80,7 @@ describe('crossed negotiations of a libreswan pair', () => {
 });
 
 describe('libreswan re-authentication script (run by sh against a fake ipsec)', () => {
-  const run = (version: string, states: string[], journal: string): { code: number | null; stderr: string; calls: string[] } => {
+  const run = (version: string, states: string[], journal: string, clock = false): { code: number | null; stderr: string; calls: string[] } => {
     const bin = mkdtempSync(join(tmpdir(), 'reauth-bin-'));
     const fake = (name: string, body: string): void => {
       writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
@@ -97,6 +97,8 @@ esac`);
       writeFileSync(join(bin, 'journal'), journal);
       fake('journalctl', `cat ${bin}/journal`);
       fake('sleep', 'exit 0');
+      // A clock 20 s further on at each reading, for the 40 s bound.
+      if (clock) fake('date', `n=$(cat ${bin}/clock 2>/dev/null || echo 0); echo $((1000 + n * 20)); echo $((n + 1)) > ${bin}/clock`);
       const r = spawnSync('sh', ['-c', libreswanReauth({ version }, conn)], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` }, timeout: 20_000 });
       return { code: r.status, stderr: r.stderr, calls: readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n') };
     } finally {
@@ -120,5 +122,11 @@ esac`);
     const r = run('4.10', [''], `"${conn}" #3: IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED\n"other" #1: AUTHENTICATION_FAILED\n`);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(`"${conn}" #3: IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED`);
+  });
+
+  test('nothing comes up and no journal says why: exit 1 after 40 s, naming the pair', () => {
+    const r = run('5.2', [''], '', true);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`no Child SA of ${conn} came up within 40 s`);
   });
 });
