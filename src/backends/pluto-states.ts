@@ -8,8 +8,8 @@
  * at its first retransmit once the peer's has established, without telling the peer
  * (`dropping negotiation as superseeded`, programs/pluto/ikev2_retransmit.c); a slower peer
  * may still answer it and install a Child SA whose outbound SA the other end never had.
- * That end then sends into nothing while the other end's pings get no reply: "SAs out of
- * step", until dead-peer detection restarts the conn.
+ * That end then sends into nothing while the other end's pings get no reply ("SAs out of
+ * step"), for as long as the stray lasts.
  */
 export interface PlutoState {
   serial: number;
@@ -67,14 +67,12 @@ export function strayStates(mine: readonly PlutoState[], theirs: readonly PlutoS
   const held = new Set(theirs.flatMap((s) => s.spis));
   const children = mine.filter((s) => s.kind === 'child' && s.established && s.spis.length);
   const stray = new Set(children.filter((c) => !c.spis.every((x) => held.has(x))).map((c) => c.serial));
-  const ikes = mine.filter((s) => s.kind === 'ike' && s.established);
-  const strayIkes = ikes.filter((i) => {
+  const strayIkes = new Set(mine.filter((i) => i.kind === 'ike' && i.established).filter((i) => {
     const own = children.filter((c) => c.parent === i.serial);
     return own.length > 0 && own.every((c) => stray.has(c.serial));
-  }).map((i) => i.serial);
-  const covered = (c: number): boolean => strayIkes.includes(children.find((x) => x.serial === c)?.parent ?? -1);
+  }).map((i) => i.serial));
   return {
-    serials: [...strayIkes, ...[...stray].filter((c) => !covered(c))],
+    serials: [...strayIkes, ...children.filter((c) => stray.has(c.serial) && !strayIkes.has(c.parent ?? -1)).map((c) => c.serial)],
     sas: children.filter((c) => stray.has(c.serial)).flatMap((c) => c.spis),
   };
 }
