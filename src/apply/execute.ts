@@ -11,7 +11,7 @@ import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
 import { applyGuard, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
 import { settleCrossed } from './steps/crossing.js';
-import { compareKeys } from './steps/keys.js';
+import { compareKeys, probeKey } from './steps/keys.js';
 import { bringUp, reauth, reload, restart } from './steps/service.js';
 import { undoPair } from './steps/undo.js';
 import { verifyPairs } from './steps/verify.js';
@@ -156,6 +156,14 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   });
   const compared = pairs.filter((p) => live(p) && p.proof === 'keys compared');
   if (compared.length) for (const [name, why] of await compareKeys(ctx, compared)) proofFailed.set(name, why);
+  await phase(ctx, compared.filter((p) => p.probeBy && !proofFailed.has(p.name)), async (p) => {
+    const by = p.probeBy!;
+    const peer = by === p.initiator ? p.responder : p.initiator;
+    const r = await probeKey(ctx, by, planOf(by), p.name, inv.hosts.get(by)!.address, inv.hosts.get(peer)!.address);
+    if (r.ok) did(by, `authenticated the new key of ${p.name} with a probe IKE SA; its SAs kept`);
+    else if (r.refused) proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+    else did(by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
+  });
   if (interrupted(ctx)) return outcomes;
 
   // Verify every pair whose two hosts are fine, and roll back a pair that worked and broke.

@@ -1,5 +1,5 @@
 import { libreswanDropStates, libreswanReauth, libreswanStates, plutoCommands } from './pluto.js';
-import { confBlock, major, type Backend } from './types.js';
+import { atLeast, confBlock, major, type Backend } from './types.js';
 
 /**
  * libreswan: the seed's conn, IKEv2 only, and dead-peer detection on the initiator so that
@@ -30,5 +30,12 @@ export const libreswan: Backend = {
     states: libreswanStates,
     dropStates: libreswanDropStates,
   }),
+  // From 4.7 it announces childless support (CHILDLESS_IKEV2_SUPPORTED, which a strongSwan
+  // probe with `childless = force` waits for) and keeps the pair's running IKE SA beside the
+  // probe's (4.3, Debian 11's, has neither). But 4.x, on a conn it must keep up (the
+  // initiator's `auto=start`), takes the probe's deletion for the loss of its newest IKE SA
+  // and "revives" the conn: a new Child SA on the running IKE SA, whose switch lost a packet
+  // (measured with 4.10; revival.c). 5.x does not (measured with 5.2).
+  answersProbe: (version, role) => major(version) >= 5 || (atLeast(version, 4, 7) && role === 'responder'),
   noCandidateHint: 'libreswan is in Debian main and Ubuntu universe: check /etc/apt/sources.list on the host, or choose another backend.',
 };

@@ -19,6 +19,13 @@ export interface Target {
   version: string;
 }
 
+/** What a key probe needs: the pair's conn name and the two ends' addresses, seen from the prober. */
+export interface ProbeSpec {
+  name: string;
+  local: string;
+  peer: string;
+}
+
 export interface ConnLoad {
   name: string;
   auto: ConnSpec['auto'];
@@ -88,6 +95,22 @@ export interface Backend {
   ipv6Bypass?: { path: string; content: string; conns: readonly string[] };
   /** Whether its `reauth` builds the new SAs before deleting the old (no packet lost); such an end drives a rotation. */
   makeBeforeBreak?: boolean;
+  /**
+   * A script that proves the pair's key with a new IKE SA that carries no Child SA (RFC 6023),
+   * beside the running one, which it leaves alone: exit 0 when both ends authenticated with
+   * the key they hold, 1 when one refused it, 2 when the probe could not run.
+   */
+  probe?(p: ProbeSpec): string;
+  /** Whether this version, in this role in the pair, answers such a probe and leaves the pair's SAs as they were. */
+  answersProbe?(version: string, role: ConnSpec['role']): boolean;
+}
+
+/** "4.10" is at least 4.7. */
+export function atLeast(version: string, wantMajor: number, wantMinor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > wantMajor || (a === wantMajor && b >= wantMinor);
 }
 
 export function major(version: string): number {

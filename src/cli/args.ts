@@ -46,7 +46,7 @@ export function parser(): Argv {
       .option('retire-legacy', { type: 'boolean', default: false, describe: 'also remove files written before fleets (no identity) that this inventory does not plan' })
       .option('verify', { type: 'boolean', default: true, describe: 'prove each pair on the wire with ping and tcpdump (--no-verify skips it)' })
       .option('rotate-psk', { type: 'string', array: true, describe: 'give pairs a new key: all in scope, or the named ones (conn name or "a,b"; repeatable)' })
-      .option('rotate-mode', { choices: ['reauth', 'reread'] as const, default: 'reauth', describe: 'reauth: prove the new key with a new IKE SA (make-before-break from a strongSwan end); reread: load it on both ends and compare them, no new IKE SA (docs/rotation.md)' })
+      .option('rotate-mode', { choices: ['reauth', 'reread'] as const, default: 'reauth', describe: 'reauth: prove the new key with a new IKE SA that replaces the pair\'s (make-before-break from a strongSwan end); reread: load it on both ends, compare them, and authenticate it with a probe IKE SA where a strongSwan end can; the pair\'s SAs are kept (docs/rotation.md)' })
       .example('$0 -i hosts.yaml --dry-run --offline', 'the plan, every file in full; no host contacted')
       .example('$0 -i hosts.yaml --dry-run', 'read the hosts, show the diff; change nothing')
       .example('$0 -i hosts.yaml', 'apply and verify')

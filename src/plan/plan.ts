@@ -101,6 +101,18 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     }
   }
   for (const p of pairs) if (p.key === 'rotated' && !p.reauthBy && opts.rotateMode === 'reread') p.proof = 'keys compared';
+  // A reread key is also authenticated now where one end can probe and its peer answers the
+  // probe without giving up its running IKE SA: nothing is replaced, so nothing is lost.
+  for (const p of pairs) {
+    if (p.proof !== 'keys compared') continue;
+    const by = [p.initiator, p.responder].find((h) => {
+      const other = h === p.initiator ? p.responder : p.initiator;
+      const [me, peer] = [hosts.get(h)!, hosts.get(other)!];
+      return me.status === 'planned' && BACKENDS[me.backend.id].probe
+        && BACKENDS[peer.backend.id].answersProbe?.(peer.backend.version, other === p.initiator ? 'initiator' : 'responder');
+    });
+    if (by) p.probeBy = by;
+  }
   const retired = new Map<string, string[]>();
   for (const h of hosts.values()) for (const f of h.files) if (f.action === 'delete' && f.pair) retired.set(f.pair, [...new Set([...(retired.get(f.pair) ?? []), h.host])]);
 

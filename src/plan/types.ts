@@ -105,8 +105,13 @@ export interface PairPlan {
   skipped?: string;
   /** The end that proves a changed key with a new IKE SA (a strongSwan end: make-before-break). */
   reauthBy?: string;
-  /** `--rotate-mode reread`: the new key is loaded on both ends and compared by MAC, not authenticated now. */
+  /** `--rotate-mode reread`: the new key is loaded on both ends and compared by MAC; its SAs are not replaced. */
   proof?: 'keys compared';
+  /**
+   * With `proof`, the end that also authenticates the new key now, with a probe IKE SA that
+   * carries no traffic beside the running one (a strongSwan end whose peer answers it).
+   */
+  probeBy?: string;
 }
 
 export interface Changeset {

@@ -162,7 +162,10 @@ function keyLine(cs: Changeset, p: PairPlan): string {
     case 'new': return 'new pair, new key';
     case 'repaired': return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.reauthBy ?? p.initiator} re-authenticates`;
     case 'rotated':
-      if (p.proof === 'keys compared') return 'rotate: new key on both peers, reread; the two ends\' keys are compared (no new authentication now: the next one uses it, docs/rotation.md); ESP is verified; the old key comes back if that fails';
+      if (p.proof === 'keys compared') {
+        const proof = p.probeBy ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one` : ' (no new authentication now: the next one uses it, docs/rotation.md)';
+        return `rotate: new key on both peers, reread; the two ends' keys are compared${proof}; the pair's SAs are kept; ESP is verified; the old key comes back if that fails`;
+      }
       return `rotate: new key on both peers, ${p.reauthBy} re-authenticates ${p.reauthBy !== p.initiator || mbb(cs, p.reauthBy) ? 'make-before-break (the new SAs are up before the old ones go)' : '(its SAs are replaced: break-before-make)'}, then ESP is verified; the old key comes back if that fails`;
     default: return 'key kept';
   }

@@ -23,8 +23,11 @@ const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0
 const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', s: '10.0.0.3' };
 const SS_FACTS = READY_FACTS.replace('libreswan ii  4.10-2+deb12u1', 'strongswan-starter ii  5.9.8-5+deb12u1\nstrongswan-charon ii  5.9.8-5+deb12u1\nstrongswan-swanctl ii  5.9.8-5+deb12u1').replace('Libreswan 4.10', 'Linux strongSwan U5.9.8/K6.1.0');
 
-async function converged(): Promise<Map<string, string>> {
-  const facts = (h: string) => (h === 's' ? SS_FACTS : READY_FACTS);
+// libreswan 5.2 on a: it answers a key probe as the initiator of a--s (4.x only as responder).
+const V5_FACTS = READY_FACTS.replace('libreswan ii  4.10-2+deb12u1', 'libreswan ii  5.2-2').replace('Libreswan 4.10', 'Libreswan 5.2');
+
+async function converged(aFacts = READY_FACTS): Promise<Map<string, string>> {
+  const facts = (h: string) => (h === 's' ? SS_FACTS : h === 'a' ? aFacts : READY_FACTS);
   const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fakeFleet(inv, { facts }).connect });
   return new Map(first.changeset!.hosts.map((h) => {
     const files: FakeFile[] = h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, key(OLD)) }));
@@ -32,8 +35,8 @@ async function converged(): Promise<Map<string, string>> {
   }));
 }
 
-async function rotate(extra: Partial<RunOptions> = {}, respond?: Responder) {
-  const facts = await converged();
+async function rotate(extra: Partial<RunOptions> = {}, respond?: Responder, aFacts?: string) {
+  const facts = await converged(aFacts);
   const fake = fakeFleet(inv, { facts: (h) => facts.get(h), ...(respond ? { respond } : {}) });
   const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: NEW, connect: fake.connect, rotate: new Set(['a--b', 'a--s']), ...extra });
   return { result, sent: fake.sent, steps: fake.steps };
@@ -80,4 +83,43 @@ test('--rotate-mode reread: ends that disagree after the reread are put back, wi
   expect(steps('a')).toContain('put back a--b');
   expect(steps().some((s) => s.startsWith('re-authenticate') || s.includes('bring up'))).toBe(false);
   expect(result.pairs.find((p) => p.name === 'a--s')!.status).toBe('verified');
+});
+
+const compareAgree = (c: { step: string; script: string }) =>
+  c.step === 'compare keys' ? { stdout: [...c.script.matchAll(/\/etc\/ipsec\.d\/\S+\.secrets/g)].map((m) => `${m[0]} ${'ab'.repeat(16)}\n`).join('') } : undefined;
+
+test('--rotate-mode reread, a strongSwan end and a peer that answers a probe: the key is also authenticated now, by a probe IKE SA; the SAs are kept', async () => {
+  const { result, sent } = await rotate({ rotateMode: 'reread' }, compareAgree, V5_FACTS);
+  expect(result.changeset!.pairs.map((p) => [p.name, p.probeBy])).toEqual([['a--b', undefined], ['a--s', 's']]);
+  const probes = sent.filter((c) => c.step.startsWith('probe'));
+  expect(probes.map((c) => `${c.host}:${c.step}`)).toEqual(['s:probe the new key of a--s']);
+  expect(probes[0]!.script).toMatch(/swanctl --initiate --ike provision-probe-a--s/);
+  expect(probes[0]!.script).not.toContain(key(NEW));
+  expect(result.hosts.get('s')).toMatchObject({ did: expect.arrayContaining(['authenticated the new key of a--s with a probe IKE SA; its SAs kept']) });
+  expect(renderPlan(result.changeset!)).toMatch(/a--s: rotate: new key on both peers, reread; the two ends' keys are compared, and s authenticates it with a probe IKE SA beside the running one; the pair's SAs are kept/);
+  expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
+});
+
+test('--rotate-mode reread: a key the probe shows refused (a shadowing secrets line) is rolled back, without touching the SAs', async () => {
+  const { result, steps } = await rotate({ rotateMode: 'reread' }, (c) =>
+    c.step.startsWith('probe') ? { code: 1, stderr: '[IKE] received AUTHENTICATION_FAILED notify error\n' } : compareAgree(c), V5_FACTS);
+  expect(result.pairs.find((p) => p.name === 'a--s')).toMatchObject({ status: 'rolled-back', reason: 'the new key did not authenticate with a: [IKE] received AUTHENTICATION_FAILED notify error' });
+  expect(steps('s')).toContain('put back a--s');
+  expect(steps().some((s) => s.startsWith('re-authenticate') || s.includes('bring up'))).toBe(false);
+  expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
+});
+
+test('--rotate-mode reread: a probe that cannot run leaves the rotation standing (the keys compared equal) and says so', async () => {
+  const { result } = await rotate({ rotateMode: 'reread' }, (c) =>
+    c.step.startsWith('probe') ? { code: 2, stderr: '[IKE] peer does not support childless IKE_SA initiation\n' } : compareAgree(c), V5_FACTS);
+  expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
+  expect(result.hosts.get('s')).toMatchObject({ did: expect.arrayContaining([
+    'could not probe the new key of a--s ([IKE] peer does not support childless IKE_SA initiation); both ends hold it, and the next authentication uses it']) });
+});
+
+test('--rotate-mode reread: no probe where the peer would not keep its SAs as they were (a libreswan 4.x initiator)', async () => {
+  const { result, steps } = await rotate({ rotateMode: 'reread' }, compareAgree);
+  expect(result.changeset!.pairs.map((p) => p.probeBy)).toEqual([undefined, undefined]);
+  expect(steps().some((x) => x.startsWith('probe'))).toBe(false);
+  expect(renderPlan(result.changeset!)).toMatch(/a--s: rotate: new key on both peers, reread; the two ends' keys are compared \(no new authentication now/);
 });

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { BACKENDS } from '../../backends/index.js';
 import { pairFile } from '../../core/paths.js';
 import { quote } from '../../core/shell.js';
-import type { PairPlan } from '../../plan/types.js';
+import type { HostPlan, PairPlan } from '../../plan/types.js';
 import { parseKeyMacs } from '../../status/script.js';
 import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
 
@@ -37,4 +38,22 @@ export async function compareKeys(ctx: Ctx, pairs: readonly PairPlan[]): Promise
     else if (a !== b) out.set(p.name, `after the reread, ${p.initiator} and ${p.responder} hold different keys for ${p.name}`);
   }
   return out;
+}
+
+export type ProbeResult = { ok: true } | { ok: false; refused: boolean; reason: string };
+
+/**
+ * `--rotate-mode reread` where one end can probe (PairPlan.probeBy): a new IKE SA without a
+ * Child SA authenticates the new key now, beside the pair's running SAs, which carry on.
+ * `refused`: an end did not take the key (the rotation rolls back); otherwise the probe
+ * could not run, which says nothing about the key.
+ */
+export async function probeKey(ctx: Ctx, by: string, plan: HostPlan, pair: string, local: string, peer: string): Promise<ProbeResult> {
+  const script = BACKENDS[plan.backend.id].probe?.({ name: pair, local, peer });
+  if (!script) return { ok: false, refused: false, reason: `${plan.backend.package} on ${by} cannot probe` };
+  const r = await runStep(ctx, by, `probe the new key of ${pair}`, script, STEP_TIMEOUT.reauth);
+  if (!r.ok) return { ok: false, refused: false, reason: r.outcome.status === 'failed' ? r.outcome.error : `${by} ${r.outcome.status}` };
+  if (r.code === 0) return { ok: true };
+  const said = r.stderr.trim().split('\n').slice(-3).join(' | ');
+  return r.code === 1 ? { ok: false, refused: true, reason: `the new key did not authenticate: ${said}` } : { ok: false, refused: false, reason: said || `exit ${r.code}` };
 }

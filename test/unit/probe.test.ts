@@ -1,0 +1,79 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BACKENDS } from '../../src/backends/index.js';
+import { atLeast } from '../../src/backends/types.js';
+
+// The strongSwan key probe (--rotate-mode reread): a childless IKE SA with the pair's IDs,
+// loaded through vici for the probe only. Run by sh against a fake swanctl that logs its calls.
+
+const probe = (name = 'web-1--db-1', local = '10.0.0.1', peer = 'fd77::12') => BACKENDS.strongswan.probe!({ name, local, peer });
+
+function runProbe(initiate: { out: string; code: number }) {
+  const dir = mkdtempSync(join(tmpdir(), 'probe-'));
+  const conf = join(dir, 'conf.d');
+  spawnSync('mkdir', [conf]);
+  const log = join(dir, 'calls');
+  writeFileSync(join(dir, 'initiate.out'), `${initiate.out}\n`);
+  writeFileSync(join(dir, 'swanctl'), `#!/bin/sh
+echo "$* | $(ls ${conf} | tr '\\n' ' ')" >> ${log}
+case "$1" in
+  --initiate) cat ${join(dir, 'initiate.out')}; exit ${initiate.code} ;;
+esac
+exit 0
+`);
+  chmodSync(join(dir, 'swanctl'), 0o755);
+  const script = probe().replaceAll('/etc/swanctl/conf.d', conf);
+  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` }, timeout: 20_000 });
+  const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.trimEnd());
+  const left = existsSync(conf) ? spawnSync('ls', ['-A', conf], { encoding: 'utf8' }).stdout.trim() : '';
+  rmSync(dir, { recursive: true, force: true });
+  return { code: r.status, stderr: r.stderr, calls, left };
+}
+
+test('the probe conn: childless, the pair\'s own IDs (so the very secrets line the pair uses), its own name', () => {
+  const s = probe();
+  expect(s).toContain('provision-probe-web-1--db-1 {');
+  expect(s).toMatch(/local_addrs = 10\.0\.0\.1\n\s+remote_addrs = fd77::12/);
+  expect(s).toMatch(/childless = force/);
+  expect(s).toMatch(/local \{\n\s+auth = psk\n\s+id = 10\.0\.0\.1\n\s+\}\n\s+remote \{\n\s+auth = psk\n\s+id = fd77::12/);
+  expect(s).not.toMatch(/secret|PSK /i);
+});
+
+test('authenticated: exit 0; the probe IKE SA is terminated, its file removed and the conns loaded again', () => {
+  const r = runProbe({ out: "[IKE] IKE_SA provision-probe-web-1--db-1[3] established\ninitiate completed successfully", code: 0 });
+  expect(r.code).toBe(0);
+  expect(r.calls).toEqual([
+    '--load-conns | provision-probe-web-1--db-1.conf',
+    '--initiate --ike provision-probe-web-1--db-1 --timeout 30 | provision-probe-web-1--db-1.conf',
+    '--terminate --ike provision-probe-web-1--db-1 --timeout 10 | provision-probe-web-1--db-1.conf',
+    '--load-conns |',
+  ]);
+  expect(r.left).toBe('');
+});
+
+test('the peer refuses the key: exit 1 with the daemon\'s words; cleaned up all the same', () => {
+  const r = runProbe({ out: "plugin 'ldap': failed to load\n[ENC] parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]\n[IKE] received AUTHENTICATION_FAILED notify error\ninitiate failed: establishing IKE_SA 'provision-probe-web-1--db-1' failed", code: 1 });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toBe('[IKE] received AUTHENTICATION_FAILED notify error\n');
+  expect(r.calls.at(-1)).toBe('--load-conns |');
+  expect(r.left).toBe('');
+});
+
+test('a probe that cannot run (a peer without childless support) says so with exit 2, not as a refusal', () => {
+  const r = runProbe({ out: "plugin 'ldap': failed to load\n[IKE] peer does not support childless IKE_SA initiation\ninitiate failed: establishing IKE_SA 'provision-probe-web-1--db-1' failed", code: 1 });
+  expect(r.code).toBe(2);
+  expect(r.stderr).not.toMatch(/plugin/);
+  expect(r.stderr).toMatch(/does not support childless/);
+  expect(r.left).toBe('');
+});
+
+test('who answers a probe and keeps its SAs as they were: libreswan 5.x, and 4.7+ as responder; not strongSwan (uniqueids=yes)', () => {
+  const v = ['4.3', '4.6', '4.7', '4.10', '5.2'];
+  expect(v.map((x) => BACKENDS.libreswan.answersProbe!(x, 'responder'))).toEqual([false, false, true, true, true]);
+  expect(v.map((x) => BACKENDS.libreswan.answersProbe!(x, 'initiator'))).toEqual([false, false, false, false, true]);
+  expect(BACKENDS.strongswan.answersProbe!('6.0.1', 'responder')).toBe(false);
+  expect(BACKENDS.libreswan.probe).toBeUndefined();
+  expect([atLeast('4.10', 4, 7), atLeast('5.0', 4, 7), atLeast('4', 4, 7), atLeast('3.32', 4, 7)]).toEqual([true, true, false, false]);
+});
