@@ -156,13 +156,17 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   });
   const compared = pairs.filter((p) => live(p) && p.proof === 'keys compared');
   if (compared.length) for (const [name, why] of await compareKeys(ctx, compared)) proofFailed.set(name, why);
-  await phase(ctx, compared.filter((p) => p.probeBy && !proofFailed.has(p.name)), async (p) => {
-    const by = p.probeBy!;
-    const peer = by === p.initiator ? p.responder : p.initiator;
-    const r = await probeKey(ctx, by, planOf(by), p.name, inv.hosts.get(by)!.address, inv.hosts.get(peer)!.address);
-    if (r.ok) did(by, `authenticated the new key of ${p.name} with a probe IKE SA; its SAs kept`);
-    else if (r.refused) proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
-    else did(by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
+  // One probe at a time on a host: each reloads the host's swanctl conns.
+  const probing = new Map<string, PairPlan[]>();
+  for (const p of compared) if (p.probeBy && !proofFailed.has(p.name)) probing.set(p.probeBy, [...(probing.get(p.probeBy) ?? []), p]);
+  await phase(ctx, [...probing], async ([by, ps]) => {
+    for (const p of ps) {
+      const peer = by === p.initiator ? p.responder : p.initiator;
+      const r = await probeKey(ctx, by, planOf(by), p.name, inv.hosts.get(by)!.address, inv.hosts.get(peer)!.address);
+      if (r.ok) did(by, `authenticated the new key of ${p.name} with a probe IKE SA; its SAs kept`);
+      else if (r.refused) proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+      else did(by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
+    }
   });
   if (interrupted(ctx)) return outcomes;
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { quote } from '../core/shell.js';
 import { SHARED_HEADER } from '../core/ownership.js';
 import { confBlock, type Backend, type ConnLoad, type ProbeSpec } from './types.js';
@@ -119,10 +120,13 @@ echo "no new IKE SA for ${name} within 35 s: the peer did not accept the new key
  * `swanctl --load-all` does, and unloads vici conns it does not list), initiated without a Child SA (`childless = force`, RFC 6023)
  * with the pair's IDs, so both daemons look up the very secrets line the pair's next
  * authentication will use. charon finds the key in what it read from ipsec.secrets. The
- * probe IKE SA is deleted and the conn unloaded however the script ends.
+ * probe IKE SA is deleted and the conn unloaded however the script ends, a signal included
+ * (dash runs an EXIT trap on `exit` only); a lock keeps two runs from reloading the conns
+ * under each other's probe, and the first to hold it removes what a killed one left.
  */
 function probeScript(p: ProbeSpec): string {
-  const conn = `provision-probe-${p.name}`;
+  // swanctl.conf reads a section name into 128 bytes; a pair's name can be 128 long.
+  const conn = `provision-probe-${p.name.length <= 100 ? p.name : createHash('sha256').update(p.name).digest('hex').slice(0, 16)}`;
   const file = `/etc/swanctl/conf.d/${conn}.conf`;
   const body = `${SHARED_HEADER}
 # A key probe of one rotation (docs/rotation.md): removed as soon as it is done.
@@ -145,11 +149,14 @@ connections {
 }
 `;
   const [c, f] = [quote(conn), quote(file)];
-  return `cleanup() { swanctl --terminate --ike ${c} --timeout 10 >/dev/null 2>&1; rm -f ${f} ${f}.tmp; swanctl --load-conns >/dev/null 2>&1; }
+  return `exec 9>/run/lock/provision-probe.lock && flock -w 15 9 || { echo "another probe held /run/lock/provision-probe.lock for 15 s" >&2; exit 2; }
+rm -f /etc/swanctl/conf.d/provision-probe-*.conf /etc/swanctl/conf.d/provision-probe-*.conf.tmp
+cleanup() { swanctl --terminate --ike ${c} --timeout 5 >/dev/null 2>&1; rm -f ${f} ${f}.tmp; swanctl --load-conns >/dev/null 2>&1; }
 trap cleanup EXIT
+trap 'exit 2' HUP INT TERM
 printf '%s' ${quote(body)} > ${f}.tmp && mv -f ${f}.tmp ${f} || { echo "could not write ${file}" >&2; exit 2; }
 swanctl --load-conns >/dev/null 2>&1 || { echo "swanctl --load-conns failed: the probe was not loaded" >&2; exit 2; }
-out=$(swanctl --initiate --ike ${c} --timeout 30 2>&1) && exit 0
+out=$(swanctl --initiate --ike ${c} --timeout 25 2>&1) && exit 0
 why=$(printf '%s\n' "$out" | grep -E 'AUTHENTICATION_FAILED|MAC mismatched|no shared key' | head -n 3)
 [ -n "$why" ] && { printf '%s\n' "$why" >&2; exit 1; }
 printf '%s\n' "$out" | grep -v "^plugin '" | tail -n 3 >&2

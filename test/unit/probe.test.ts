@@ -10,22 +10,24 @@ import { atLeast } from '../../src/backends/types.js';
 
 const probe = (name = 'web-1--db-1', local = '10.0.0.1', peer = 'fd77::12') => BACKENDS.strongswan.probe!({ name, local, peer });
 
-function runProbe(initiate: { out: string; code: number }) {
+function runProbe(initiate: { out: string; code: number; sleep?: number }, opts: { stale?: string; killAfterMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'probe-'));
   const conf = join(dir, 'conf.d');
   spawnSync('mkdir', [conf]);
+  if (opts.stale) writeFileSync(join(conf, opts.stale), 'left by a killed run\n');
   const log = join(dir, 'calls');
   writeFileSync(join(dir, 'initiate.out'), `${initiate.out}\n`);
   writeFileSync(join(dir, 'swanctl'), `#!/bin/sh
 echo "$* | $(ls ${conf} | tr '\\n' ' ')" >> ${log}
 case "$1" in
-  --initiate) cat ${join(dir, 'initiate.out')}; exit ${initiate.code} ;;
+  --initiate) sleep ${initiate.sleep ?? 0}; cat ${join(dir, 'initiate.out')}; exit ${initiate.code} ;;
 esac
 exit 0
 `);
   chmodSync(join(dir, 'swanctl'), 0o755);
-  const script = probe().replaceAll('/etc/swanctl/conf.d', conf);
-  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` }, timeout: 20_000 });
+  const script = probe().replaceAll('/etc/swanctl/conf.d', conf).replaceAll('/run/lock', dir);
+  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` }, timeout: 20_000,
+    ...(opts.killAfterMs ? { timeout: opts.killAfterMs, killSignal: 'SIGTERM' as const } : {}) });
   const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.trimEnd());
   const left = existsSync(conf) ? spawnSync('ls', ['-A', conf], { encoding: 'utf8' }).stdout.trim() : '';
   rmSync(dir, { recursive: true, force: true });
@@ -46,8 +48,8 @@ test('authenticated: exit 0; the probe IKE SA is terminated, its file removed an
   expect(r.code).toBe(0);
   expect(r.calls).toEqual([
     '--load-conns | provision-probe-web-1--db-1.conf',
-    '--initiate --ike provision-probe-web-1--db-1 --timeout 30 | provision-probe-web-1--db-1.conf',
-    '--terminate --ike provision-probe-web-1--db-1 --timeout 10 | provision-probe-web-1--db-1.conf',
+    '--initiate --ike provision-probe-web-1--db-1 --timeout 25 | provision-probe-web-1--db-1.conf',
+    '--terminate --ike provision-probe-web-1--db-1 --timeout 5 | provision-probe-web-1--db-1.conf',
     '--load-conns |',
   ]);
   expect(r.left).toBe('');
@@ -76,4 +78,25 @@ test('who answers a probe and keeps its SAs as they were: libreswan 5.x, and 4.7
   expect(BACKENDS.strongswan.answersProbe!('6.0.1', 'responder')).toBe(false);
   expect(BACKENDS.libreswan.probe).toBeUndefined();
   expect([atLeast('4.10', 4, 7), atLeast('5.0', 4, 7), atLeast('4', 4, 7), atLeast('3.32', 4, 7)]).toEqual([true, true, false, false]);
+});
+
+test('a probe killed mid-way (the step timeout sends TERM) still deletes its IKE SA, its file and its conn', () => {
+  const r = runProbe({ out: 'never printed', code: 0, sleep: 3 }, { killAfterMs: 1000 });
+  expect(r.code).toBe(2);
+  expect(r.calls.slice(-2)).toEqual(['--terminate --ike provision-probe-web-1--db-1 --timeout 5 | provision-probe-web-1--db-1.conf', '--load-conns |']);
+  expect(r.left).toBe('');
+});
+
+test('what a killed run left in conf.d is removed before anything is loaded', () => {
+  const r = runProbe({ out: 'initiate completed successfully', code: 0 }, { stale: 'provision-probe-old--pair.conf' });
+  expect(r.calls[0]).toBe('--load-conns | provision-probe-web-1--db-1.conf');
+  expect(r.left).toBe('');
+});
+
+test('a pair name too long for a swanctl section gets a short probe name of its own', () => {
+  const long = `${'a'.repeat(63)}--${'b'.repeat(63)}`;
+  const s = BACKENDS.strongswan.probe!({ name: long, local: '10.0.0.1', peer: '10.0.0.2' });
+  const name = /connections \{\n {2}(\S+) \{/.exec(s)![1]!;
+  expect(name).toMatch(/^provision-probe-[0-9a-f]{16}$/);
+  expect(BACKENDS.strongswan.probe!({ name: long.replace('a', 'c'), local: '10.0.0.1', peer: '10.0.0.2' })).not.toContain(name);
 });
