@@ -239,7 +239,7 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
 
   // strongSwan's trap policy caught the neighbour advertisements to the peer: no SA ever formed
   // until the strongSwan ends got their ND passthrough (src/backends/strongswan.ts).
-  test('IPv6 pairs covering each backend: verified by the tool (ICMPv6) and from outside, one rotated', () => {
+  test('IPv6 pairs covering each backend: verified by the tool (ICMPv6) and from outside, one rotated (re-authenticated, then reread and probed)', () => {
     const r = provision('--inventory', v6(), '--json');
     expect(outcome(r)).toEqual({ code: 0, pairs: [['v6-01-04', 'verified'], ['v6-03-06', 'verified'], ['v6-02-05', 'verified']] });
     // The strongSwan ends pass neighbour discovery (and only that) outside IPsec.
@@ -254,6 +254,11 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     const before = keyOf('server-05', 'v6-02-05');
     expect(outcome(provision('--inventory', v6(), '--rotate-psk', 'v6-02-05', '--json'))).toMatchObject({ code: 0 });
     expect(keyOf('server-05', 'v6-02-05')).not.toBe(before);
+    expect(keyOf('server-02', 'v6-02-05')).toBe(keyOf('server-05', 'v6-02-05'));
+    // Again with reread: strongSwan 5.9.1 probes libreswan 5.2 over IPv6.
+    const reread = provision('--inventory', v6(), '--rotate-psk', 'v6-02-05', '--rotate-mode', 'reread', '--json');
+    expect(outcome(reread)).toMatchObject({ code: 0 });
+    expect(json(reread).hosts.find((h: any) => h.name === 'server-02').did).toContain('authenticated the new key of v6-02-05 with a probe IKE SA; its SAs kept');
     expect(keyOf('server-02', 'v6-02-05')).toBe(keyOf('server-05', 'v6-02-05'));
   }, 1_200_000);
 
