@@ -164,7 +164,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
       const peer = by === p.initiator ? p.responder : p.initiator;
       const r = await probeKey(ctx, by, planOf(by), p.name, inv.hosts.get(by)!.address, inv.hosts.get(peer)!.address);
       if (r.ok) did(by, `authenticated the new key of ${p.name} with a probe IKE SA; its SAs kept`);
-      else if (r.refused) proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+      else if (r.refused) proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason}`);
       else did(by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
     }
   });

@@ -119,10 +119,10 @@ echo "no new IKE SA for ${name} within 35 s: the peer did not accept the new key
  * /etc/swanctl/conf.d, then `swanctl --load-conns`, which loads the whole swanctl.conf as
  * `swanctl --load-all` does, and unloads vici conns it does not list), initiated without a
  * Child SA (`childless = force`, RFC 6023) with the pair's IDs, so both daemons look up the
- * very secrets line the pair's next authentication will use. charon finds the key in what it read from ipsec.secrets. The
- * probe IKE SA is deleted and the conn unloaded however the script ends, a signal included
+ * very secrets line the pair's next authentication will use. charon finds the key in what
+ * it read from ipsec.secrets. The probe IKE SA is deleted and the conn unloaded however the script ends, a signal included
  * (dash runs an EXIT trap on `exit` only); a lock keeps two runs from reloading the conns
- * under each other's probe, and the first to hold it removes what a killed one left.
+ * under each other's probe, and the first to hold it removes the files a killed one left.
  */
 function probeScript(p: ProbeSpec): string {
   // swanctl.conf reads a section name into 128 bytes; a pair's name can be 128 long.

@@ -55,5 +55,5 @@ export async function probeKey(ctx: Ctx, by: string, plan: HostPlan, pair: strin
   if (!r.ok) return { ok: false, refused: false, reason: r.outcome.status === 'failed' ? r.outcome.error : `${by} ${r.outcome.status}` };
   if (r.code === 0) return { ok: true };
   const said = r.stderr.trim().split('\n').slice(-3).join(' | ');
-  return r.code === 1 ? { ok: false, refused: true, reason: `the new key did not authenticate: ${said}` } : { ok: false, refused: false, reason: said || `exit ${r.code}` };
+  return { ok: false, refused: r.code === 1, reason: said || `exit ${r.code}` };
 }
