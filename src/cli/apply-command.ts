@@ -30,7 +30,7 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
       ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}), ...(saved.options.rotateMode ? { rotateMode: saved.options.rotateMode } : {}),
       connect: await connector(inventory, inScope, deps, {
         concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }, scope.sshConfig?.text),
+      }, scope.jumps),
     });
     view.result(result);
     return exitCode(result);

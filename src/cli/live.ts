@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Hooks } from '../apply/outcome.js';
 import type { Inventory } from '../inventory/types.js';
 import { KnownHostsStore } from '../remote/known-hosts-store.js';
-import { jumpFromConfig } from '../remote/ssh-config.js';
 import { passphrasesFor } from '../remote/passphrase.js';
 import { connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
-import type { HostSpec } from '../inventory/types.js';
+import type { HostSpec, SshSettings } from '../inventory/types.js';
 import { EXIT } from './args.js';
 
 /** What the CLI reaches the outside world through; tests pass their own. */
@@ -20,7 +19,7 @@ export interface ConnectFlags {
 }
 
 /** How a run connects: one known_hosts store and one jump cache for all hosts; passphrases asked once. */
-export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps: Deps, flags: ConnectFlags, sshConfig?: string): Promise<(h: HostSpec) => Promise<Session>> {
+export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps: Deps, flags: ConnectFlags, configJumps: ReadonlyMap<string, Partial<SshSettings>> = new Map()): Promise<(h: HostSpec) => Promise<Session>> {
   const passphrases = await passphrasesFor(hosts.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
   const knownHosts = new KnownHostsStore();
   const jumps = new JumpCache();
@@ -32,7 +31,7 @@ export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps
     knownHosts,
     jumps,
     resolveJump: (jump) => {
-      const fromConfig = sshConfig ? jumpFromConfig(sshConfig, jump) : undefined;
+      const fromConfig = configJumps.get(jump);
       return inv.hosts.get(jump)?.ssh ?? (fromConfig ? { ...h.ssh, jump: undefined, port: 22, ...fromConfig } as HostSpec['ssh'] : parseJump(jump, h.ssh));
     },
   });

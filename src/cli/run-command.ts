@@ -39,7 +39,7 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
       ...(limit ? { limit } : {}), ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
       connect: await connector(inventory, inScope, deps, {
         concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }, scope.sshConfig?.text),
+      }, scope.jumps),
     });
   } finally {
     ctrlC.done();

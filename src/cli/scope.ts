@@ -5,13 +5,16 @@ import { nearest } from '../inventory/issues.js';
 import { UsageError } from './flags.js';
 import { readBoundedText } from './inventory-file.js';
 import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import type { SshSettings } from '../inventory/types.js';
 import { applySshConfig } from '../remote/ssh-config.js';
 import { expandHome } from '../remote/session.js';
+import { readSshConfig } from './ssh-config-file.js';
 
 export interface Scope {
   inventory: Inventory;
-  /** The OpenSSH client config applied, if any: its path and text. */
-  sshConfig?: { path: string; text: string };
+  /** Jump hosts that are ssh config aliases, not inventory hosts: their settings from the config. */
+  jumps: Map<string, Partial<SshSettings>>;
   /** The inventory file's text, as read (a saved plan keeps it). */
   text: string;
   limit?: Set<string>;
@@ -25,20 +28,20 @@ export async function loadScope(args: Args, fromText?: { text: string; file: str
   const file = fromText?.file ?? String(args.inventory);
   const text = fromText?.text ?? await readBoundedText(file);
   const loaded = loadInventory(text, file);
-  const sshConfig = await readSshConfig(args.sshConfig as string | undefined, loaded.sshConfig);
-  const inventory = sshConfig ? applySshConfig(loaded, sshConfig.text) : loaded;
+  // An offline plan contacts no host, so it needs no ssh config and reads none.
+  const configPath = args.offline ? undefined : sshConfigPath(args.sshConfig as string | undefined, loaded.sshConfig);
+  const { inventory, jumps } = configPath ? applySshConfig(loaded, await readSshConfig(configPath), userInfo().username) : { inventory: loaded, jumps: new Map() };
   const limit = resolveLimit(args.limit as string[] | undefined, inventory);
   const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk as string[], inventory, limit);
   const inScope = [...inventory.hosts.values()].filter((h) => !limit || limit.has(h.name));
-  return { inventory, text, inScope, ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}), ...(sshConfig ? { sshConfig } : {}) };
+  return { inventory, text, inScope, jumps, ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}) };
 }
 
 /** --ssh-config, else the inventory's `defaults.ssh.config`, else ~/.ssh/config when there is one. */
-async function readSshConfig(flag: string | undefined, fromInventory: string | undefined): Promise<{ path: string; text: string } | undefined> {
+function sshConfigPath(flag: string | undefined, fromInventory: string | undefined): string | undefined {
   const given = flag ?? fromInventory;
   const path = expandHome(given ?? '~/.ssh/config');
-  if (!given && !existsSync(path)) return undefined;
-  return { path, text: await readBoundedText(path, 'ssh config') };
+  return given || existsSync(path) ? path : undefined;
 }
 
 function glob(pattern: string): RegExp {

@@ -30,7 +30,7 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
   const ctrlC = onCtrlC(hooks);
   const pool = new SessionPool(await connector(inventory, inScope, deps, {
     concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-  }, scope.sshConfig?.text), args.concurrency as number);
+  }, scope.jumps), args.concurrency as number);
   const ctx: Ctx = { pool, hooks, signal: ctrlC.signal, states: new Map(inScope.map((h) => [h.name, { spec: h, did: [] }])) };
   const challenge = randomBytes(16).toString('hex');
   const readings = new Map<string, HostReading>();

@@ -28,7 +28,7 @@ export async function teardownCommand(args: Args, io: Io, deps: Deps): Promise<n
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
       connect: await connector(inventory, hosts, deps, {
         concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }, scope.sshConfig?.text),
+      }, scope.jumps),
     });
     if (args.dryRun) view.plan(result.changeset!, result);
     else view.result(result);
