@@ -66,7 +66,7 @@ function writeAnsibleFiles() {
     }));
     writeFileSync(join(dir, 'host_vars', `${h.name}.yml`), JSON.stringify({ files }));
   }
-  lines.push('', '[bench:vars]', 'ansible_user=root', `ansible_ssh_private_key_file=${join(repo, '.lab-cache', 'id_ed25519')}`,
+  lines.push('', '[bench:vars]', 'ansible_user=root', `ansible_ssh_private_key_file=${join(process.env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 'id_ed25519')}`,
     `ansible_ssh_common_args='-o UserKnownHostsFile=${join(state, 'known_hosts')}'`);
   writeFileSync(join(dir, 'hosts.ini'), lines.join('\n') + '\n');
   return join(dir, 'hosts.ini');

@@ -81,7 +81,7 @@ if (spawnSync('sh', ['-c', 'command -v ansible-playbook']).status !== 0) {
   console.error('lab benchmark: installing ansible-core (apt)');
   must('apt-get', ['install', '-y', '-q', 'ansible-core'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
 }
-const key = join(repo, '.lab-cache', 'id_ed25519');
+const key = join(process.env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 'id_ed25519');
 const knownHosts = join(repo, '.lab', 'known_hosts');
 for (const h of plan.hosts) {
   // Ansible's modules need python3 on the servers; the lab's mirror has it.

@@ -25,7 +25,7 @@ const names = Array.from({ length: N }, (_, i) => `server-${String(i + 1).padSta
 const inventory = join(env.PROVISION_LAB_STATE, 'mesh-bench.yaml');
 writeFileSync(inventory, `fleet: bench
 defaults:
-  ssh: {user: root, identityFile: ${join(repo, '.lab-cache', 'id_ed25519')}, knownHostsFile: ${join(env.PROVISION_LAB_STATE, 'known_hosts')}}
+  ssh: {user: root, identityFile: ${join(env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 'id_ed25519')}, knownHostsFile: ${join(env.PROVISION_LAB_STATE, 'known_hosts')}}
 hosts:
 ${names.map((n, i) => `  ${n}: {address: 10.77.0.${11 + i}}`).join('\n')}
 meshes:

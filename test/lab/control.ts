@@ -13,7 +13,7 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const worker = Number(process.env.JEST_WORKER_ID ?? '1');
 const suffix = worker > 1 ? `-${worker}` : '';
 export const STATE = (process.env.PROVISION_LAB_STATE ??= join(REPO, `.lab${suffix}`));
-export const CACHE = (process.env.PROVISION_LAB_CACHE ??= join(REPO, '.lab-cache'));
+export const CACHE = (process.env.PROVISION_LAB_CACHE ??= '/var/cache/provision-lab');
 export const NETNS = (process.env.PROVISION_LAB_NETNS ??= `provision-lab${suffix}`);
 /** The private key the lab's servers accept for root. */
 export const IDENTITY = join(CACHE, 'id_ed25519');
