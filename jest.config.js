@@ -7,7 +7,7 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }] },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  // Only these are crawled: .lab-cache and .bench hold whole Debian roots (and /proc mounts
+  // Only these are crawled: .bench holds whole Debian roots (and /proc mounts
   // while bench hosts run), which exhaust jest's file map.
   roots: ['<rootDir>/src', '<rootDir>/test'],
   // Two files at once: each worker boots its own lab (test/lab/control.ts), whose servers
@@ -18,4 +18,5 @@ export default {
   globalTeardown: '<rootDir>/test/lab/global-teardown.mjs',
   testSequencer: '<rootDir>/test/lab/sequencer.mjs',
   testTimeout: 30000,
+  reporters: ['default', '<rootDir>/test/lab/durations.mjs'],
 };

@@ -44,7 +44,7 @@ describeLab('converging real servers', () => {
   }, 1_200_000);
 
   test('(b) a re-run changes nothing: no file rewritten, ipsec not restarted; two commands per host', () => {
-    provision('--inventory', seed());
+    provision('--inventory', seed(), '--no-verify');
     const before = snapshot(['server-01', 'server-02']);
     const r = provision('--inventory', seed(), '--json');
     const j = json(r);
@@ -58,7 +58,7 @@ describeLab('converging real servers', () => {
   }, 600_000);
 
   test('(c) --dry-run after an inventory change shows the diff and changes nothing; --detailed-exitcode says 5', () => {
-    provision('--inventory', seed());
+    provision('--inventory', seed(), '--no-verify');
     const before = snapshot(['server-01', 'server-02']);
     const r = provision('--inventory', seedAdd(), '--dry-run', '--detailed-exitcode');
     expect(r.code).toBe(5);
@@ -74,7 +74,7 @@ describeLab('converging real servers', () => {
   }, 600_000);
 
   test('(c) a saved plan is applied exactly; a host changed since is refused (exit 4) and nothing is applied to it', () => {
-    provision('--inventory', seed());
+    provision('--inventory', seed(), '--no-verify');
     const plan = join(dir, 'plan.json');
     const made = provision('--inventory', seedAdd(), '--dry-run', '--out', plan);
     expect(made.code).toBe(0);
@@ -83,7 +83,7 @@ describeLab('converging real servers', () => {
     expect(outcome(applied)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
     expect(onServer('server-02', 'grep auto= /etc/ipsec.d/server-01--server-02.conf').stdout.trim()).toBe('auto=add');
     // Back to route, plan again, then someone edits a file on server-02 before the apply.
-    provision('--inventory', seed());
+    provision('--inventory', seed(), '--no-verify');
     expect(provision('--inventory', seedAdd(), '--dry-run', '--out', plan).code).toBe(0);
     expect(onServer('server-02', "sed -i 's/dpd/ dpd/; $ a # edited' /etc/ipsec.d/server-01--server-02.conf").code).toBe(0);
     const before = snapshot(['server-01']);
@@ -97,7 +97,7 @@ describeLab('converging real servers', () => {
   }, 900_000);
 
   test('(d) the seed pair grows into a mesh with a strongSwan server (a reload, not a restart, where the tunnel was); status: a healthy mesh exits 0, a stopped daemon names exactly its pairs, a key edited disagrees, a file edited is drift', () => {
-    provision('--inventory', seed());
+    provision('--inventory', seed(), '--no-verify');
     const r = provision('--inventory', mesh(), '--json');
     expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-01--server-03', 'verified'], ['server-02--server-03', 'verified']] });
     expect(json(r).hosts.find((h: any) => h.name === 'server-01').service).toBe('reload');
