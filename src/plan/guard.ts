@@ -34,7 +34,10 @@ export interface GuardSets {
   sshPort: number;
 }
 
-const ND = 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept';
+// Neighbour discovery between peers, outside IPsec (the address resolution IPsec itself
+// needs): solicitations and advertisements only, and only as sent on-link (hop limit 255,
+// RFC 4861); router solicitations and advertisements from a peer are dropped like the rest.
+const ND = 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept';
 
 function elements(addrs: readonly string[], family: 4 | 6): string {
   const of = [...new Set(addrs.filter((a) => addressFamily(a) === family).map(normalizeAddress))].sort();

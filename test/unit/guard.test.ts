@@ -36,7 +36,11 @@ describe('the guard file', () => {
     expect(g).toContain('ip6 saddr @peers6 meta ipsec missing counter drop');
     expect(g).toContain('udp dport { 500, 4500 } accept');
     expect(g).toContain('meta l4proto esp accept');
-    expect(g).toMatch(/icmpv6 type \{ nd-neighbor-solicit/);
+    // Neighbour discovery passes outside IPsec: solicitations and advertisements sent on-link
+    // only (hop limit 255); router solicitations and advertisements do not pass.
+    const nd = g.split('\n').filter((l) => l.includes('icmpv6'));
+    expect(nd.map((l) => l.trim())).toEqual(Array(2).fill('icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept'));
+    expect(g).not.toMatch(/nd-router/);
     expect(g).toContain('ip saddr @ssh4 tcp dport 2222 accept');
     // Accepts come before the drops.
     expect(g.indexOf('tcp dport 2222 accept')).toBeLessThan(g.indexOf('meta ipsec missing counter drop'));
