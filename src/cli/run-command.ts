@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { run } from '../apply/run.js';
 import type { RunResult } from '../apply/outcome.js';
 import type { Args } from '../cli.js';
@@ -10,6 +9,7 @@ import { EXIT } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
 import { connector, onCtrlC, random, type Deps } from './live.js';
 import { loadScope } from './scope.js';
+import { writePrivateFile } from './private-file.js';
 
 /** `provision --inventory FILE`: plan (offline or from the hosts), or apply and verify. */
 export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number> {
@@ -51,9 +51,9 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   }
   view.plan(result.changeset!, result);
   if (args.out !== undefined) {
-    await writeFile(String(args.out), savePlan(result.changeset!, scope.text, {
+    await writePrivateFile(String(args.out), savePlan(result.changeset!, scope.text, {
       prune: planOpts.prune, retireLegacy: planOpts.retireLegacy, ...(limit ? { limit: [...limit] } : {}), ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
-    }), { mode: 0o600 });
+    }));
     io.stderr.write(`plan saved to ${String(args.out)}: \`provision apply ${String(args.out)}\` applies it to the hosts that have not changed since\n`);
   }
   const code = exitCode(result);

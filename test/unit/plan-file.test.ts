@@ -1,0 +1,46 @@
+import { lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { main } from '../../src/cli.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { fakeFleet } from '../helpers/fake-session.js';
+
+// `--out` writes the saved plan readable by its owner alone, whatever was at the path: an
+// existing file's looser mode does not survive, and a symlink there is replaced, never
+// written through.
+
+const text = 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n';
+
+async function save(out: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'planfile-'));
+  const file = join(dir, 'fleet.yaml');
+  writeFileSync(file, text);
+  const fleet = fakeFleet(loadInventory(text, file));
+  const inv = loadInventory(text, file);
+  return main(['-i', file, '--dry-run', '--out', out, '--ssh-config', '/dev/null'], { stdout: new PassThrough(), stderr: new PassThrough() }, {
+    connect: async (name) => fleet.connect(inv.hosts.get(name)!),
+  });
+}
+
+describe('--out', () => {
+  test('an existing file at the path gets mode 0600 and the plan', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'planfile-')), 'plan.json');
+    writeFileSync(out, 'old', { mode: 0o644 });
+    expect(await save(out)).toBe(0);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toHaveProperty('version');
+  });
+
+  test('a symlink at the path is replaced by the plan; the file it pointed at is untouched', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'planfile-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n', { mode: 0o644 });
+    const out = join(dir, 'plan.json');
+    symlinkSync(victim, out);
+    expect(await save(out)).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(lstatSync(out).isSymbolicLink()).toBe(false);
+    expect(lstatSync(out).mode & 0o777).toBe(0o600);
+  });
+});
