@@ -156,11 +156,17 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
       files.push({ path: settings.path, mode: '0644', action, kind: 'daemon', content: settings.content, ...(found?.content !== undefined ? { before: found.content } : {}) });
     }
   }
-  // strongSwan's neighbour-discovery passthrough, wherever the host has an IPv6 pair. Shared by
-  // the fleets: kept once written (it passes ND only), deleted when teardown leaves no pair.
   const bypass = backend.ipv6Bypass;
   const gone = new Set(files.filter((x) => x.action === 'delete').map((x) => x.path));
   const pairFilesLeft = [...f.files.values()].some((x) => x.path !== bypass?.path && pairOfFile(x.path) && !gone.has(x.path));
+  // The daemon settings go with the last pair of any fleet. The running daemon keeps them
+  // until its next start, so their removal restarts nothing (it would drop operator conns).
+  const settingsFound = settings ? f.files.get(settings.path) : undefined;
+  if (settings && settingsFound?.owner.kind === 'shared' && input.teardown && !pairFilesLeft) {
+    files.push({ path: settings.path, mode: '0644', action: 'delete', kind: 'daemon', content: '', before: settingsFound.content ?? '' });
+  }
+  // strongSwan's neighbour-discovery passthrough, wherever the host has an IPv6 pair. Shared by
+  // the fleets: kept once written (it passes ND only), deleted when teardown leaves no pair.
   if (bypass) {
     const found = f.files.get(bypass.path);
     const v6 = input.conns.some((c) => c.peer.address.includes(':'));
@@ -180,7 +186,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   // A host without pairs needs no include lines (and may have no ipsec at all).
   const includes = input.conns.length && !input.teardown ? f.missingIncludes : [];
   const dropIncludes = input.teardown && !pairFilesLeft ? f.ourIncludes : [];
-  const changed = reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop');
+  const changed = reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop' && x.action !== 'delete');
   return {
     body: {
       ...(install ? { install } : {}),

@@ -62,4 +62,21 @@ describe('IPv6 neighbour discovery past strongSwan trap policies', () => {
     expect(down.files.find((f) => f.path === ND)!.action).toBe('delete');
     expect(down.unload).toEqual(expect.arrayContaining(['a--b', 'provision-nd-ns', 'provision-nd-na']));
   });
+
+  test('teardown of the last pair also deletes the daemon settings file, and restarts nothing for it; a pair left keeps it', () => {
+    const SETTINGS = strongswan.settings!.path;
+    const inv = loadInventory(v6('strongswan'), 'v6.yaml');
+    const live = planChanges(inv, new Map([['a', parseFacts(READY_FACTS)], ['b', swanFacts([])]]), { mode: 'live', prune: true, retireLegacy: false, tool: 'test' });
+    const written = live.hosts.find((h) => h.host === 'b')!.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content }));
+    expect(written.map((f) => f.path)).toContain(SETTINGS);
+    const down = (extra: { path: string; mode: string; content?: string }[]) => planChanges(inv, new Map([['a', parseFacts(READY_FACTS)], ['b', swanFacts([...written, ...extra])]]),
+      { mode: 'live', prune: true, retireLegacy: false, tool: 'test', teardown: new Set(['a--b']) }).hosts.find((h) => h.host === 'b')!;
+    const last = down([]);
+    expect(last.files.find((f) => f.path === SETTINGS)).toMatchObject({ action: 'delete', kind: 'daemon' });
+    expect(last.service).not.toBe('restart');
+    // Another fleet's pair on the host: the settings stay.
+    const other = written.find((f) => f.path.endsWith('a--b.conf'))!;
+    const kept = down([{ path: '/etc/ipsec.d/x--b.conf', mode: '644', content: other.content.replace('fleet v6', 'fleet other') }]);
+    expect(kept.files.find((f) => f.path === SETTINGS)).toBeUndefined();
+  });
 });
