@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ENSURE_RUN_DIR, RUN_DIR } from '../core/paths.js';
 import { quote } from '../core/shell.js';
 import { SHARED_HEADER } from '../core/ownership.js';
 import { confBlock, type Backend, type ConnLoad, type ProbeSpec } from './types.js';
@@ -149,7 +150,8 @@ connections {
 }
 `;
   const [c, f] = [quote(conn), quote(file)];
-  return `exec 9>/run/lock/provision-probe.lock && flock -w 15 9 || { echo "another probe held /run/lock/provision-probe.lock for 15 s" >&2; exit 2; }
+  return `${ENSURE_RUN_DIR}
+exec 9>${RUN_DIR}/probe.lock && flock -w 15 9 || { echo "another probe held ${RUN_DIR}/probe.lock for 15 s" >&2; exit 2; }
 rm -f /etc/swanctl/conf.d/provision-probe-*.conf /etc/swanctl/conf.d/provision-probe-*.conf.tmp
 cleanup() { swanctl --terminate --ike ${c} --timeout 5 >/dev/null 2>&1; rm -f ${f} ${f}.tmp; swanctl --load-conns >/dev/null 2>&1; }
 trap cleanup EXIT

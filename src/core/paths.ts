@@ -32,3 +32,11 @@ export const MANAGED_GLOBS: readonly string[] = [
   '/etc/strongswan.d/provision.conf',
   '/etc/systemd/system/provision-guard.service',
 ];
+
+/**
+ * provision's own folder for locks on a host: made by root, 0700, in /run (which only root
+ * can write), so no local user can hold a lock of ours or plant a link in it.
+ */
+export const RUN_DIR = '/run/provision';
+/** Shell that makes RUN_DIR, refusing one that is a link or not root's own 0700 folder. */
+export const ENSURE_RUN_DIR = `mkdir -p -m 0700 ${RUN_DIR} && [ ! -L ${RUN_DIR} ] && [ "$(stat -c '%u %a' ${RUN_DIR})" = "0 700" ] || { echo "${RUN_DIR} is not root's own 0700 folder" >&2; exit 2; }`;

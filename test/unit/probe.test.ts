@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS } from '../../src/backends/index.js';
@@ -10,8 +10,9 @@ import { atLeast } from '../../src/backends/types.js';
 
 const probe = (name = 'web-1--db-1', local = '10.0.0.1', peer = 'fd77::12') => BACKENDS.strongswan.probe!({ name, local, peer });
 
-function runProbe(initiate: { out: string; code: number; sleep?: number }, opts: { stale?: string; killAfterMs?: number } = {}) {
+function runProbe(initiate: { out: string; code: number; sleep?: number }, opts: { stale?: string; killAfterMs?: number; runDir?: (dir: string) => void } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'probe-'));
+  opts.runDir?.(join(dir, 'run'));
   const conf = join(dir, 'conf.d');
   spawnSync('mkdir', [conf]);
   if (opts.stale) writeFileSync(join(conf, opts.stale), 'left by a killed run\n');
@@ -25,10 +26,11 @@ esac
 exit 0
 `);
   chmodSync(join(dir, 'swanctl'), 0o755);
-  const script = probe().replaceAll('/etc/swanctl/conf.d', conf).replaceAll('/run/lock', dir);
+  // The lock folder inside the test's own, owned by whoever runs the test.
+  const script = probe().replaceAll('/etc/swanctl/conf.d', conf).replaceAll('/run/provision', join(dir, 'run')).replace('"0 700"', '"$(id -u) 700"');
   const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` }, timeout: 20_000,
     ...(opts.killAfterMs ? { timeout: opts.killAfterMs, killSignal: 'SIGTERM' as const } : {}) });
-  const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.trimEnd());
+  const calls = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => l.trimEnd()) : [];
   const left = existsSync(conf) ? spawnSync('ls', ['-A', conf], { encoding: 'utf8' }).stdout.trim() : '';
   rmSync(dir, { recursive: true, force: true });
   return { code: r.status, stderr: r.stderr, calls, left };
@@ -99,4 +101,14 @@ test('a pair name too long for a swanctl section gets a short probe name of its 
   const name = /connections \{\n {2}(\S+) \{/.exec(s)![1]!;
   expect(name).toMatch(/^provision-probe-[0-9a-f]{16}$/);
   expect(BACKENDS.strongswan.probe!({ name: long.replace('a', 'c'), local: '10.0.0.1', peer: '10.0.0.2' })).not.toContain(name);
+});
+
+test('the lock lives in a folder of root\'s own: one that is a link (or not 0700) stops the probe before anything is loaded', () => {
+  const elsewhere = mkdtempSync(join(tmpdir(), 'elsewhere-'));
+  const r = runProbe({ out: '', code: 0 }, { runDir: (d) => symlinkSync(elsewhere, d) });
+  expect({ code: r.code, calls: r.calls }).toEqual({ code: 2, calls: [] });
+  expect(r.stderr).toMatch(/is not root's own 0700 folder/);
+  expect(readdirSync(elsewhere)).toEqual([]);
+  const loose = runProbe({ out: '', code: 0 }, { runDir: (d) => mkdirSync(d, { mode: 0o777 }) });
+  expect(loose.code).toBe(2);
 });

@@ -28,10 +28,11 @@ pick() {
 }
 pkgs=$(pick)
 if [ -z "$pkgs" ]; then
-  $apt update >/dev/null 2>/tmp/.provision-apt-update.$$ || true
+  err=$(mktemp) || exit 1
+  $apt update >/dev/null 2>"$err" || true
   pkgs=$(pick)
-  if [ -z "$pkgs" ]; then tail -n 3 /tmp/.provision-apt-update.$$ >&2; rm -f /tmp/.provision-apt-update.$$; exit ${NO_CANDIDATE}; fi
-  rm -f /tmp/.provision-apt-update.$$
+  if [ -z "$pkgs" ]; then tail -n 3 "$err" >&2; rm -f "$err"; exit ${NO_CANDIDATE}; fi
+  rm -f "$err"
 fi
 echo "installing $pkgs"
 $apt -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -y $pkgs >/dev/null
