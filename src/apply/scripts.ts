@@ -1,5 +1,5 @@
 import { basename, dirname } from 'node:path';
-import { CONF_DIR, INCLUDE_MARK, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, STAGING_MARK, type IncludeLine } from '../core/paths.js';
 import { quote } from '../core/shell.js';
 import { GUARD_DIR } from '../plan/guard.js';
 
@@ -38,7 +38,9 @@ export interface WriteSet {
  * mode, one mv): a first run writes a file per pair and peer.
  */
 export function writeScript(set: WriteSet, checkConfig?: string): { script: string; stdin: string } {
-  const dirs = [...new Set([...set.puts.map((p) => dirname(p.path)), ...set.deletes.map(dirname)])];
+  // A staging folder in every folder written to, the include lines' too: edits are staged there.
+  const dirs = [...new Set([...set.puts.map((p) => dirname(p.path)), ...set.deletes.map(dirname),
+    ...set.includes.map((i) => dirname(i.path)), ...(set.dropIncludes ?? []).map((i) => dirname(i.path))])];
   if (dirs.length === 0) dirs.push(CONF_DIR);
   const idx = (path: string): number => dirs.indexOf(dirname(path));
   const total = set.puts.reduce((n, f) => n + Buffer.byteLength(f.content), 0);
@@ -46,10 +48,12 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
   const lines: string[] = [
     'set -eu',
     'umask 077',
-    `rm -rf -- ${(set.stale ?? []).map(quote).join(' ')}`,
+    // Only a folder that carries our marker, and is no link, is ever removed.
+    ...(set.stale ?? []).map((d) => `[ -d ${quote(d)} ] && [ ! -L ${quote(d)} ] && [ -f ${quote(`${d}/${STAGING_MARK}`)} ] && rm -rf -- ${quote(d)} || true`),
     ...dirs.map((d, i) => `D${i}=${quote(d)}; mkdir -p "$D${i}"`),
     // Hidden, so the include glob (*.conf, *.secrets) never picks a staging folder up.
-    ...dirs.map((_, i) => `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')}`),
+    ...dirs.map((_, i) => `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')} && ` +
+      `echo 'staging of a provision write: its next run removes this folder if it is left' > "$S${i}/${STAGING_MARK}"`),
     'bak=$S0',
     // provision's own folder goes once its last file has (teardown); rmdir leaves a non-empty one.
     `trap 'rm -rf ${dirs.map((_, i) => `"$S${i}"`).join(' ')} "\${tmp:-}"${set.deletes.some((p) => dirname(p) === GUARD_DIR) ? `; rmdir ${GUARD_DIR} 2>/dev/null || true` : ''}' EXIT`,
@@ -89,7 +93,7 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
       'addline() {',
       '  n=$((n+1))',
       '  if [ -e "$1" ]; then cp -p "$1" "$bak/inc$n"; echo "$bak/inc$n $1" >> "$bak/.saved"; else echo "$1" >> "$bak/.created"; fi',
-      '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX")',
+      '  tmp=$(mktemp "$4/edit.XXXXXX")',
       '  if [ -e "$1" ]; then cat "$1" > "$tmp"; chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"; else chmod "$2" "$tmp"; fi',
       '  if [ -s "$tmp" ] && [ -n "$(tail -c 1 "$tmp")" ]; then echo >> "$tmp"; fi',
       `  printf '%s\\n%s\\n' ${quote(INCLUDE_MARK)} "$3" >> "$tmp"`,
@@ -99,18 +103,18 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     );
     for (const inc of set.includes) {
       const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
-      lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)}`);
+      lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)} "$S${idx(inc.path)}"`);
     }
   }
   if (set.dropIncludes?.length) {
     lines.push(
       'dropline() {',
       '  n=$((n+1)); cp -p "$1" "$bak/inc$n"; echo "$bak/inc$n $1" >> "$bak/.saved"',
-      '  tmp=$(mktemp "$(dirname "$1")/.provision.XXXXXX"); chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"',
+      '  tmp=$(mktemp "$4/edit.XXXXXX"); chmod --reference="$1" "$tmp"; chown --reference="$1" "$tmp"',
       '  awk -v m="$2" -v l="$3" \'$0 == m {held = $0; next} held != "" && $0 == l {held = ""; next} held != "" {print held; held = ""} {print} END {if (held != "") print held}\' "$1" > "$tmp"',
       '  sync -- "$tmp"; mv -f "$tmp" "$1"; tmp=',
       '}',
-      ...set.dropIncludes.map((inc) => `[ ! -e ${quote(inc.path)} ] || dropline ${quote(inc.path)} ${quote(INCLUDE_MARK)} ${quote(inc.line)}`),
+      ...set.dropIncludes.map((inc) => `[ ! -e ${quote(inc.path)} ] || dropline ${quote(inc.path)} ${quote(INCLUDE_MARK)} ${quote(inc.line)} "$S${idx(inc.path)}"`),
     );
   }
   lines.push(...dirs.map((_, i) => `sync -- "$D${i}"`));

@@ -38,5 +38,8 @@ export const MANAGED_GLOBS: readonly string[] = [
  * can write), so no local user can hold a lock of ours or plant a link in it.
  */
 export const RUN_DIR = '/run/provision';
+
+/** The file a write's staging folder carries: only a folder with it is ever removed as ours. */
+export const STAGING_MARK = '.provision-staging';
 /** Shell that makes RUN_DIR, refusing one that is a link or not root's own 0700 folder. */
 export const ENSURE_RUN_DIR = `mkdir -p -m 0700 ${RUN_DIR} && [ ! -L ${RUN_DIR} ] && [ "$(stat -c '%u %a' ${RUN_DIR})" = "0 700" ] || { echo "${RUN_DIR} is not root's own 0700 folder" >&2; exit 2; }`;

@@ -1,6 +1,6 @@
 import { normalizeAddress } from '../core/address.js';
 import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../core/ownership.js';
-import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, STAGING_MARK, type IncludeLine } from '../core/paths.js';
 
 /** A file provision may manage, as found on the host. Only files with a header of ours are read. */
 export interface FoundFile {
@@ -103,7 +103,7 @@ echo '@@sas'
 # Addresses only: the lines of \`ip xfrm state\` that follow hold keys and are never printed.
 ip xfrm state 2>/dev/null | awk '/^src /{s=$2; d=$4} /^[[:space:]]+proto esp spi /{if ($4 != "0x00000000") print s" "d}' | sort -u
 echo '@@stale'
-find ${CONF_DIR} /etc -maxdepth 1 \\( -name '.provision-backup.*' -o -name '.provision.*' \\) -mmin +${STALE_MINUTES} 2>/dev/null
+find ${CONF_DIR} /etc -maxdepth 1 -type d -name '.provision-backup.*' -mmin +${STALE_MINUTES} -exec test -f '{}/${STAGING_MARK}' \\; -print 2>/dev/null
 echo '@@ssh'
 c=\${SSH_CONNECTION:-}
 # Through sudo the variable is gone: it is in the environment of the login shell above.
@@ -221,7 +221,7 @@ export function parseFacts(stdout: string): Facts {
     files: readFiles(s),
     conns: (s.get('conns') ?? []).map((l) => /^(\S+) (.+)$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => ({ name: m[1]!, file: m[2]! })),
     sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(" ").map(normalizeAddress).join(" "))),
-    staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision(-backup)?\.[A-Za-z0-9]+$/.test(l)),
+    staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision-backup\.[A-Za-z0-9]+$/.test(l)),
     ...(ssh ? { sshClient: { address: normalizeAddress(ssh[1]!), port: Number(ssh[2]), serverPort: Number(ssh[3]) } } : {}),
     guards: parseGuards(s.get('nft') ?? []),
     guardUnitEnabled: (s.get('unit') ?? [])[0] === 'enabled',

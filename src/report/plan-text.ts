@@ -46,7 +46,7 @@ function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
 }
 
 export function changes(h: HostPlan): boolean {
-  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || Boolean(h.dropIncludes?.length) || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') ||
+  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || Boolean(h.dropIncludes?.length) || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') || h.staleStaging.length > 0 ||
     Boolean(h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit || h.guard.joins.length)));
 }
 
@@ -92,6 +92,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
       if (same) out.push(`  ${same} file${same === 1 ? '' : 's'} already as planned`);
       if (!h.conns.length && !changed.length) out.push('  no pairs: nothing to do');
       for (const l of h.legacy) out.push(`  ? ${l}  (no identity: not retired; --retire-legacy removes it)`);
+      for (const d of h.staleStaging) out.push(`  - ${d}/  (delete: the staging folder an interrupted write of provision's left)`);
       if (h.guard) out.push(`  guard: ${guardLine(h)}`);
       out.push(`  then: ${serviceLine(h)}`);
     }

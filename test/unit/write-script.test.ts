@@ -1,10 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeScript, type WriteSet } from '../../src/apply/scripts.js';
 import { wrap } from '../../src/core/shell.js';
-import { INCLUDE_MARK } from '../../src/core/paths.js';
+import { INCLUDE_MARK, STAGING_MARK } from '../../src/core/paths.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
 
@@ -156,13 +156,24 @@ describe('the write script', () => {
     expect(staging(dir)).toEqual([]);
   });
 
-  test('staging folders a killed write left behind are removed by the next write', () => {
+  test('staging folders a killed write left behind are removed by the next write; only those with our marker, never through a link', () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
-    mkdirSync(join(dir, '.provision-backup.AbC123'));
-    writeFileSync(join(dir, '.provision-backup.AbC123', 'x.secrets'), 'a b : PSK 0sLEFTOVER\n');
-    const set = { ...change(dir, [{ name: 'a.conf', mode: '0644' as const, after: 'x\n' }]), stale: [join(dir, '.provision-backup.AbC123')] };
+    // What a killed write leaves: its staging folder, marked.
+    const killed = runScript(writeScript(change(dir, [{ name: 'k.secrets', mode: '0600', after: 'a b : PSK 0sLEFTOVER\n' }]), 'kill -KILL $$').script, 'a b : PSK 0sLEFTOVER\n');
+    expect(killed.status).not.toBe(0);
+    const left = staging(dir);
+    expect(left).toHaveLength(1);
+    expect(readdirSync(join(dir, left[0]!))).toContain(STAGING_MARK);
+    // Look-alikes that are not ours: an unmarked folder, a link to a marked folder elsewhere.
+    mkdirSync(join(dir, '.provision-backup.NotOurs'));
+    const elsewhere = mkdtempSync(join(tmpdir(), 'w-'));
+    writeFileSync(join(elsewhere, STAGING_MARK), '');
+    symlinkSync(elsewhere, join(dir, '.provision-backup.Link'));
+    const stale = ['.provision-backup.NotOurs', '.provision-backup.Link', left[0]!].map((n) => join(dir, n));
+    const set = { ...change(dir, [{ name: 'a.conf', mode: '0644' as const, after: 'x\n' }]), stale };
     expect(runScript(writeScript(set).script, writeScript(set).stdin).status).toBe(0);
-    expect(readdirSync(dir)).toEqual(['a.conf']);
+    expect(readdirSync(dir).sort()).toEqual(['.provision-backup.Link', '.provision-backup.NotOurs', 'a.conf', 'k.secrets']);
+    expect(readdirSync(elsewhere)).toEqual([STAGING_MARK]);
   });
 
   test('files in several folders are written in one go, each atomically in its own folder', () => {
@@ -193,4 +204,20 @@ test("deleting the last guard file removes provision's own folder (rmdir: never 
   const guard = writeScript({ puts: [], deletes: ['/etc/provision/guard-lab.nft'], includes: [] }).script;
   expect(guard).toContain("rmdir /etc/provision 2>/dev/null || true' EXIT");
   expect(writeScript({ puts: [], deletes: ['/etc/ipsec.d/a--b.conf'], includes: [] }).script).not.toContain('rmdir');
+});
+
+describe('a leftover staging folder in the plan', () => {
+  test('the dry run lists it as a deletion; a temp file of the old naming is not taken for ours', async () => {
+    const { loadInventory } = await import('../../src/inventory/load.js');
+    const { planChanges } = await import('../../src/plan/plan.js');
+    const { parseFacts } = await import('../../src/remote/facts.js');
+    const { renderPlan } = await import('../../src/report/plan-text.js');
+    const { READY_FACTS } = await import('../helpers/fake-session.js');
+    const inv = loadInventory('hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 'f.yaml');
+    const leftover = READY_FACTS.replace('@@stale\n', '@@stale\n/etc/ipsec.d/.provision-backup.AbC123\n/etc/.provision.x1\n');
+    const cs = planChanges(inv, new Map([['a', parseFacts(leftover)], ['b', parseFacts(READY_FACTS)]]), { mode: 'live', prune: true, retireLegacy: false, tool: 'test' });
+    const a = cs.hosts.find((h) => h.host === 'a')!;
+    expect(a.staleStaging).toEqual(['/etc/ipsec.d/.provision-backup.AbC123']);
+    expect(renderPlan(cs)).toContain("  - /etc/ipsec.d/.provision-backup.AbC123/  (delete: the staging folder an interrupted write of provision's left)");
+  });
 });
