@@ -70,7 +70,9 @@ exit 1`;
 
 /** libreswan's states of one conn (no keys: serial numbers, state names and SPIs), for `parseStates`. */
 export function libreswanStates(name: string): string {
-  return `ipsec whack --showstates 2>/dev/null | grep -F ${quote(`"${name}"`)} || true`;
+  // A listing that cannot be read fails, so that it is never taken for an end without states.
+  return `out=$(ipsec whack --showstates 2>&1) || { echo "ipsec whack --showstates failed: $(printf '%s\\n' "$out" | tail -n 1)" >&2; exit 1; }
+printf '%s\\n' "$out" | grep -F ${quote(`"${name}"`)} || true`;
 }
 
 /**

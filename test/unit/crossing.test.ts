@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { libreswanDropStates, libreswanReauth } from '../../src/backends/pluto.js';
+import { libreswanDropStates, libreswanReauth, libreswanStates } from '../../src/backends/pluto.js';
+import { settleDecision } from '../../src/apply/steps/crossing.js';
 import { negotiating, parseStates, strayStates } from '../../src/backends/pluto-states.js';
 
 const conn = 'server-01--server-02';
@@ -130,3 +131,31 @@ esac`);
     expect(r.stderr.trim()).toBe(`no Child SA of ${conn} came up within 40 s`);
   });
 });
+
+describe('the settle step deletes only on evidence', () => {
+  const [a, b] = [parseStates(server01, conn), parseStates(server02, conn)];
+  test('both listings read, nobody negotiating, both ends holding the pair: each end\'s strays', () => {
+    expect(settleDecision([a, b], false)).toEqual({ drop: [{ serials: [5], sas: ['esp.54d9cabe@10.77.0.12', 'esp.79a2f6e1@10.77.0.11'] }, { serials: [], sas: [] }] });
+  });
+  test('an unread listing, an empty one, or a negotiation still under way: nothing is deleted, and the reason is given', () => {
+    expect(settleDecision([a, undefined], false)).toEqual({ leave: 'the states of one end could not be read' });
+    expect(settleDecision([a, []], false)).toEqual({ leave: 'one end holds no Child SA of the pair' });
+    expect(settleDecision([a, b], true)).toEqual({ leave: 'a negotiation was still under way after 10 s' });
+  });
+  test('a listing whack cannot give fails (exit 1), rather than reading as an end without states', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'states-bin-'));
+    try {
+      writeFileSync(join(bin, 'ipsec'), '#!/bin/sh\necho "whack: Pluto is not running (no \\"/run/pluto/pluto.ctl\\")"\nexit 1\n');
+      chmodSync(join(bin, 'ipsec'), 0o755);
+      const down = spawnSync('sh', ['-c', libreswanStates(conn)], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
+      expect({ code: down.status, stdout: down.stdout }).toEqual({ code: 1, stdout: '' });
+      expect(down.stderr).toMatch(/ipsec whack --showstates failed: whack: Pluto is not running/);
+      writeFileSync(join(bin, 'ipsec'), `#!/bin/sh\ncat <<'EOF'\n${server02}EOF\n`);
+      const up = spawnSync('sh', ['-c', libreswanStates(conn)], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
+      expect({ code: up.status, states: parseStates(up.stdout, conn).length }).toEqual({ code: 0, states: 2 });
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
+
