@@ -158,6 +158,8 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   if (compared.length) for (const [name, why] of await compareKeys(ctx, compared)) proofFailed.set(name, why);
   // One probe at a time on a host: each reloads the host's swanctl conns.
   const probing = new Map<string, PairPlan[]>();
+  // Rotated keys whose probe could not run: both ends hold them, nothing has authenticated with them.
+  const unproven = new Map<string, string>();
   for (const p of compared) if (p.probeBy && !proofFailed.has(p.name)) probing.set(p.probeBy, [...(probing.get(p.probeBy) ?? []), p]);
   await phase(ctx, [...probing], async ([by, ps]) => {
     for (const p of ps) {
@@ -165,7 +167,10 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
       const r = await probeKey(ctx, by, planOf(by), p.name, inv.hosts.get(by)!.address, inv.hosts.get(peer)!.address);
       if (r.ok) did(by, `authenticated the new key of ${p.name} with a probe IKE SA; its SAs kept`);
       else if (r.refused) proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason}`);
-      else did(by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
+      else {
+        unproven.set(p.name, r.reason);
+        did(by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
+      }
     }
   });
   if (interrupted(ctx)) return outcomes;
@@ -183,6 +188,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
         : { ...base(p), status: 'unverified', reason: '--no-verify' };
     // A refused key took the pair down: it gets its old key back even under --no-verify.
     if (o.status === 'failed' && p.changed && p.upBefore && !interrupted(ctx)) failures.push([p, o.reason]);
+    else if (unproven.has(p.name) && (o.status === 'verified' || o.status === 'unverified')) outcomes.set(p.name, { ...o, keyProof: 'unproven', keyProofReason: unproven.get(p.name)! });
     else outcomes.set(p.name, o);
   }
   await rollBack(ctx, failures, planOf, outcomes, address);

@@ -36,12 +36,12 @@ export type PairOutcome = {
   initiator: string;
   responder: string;
 } & (
-  | { status: 'verified'; directions: DirectionResult[] }
+  | { status: 'verified'; directions: DirectionResult[]; keyProof?: 'unproven'; keyProofReason?: string }
   | { status: 'failed'; reason: string; directions: DirectionResult[] }
   /** The change broke a pair that worked: its previous files are back; `restored` says how it went. */
   | { status: 'rolled-back'; reason: string; restored: string; directions: DirectionResult[] }
   | { status: 'skipped'; reason: string }
-  | { status: 'unverified'; reason: string }
+  | { status: 'unverified'; reason: string; keyProof?: 'unproven'; keyProofReason?: string }
 );
 
 export interface RunStats {

@@ -19,11 +19,11 @@ function pairLine(p: PairOutcome): [string, string] {
     ? p.directions.map((d) => `${d.from}: esp out ${d.counts.espOut} in ${d.counts.espIn}, clear out ${d.counts.clearOut}, ping ${d.counts.replies}/${d.counts.sent}`).join('; ')
     : '';
   switch (p.status) {
-    case 'verified': return ['ESP verified', counts];
+    case 'verified': return p.keyProof ? ['ESP verified, key unproven', `${counts}\n    the new key is on both ends but its probe could not run (${printable(p.keyProofReason ?? '')}); the next authentication uses it`] : ['ESP verified', counts];
     case 'failed': return ['FAILED', `${printable(p.reason)}${counts ? `\n    seen: ${counts}` : ''}`];
     case 'rolled-back': return ['ROLLED BACK', `${printable(p.reason)}\n    then: ${printable(p.restored)}${counts ? ` (${counts})` : ''}\n    next: fix the cause (docs/rotation.md), then re-run`];
     case 'skipped': return ['skipped', printable(p.reason)];
-    case 'unverified': return ['not verified', printable(p.reason)];
+    case 'unverified': return [p.keyProof ? 'not verified, key unproven' : 'not verified', `${printable(p.reason)}${p.keyProof ? `; the new key's probe could not run (${printable(p.keyProofReason ?? '')})` : ''}`];
   }
 }
 

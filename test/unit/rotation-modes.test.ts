@@ -3,6 +3,8 @@ import { loadInventory } from '../../src/inventory/load.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
 import { renderPlan } from '../../src/report/plan-text.js';
+import { toJson } from '../../src/report/json.js';
+import { renderSummary } from '../../src/report/summary.js';
 import { fakeFleet, READY_FACTS, withFiles, withGuard, withSas, type FakeFile, type Responder } from '../helpers/fake-session.js';
 
 // How a rotated key is proved: from the strongSwan end when the pair has one (make-before-
@@ -109,10 +111,13 @@ test('--rotate-mode reread: a key the probe shows refused (a shadowing secrets l
   expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
 });
 
-test('--rotate-mode reread: a probe that cannot run leaves the rotation standing (the keys compared equal) and says so', async () => {
+test('--rotate-mode reread: a probe that cannot run leaves the rotation standing (the keys compared equal), and the pair says its key is unproven', async () => {
   const { result } = await rotate({ rotateMode: 'reread' }, (c) =>
     c.step.startsWith('probe') ? { code: 2, stderr: '[IKE] peer does not support childless IKE_SA initiation\n' } : compareAgree(c), V5_FACTS);
   expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
+  expect(result.pairs.map((p) => ('keyProof' in p ? p.keyProof : undefined))).toEqual([undefined, 'unproven']);
+  expect(renderSummary(result)).toMatch(/a--s +ESP verified, key unproven +.*\n +the new key is on both ends but its probe could not run \(\[IKE\] peer does not support childless IKE_SA initiation\)/);
+  expect(JSON.stringify(toJson(result.changeset!, result))).toMatch(/"name":"a--s".*"keyProof":"unproven","keyProofReason":"\[IKE\] peer does not support childless IKE_SA initiation"/);
   expect(result.hosts.get('s')).toMatchObject({ did: expect.arrayContaining([
     'could not probe the new key of a--s ([IKE] peer does not support childless IKE_SA initiation); both ends hold it, and the next authentication uses it']) });
 });
