@@ -100,11 +100,18 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
 
 /**
  * `provision apply`: hosts whose plan now differs from the one saved (their facts changed,
- * or their pairs' keys) are refused, and the plan is made again without them, so that
+ * or their pairs' keys), and hosts the saved changeset does not list, are refused, and the plan is made again without them, so that
  * their peers leave their pairs alone too.
  */
 function refuseChanged(ctx: Ctx, cs: Changeset, saved: SavedPlan, replan: () => Changeset): Changeset {
   let refused = 0;
+  // A host the saved changeset does not list was never reviewed (its inventory text was edited).
+  const listed = new Set(saved.changeset.hosts.map((h) => h.host));
+  for (const h of cs.hosts) {
+    if (listed.has(h.host) || !ctx.states.has(h.host) || !alive(ctx, h.host)) continue;
+    refused++;
+    fail(ctx, h.host, { status: 'stale', error: 'not in the saved plan: its inventory names a host the plan never showed', hint: 'Nothing was applied to it. Make a new plan (--dry-run --out), review it, then apply that.' });
+  }
   for (const h of saved.changeset.hosts) {
     if (!ctx.states.has(h.host) || !alive(ctx, h.host)) continue;
     const drift = hostDrift(h, cs.hosts.find((x) => x.host === h.host), saved.changeset.pairs, cs.pairs);

@@ -44,3 +44,29 @@ describe('--out', () => {
     expect(lstatSync(out).mode & 0o777).toBe(0o600);
   });
 });
+
+describe('provision apply', () => {
+  test('a host and a pair added to the saved plan\'s inventory text are refused (exit 4), nothing is applied to them, and the listed pair\'s hosts are refused too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'planfile-'));
+    const plan = join(dir, 'plan.json');
+    expect(await save(plan)).toBe(0);
+    const saved = JSON.parse(readFileSync(plan, 'utf8'));
+    saved.inventory.text = saved.inventory.text.replace('pairs: [[a, b]]', '  c: {address: 192.0.2.3}\npairs: [[a, b], [a, c]]');
+    expect(saved.inventory.text).toContain('c: {address: 192.0.2.3}');
+    writeFileSync(plan, JSON.stringify(saved));
+    const inv3 = loadInventory(saved.inventory.text, saved.inventory.file);
+    const fleet = fakeFleet(inv3);
+    const out = new PassThrough();
+    let stdout = '';
+    out.on('data', (d) => (stdout += d));
+    const code = await main(['apply', plan, '--ssh-config', '/dev/null'], { stdout: out, stderr: new PassThrough() }, {
+      connect: async (name) => fleet.connect(inv3.hosts.get(name)!),
+    });
+    expect(code).toBe(4);
+    expect(stdout).toMatch(/c +STALE PLAN +not in the saved plan/);
+    expect(fleet.steps('c')).toEqual(['facts']);
+    // a's plan now has the pair a--c, which the plan never showed: a is refused as changed.
+    expect(stdout).toMatch(/a +STALE PLAN +changed since the plan was made/);
+    expect(fleet.steps('a')).toEqual(['facts']);
+  });
+});
