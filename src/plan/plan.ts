@@ -94,7 +94,9 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     const [i, r] = [hosts.get(p.initiator)!, hosts.get(p.responder)!];
     if (!i.reauth.includes(p.name)) continue;
     p.reauthBy = p.initiator;
-    if (!BACKENDS[i.backend.id].makeBeforeBreak && BACKENDS[r.backend.id].makeBeforeBreak && r.status === 'planned') {
+    // Not from an end that restarts: its SAs are gone by then, and the re-authentication runs
+    // only where the daemon was reloaded, so the pair would wait for dead-peer detection.
+    if (!BACKENDS[i.backend.id].makeBeforeBreak && BACKENDS[r.backend.id].makeBeforeBreak && r.status === 'planned' && r.service === 'reload') {
       i.reauth = i.reauth.filter((n) => n !== p.name);
       r.reauth = [...r.reauth, p.name];
       p.reauthBy = p.responder;

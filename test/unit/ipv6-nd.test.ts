@@ -1,6 +1,7 @@
 import { strongswan } from '../../src/backends/strongswan.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { planChanges } from '../../src/plan/plan.js';
+import { KEY_SLOT } from '../../src/plan/types.js';
 import { parseFacts } from '../../src/remote/facts.js';
 import { READY_FACTS, withFiles } from '../helpers/fake-session.js';
 import { planText, renderedFiles } from '../helpers/plan.js';
@@ -78,5 +79,24 @@ describe('IPv6 neighbour discovery past strongSwan trap policies', () => {
     const other = written.find((f) => f.path.endsWith('a--b.conf'))!;
     const kept = down([{ path: '/etc/ipsec.d/x--b.conf', mode: '644', content: other.content.replace('fleet v6', 'fleet other') }]);
     expect(kept.files.find((f) => f.path === SETTINGS)).toBeUndefined();
+  });
+});
+
+describe('a key repaired while the strongSwan end restarts', () => {
+  test('the libreswan initiator proves it, not the restarting end (whose SAs are gone and which re-authenticates nothing)', () => {
+    const inv = loadInventory('hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2, ipsec: {backend: strongswan}}\npairs: [[a, b]]\n', 'r.yaml');
+    const live = planChanges(inv, new Map([['a', parseFacts(READY_FACTS)], ['b', swanFacts([])]]), { mode: 'live', prune: true, retireLegacy: false, tool: 'test' });
+    const key = '0s' + 'A'.repeat(43) + '=';
+    const kept = live.hosts.find((h) => h.host === 'a')!.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content.replace(KEY_SLOT, key) }));
+    // a still holds the pair (and SAs with b's old self); b came back with none of provision's files.
+    const withSas = READY_FACTS.replace('@@sas\n', '@@sas\n192.0.2.1 192.0.2.2\n192.0.2.2 192.0.2.1\n');
+    // b's ipsec.conf and ipsec.secrets as strongswan-starter installs them: without our include lines.
+    const fresh = parseFacts(withFiles(READY_FACTS
+      .replace('libreswan ii  4.10-2+deb12u1', 'strongswan-starter ii  5.9.8-5+deb12u1\nstrongswan-charon ii  5.9.8-5+deb12u1\nstrongswan-swanctl ii  5.9.8-5+deb12u1')
+      .replace('Libreswan 4.10', 'Linux strongSwan U5.9.8/K6.1.0').replace('present /etc/ipsec.conf\npresent /etc/ipsec.secrets', 'missing /etc/ipsec.conf\nmissing /etc/ipsec.secrets'), []));
+    const again = planChanges(inv, new Map([['a', parseFacts(withFiles(withSas, kept))], ['b', fresh]]), { mode: 'live', prune: true, retireLegacy: false, tool: 'test' });
+    expect(again.pairs[0]).toMatchObject({ key: 'repaired', reauthBy: 'a' });
+    expect(again.hosts.find((h) => h.host === 'b')!.service).toBe('restart');
+    expect(again.hosts.find((h) => h.host === 'a')!.reauth).toEqual(['a--b']);
   });
 });
