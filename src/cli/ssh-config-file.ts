@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { InventoryError } from '../inventory/errors.js';
-import { parseConfig, type ConfigFile, type ConfigLine } from '../remote/ssh-config.js';
+import { parseConfig, type ConfigFile, type ConfigLine } from '../remote/ssh-config-parse.js';
 import { readBoundedText } from './inventory-file.js';
 
 // ssh's limit on nested Includes (readconf.c READCONF_MAX_DEPTH).

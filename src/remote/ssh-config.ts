@@ -1,6 +1,7 @@
 import type { Problem } from '../inventory/errors.js';
 import { InventoryError } from '../inventory/errors.js';
 import type { HostSpec, Inventory, SshSettings } from '../inventory/types.js';
+import type { ConfigFile, ConfigLine } from './ssh-config-parse.js';
 import { DEFAULT_KNOWN_HOSTS } from '../inventory/load.js';
 
 /**
@@ -8,30 +9,13 @@ import { DEFAULT_KNOWN_HOSTS } from '../inventory/load.js';
  * (its `ssh.host`, else its inventory name), and never beyond what the tool can honour
  * exactly. Reading it runs nothing: `Match exec` is never evaluated, and a config that needs
  * something the tool would otherwise drop (ProxyCommand, a multi-hop ProxyJump, ...) is
- * refused, naming the file and line. Pure: the files are read by ssh-config-file.ts.
+ * refused, naming the file and line. Pure: the files are read by cli/ssh-config-file.ts and
+ * split into lines by ssh-config-parse.ts.
  *
  * Precedence, as ssh's: the inventory's own values (host, group, defaults) win, as the
  * command line does for ssh; then the first value the config gives; then the built-in
  * defaults (the IPsec address, port 22, root, ~/.ssh/known_hosts).
  */
-
-/** One line of a config file: its keyword (lower case) and arguments, where it stands. */
-export interface ConfigLine {
-  file: string;
-  line: number;
-  column: number;
-  /** As written, for messages. */
-  word: string;
-  keyword: string;
-  args: string[];
-}
-
-/** A config file, its `Include`s read in place (each with the files its patterns matched). */
-export interface ConfigFile {
-  path: string;
-  entries: ConfigEntry[];
-}
-export type ConfigEntry = { line: ConfigLine; included?: ConfigFile[] };
 
 /** What the config says for one name. */
 export interface Resolved {
@@ -78,50 +62,6 @@ const MATCH_REFUSED: Record<string, string> = {
   tagged: 'provision sets no tags (`Match tagged`)',
 };
 const HINT = 'Point --ssh-config (or defaults.ssh.config) at a config without it, or set what the host needs in the inventory (ssh: host, port, user, identityFile, jump, knownHostsFile).';
-
-/** Splits a config text into lines of keyword and arguments, as ssh does (quotes, `=`, `#` comments). */
-export function parseConfig(text: string, file: string): ConfigLine[] {
-  const out: ConfigLine[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const m = /^[ \t]*([^ \t=#]+)(?:[ \t]*=[ \t]*|[ \t]+|$)(.*)$/.exec(raw);
-    if (!m || raw.trimStart().startsWith('#')) return;
-    const column = raw.length - raw.trimStart().length + 1;
-    out.push({ file, line: i + 1, column, word: m[1]!, keyword: m[1]!.toLowerCase(), args: splitArgs(m[2]!) });
-  });
-  return out;
-}
-
-/** ssh's argv_split: whitespace-separated, "double" or 'single' quoted, a word starting with # ends the line. */
-function splitArgs(s: string): string[] {
-  const args: string[] = [];
-  let cur = '';
-  let quote = '';
-  let inWord = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (quote) {
-      if (c === quote) quote = '';
-      else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < s.length) {
-      cur += s[++i];
-      inWord = true;
-    } else if (c === ' ' || c === '\t') {
-      if (inWord) args.push(cur);
-      cur = '';
-      inWord = false;
-    } else if (c === '#' && !inWord) {
-      break;
-    } else {
-      cur += c;
-      inWord = true;
-    }
-  }
-  if (inWord) args.push(cur);
-  return args;
-}
 
 /** ssh's match_pattern: `*` and `?` globs, case-insensitive for host names. */
 function globMatch(value: string, pattern: string, caseless: boolean): boolean {

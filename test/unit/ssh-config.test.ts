@@ -8,7 +8,8 @@ import type { SshSettings } from '../../src/inventory/types.js';
 import { ConnectError } from '../../src/remote/errors.js';
 import { readSshConfig } from '../../src/cli/ssh-config-file.js';
 import { InventoryError } from '../../src/inventory/errors.js';
-import { applySshConfig as apply, parseConfig, type ConfigFile } from '../../src/remote/ssh-config.js';
+import { applySshConfig as apply } from '../../src/remote/ssh-config.js';
+import { parseConfig, type ConfigFile } from '../../src/remote/ssh-config-parse.js';
 
 // OpenSSH's client config: read as ssh reads it, for the name a host is reached by; the
 // inventory's own values win; nothing in it is ever run, and what the tool cannot honour is
