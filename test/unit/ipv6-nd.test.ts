@@ -21,11 +21,11 @@ describe('IPv6 neighbour discovery past strongSwan trap policies', () => {
   test('a strongSwan host with an IPv6 pair gets the passthrough conns for ICMPv6 135 and 136 only; its libreswan peer does not', () => {
     const files = renderedFiles(planText(v6('strongswan')));
     const nd = files.get('b')!.get(ND)!;
-    expect(nd).toMatch(/^conn provision-nd-ns\n(?: {4}.*\n)*? {4}leftsubnet=::\/0\[ipv6-icmp\/135\]\n/m);
-    expect(nd).toMatch(/^conn provision-nd-na\n(?: {4}.*\n)*? {4}leftsubnet=::\/0\[ipv6-icmp\/136\]\n/m);
+    expect(nd).toMatch(/^conn provision-nd-ns\n(?: {4}.*\n)*? {4}leftsubnet=::\/0\[58\/135\]\n/m);
+    expect(nd).toMatch(/^conn provision-nd-na\n(?: {4}.*\n)*? {4}leftsubnet=::\/0\[58\/136\]\n/m);
     expect(nd.match(/type=passthrough/g)).toHaveLength(2);
     // Nothing else passes: no other protocol or ICMPv6 type (pings stay under IPsec).
-    expect(nd.match(/ipv6-icmp\/\d+/g)).toEqual(['ipv6-icmp/135', 'ipv6-icmp/136']);
+    expect(nd.match(/\[[^\]]*\]/g)).toEqual(['[58/135]', '[58/136]']);
     expect(files.get('a')!.has(ND)).toBe(false);
   });
 
