@@ -9,6 +9,7 @@ import { progressHooks, spinnerFits } from '../report/progress.js';
 import type { Io } from '../report/view.js';
 import { assess, type HostReading } from '../status/assess.js';
 import { healthy, renderPrometheus, renderStatusText, statusToJson, type StatusReport } from '../status/render.js';
+import { parseXfrmPolicies } from '../status/policies.js';
 import { parseDaemon, parseKeyMacs, statusScript } from '../status/script.js';
 import { EXIT } from './args.js';
 import { toolVersion } from './flags.js';
@@ -44,7 +45,7 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
       }
       try {
         const s = sections(r.stdout);
-        readings.set(h.name, { ok: true, facts: parseFacts(r.stdout), macs: parseKeyMacs(s.get('keys') ?? []), daemon: parseDaemon(s.get('daemon') ?? [], at) });
+        readings.set(h.name, { ok: true, facts: parseFacts(r.stdout), macs: parseKeyMacs(s.get('keys') ?? []), daemon: parseDaemon(s.get('daemon') ?? [], at), policies: parseXfrmPolicies((s.get('policies') ?? []).join('\n')) });
       } catch (err) {
         readings.set(h.name, { ok: false, status: 'failed', error: `could not read the host's state: ${(err as Error).message}` });
       }
@@ -53,7 +54,7 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
     const plan = planChanges(inventory, new Map([...facts].filter(([h]) => readings.get(h)!.ok)), { mode: 'live', prune: true, retireLegacy: false, tool: toolVersion(), ...(limit ? { limit } : {}) });
     const report: StatusReport = { fleet: inventory.fleet, tool: toolVersion(), at, ...assess(inventory, readings, plan) };
     if (args.verify && !interrupted(ctx)) {
-      const up = report.pairs.filter((p) => p.status === 'up');
+      const up = report.pairs.filter((p) => p.status === 'up' || p.status === 'exposed');
       const wire = await verifyPairs(ctx, up, (h) => inventory.hosts.get(h)!.address);
       for (const p of up) {
         const w = wire.get(p.name);

@@ -5,15 +5,20 @@ import type { Facts } from '../remote/facts.js';
 import { saUp } from '../remote/facts.js';
 import type { Changeset } from '../plan/types.js';
 import type { DirectionResult } from '../apply/outcome.js';
+import { bypasses, describePolicy, type XfrmPolicy } from './policies.js';
 import type { DaemonSa } from './script.js';
 
 /** What one host told `provision status`, or why it could not be read. */
 export type HostReading =
-  | { ok: true; facts: Facts; macs: Map<string, string>; daemon: Map<string, DaemonSa> }
+  | { ok: true; facts: Facts; macs: Map<string, string>; daemon: Map<string, DaemonSa>; policies: XfrmPolicy[] }
   | { ok: false; status: 'unreachable' | 'refused' | 'failed'; error: string };
 
-/** `up`: ESP SAs both ways on both ends. Otherwise a word for what is wrong. */
-export type PairHealth = 'up' | 'down' | 'half-up' | 'not-configured' | 'unknown';
+/**
+ * `up`: ESP SAs both ways on both ends, and nothing lets the pair's traffic pass in clear.
+ * `exposed`: the SAs are there, but some of the traffic can go or come in clear (`exposures`).
+ * Otherwise a word for what is wrong.
+ */
+export type PairHealth = 'up' | 'exposed' | 'down' | 'half-up' | 'not-configured' | 'unknown';
 
 export interface PairStatus {
   name: string;
@@ -25,6 +30,8 @@ export interface PairStatus {
   keys: 'agree' | 'disagree' | 'missing' | 'unknown';
   /** Files on either end that differ from what the inventory plans. */
   drift: string[];
+  /** Why traffic of the pair can leave or arrive in clear, per end; empty when nothing was found. */
+  exposures: string[];
   /** Each end's daemon view of the pair's Child SA. */
   ends: { host: string; sas: boolean; ageSec?: number; bytesIn?: number; bytesOut?: number }[];
   /** With --verify: the proof on the wire. */
@@ -44,6 +51,7 @@ export interface HostStatus {
 
 const NEXT: Record<PairHealth, string> = {
   up: '',
+  exposed: 'traffic of this pair can pass in clear (see above): `provision status --verify` watches the wire; a run of provision reloads the guard and conns.',
   down: 'neither end holds SAs: is the IKE daemon running on both (`systemctl status ipsec`)? A run of provision repairs what it can.',
   'half-up': 'the ends disagree about their SAs: a restart on one end, or keys out of step; `provision` re-run verifies and repairs it.',
   'not-configured': 'the pair is in the inventory but its files are missing on a host: run provision.',
@@ -68,21 +76,41 @@ export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading
     const addr = (h: string) => normalizeAddress(inv.hosts.get(h)!.address);
     const base = { name: p.name, hosts: [p.left, p.right] as [string, string], initiator: p.initiator, responder: p.responder };
     const rs = ends.map((h) => readings.get(h));
-    if (rs.some((r) => !r || !r.ok)) return { ...base, status: 'unknown', keys: 'unknown', drift: [], ends: [], next: NEXT.unknown };
+    if (rs.some((r) => !r || !r.ok)) return { ...base, status: 'unknown', keys: 'unknown', drift: [], exposures: [], ends: [], next: NEXT.unknown };
     const [ri, rr] = rs as Extract<HostReading, { ok: true }>[];
     const path = pairFile(p.name, 'secrets');
     const macs = [ri!.macs.get(path), rr!.macs.get(path)];
     const keys = macs.some((m) => !m) ? 'missing' : macs[0] === macs[1] ? 'agree' : 'disagree';
     const configured = [ri!, rr!].every((r) => r.facts.files.has(pairFile(p.name, 'conf')));
     const up = ends.map((h, i) => saUp([ri!, rr!][i]!.facts, addr(h), addr(ends[1 - i]!)));
-    const status: PairHealth = !configured ? 'not-configured' : up.every(Boolean) ? 'up' : up.some(Boolean) ? 'half-up' : 'down';
+    const exposures = ends.flatMap((h, i) => exposed([ri!, rr!][i]!, h, p.name, addr(h), addr(ends[1 - i]!), p.guard && inv.hosts.get(h)!.guard ? plan.hosts.find((x) => x.host === h)?.guard?.table : undefined));
+    const status: PairHealth = !configured ? 'not-configured' : up.every(Boolean) ? (exposures.length ? 'exposed' : 'up') : up.some(Boolean) ? 'half-up' : 'down';
     const pairDrift = ends.flatMap((h) => (drift.get(h) ?? []).filter((d) => d.includes(`/${p.name}.`)).map((d) => `${h}: ${d}`));
     const next = status !== 'up' ? NEXT[status] : keys === 'disagree' ? 'the two ends hold different keys: the next authentication fails; a run of provision repairs it.' : pairDrift.length ? 'files differ from the inventory: a run of provision puts them back.' : undefined;
     return {
-      ...base, status, keys, drift: pairDrift,
+      ...base, status, keys, drift: pairDrift, exposures,
       ends: ends.map((h, i) => ({ host: h, sas: up[i]!, ...[ri!, rr!][i]!.daemon.get(p.name) })),
       ...(next ? { next } : {}),
     };
   });
   return { pairs, hosts };
+}
+
+/**
+ * What on one end lets the pair's traffic pass in clear while its SAs are up: an outbound SA
+ * that carried nothing while the inbound one carried traffic (the end's packets to its peer
+ * went some other way), a passthrough policy that outranks the pair's own, and a guarded
+ * pair whose peer is missing from the end's guard.
+ */
+function exposed(r: Extract<HostReading, { ok: true }>, host: string, pair: string, local: string, peer: string, guardTable: string | undefined): string[] {
+  const out: string[] = [];
+  const sa = r.daemon.get(pair);
+  if (sa?.bytesOut === 0 && (sa.bytesIn ?? 0) > 0) out.push(`${host}: its outbound SA carried 0 bytes while its inbound one carried ${sa.bytesIn}: its traffic to ${peer} goes outside IPsec`);
+  for (const p of bypasses(r.policies, local, peer)) out.push(`${host}: a passthrough policy outranks the pair's own: ${describePolicy(p)}`);
+  if (guardTable) {
+    const g = r.facts.guards.get(guardTable);
+    if (!g) out.push(`${host}: guard table ${guardTable} is not loaded`);
+    else if (!g.peers.map(normalizeAddress).includes(peer)) out.push(`${host}: ${peer} is not in guard table ${guardTable}: nothing drops clear traffic to or from it`);
+  }
+  return out;
 }

@@ -37,6 +37,7 @@ export function renderStatusText(r: StatusReport): string {
   out.push(`Status of fleet ${r.fleet}: ${r.pairs.filter(healthy).length} of ${r.pairs.length} pairs healthy (${new Date(r.at).toISOString()})`);
   for (const row of rows) out.push(`  ${row[0]!.padEnd(w0)}  ${row[1]!.padEnd(w1)}  ${row[2]}`.trimEnd());
   for (const p of r.pairs.filter((x) => !healthy(x))) {
+    for (const e of p.exposures) out.push(`  ${p.name}: EXPOSED: ${printable(e)}`);
     out.push(`  ${p.name}: ${p.drift.length ? `drift: ${p.drift.join('; ')}. ` : ''}next: ${p.next ?? 'see above'}`);
   }
   const notable = r.hosts.filter((h) => !h.readable || h.drift.length || h.guard);
@@ -66,7 +67,8 @@ export function renderPrometheus(r: StatusReport): string {
     for (const [labels, value] of rows) out.push(`${name}{${Object.entries({ fleet: r.fleet, ...labels }).map(([k, v]) => `${k}="${esc(v)}"`).join(',')}} ${value}`);
   };
   const pl = (p: PairStatus) => ({ pair: p.name, initiator: p.initiator, responder: p.responder });
-  metric('provision_pair_up', '1 when ESP SAs exist both ways on both ends of the pair.', 'gauge', r.pairs.map((p) => [pl(p), p.status === 'up' ? 1 : 0]));
+  metric('provision_pair_up', '1 when ESP SAs exist both ways on both ends of the pair and nothing lets its traffic pass in clear.', 'gauge', r.pairs.map((p) => [pl(p), p.status === 'up' ? 1 : 0]));
+  metric('provision_pair_exposed', '1 when the SAs are up but traffic of the pair can pass in clear (status explains why).', 'gauge', r.pairs.map((p) => [pl(p), p.status === 'exposed' ? 1 : 0]));
   metric('provision_pair_keys_agree', '1 when both ends hold the same key (compared without the key leaving either host).', 'gauge', r.pairs.map((p) => [pl(p), p.keys === 'agree' ? 1 : 0]));
   metric('provision_pair_drift_files', 'Files of the pair that differ from what the inventory plans.', 'gauge', r.pairs.map((p) => [pl(p), p.drift.length]));
   if (r.pairs.some((p) => p.wire)) metric('provision_pair_verified', '1 when --verify saw ESP both ways and no clear text.', 'gauge', r.pairs.filter((p) => p.wire).map((p) => [pl(p), p.wire!.verdict === 'verified' ? 1 : 0]));

@@ -6,7 +6,8 @@ import { FACTS_SCRIPT } from '../remote/facts.js';
  * What `provision status` asks a host, in one command: its facts (as a run reads them),
  * then for each secrets file of ours a MAC of the run's random challenge and the key (the
  * key never leaves the host, nor does a plain hash of it: a fresh challenge each time), and
- * what the daemon says of its SAs (libreswan's traffic status, or strongSwan's statusall).
+ * what the daemon says of its SAs (libreswan's traffic status, or strongSwan's statusall),
+ * and the kernel's IPsec policies (selectors and templates: no keys).
  */
 export function statusScript(challenge: string): string {
   if (!/^[0-9a-f]{32,64}$/.test(challenge)) throw new Error('status: the challenge must be hex');
@@ -19,6 +20,8 @@ for f in ${CONF_DIR}/*.secrets; do
 done
 echo '@@daemon'
 if ipsec --version 2>/dev/null | grep -qi strongswan; then ipsec statusall 2>/dev/null | grep -E '(ESTABLISHED|INSTALLED|bytes_i)'; else ipsec whack --trafficstatus 2>/dev/null; fi
+echo '@@policies'
+ip xfrm policy 2>/dev/null
 echo '@@end'
 `;
 }

@@ -49,7 +49,8 @@ class Sink extends Writable {
   }
 }
 
-async function status(facts: Map<string, string>, argv: string[] = [], macs: (host: string, path: string) => string = () => 'ab'.repeat(16), daemon: (h: string) => string = () => '') {
+async function status(facts: Map<string, string>, argv: string[] = [], macs: (host: string, path: string) => string = () => 'ab'.repeat(16), daemon: (h: string) => string = () => '',
+  policies: (h: string) => string = () => '') {
   const sent: Call[] = [];
   const fake = fakeFleet(inv, {
     respond: (c) => {
@@ -57,7 +58,7 @@ async function status(facts: Map<string, string>, argv: string[] = [], macs: (ho
       if (c.step !== 'status') return undefined;
       const f = facts.get(c.host)!.replace('@@end\n', '');
       const keys = [...f.matchAll(/^\d+ \d+ (\/etc\/ipsec\.d\/\S+\.secrets)$/gm)].map((m) => `${m[1]} ${macs(c.host, m[1]!)}\n`).join('');
-      return { stdout: `${f}@@keys\n${keys}@@daemon\n${daemon(c.host)}@@end\n` };
+      return { stdout: `${f}@@keys\n${keys}@@daemon\n${daemon(c.host)}@@policies\n${policies(c.host)}@@end\n` };
     },
   });
   const stdout = new Sink();
@@ -125,6 +126,44 @@ describe('provision status', () => {
     expect(r.stdout).toMatch(/^provision_guard_dropped_packets_total\{fleet="web",host="a",direction="out"\} 4$/m);
     expect(r.stdout).toMatch(/^provision_host_readable\{fleet="web",host="c"\} 1$/m);
     expect(r.stdout).toMatch(/^provision_status_timestamp_seconds\{fleet="web"\} \d+$/m);
+  });
+
+  // Three ways a pair whose SAs are all there still sends or takes clear text: none is `up`.
+  test('an end whose outbound SA carries nothing while its inbound one carries traffic is exposed, not up; --nagios CRITICAL', async () => {
+    const sas = (h: string) => (h === 'b' ? '006 #4: "a--b", type=ESP, add_time=1000, inBytes=24576, outBytes=0, maxBytes=2^63B, id=\'10.0.0.1\'\n' : '');
+    const r = await status(await converged(), ['--json'], undefined, sas);
+    const ab = JSON.parse(r.stdout).pairs.find((p: { name: string }) => p.name === 'a--b');
+    expect(ab).toMatchObject({ status: 'exposed', exposures: ['b: its outbound SA carried 0 bytes while its inbound one carried 24576: its traffic to 10.0.0.1 goes outside IPsec'] });
+    expect(r.code).toBe(1);
+    const text = await status(await converged(), [], undefined, sas);
+    expect(text.stdout).toMatch(/^ {2}a--b +EXPOSED, keys agree/m);
+    expect(text.stdout).toContain('a--b: EXPOSED: b: its outbound SA carried 0 bytes');
+    expect((await status(await converged(), ['--nagios'], undefined, sas)).code).toBe(2);
+    expect((await status(await converged(), ['--format', 'prometheus'], undefined, sas)).stdout).toMatch(/^provision_pair_exposed\{fleet="web",pair="a--b",initiator="a",responder="b"\} 1$/m);
+  });
+
+  test('a peer missing from a guarded end\'s guard is exposed', async () => {
+    const facts = await converged();
+    // c's guard is loaded, without a as a peer.
+    facts.set('c', facts.get('c')!.replace('\t\telements = { 10.0.0.1 }\n', ''));
+    const j = JSON.parse((await status(facts, ['--json'])).stdout);
+    expect(j.pairs.map((p: { name: string; status: string; exposures: string[] }) => [p.name, p.status, p.exposures])).toEqual([
+      ['a--b', 'up', []],
+      ['a--c', 'exposed', ['c: 10.0.0.1 is not in guard table provision_web: nothing drops clear traffic to or from it']],
+    ]);
+  });
+
+  test('a passthrough policy that outranks the pair\'s own is exposed; one it outranks is not', async () => {
+    const own = 'src 10.0.0.1/32 dst 10.0.0.2/32 \n\tdir out priority 268927 ptype main \n\ttmpl src 0.0.0.0 dst 0.0.0.0\n\t\tproto esp reqid 1 mode transport\n';
+    const wide = (prio: number) => `src 0.0.0.0/0 dst 0.0.0.0/0 \n\tdir out priority ${prio} ptype main \n`;
+    const j = JSON.parse((await status(await converged(), ['--json'], undefined, undefined, (h) => (h === 'a' ? own + wide(199999) : ''))).stdout);
+    expect(j.pairs.map((p: { name: string; status: string; exposures: string[] }) => [p.name, p.status, p.exposures])).toEqual([
+      ['a--b', 'exposed', ["a: a passthrough policy outranks the pair's own: src 0.0.0.0/0 dst 0.0.0.0/0 (any protocol) out, priority 199999"]],
+      // a--c has no policy of its own on a in this listing: the passthrough is all there is.
+      ['a--c', 'exposed', ["a: a passthrough policy outranks the pair's own: src 0.0.0.0/0 dst 0.0.0.0/0 (any protocol) out, priority 199999"]],
+    ]);
+    const below = JSON.parse((await status(await converged(), ['--json'], undefined, undefined, (h) => (h === 'a' ? own + wide(400000) : ''))).stdout);
+    expect(below.pairs.find((p: { name: string }) => p.name === 'a--b')).toMatchObject({ status: 'up', exposures: [] });
   });
 
   test('--verify adds the proof on the wire, one more command per host', async () => {
