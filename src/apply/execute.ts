@@ -8,7 +8,7 @@ import type { RandomBytes } from '../psk.js';
 import { alive, fail, failed, interrupted, phase, type Ctx } from './context.js';
 import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
-import { applyGuard, joinGuard } from './steps/guard.js';
+import { applyGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
 import { settleCrossed } from './steps/crossing.js';
 import { compareKeys, probeKey } from './steps/keys.js';
@@ -104,9 +104,15 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     return outcomes;
   }
 
-  // The guard is in place before any IKE daemon is touched: a restart below cannot leak.
+  // The guard is in place, new peers included, before any IKE daemon is touched: neither a
+  // restart nor a first negotiation can leak. A peer whose pair did not land stays out.
+  const landedPair = new Map(pairs.map((p) => [p.name, p]));
+  const stayOut = (h: HostPlan): string[] => (h.guard?.joins ?? []).filter((j) => {
+    const p = landedPair.get(j.pair);
+    return !p || undone.has(j.pair) || !alive(ctx, p.initiator) || !alive(ctx, p.responder);
+  }).map((j) => j.address);
   await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit)), async (h) => {
-    const r = await applyGuard(ctx, h, cs.inventory.fleet);
+    const r = await applyGuard(ctx, h, cs.inventory.fleet, stayOut(h));
     if (!r.ok) return fail(ctx, h.host, r.outcome);
     did(h.host, r.did);
   });
@@ -194,14 +200,6 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   await rollBack(ctx, failures, planOf, outcomes, address);
   for (const p of toCheck) if (outcomes.get(p.name)?.status !== 'unverified') ctx.hooks.onPairDone?.(outcomes.get(p.name)!);
 
-  // Peers whose pairs verified join the guard (on both ends); until then it drops nothing for them.
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard?.joins.length), async (h) => {
-    const joining = h.guard!.joins.filter((j) => outcomes.get(j.pair)?.status === 'verified').map((j) => j.address);
-    if (!joining.length) return;
-    const r = await joinGuard(ctx, h, cs.inventory.fleet, joining);
-    if (!r.ok) return fail(ctx, h.host, r.outcome);
-    did(h.host, `guard: ${joining.join(', ')} joined`);
-  });
   return outcomes;
 }
 

@@ -10,15 +10,16 @@ export interface GuardInput {
   host: HostSpec;
   conns: HostConn[];
   facts: Facts;
-  /** Pairs that run this time (their peers may join once verified). */
+  /** Pairs that run this time (their peers join the guard now). */
   inRun: ReadonlySet<string>;
 }
 
 /**
- * The guard's files and actions on one host. A peer stays in the guard while its pair is
- * in the inventory and guarded; it joins once its pair verifies; it leaves when the pair is
- * retired or unguarded. Without guarded pairs left the table goes; the boot unit stays
- * while any fleet's guard file does.
+ * The guard's files and actions on one host. A peer joins when its pair is first configured,
+ * before either daemon loads the pair's conns, so that nothing between the two ever leaves in
+ * clear, first negotiation included; it stays while its pair is in the inventory and guarded,
+ * and leaves when the pair is retired or unguarded. Without guarded pairs left the table
+ * goes; the boot unit stays while any fleet's guard file does.
  */
 export function planGuard(input: GuardInput): { files: FileChange[]; guard?: GuardPlan; needsNft: boolean } {
   const { fleet, facts: f } = input;
@@ -47,10 +48,11 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
   if (!ours && !guarded.some((c) => input.inRun.has(c.pair.name))) return { files, needsNft: false };
   const wanted = new Set(guarded.map((c) => normalizeAddress(c.peer.address)));
   const now = ours ? guardPeers(found!.content) : [];
-  const members = now.filter((a) => wanted.has(a));
+  const kept = now.filter((a) => wanted.has(a));
   const leaves = now.filter((a) => !wanted.has(a));
-  const joins = guarded.filter((c) => input.inRun.has(c.pair.name) && !members.includes(normalizeAddress(c.peer.address)))
+  const joins = guarded.filter((c) => input.inRun.has(c.pair.name) && !kept.includes(normalizeAddress(c.peer.address)))
     .map((c) => ({ pair: c.pair.name, address: normalizeAddress(c.peer.address) }));
+  const members = [...new Set([...kept, ...joins.map((j) => j.address)])];
   const client = f.sshClient?.address;
   const ssh = client && wanted.has(client) ? [client] : [];
   const sshPort = f.sshClient?.serverPort ?? input.host.ssh.port;

@@ -8,9 +8,9 @@ import { headerLine, SHARED_HEADER } from '../core/ownership.js';
  * a peer that arrived unprotected (`meta ipsec missing`). IKE, ESP and IPv6 neighbour
  * discovery pass. It lives below the IKE daemon, so no restart, upgrade or reboot of the
  * daemon can make a pair send clear text: the traffic stops instead. Peers live in named
- * sets; a peer joins once its pair has verified, so a first converge cannot cut two
- * servers off. The SSH path to the host, when it comes from a peer (the controller or a
- * jump host is one), stays open.
+ * sets; a peer joins before the daemons load its pair, so no first negotiation leaks either.
+ * The SSH path to the host, when it comes from a peer (the controller or a jump host is
+ * one), stays open.
  */
 export const GUARD_DIR = '/etc/provision';
 export const GUARD_UNIT = '/etc/systemd/system/provision-guard.service';

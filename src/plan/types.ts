@@ -138,9 +138,9 @@ export interface GuardPlan {
   load: boolean;
   /** Remove the table (the host has no guarded pair of this fleet left, or `guard: off`). */
   remove: boolean;
-  /** Peers in the guard after the write, before any join. */
+  /** Peers in the guard once it is loaded: those it had, and those that join. */
   members: string[];
-  /** Peers that join once their pair verifies in this run. */
+  /** Peers that join in this run, before their pair's conns are loaded. */
   joins: { pair: string; address: string }[];
   /** Peers that leave now (their pair retired or unguarded). */
   leaves: string[];

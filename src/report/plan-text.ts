@@ -108,13 +108,19 @@ export function guardLine(h: HostPlan): string {
   const g = h.guard!;
   if (g.remove) return `remove table inet ${g.table}${g.leaves.length ? ` (had ${g.leaves.join(', ')})` : ''}`;
   const parts = [
-    g.load ? `load table inet ${g.table} with ${g.members.length ? g.members.join(', ') : 'no peer yet'}` : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
+    g.load ? loadLine(g) : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
     g.leaves.length ? `${g.leaves.join(', ')} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
-    g.joins.length ? `${g.joins.map((j) => j.address).join(', ')} join${g.joins.length === 1 ? 's' : ''} once verified` : '',
     g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
     g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
   ];
   return parts.filter(Boolean).join('; ');
+}
+
+function loadLine(g: NonNullable<HostPlan['guard']>): string {
+  const joining = g.joins.map((j) => j.address);
+  const kept = g.members.filter((a) => !joining.includes(a));
+  const join = joining.length ? `${joining.join(', ')} join${joining.length === 1 ? 's' : ''} before the daemons load ${joining.length === 1 ? 'its pair' : 'their pairs'}` : '';
+  return [`load table inet ${g.table}${kept.length ? ` with ${kept.join(', ')}` : joining.length ? '' : ' with no peer'}`, join].filter(Boolean).join('; ');
 }
 
 function installLine(h: HostPlan): string {

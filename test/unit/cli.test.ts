@@ -20,7 +20,7 @@ describe('provision --dry-run --offline', () => {
     expect(r.stdout).toMatch(/^Plan for inventory\.example\.yaml \(fleet example\): 3 hosts, 3 pairs \(offline: no host was contacted\)$/m);
     expect(r.stdout).toMatch(/^server-01 {2}192\.0\.2\.11 {2}libreswan 4\.10 \(assumed\)$/m);
     expect(r.stdout).toMatch(/^ {2}install libreswan nftables \(auto: the first apt offers of openswan, libreswan, strongswan-starter\), after apt-get update/m);
-    expect(r.stdout).toMatch(/^ {2}guard: load table inet provision_example with no peer yet; 192\.0\.2\.12, 192\.0\.2\.21 join once verified$/m);
+    expect(r.stdout).toMatch(/^ {2}guard: load table inet provision_example; 192\.0\.2\.12, 192\.0\.2\.21 join before the daemons load their pairs$/m);
     expect(r.stdout).toMatch(/^db-01 {2}192\.0\.2\.21 {2}strongswan-starter 5\.9\.8 \(assumed\)$/m);
     expect(r.stdout).toMatch(/^ {2}install strongswan-starter strongswan-charon strongswan-swanctl nftables, after apt-get update/m);
     expect(r.stdout).toMatch(/^ {6}\+    auto=start$/m);

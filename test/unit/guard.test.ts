@@ -74,21 +74,33 @@ describe('the guard file', () => {
 });
 
 describe('who is in the guard', () => {
-  test('a first converge loads an empty guard before the daemon, then peers join as their pairs verify', async () => {
+  test('a first converge loads the guard with the new peers before any daemon loads their pairs; a pair that fails to verify keeps them (fail closed)', async () => {
     const inv = loadInventory(yaml(), 'web.yaml');
     const fake = fakeFleet(inv, {
       respond: (c) => (c.host === 'd' && c.step.startsWith('verify') ? { stdout: '@@ping fd00::3\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined),
     });
     const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
     const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
-    expect(a.guard).toMatchObject({ load: true, members: [], joins: [{ pair: 'a--b', address: '10.0.0.2' }] });
+    expect(a.guard).toMatchObject({ load: true, members: ['10.0.0.2'], joins: [{ pair: 'a--b', address: '10.0.0.2' }] });
+    expect(a.files.find((f) => f.kind === 'guard')!.content).toContain('elements = { 10.0.0.2 }');
     expect(fake.steps('a').indexOf('guard')).toBeLessThan(fake.steps('a').indexOf('reload conns'));
-    const join = fake.sent.filter((s) => s.host === 'a' && s.step === 'guard: join');
-    expect(join[0]!.stdin).toContain('elements = { 10.0.0.2 }');
-    expect(join[1]!.script).toContain('nft add element inet provision_web peers4 { 10.0.0.2 }');
-    // c--d did not verify: neither end lets the other into its guard.
-    expect(fake.steps('c')).not.toContain('guard: join');
-    expect(fake.steps('d')).not.toContain('guard: join');
+    expect(fake.sent.some((s) => s.step === 'guard: join')).toBe(false);
+    // c--d did not verify: each end still drops the other's clear traffic.
+    expect(result.pairs.find((p) => p.name === 'c--d')!.status).toBe('failed');
+    expect(result.hosts.get('c')).toMatchObject({ did: expect.arrayContaining(['guard loaded (1 peer; fd00::4 joined)']) });
+    expect(result.hosts.get('d')).toMatchObject({ did: expect.arrayContaining(['guard loaded (1 peer; fd00::3 joined)']) });
+  });
+
+  test('a new pair that reached one end only is undone there, and that end does not take the other into its guard', async () => {
+    const inv = loadInventory(yaml(), 'web.yaml');
+    const fake = fakeFleet(inv, { respond: (c) => (c.host === 'd' && c.step === 'write' ? { code: 1, stderr: 'disk full' } : undefined) });
+    const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
+    expect(result.pairs.find((p) => p.name === 'c--d')!.status).toBe('skipped');
+    const loaded = fake.sent.filter((s) => s.host === 'c' && s.step === 'guard');
+    // The file is written again without d before it is loaded.
+    expect(loaded.map((s) => s.stdin ?? '').join('')).toContain('set peers6 { type ipv6_addr; }');
+    expect(result.hosts.get('c')).toMatchObject({ did: expect.arrayContaining(['guard loaded (0 peers)']) });
+    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (1 peer; 10.0.0.2 joined)']) });
   });
 
   test('a member stays while its pair is in the inventory, failing or not; nothing changes on a no-op', () => {

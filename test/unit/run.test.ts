@@ -50,11 +50,11 @@ describe('the executor, against fake sessions', () => {
     expect([...result.hosts.values()].map((o) => o.status)).toEqual(['changed', 'changed', 'changed']);
     expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified', 'verified']);
     expect(exitCode(result)).toBe(0);
-    // Running ipsec, includes present, only conns changed: a reload, not a restart. The guard
-    // is loaded before the daemon is touched; peers join it once their pairs verified.
-    expect(steps('a')).toEqual(['facts', 'write', 'guard', 'reload conns', 'bring up', 'verify 2 pairs: ping + tcpdump', 'guard: join', 'guard: join']);
-    expect(steps('c')).toEqual(['facts', 'write', 'guard', 'reload conns', 'verify 2 pairs: ping + tcpdump', 'guard: join', 'guard: join']);
-    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (0 peers)', 'guard: 10.0.0.2, 10.0.0.3 joined']) });
+    // Running ipsec, includes present, only conns changed: a reload, not a restart. The guard,
+    // with the new peers in it, is loaded before the daemon is touched.
+    expect(steps('a')).toEqual(['facts', 'write', 'guard', 'reload conns', 'bring up', 'verify 2 pairs: ping + tcpdump']);
+    expect(steps('c')).toEqual(['facts', 'write', 'guard', 'reload conns', 'verify 2 pairs: ping + tcpdump']);
+    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (2 peers; 10.0.0.2, 10.0.0.3 joined)']) });
   });
 
   test('verification is one command per host, whatever the number of pairs', async () => {
@@ -202,7 +202,7 @@ describe('installing', () => {
     expect(steps('c').slice(0, 4)).toEqual(['facts', 'install (auto)', 'facts', 'write']);
     expect(sent.find((s) => s.host === 'c' && s.step.startsWith('install'))!.script).toMatch(/\$apt update/);
     // Installed, running, its includes in place (Debian's libreswan): the new conns are loaded, no second restart.
-    expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '6 files written', 'guard loaded (0 peers)', 'secrets reread', 'reloaded a--c, b--c', 'guard: 10.0.0.1, 10.0.0.2 joined'] });
+    expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '6 files written', 'guard loaded (2 peers; 10.0.0.1, 10.0.0.2 joined)', 'secrets reread', 'reloaded a--c, b--c'] });
     expect(result.changeset!.hosts.find((h) => h.host === 'c')!.backend).toMatchObject({ version: '4.10', assumed: false });
   });
 

@@ -1,4 +1,3 @@
-import { addressFamily } from '../../core/address.js';
 import { guardFile, renderGuard } from '../../plan/guard.js';
 import type { HostPlan } from '../../plan/types.js';
 import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
@@ -15,35 +14,29 @@ export function guardScript(plan: HostPlan, fleet: string): string {
   return lines.join('\n') + '\n';
 }
 
-export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
+/**
+ * Loads the guard before the IKE daemons are touched. `without`: joining peers whose pair did
+ * not land on both ends (it was undone); the file is written again without them first, so
+ * that no host drops traffic of a pair that has no conns.
+ */
+export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string, without: readonly string[] = []): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
   const g = plan.guard!;
+  const members = g.members.filter((a) => !without.includes(a));
+  if (without.length && g.load) {
+    const w = await writeFiles(ctx, plan.host, 'guard', {
+      puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort }) }], deletes: [], includes: [],
+    });
+    if (!w.ok) return w;
+  }
   const r = await runStep(ctx, plan.host, 'guard', guardScript(plan, fleet), STEP_TIMEOUT.write);
   if (!r.ok) return r;
   if (r.code !== 0) {
     return { ok: false, outcome: failed('guard', `loading the guard (nftables table ${g.table}) failed (exit ${r.code})`,
       'Check that the kernel has nf_tables and nft_xfrm (modprobe nft_xfrm), or set `guard: off` for this host; see docs/security.md.', { exitCode: r.code, output: r.stderr }) };
   }
-  const did = g.remove ? 'guard removed' : g.load ? `guard loaded (${g.members.length} peer${g.members.length === 1 ? '' : 's'}${g.leaves.length ? `; ${g.leaves.join(', ')} left` : ''})` : 'guard unit enabled';
-  return { ok: true, did };
-}
-
-/**
- * Peers whose pairs verified join the guard: its file gets them (for the next boot) and the
- * loaded table too, element by element, so its counters are kept.
- */
-export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, addresses: string[]): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
-  const g = plan.guard!;
-  const members = [...new Set([...g.members, ...addresses])];
-  const w = await writeFiles(ctx, plan.host, 'guard: join', {
-    puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort }) }], deletes: [], includes: [],
-  });
-  if (!w.ok) return w;
-  const add = (family: 4 | 6): string[] => {
-    const of = addresses.filter((a) => addressFamily(a) === family);
-    return of.length ? [`nft add element inet ${g.table} peers${family} { ${of.join(', ')} }`] : [];
-  };
-  const r = await runStep(ctx, plan.host, 'guard: join', ['set -e', ...add(4), ...add(6)].join('\n') + '\n', STEP_TIMEOUT.write);
-  if (!r.ok) return r;
-  if (r.code !== 0) return { ok: false, outcome: failed('guard: join', `adding ${addresses.join(', ')} to the guard failed (exit ${r.code})`, 'The file has them: `systemctl reload provision-guard` on the host loads it.', { exitCode: r.code, output: r.stderr }) };
-  return { ok: true };
+  if (g.remove) return { ok: true, did: 'guard removed' };
+  if (!g.load) return { ok: true, did: 'guard unit enabled' };
+  const joined = g.joins.map((j) => j.address).filter((a) => !without.includes(a));
+  const notes = [joined.length ? `${joined.join(', ')} joined` : '', g.leaves.length ? `${g.leaves.join(', ')} left` : ''].filter(Boolean);
+  return { ok: true, did: `guard loaded (${members.length} peer${members.length === 1 ? '' : 's'}${notes.length ? `; ${notes.join('; ')}` : ''})` };
 }
