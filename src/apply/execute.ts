@@ -141,9 +141,13 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   });
   await settleKeys(true);
 
-  // Initiators bring up the pairs they reloaded; a restarted daemon starts its conns itself.
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.service === 'reload' && keep(h.bringUp).length), async (h) => {
-    const r = await bringUp(ctx, h.host, h, keep(h.bringUp));
+  // Every daemon has loaded its pairs now (a barrier): initiators bring up the pairs they
+  // reloaded and, where the daemon restarted, those not up yet (a daemon starts its own conns
+  // as it comes up, possibly before its peer knew them), so no first negotiation is left
+  // retrying against a peer that did not have the conn.
+  const upNow = (h: HostPlan): string[] => keep(h.service === 'restart' ? h.conns.filter((c) => c.auto === 'start').map((c) => c.name) : h.bringUp);
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && (h.service === 'reload' || h.service === 'restart') && upNow(h).length), async (h) => {
+    const r = await bringUp(ctx, h.host, h, upNow(h), h.service === 'restart');
     if (!r.ok) fail(ctx, h.host, r.outcome);
   });
 

@@ -23,6 +23,8 @@ export function plutoCommands(t: Target, checkConfig?: string): Commands {
       .map((c) => `${verb('replace')} ${quote(c.name)} >/dev/null` + (c.auto !== 'add' ? ` && ${verb('route')} ${quote(c.name)} >/dev/null` : ''))
       .join('\n'),
     up: (name) => `${v5 ? 'ipsec up --asynchronous' : 'ipsec auto --asynchronous --up'} ${quote(name)} >/dev/null`,
+    upUnlessEstablished: (name) => `ipsec whack --showstates 2>/dev/null | grep -F ${quote(`"${name}":`)} | grep -Eq ' ((STATE_V2_)?ESTABLISHED_CHILD_SA|STATE_QUICK_I2|STATE_QUICK_R2) ' || ` +
+      `{ ${verb('down')} ${quote(name)} >/dev/null 2>&1 || true; ${v5 ? 'ipsec up --asynchronous' : 'ipsec auto --asynchronous --up'} ${quote(name)} >/dev/null; }`,
     /**
      * `--up` on an established conn only adds a Child SA to the IKE SA it has (libreswan
      * 4.10, even with reauth=yes; `--rekey-ike` is a CREATE_CHILD_SA that uses no key), so

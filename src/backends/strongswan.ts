@@ -88,6 +88,9 @@ conn provision-nd-na
     // starter re-reads ipsec.conf and re-adds (and routes) only the conns that changed.
     reloadConns: () => 'ipsec update',
     up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
+    // charon retries its own negotiations (and a second `ipsec up` would run beside one, asking
+    // the peer for a second Child SA): only a conn with no IKE SA at all is started.
+    upUnlessEstablished: (name) => `ipsec status ${quote(name)} 2>/dev/null | grep -Eq '^ *${name.replace(/[.]/g, '\\.')}\\[[0-9]+\\]: (ESTABLISHED|CONNECTING)' || { ipsec up ${quote(name)} >/dev/null 2>&1 & }`,
     // Make-before-break through vici (stroke cannot force a re-authentication): the new IKE SA
     // authenticates with the key charon holds now, its Child SA is installed, then the old
     // ones go. Success is a newer IKE SA of that name, established; a refused key leaves the

@@ -42,6 +42,12 @@ export interface Commands {
   /** Initiates a conn now, without waiting for it to finish. */
   up(name: string): string;
   /**
+   * Initiates a conn without waiting, unless it has an established Child SA. A negotiation
+   * still under way is dropped first: begun when the daemon started, possibly before the peer
+   * had loaded the conn, it can be stuck in retransmissions that back off for a minute.
+   */
+  upUnlessEstablished(name: string): string;
+  /**
    * Replaces a conn's SAs with a new IKE SA authenticated now, with the key the daemon
    * holds, and exits non-zero when the peer refuses it. Break-before-make: the old SAs go
    * first, and the conn's trap policy holds traffic (dropped, never clear) meanwhile.

@@ -45,6 +45,21 @@ async function converged(): Promise<Map<string, string>> {
 }
 
 describe('the executor, against fake sessions', () => {
+  test('daemons that restart: once every one has loaded its pairs, initiators bring up what is not up yet', async () => {
+    const stopped = READY_FACTS.replace('@@running\nactive\n', '@@running\ninactive\n');
+    const { sent } = await go({ facts: () => stopped });
+    const at = (host: string, step: string) => sent.findIndex((c) => c.host === host && c.step === step);
+    const lastRestart = Math.max(...['a', 'b', 'c'].map((h) => at(h, 'restart ipsec')));
+    expect(lastRestart).toBeGreaterThan(0);
+    // a initiates a--b and a--c, b initiates b--c; c initiates nothing.
+    for (const [h, conns] of [['a', ['a--b', 'a--c']], ['b', ['b--c']]] as const) {
+      expect(at(h, 'bring up')).toBeGreaterThan(lastRestart);
+      const script = sent[at(h, 'bring up')]!.script;
+      for (const n of conns) expect(script).toContain(`grep -F '"${n}":' | grep -Eq ' ((STATE_V2_)?ESTABLISHED_CHILD_SA|STATE_QUICK_I2|STATE_QUICK_R2) ' || { ipsec auto --down ${n} `);
+    }
+    expect(at('c', 'bring up')).toBe(-1);
+  });
+
   test('from nothing: every host written and reloaded, every pair verified, exit 0', async () => {
     const { result, steps } = await go();
     expect([...result.hosts.values()].map((o) => o.status)).toEqual(['changed', 'changed', 'changed']);

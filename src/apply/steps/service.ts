@@ -40,10 +40,10 @@ export async function restart(ctx: Ctx, host: string, plan: HostPlan, init: 'sys
   return { ok: false, refused: true, outcome: failed(step, 'ipsec did not start', 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.', { exitCode: r.code, output: r.stderr }) };
 }
 
-/** Initiators bring up the pairs they reloaded; a restarted daemon starts its conns itself. */
-export async function bringUp(ctx: Ctx, host: string, plan: HostPlan, names: readonly string[]): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+/** Initiators bring up their pairs: those they reloaded, or, after a restart, those not up yet. */
+export async function bringUp(ctx: Ctx, host: string, plan: HostPlan, names: readonly string[], unlessUp: boolean): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
-  const r = await runStep(ctx, host, 'bring up', names.map((n) => cmd.up(n)).join('\n') + '\n', STEP_TIMEOUT.service);
+  const r = await runStep(ctx, host, 'bring up', names.map((n) => (unlessUp ? cmd.upUnlessEstablished(n) : cmd.up(n))).join('\n') + '\n', STEP_TIMEOUT.service);
   if (!r.ok) return r;
   if (r.code !== 0) return { ok: false, outcome: failed('bring up', `starting ${names.join(', ')} failed (exit ${r.code})`, 'Run `ipsec status` on the host; see docs/troubleshooting.md.', { exitCode: r.code, output: r.stderr + r.stdout }) };
   return { ok: true };
