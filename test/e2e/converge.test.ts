@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
+import { watchWire } from '../helpers/wire.js';
 import { dir, inventory, json, outcome, provision, recordCommands, snapshot, wireCheck } from './support.js';
 
 // Converging real servers (Debian 12 guests, nothing installed at first): from nothing, a
@@ -26,13 +27,15 @@ describeLab('converging real servers', () => {
   }, 900_000);
   afterAll(() => labDown(), 120_000);
 
-  test('(a) the seed pair from nothing: installed, written, guarded, ESP verified by the tool and from outside', () => {
+  test('(a) the seed pair from nothing: installed, written, guarded, ESP verified by the tool and from outside, no clear packet on the wire', () => {
+    const wire = watchWire('seed');
     const r = provision('--inventory', seed(), '--json');
+    expect(wire.stop([[hostIp(1), hostIp(2)]])).toEqual([]);
     const j = json(r);
     expect({ code: r.code, stderr: r.code ? r.stderr.slice(-2000) : '' }).toEqual({ code: 0, stderr: '' });
     expect(j.hosts.map((h: any) => [h.name, h.status])).toEqual([['server-01', 'changed'], ['server-02', 'changed']]);
     expect(j.hosts[0].did.join('; ')).toMatch(/installed libreswan/);
-    expect(j.hosts[0].did).toContain(`guard: ${hostIp(2)} joined`);
+    expect(j.hosts[0].did).toContain(`guard loaded (1 peer; ${hostIp(2)} joined)`);
     const pair = j.pairs.find((p: any) => p.name === 'server-01--server-02');
     expect(pair.status).toBe('verified');
     for (const d of pair.directions) expect(d.counts).toMatchObject({ clearOut: 0, espOut: expect.any(Number) });

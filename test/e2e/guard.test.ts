@@ -1,4 +1,5 @@
 import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
+import { watchWire } from '../helpers/wire.js';
 import { watchPair, type OutageSeen } from '../helpers/outage.js';
 import { inventory, json, outcome, provision, spin } from './support.js';
 
@@ -60,7 +61,10 @@ const noClear = (rs: OutageSeen[]) => rs.map((r) => Object.fromEntries(Object.en
 describeLab('the fail-closed guard', () => {
   beforeAll(() => {
     labUp(4, { preinstall: ['libreswan', 'libreswan', 'libreswan', 'strongswan'] });
+    // The first converge, watched on the wire: the guard holds from the first negotiation.
+    const wire = watchWire('guarded');
     const r = provision('--inventory', inv(), '--json');
+    expect(wire.stop(PAIRS.map(([a, b]) => [hostIp(a), hostIp(b)]))).toEqual([]);
     expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-03--server-04', 'verified']] });
   }, 1_200_000);
   afterAll(() => {

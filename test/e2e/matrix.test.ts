@@ -6,6 +6,8 @@ import {
   labUp, NETNS, onServer, type Release, sshTo, STATE,
 } from '../lab/control.js';
 import { watchPair, type OutageSeen } from '../helpers/outage.js';
+import { watchWire } from '../helpers/wire.js';
+import { clearPassthroughs, describePolicy, parseXfrmPolicies } from '../../src/status/policies.js';
 import { inventory, json, keyOf, outcome, provision, spin, wireCheck } from './support.js';
 
 // The lab itself first (its servers, addresses, host keys, kernel ESP and mirrors), then
@@ -32,11 +34,19 @@ const all = LAB.map((h) => name(h.i));
 /** Every pair of the mesh: 15, each (release, backend) with every other once. */
 const v4 = () => inventory('matrix.yaml', LAB.map((h) => ({ i: h.i, backend: h.backend })), `meshes:\n  - {name: all, hosts: [${all.join(', ')}]}\n`);
 /**
- * IPv6: each pair joins one release's libreswan with another's strongSwan, covering the six.
- * A second fleet on the same hosts, so its pairs need conn names of their own.
+ * IPv6: each pair joins one release's libreswan with another's strongSwan, covering the six,
+ * and two strongSwan ends of different releases (5.9.1 and 6.0.1) meet. A second fleet on the
+ * same hosts, so its pairs need conn names of their own.
  */
+const V6_PAIRS = [[1, 4], [3, 6], [5, 2], [2, 6]] as const;
 const v6 = () => inventory('matrix6.yaml', LAB.map((h) => ({ i: h.i, backend: h.backend, v6: true })),
-  'pairs:\n  - {hosts: [server-01, server-04], name: v6-01-04}\n  - {hosts: [server-03, server-06], name: v6-03-06}\n  - {hosts: [server-05, server-02], name: v6-02-05}\n');
+  'pairs:\n  - {hosts: [server-01, server-04], name: v6-01-04}\n  - {hosts: [server-03, server-06], name: v6-03-06}\n  - {hosts: [server-05, server-02], name: v6-02-05}\n' +
+  '  - {hosts: [server-02, server-06], name: v6-02-06}\n');
+/** Every two servers of the IPv4 mesh. */
+const V4_PAIRS = ALL_PAIRS();
+function ALL_PAIRS(): [number, number][] {
+  return [1, 2, 3, 4, 5, 6].flatMap((a) => [1, 2, 3, 4, 5, 6].filter((b) => b > a).map((b): [number, number] => [a, b]));
+}
 
 // apt candidates the local mirror must offer, per release.
 const CANDIDATES: Record<Release, { libreswan: RegExp; strongswan: RegExp }> = {
@@ -208,8 +218,11 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     }
   });
 
-  test('IPv4 mesh: the right package on each release (installed by the tool on trixie), all 15 pairs ESP-verified', () => {
+  test('IPv4 mesh: the right package on each release (installed by the tool on trixie), all 15 pairs ESP-verified, no clear packet on the wire', () => {
+    const wire = watchWire('mesh4');
     const r = provision('--inventory', v4(), '--json');
+    // Watched outside the servers for the whole first converge: installs, restarts, first negotiations.
+    expect(wire.stop(V4_PAIRS.map(([a, b]) => [hostIp(a), hostIp(b)]))).toEqual([]);
     const o = outcome(r);
     expect({ notVerified: o.pairs.filter(([, s]) => s !== 'verified'), hosts: o.hosts ?? [] }).toEqual({ notVerified: [], hosts: [] });
     expect(o).toMatchObject({ code: 0 });
@@ -241,9 +254,22 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
 
   // strongSwan's trap policy caught the neighbour advertisements to the peer: no SA ever formed
   // until the strongSwan ends got their ND passthrough (src/backends/strongswan.ts).
-  test('IPv6 pairs covering each backend: verified by the tool (ICMPv6) and from outside, one rotated (re-authenticated, then reread and probed)', () => {
-    const r = provision('--inventory', v6(), '--json');
-    expect(outcome(r)).toEqual({ code: 0, pairs: [['v6-01-04', 'verified'], ['v6-03-06', 'verified'], ['v6-02-05', 'verified']] });
+  test('IPv6 pairs covering each backend and two strongSwan releases: verified by the tool (ICMPv6) and from outside, no clear packet on the wire, one rotated (re-authenticated, then reread and probed)', () => {
+    // server-02 (strongSwan 5.9.1) as on a system without netbase: no /etc/protocols. Given
+    // `ipv6-icmp` by name, charon there passed all IPv6 traffic in clear.
+    onServer('server-02', 'mv /etc/protocols /etc/protocols.away');
+    const wire = watchWire('pairs6');
+    let r: ReturnType<typeof provision>;
+    let policies: string;
+    try {
+      r = provision('--inventory', v6(), '--json');
+      policies = onServer('server-02', 'ip -6 xfrm policy').stdout;
+    } finally {
+      onServer('server-02', 'mv /etc/protocols.away /etc/protocols');
+    }
+    expect(wire.stop(V6_PAIRS.map(([a, b]) => [hostIp6(a), hostIp6(b)]))).toEqual([]);
+    expect(clearPassthroughs(parseXfrmPolicies(policies)).map(describePolicy)).toEqual([]);
+    expect(outcome(r)).toEqual({ code: 0, pairs: [['v6-01-04', 'verified'], ['v6-03-06', 'verified'], ['v6-02-05', 'verified'], ['v6-02-06', 'verified']] });
     // The strongSwan ends pass neighbour discovery (and only that) outside IPsec.
     for (const s of ['server-02', 'server-04', 'server-06']) {
       const shunts = onServer(s, 'ipsec statusall | grep "provision-nd-n[sa]:.*PASS" | cut -d: -f1 | tr -d " " | sort -u').stdout.trim();
@@ -251,6 +277,7 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     }
     expect(wireCheck('server-06', hostIp6(3))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
     expect(wireCheck('server-02', hostIp6(5))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
+    expect(wireCheck('server-02', hostIp6(6))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
     // Two fleets on the same hosts: the IPv4 one is untouched.
     expect(json(r).retired).toEqual([]);
     const before = keyOf('server-05', 'v6-02-05');
