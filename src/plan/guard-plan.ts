@@ -10,8 +10,8 @@ export interface GuardInput {
   host: HostSpec;
   conns: HostConn[];
   facts: Facts;
-  /** Pairs that run this time (their peers join the guard now). */
-  inRun: ReadonlySet<string>;
+  /** Pairs that run this time (their peers join the guard now), by conn name: the run's key decisions, fleet-wide. */
+  inRun: { has(pair: string): boolean };
 }
 
 /**

@@ -143,7 +143,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     if (of.kind === 'conf') unload.push(of.name);
   }
 
-  const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: new Set(input.keys.keys()) });
+  const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: input.keys });
   files.push(...g.files);
   // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
   const settings = backend.settings;
