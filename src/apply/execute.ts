@@ -8,7 +8,7 @@ import type { RandomBytes } from '../psk.js';
 import { alive, fail, failed, interrupted, phase, type Ctx } from './context.js';
 import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
-import { applyGuard } from './steps/guard.js';
+import { applyGuard, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
 import { settleCrossed } from './steps/crossing.js';
 import { compareKeys, probeKey } from './steps/keys.js';
@@ -203,6 +203,15 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   }
   await rollBack(ctx, failures, planOf, outcomes, address);
   for (const p of toCheck) if (outcomes.get(p.name)?.status !== 'unverified') ctx.hooks.onPairDone?.(outcomes.get(p.name)!);
+
+  // Peers that carry the tool's SSH join the guard once their pair verified (on both ends).
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard?.joinsVerified.length), async (h) => {
+    const joining = h.guard!.joinsVerified.filter((j) => outcomes.get(j.pair)?.status === 'verified').map((j) => j.address);
+    if (!joining.length) return;
+    const r = await joinGuard(ctx, h, cs.inventory.fleet, joining);
+    if (!r.ok) return fail(ctx, h.host, r.outcome);
+    did(h.host, `guard: ${joining.join(', ')} joined (verified; SSH runs between the two)`);
+  });
 
   return outcomes;
 }

@@ -12,13 +12,18 @@ export interface GuardInput {
   facts: Facts;
   /** Pairs that run this time (their peers join the guard now), by conn name: the run's key decisions, fleet-wide. */
   inRun: { has(pair: string): boolean };
+  /** Pairs the tool's own SSH runs over (a host reached from its peer): their peers join once verified. */
+  sshPairs?: ReadonlySet<string>;
 }
 
 /**
  * The guard's files and actions on one host. A peer joins when its pair is first configured,
  * before either daemon loads the pair's conns, so that nothing between the two ever leaves in
  * clear, first negotiation included; it stays while its pair is in the inventory and guarded,
- * and leaves when the pair is retired or unguarded. Without guarded pairs left the table
+ * and leaves when the pair is retired or unguarded. Except where the tool's SSH runs between
+ * the two (one is the controller, or the other's jump host): dropping their clear traffic
+ * before their SAs are up would cut the session the run goes on with, so that peer joins once
+ * the pair has verified, on both ends. Without guarded pairs left the table
  * goes; the boot unit stays while any fleet's guard file does.
  */
 export function planGuard(input: GuardInput): { files: FileChange[]; guard?: GuardPlan; needsNft: boolean } {
@@ -40,7 +45,7 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
     if (unit?.owner.kind === 'shared' && otherGuards.length === 0) files.push({ path: GUARD_UNIT, mode: '0644', action: 'delete', kind: 'unit', content: '', before: unit.content! });
     return {
       files, needsNft: false,
-      guard: { table, load: false, remove: Boolean(loaded), members: [], joins: [], leaves: loaded?.peers ?? guardPeers(found?.content), ssh: [], sshPort: 22, enableUnit: false, ...(dropped ? { dropped } : {}) },
+      guard: { table, load: false, remove: Boolean(loaded), members: [], joins: [], joinsVerified: [], leaves: loaded?.peers ?? guardPeers(found?.content), ssh: [], sshPort: 22, enableUnit: false, ...(dropped ? { dropped } : {}) },
     };
   }
 
@@ -50,8 +55,10 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
   const now = ours ? guardPeers(found!.content) : [];
   const kept = now.filter((a) => wanted.has(a));
   const leaves = now.filter((a) => !wanted.has(a));
-  const joins = guarded.filter((c) => input.inRun.has(c.pair.name) && !kept.includes(normalizeAddress(c.peer.address)))
+  const joining = guarded.filter((c) => input.inRun.has(c.pair.name) && !kept.includes(normalizeAddress(c.peer.address)))
     .map((c) => ({ pair: c.pair.name, address: normalizeAddress(c.peer.address) }));
+  const joins = joining.filter((j) => !input.sshPairs?.has(j.pair));
+  const joinsVerified = joining.filter((j) => input.sshPairs?.has(j.pair));
   const members = [...new Set([...kept, ...joins.map((j) => j.address)])];
   const client = f.sshClient?.address;
   const ssh = client && wanted.has(client) ? [client] : [];
@@ -71,7 +78,7 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
     files,
     needsNft: !f.installed.has('nftables'),
     guard: {
-      table, load: action !== 'noop' || !loadedRight, remove: false, members, joins, leaves, ssh, sshPort,
+      table, load: action !== 'noop' || !loadedRight, remove: false, members, joins, joinsVerified, leaves, ssh, sshPort,
       enableUnit: !f.guardUnitEnabled || files.some((x) => x.kind === 'unit' && x.action !== 'noop'), ...(dropped ? { dropped } : {}),
     },
   };

@@ -27,6 +27,8 @@ export interface HostInput {
   teardown?: ReadonlySet<string>;
   /** `--rotate-mode reread`: a rotated key is reread on both ends, not proved by a new authentication. */
   rereadRotations?: boolean;
+  /** Pairs whose two ends the tool's SSH runs between (a host reached from its peer). */
+  sshPairs?: ReadonlySet<string>;
 }
 
 type Body = Omit<HostPlan, 'host' | 'address' | 'ssh' | 'status' | 'problems' | 'backend' | 'facts'>;
@@ -143,7 +145,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     if (of.kind === 'conf') unload.push(of.name);
   }
 
-  const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: input.keys });
+  const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: input.keys, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
   files.push(...g.files);
   // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
   const settings = backend.settings;

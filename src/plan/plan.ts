@@ -70,8 +70,9 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   // Hosts: once with every pair read, to find the blocked ones; then without their pairs.
   const keysOf = (exclude: ReadonlySet<string>): Map<string, KeyState> => new Map(
     inv.pairs.filter((p) => decisions.has(p.name) && !exclude.has(p.initiator) && !exclude.has(p.responder)).map((p) => [p.name, decisions.get(p.name)!.state]));
+  const paths = sshPaths(inv, facts);
   const planAll = (keys: ReadonlyMap<string, KeyState>): Map<string, HostPlan> =>
-    new Map([...inv.hosts.values()].map((h) => [h.name, hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts)]));
+    new Map([...inv.hosts.values()].map((h) => [h.name, hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts, paths.get(h.name))]));
   const first = planAll(keysOf(new Set()));
   const blocked = new Set([...first.values()].filter((h) => h.status === 'blocked').map((h) => h.host));
   const hosts = blocked.size ? planAll(keysOf(blocked)) : first;
@@ -124,8 +125,28 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   };
 }
 
+/**
+ * Pairs that carry the tool's own SSH: a host reached from its peer (the controller or the
+ * jump host is one). By pair name, on both ends; read from the facts (the address each
+ * host's SSH session comes from).
+ */
+function sshPaths(inv: Inventory, facts: ReadonlyMap<string, Facts>): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const add = (h: string, pair: string): void => void out.set(h, (out.get(h) ?? new Set()).add(pair));
+  for (const p of inv.pairs) {
+    for (const [h, peer] of [[p.initiator, p.responder], [p.responder, p.initiator]] as const) {
+      const client = facts.get(h)?.sshClient?.address;
+      if (client && client === normalizeAddress(inv.hosts.get(peer)!.address)) {
+        add(h, p.name);
+        add(peer, p.name);
+      }
+    }
+  }
+  return out;
+}
+
 function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
-  facts: Facts | undefined, res: Resolution | undefined, keys: ReadonlyMap<string, KeyState>, opts: PlanOptions): HostPlan {
+  facts: Facts | undefined, res: Resolution | undefined, keys: ReadonlyMap<string, KeyState>, opts: PlanOptions, sshPairs?: ReadonlySet<string>): HostPlan {
   const assumedBackend = BACKENDS[host.backend === 'auto' ? 'libreswan' : host.backend];
   const base = {
     host: host.name, address: host.address, ssh: host.ssh, problems: [] as HostPlan['problems'],
@@ -143,6 +164,7 @@ function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
     ...(r.install && conns.length > 0 ? { install: r.install } : {}),
     facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy, ...(opts.teardown ? { teardown: opts.teardown } : {}),
     ...(opts.rotateMode === 'reread' ? { rereadRotations: true } : {}),
+    ...(sshPairs ? { sshPairs } : {}),
   });
   const backend = { id: r.backend.id, package: r.backend.package, version: r.version, assumed: r.assumed };
   if (problems.length) return { ...base, backend, status: 'blocked', problems, ...empty, serviceReason: 'blocked', facts: digest(facts) };

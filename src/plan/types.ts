@@ -142,6 +142,8 @@ export interface GuardPlan {
   members: string[];
   /** Peers that join in this run, before their pair's conns are loaded. */
   joins: { pair: string; address: string }[];
+  /** Peers that join in this run once their pair has verified: the tool's SSH runs between the two ends. */
+  joinsVerified: { pair: string; address: string }[];
   /** Peers that leave now (their pair retired or unguarded). */
   leaves: string[];
   /** Peer addresses the SSH sessions to this host come from: their SSH stays reachable. */

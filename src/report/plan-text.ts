@@ -47,7 +47,7 @@ function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
 
 export function changes(h: HostPlan): boolean {
   return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || Boolean(h.dropIncludes?.length) || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') || h.staleStaging.length > 0 ||
-    Boolean(h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit || h.guard.joins.length)));
+    Boolean(h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit || h.guard.joins.length || h.guard.joinsVerified.length)));
 }
 
 /**
@@ -110,6 +110,7 @@ export function guardLine(h: HostPlan): string {
   const parts = [
     g.load ? loadLine(g) : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
     g.leaves.length ? `${g.leaves.join(', ')} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
+    g.joinsVerified.length ? `${g.joinsVerified.map((j) => j.address).join(', ')} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)` : '',
     g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
     g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
   ];

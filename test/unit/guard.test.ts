@@ -103,6 +103,23 @@ describe('who is in the guard', () => {
     expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (1 peer; 10.0.0.2 joined)']) });
   });
 
+  test('a host reached over SSH from its peer (the controller or the jump host): that peer joins once verified, on both ends; the others before the daemons', async () => {
+    // b's SSH session comes from a (a's address), say through a as jump host.
+    const viaA = READY_FACTS.replace('10.0.0.100 50000 10.0.0.1 22', '10.0.0.1 50000 10.0.0.2 22');
+    const inv = loadInventory(yaml(), 'web.yaml');
+    const fake = fakeFleet(inv, { facts: (h) => (h === 'b' ? viaA : undefined) });
+    const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
+    const guards = Object.fromEntries(result.changeset!.hosts.map((h) => [h.host, h.guard]));
+    expect(guards.a).toMatchObject({ members: [], joins: [], joinsVerified: [{ pair: 'a--b', address: '10.0.0.2' }] });
+    expect(guards.b).toMatchObject({ members: [], joins: [], joinsVerified: [{ pair: 'a--b', address: '10.0.0.1' }], ssh: ['10.0.0.1'] });
+    expect(guards.c).toMatchObject({ members: ['fd00::4'], joins: [{ pair: 'c--d', address: 'fd00::4' }], joinsVerified: [] });
+    // Loaded empty before the daemons; joined once a--b verified, after the verification.
+    expect(fake.steps('a').indexOf('guard: join')).toBeGreaterThan(fake.steps('a').findIndex((s) => s.startsWith('verify')));
+    expect(fake.sent.filter((s) => s.host === 'b' && s.step === 'guard: join').map((s) => s.script).join('')).toContain('nft add element inet provision_web peers4 { 10.0.0.1 }');
+    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (0 peers)', 'guard: 10.0.0.2 joined (verified; SSH runs between the two)']) });
+    expect(renderPlan(result.changeset!)).toMatch(/guard: load table inet provision_web with no peer; 10\.0\.0\.2 joins once verified \(the tool's SSH runs between the two\)/);
+  });
+
   test('a member stays while its pair is in the inventory, failing or not; nothing changes on a no-op', () => {
     const facts = withGuard(withFiles(READY_FACTS, [
       { path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) },

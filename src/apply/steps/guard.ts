@@ -1,3 +1,4 @@
+import { addressFamily } from '../../core/address.js';
 import { guardFile, renderGuard } from '../../plan/guard.js';
 import type { HostPlan } from '../../plan/types.js';
 import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
@@ -39,4 +40,25 @@ export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string, withou
   const joined = g.joins.map((j) => j.address).filter((a) => !without.includes(a));
   const notes = [joined.length ? `${joined.join(', ')} joined` : '', g.leaves.length ? `${g.leaves.join(', ')} left` : ''].filter(Boolean);
   return { ok: true, did: `guard loaded (${members.length} peer${members.length === 1 ? '' : 's'}${notes.length ? `; ${notes.join('; ')}` : ''})` };
+}
+
+/**
+ * Peers that carry the tool's SSH join once their pair has verified: the file gets them (for
+ * the next boot) and the loaded table too, element by element, so its counters are kept.
+ */
+export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, addresses: string[]): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+  const g = plan.guard!;
+  const members = [...new Set([...g.members, ...addresses])];
+  const w = await writeFiles(ctx, plan.host, 'guard: join', {
+    puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort }) }], deletes: [], includes: [],
+  });
+  if (!w.ok) return w;
+  const add = (family: 4 | 6): string[] => {
+    const of = addresses.filter((a) => addressFamily(a) === family);
+    return of.length ? [`nft add element inet ${g.table} peers${family} { ${of.join(', ')} }`] : [];
+  };
+  const r = await runStep(ctx, plan.host, 'guard: join', ['set -e', ...add(4), ...add(6)].join('\n') + '\n', STEP_TIMEOUT.write);
+  if (!r.ok) return r;
+  if (r.code !== 0) return { ok: false, outcome: failed('guard: join', `adding ${addresses.join(', ')} to the guard failed (exit ${r.code})`, 'The file has them: `systemctl reload provision-guard` on the host loads it.', { exitCode: r.code, output: r.stderr }) };
+  return { ok: true };
 }
