@@ -136,15 +136,20 @@ describeLab('faults and the operator\'s world, on real servers', () => {
     expect(twin.stdout).toMatch(/server-01 and server-02 \(10\.77\.0\.12\) are already paired by fleet mesh in \/etc\/ipsec\.d\/server-01--server-02\.conf/);
   }, 900_000);
 
-  test('a jump host, and a non-root user through sudo -n; a user without sudo rights gets a clear error', () => {
+  test('a jump host that is its target\'s peer, from nothing, and a non-root user through sudo -n; a user without sudo rights gets a clear error', () => {
     for (const [user, sudo] of [['deploy', true], ['nosudo', false]] as const) {
       expect(onServer('server-02', `id ${user} >/dev/null 2>&1 || useradd -m -s /bin/bash ${user}
         install -d -m 700 -o ${user} /home/${user}/.ssh && install -m 600 -o ${user} /root/.ssh/authorized_keys /home/${user}/.ssh/
         ${sudo ? `echo '${user} ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/${user}` : 'true'}`).code).toBe(0);
     }
     const viaJump = (user: string) => inventory(`jump-${user}.yaml`, [{ i: 1 }, { i: 2, extra: `ssh: {user: ${user}, jump: server-01}` }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'mesh' });
+    // The pair from nothing, through the jump host it pairs: the jump host's guard must not cut
+    // the session it forwards while the pair's SAs come up (it did: the target was lost).
+    expect(outcome(provision('teardown', '--inventory', seed(), '--json'))).toMatchObject({ code: 0 });
     const ok = provision('--inventory', viaJump('deploy'), '--json', '--no-prune');
     expect(outcome(ok)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    expect(json(ok).hosts.find((h: any) => h.name === 'server-01').did).toContain(`guard: ${hostIp(2)} joined (verified; SSH runs between the two)`);
+    expect(onServer('server-01', 'nft list set inet provision_mesh peers4').stdout).toContain(hostIp(2));
     const refused = provision('--inventory', viaJump('nosudo'), '--no-prune');
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/server-02 +FAILED +facts: sudo wants a password for nosudo/);
