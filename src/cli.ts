@@ -21,11 +21,16 @@ export type { Io } from './report/view.js';
 /** The parsed command line, as the commands read it. */
 export type Args = Record<string, unknown> & { _: (string | number)[] };
 
-/** "Unknown argument: dry-rn" → adds "did you mean --dry-run?". */
-function withSuggestion(message: string): string {
+/**
+ * "Unknown argument: dry-rn" → adds "did you mean --dry-run?"; a flag of another command says
+ * so ("--dry-run is not an option of `provision status`").
+ */
+function withSuggestion(message: string, argv: readonly string[]): string {
   const m = /^Unknown arguments?: (.+)$/.exec(message);
   if (!m) return message;
+  const command = COMMANDS.find((c) => argv[0] === c);
   const hints = m[1]!.split(', ').filter((a) => !/[A-Z]/.test(a)).map((a) => {
+    if ((KNOWN_FLAGS as readonly string[]).includes(a)) return `--${a} is not an option of \`provision${command ? ` ${command}` : ''}\``;
     const flag = nearest(a, KNOWN_FLAGS);
     const cmd = nearest(a, COMMANDS);
     return flag ? `--${a}: did you mean --${flag}?` : cmd ? `${a}: did you mean \`provision ${cmd}\`?` : '';
@@ -33,12 +38,26 @@ function withSuggestion(message: string): string {
   return hints.length ? `${message} (${hints.join('; ')})` : message;
 }
 
+/** What the command line said for a flag, as typed (yargs turns "abc" into NaN for numbers). */
+function typed(argv: readonly string[], name: string, parsed: unknown): unknown {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}`) return argv[i + 1] ?? parsed;
+    if (argv[i]!.startsWith(`--${name}=`)) return argv[i]!.slice(name.length + 3);
+  }
+  return parsed;
+}
+
+/** With --nagios, bad input is the plugin's UNKNOWN (3), not CRITICAL. */
+function badInput(argv: readonly string[]): number {
+  return argv[0] === 'status' && argv.includes('--nagios') ? 3 : EXIT.badInput;
+}
+
 export async function main(argv: string[], io: Io = process, deps: Deps = { connect }): Promise<number> {
   let args: Args;
   try {
     checkBooleanForms(argv, BOOLEAN_FLAGS);
     const parsed = await new Promise<{ args: Args; output: string }>((resolve, reject) => {
-      parser().parse(argv, {}, (err, a, output) => (err ? reject(new UsageError(withSuggestion(err.message))) : resolve({ args: a as Args, output })));
+      parser().parse(argv, {}, (err, a, output) => (err ? reject(new UsageError(withSuggestion(err.message, argv))) : resolve({ args: a as Args, output })));
     });
     if (parsed.args.help || parsed.args.version) {
       io.stdout.write(parsed.output.endsWith('\n') ? parsed.output : `${parsed.output}\n`);
@@ -46,12 +65,12 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
     }
     args = parsed.args;
     checkSingles(args, SINGLE_FLAGS);
-    if (args.connectTimeout !== undefined) positiveSeconds('connect-timeout', args.connectTimeout);
-    if (args.concurrency !== undefined) wholeAtLeastOne('concurrency', args.concurrency);
+    if (args.connectTimeout !== undefined) positiveSeconds('connect-timeout', args.connectTimeout, typed(argv, 'connect-timeout', args.connectTimeout));
+    if (args.concurrency !== undefined) wholeAtLeastOne('concurrency', args.concurrency, typed(argv, 'concurrency', args.concurrency));
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     io.stderr.write(`error: ${err.message}\nRun 'provision --help' for the options.\n`);
-    return EXIT.badInput;
+    return badInput(argv);
   }
 
   try {
@@ -73,11 +92,11 @@ export async function main(argv: string[], io: Io = process, deps: Deps = { conn
       const n = err.problems.length;
       io.stderr.write(`error: ${err.problems[0]?.file ?? 'the inventory'} has ${n} problem${n === 1 ? '' : 's'}; nothing was done.\n`);
       for (const p of err.problems) io.stderr.write(formatProblem(p) + '\n');
-      return EXIT.badInput;
+      return badInput(argv);
     }
     if (err instanceof UsageError) {
       io.stderr.write(`error: ${err.message}\n`);
-      return EXIT.badInput;
+      return badInput(argv);
     }
     throw err;
   }

@@ -62,7 +62,7 @@ export function parser(): Argv {
       .option('nagios', { type: 'boolean', default: false, describe: 'exit as a Nagios plugin: 0 ok, 1 warning, 2 critical, 3 unknown' })
       .example('$0 status -i hosts.yaml', 'every pair: up, down, keys, drift')
       .example('$0 status -i hosts.yaml --format prometheus > /var/lib/node_exporter/ipsec.prom', "for node_exporter's textfile collector")
-      .epilogue('Exit codes: 0 every pair up; 1 some pair is not up or a host could not be read; 2 bad input; 3 a host key was refused.\nWith --nagios: 0 OK, 1 WARNING (drift or keys disagree), 2 CRITICAL (a pair down), 3 UNKNOWN (a host unreadable).'))
+      .epilogue('Exit codes: 0 every pair up; 1 some pair is not up or a host could not be read; 2 bad input; 3 a host key was refused.\nWith --nagios: 0 OK, 1 WARNING (drift or keys disagree), 2 CRITICAL (a pair down), 3 UNKNOWN (a host unreadable, or bad input such as an inventory mistake).'))
     .command('teardown', "take the inventory's pairs down and remove provision's files (never an operator's)", (y) => connectOptions(scopeOptions(y))
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be removed, change nothing' })
       .example('$0 teardown -i hosts.yaml --dry-run', 'what would go')

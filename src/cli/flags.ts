@@ -27,16 +27,16 @@ export function checkSingles(args: Record<string, unknown>, singles: readonly st
   }
 }
 
-export function positiveSeconds(name: string, value: unknown): number {
+export function positiveSeconds(name: string, value: unknown, typed: unknown = value): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`--${name} takes a number of seconds above 0, not ${JSON.stringify(String(value))}`);
+    throw new UsageError(`--${name} takes a number of seconds above 0, not ${JSON.stringify(String(typed))}`);
   }
   return value;
 }
 
-export function wholeAtLeastOne(name: string, value: unknown): number {
+export function wholeAtLeastOne(name: string, value: unknown, typed: unknown = value): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new UsageError(`--${name} takes a whole number of at least 1, not ${JSON.stringify(String(value))}`);
+    throw new UsageError(`--${name} takes a whole number of at least 1, not ${JSON.stringify(String(typed))}`);
   }
   return value;
 }

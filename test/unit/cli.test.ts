@@ -195,6 +195,20 @@ describe('the command line people expect', () => {
     expect(cmd.stderr).toMatch(/statsu: did you mean `provision status`\?/);
   });
 
+  test("a flag of another command says so; a number flag repeats what was typed; --nagios makes bad input UNKNOWN (3)", async () => {
+    const other = await run('status', '-i', 'inventory.example.yaml', '--dry-run');
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('--dry-run is not an option of `provision status`');
+    expect(other.stderr).not.toContain('did you mean --dry-run');
+    const nan = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--concurrency', 'abc');
+    expect({ code: nan.code, stderr: nan.stderr.split('\n')[0] }).toEqual({ code: 2, stderr: 'error: --concurrency takes a whole number of at least 1, not "abc"' });
+    expect((await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--connect-timeout=soon')).stderr).toContain('not "soon"');
+    expect((await run('status', '-i', join(dir, 'missing.yaml'), '--nagios')).code).toBe(3);
+    expect((await run('status', '-i', write('typo.yaml', 'hosts:\n  a: {adress: 10.0.0.1}\n'), '--nagios')).code).toBe(3);
+    expect((await run('status', '-i', 'inventory.example.yaml', '--nagios', '--bogus')).code).toBe(3);
+    expect((await run('status', '-i', join(dir, 'missing.yaml'))).code).toBe(2);
+  });
+
   test('completion for bash and zsh', async () => {
     const bash = await run('completion');
     expect(bash.stdout).toMatch(/complete -o default -F _provision provision/);
