@@ -111,8 +111,9 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     const p = landedPair.get(j.pair);
     return !p || undone.has(j.pair) || !alive(ctx, p.initiator) || !alive(ctx, p.responder);
   }).map((j) => j.address);
+  const leftOut = new Map(cs.hosts.map((h) => [h.host, stayOut(h)]));
   await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit)), async (h) => {
-    const r = await applyGuard(ctx, h, cs.inventory.fleet, stayOut(h));
+    const r = await applyGuard(ctx, h, cs.inventory.fleet, leftOut.get(h.host));
     if (!r.ok) return fail(ctx, h.host, r.outcome);
     did(h.host, r.did);
   });
@@ -208,7 +209,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard?.joinsVerified.length), async (h) => {
     const joining = h.guard!.joinsVerified.filter((j) => outcomes.get(j.pair)?.status === 'verified').map((j) => j.address);
     if (!joining.length) return;
-    const r = await joinGuard(ctx, h, cs.inventory.fleet, joining);
+    const r = await joinGuard(ctx, h, cs.inventory.fleet, joining, leftOut.get(h.host));
     if (!r.ok) return fail(ctx, h.host, r.outcome);
     did(h.host, `guard: ${joining.join(', ')} joined (verified; SSH runs between the two)`);
   });

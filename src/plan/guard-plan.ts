@@ -23,8 +23,8 @@ export interface GuardInput {
  * and leaves when the pair is retired or unguarded. Except where the tool's SSH runs between
  * the two (one is the controller, or the other's jump host): dropping their clear traffic
  * before their SAs are up would cut the session the run goes on with, so that peer joins once
- * the pair has verified, on both ends. Without guarded pairs left the table
- * goes; the boot unit stays while any fleet's guard file does.
+ * the pair has verified, on both ends. Without guarded pairs left the table goes; the boot
+ * unit stays while any fleet's guard file does.
  */
 export function planGuard(input: GuardInput): { files: FileChange[]; guard?: GuardPlan; needsNft: boolean } {
   const { fleet, facts: f } = input;

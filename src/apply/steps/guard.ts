@@ -46,9 +46,9 @@ export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string, withou
  * Peers that carry the tool's SSH join once their pair has verified: the file gets them (for
  * the next boot) and the loaded table too, element by element, so its counters are kept.
  */
-export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, addresses: string[]): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, addresses: string[], without: readonly string[] = []): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const g = plan.guard!;
-  const members = [...new Set([...g.members, ...addresses])];
+  const members = [...new Set([...g.members.filter((a) => !without.includes(a)), ...addresses])];
   const w = await writeFiles(ctx, plan.host, 'guard: join', {
     puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort }) }], deletes: [], includes: [],
   });
