@@ -9,9 +9,4 @@ export const BACKENDS: Record<BackendId, Backend> = { openswan, libreswan, stron
 /** What `auto` tries, in order: the first one apt has a candidate for wins. */
 export const AUTO_ORDER: readonly BackendId[] = ['openswan', 'libreswan', 'strongswan'];
 
-/** The backend an installed package belongs to. */
-export function backendOfPackage(pkg: string): Backend | undefined {
-  return Object.values(BACKENDS).find((b) => b.package === pkg);
-}
-
 export type { Backend, Commands, ConnLoad, ConnSpec, Target } from './types.js';

@@ -1,5 +1,5 @@
 import { AUTO_ORDER, BACKENDS, type Backend } from '../backends/index.js';
-import type { BackendId, HostSpec } from '../inventory/types.js';
+import type { HostSpec } from '../inventory/types.js';
 import type { Facts } from '../remote/facts.js';
 import type { Install } from './types.js';
 
@@ -56,9 +56,4 @@ function resolved(b: Backend, facts: Facts): Resolution {
   const missing = b.packages.filter((p) => !facts.installed.has(p));
   const install = missing.length ? { packages: missing, aptUpdate: !missing.every((p) => facts.candidates.has(p)) } : undefined;
   return { ok: true, backend: b, version, assumed: !debian && !facts.ipsecVersion, ...(install ? { install } : {}) };
-}
-
-/** The backend id a host's facts show installed, if any (after an install, for the re-plan). */
-export function installedBackend(facts: Facts): BackendId | undefined {
-  return AUTO_ORDER.find((id) => facts.installed.has(BACKENDS[id].package));
 }

@@ -50,7 +50,6 @@ export interface LoadedGuard {
 
 /** Packages whose presence the planner needs to know. */
 export const PACKAGES = ['openswan', 'libreswan', 'strongswan-starter', 'strongswan-charon', 'strongswan-swanctl', 'nftables'] as const;
-const IPSEC_PACKAGES = ['openswan', 'libreswan', 'strongswan-starter'];
 
 /** A staging folder older than this belongs to no write under way (a write takes seconds). */
 export const STALE_MINUTES = 30;
@@ -248,11 +247,6 @@ export function parseGuards(lines: readonly string[]): Map<string, LoadedGuard> 
     out.set(name, { peers, droppedOut: dropped('output'), droppedIn: dropped('input') });
   }
   return out;
-}
-
-/** Whether an IPsec package is installed: the host has a backend. */
-export function hasIpsec(f: Facts): boolean {
-  return IPSEC_PACKAGES.some((p) => f.installed.has(p));
 }
 
 /** Whether `a` holds ESP SAs to and from `b`: the pair is up as far as `a` can tell. */
