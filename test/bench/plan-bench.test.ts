@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 
-// The planner benchmark at a small size, so that it cannot break unnoticed (it once stopped
-// at its first import for weeks). It measures nothing here: `npm run bench` does, at full size.
-// Needs dist (npm test builds it).
+// The planner benchmark at a small size, so that it cannot break unnoticed again (it once
+// stopped at its first import). It measures nothing here: `npm run bench` does, at full
+// size. Needs dist (npm test builds it).
 
 test('bench/plan-bench.mjs completes at a small size and prints its table, with every host planned', () => {
   const r = spawnSync('node', ['bench/plan-bench.mjs'], {
