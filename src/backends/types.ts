@@ -42,9 +42,9 @@ export interface Commands {
   /** Initiates a conn now, without waiting for it to finish. */
   up(name: string): string;
   /**
-   * Initiates a conn without waiting, unless it has an established Child SA. A negotiation
-   * still under way is dropped first: begun when the daemon started, possibly before the peer
-   * had loaded the conn, it can be stuck in retransmissions that back off for a minute.
+   * Initiates a conn without waiting, unless it has an IKE SA, established or under way: the
+   * daemon started its conns as it came up, possibly before the peer had loaded them, and one
+   * that failed then has nothing left.
    */
   upUnlessEstablished(name: string): string;
   /**
