@@ -60,10 +60,11 @@ const NEXT: Record<PairHealth, string> = {
 
 /** The health of every pair and host, from what each host told. Pure. */
 export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading>, plan: Changeset): { pairs: PairStatus[]; hosts: HostStatus[] } {
+  const guards = new Map(plan.hosts.map((h) => [h.host, h.guard]));
   const drift = new Map(plan.hosts.map((h) => [h.host, h.files.filter((f) => f.action !== 'noop' && !(f.kind === 'secrets' && f.keyState !== 'unchanged')).map((f) => `${f.path} (${f.action === 'create' ? 'missing' : f.action === 'delete' ? 'retired, still there' : 'differs'})`)]));
   const hosts: HostStatus[] = [...readings].map(([name, r]) => {
     if (!r.ok) return { name, readable: false, error: r.error, drift: [] };
-    const g = plan.hosts.find((h) => h.host === name)?.guard;
+    const g = guards.get(name);
     const loaded = g ? r.facts.guards.get(g.table) : undefined;
     const guardDrift = g && !g.remove && !loaded ? [`guard table ${g.table} not loaded`] : [];
     return {
@@ -83,7 +84,7 @@ export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading
     const keys = macs.some((m) => !m) ? 'missing' : macs[0] === macs[1] ? 'agree' : 'disagree';
     const configured = [ri!, rr!].every((r) => r.facts.files.has(pairFile(p.name, 'conf')));
     const up = ends.map((h, i) => saUp([ri!, rr!][i]!.facts, addr(h), addr(ends[1 - i]!)));
-    const exposures = ends.flatMap((h, i) => exposed([ri!, rr!][i]!, h, p.name, addr(h), addr(ends[1 - i]!), p.guard && inv.hosts.get(h)!.guard ? plan.hosts.find((x) => x.host === h)?.guard?.table : undefined));
+    const exposures = ends.flatMap((h, i) => exposed([ri!, rr!][i]!, h, p.name, addr(h), addr(ends[1 - i]!), p.guard && inv.hosts.get(h)!.guard ? guards.get(h)?.table : undefined));
     const status: PairHealth = !configured ? 'not-configured' : up.every(Boolean) ? (exposures.length ? 'exposed' : 'up') : up.some(Boolean) ? 'half-up' : 'down';
     const pairDrift = ends.flatMap((h) => (drift.get(h) ?? []).filter((d) => d.includes(`/${p.name}.`)).map((d) => `${h}: ${d}`));
     const next = status !== 'up' ? NEXT[status] : keys === 'disagree' ? 'the two ends hold different keys: the next authentication fails; a run of provision repairs it.' : pairDrift.length ? 'files differ from the inventory: a run of provision puts them back.' : undefined;
