@@ -37,6 +37,10 @@ export interface Ctx {
   hooks: Hooks;
   signal?: AbortSignal;
   states: Map<string, HostState>;
+  /** Fresh for each run (hex): the facts compare keys by MACs of it, never by the keys. */
+  challenge: string;
+  /** The run's root-only folder on each host for the files its write replaces (WriteSet.keep). */
+  keep: string;
 }
 
 export type StepRun =

@@ -1,11 +1,10 @@
 import { BACKENDS } from '../backends/index.js';
 import type { Inventory } from '../inventory/types.js';
-import { pskOf } from '../remote/facts.js';
-import { pairFile } from '../core/paths.js';
 import { drawKeys } from '../plan/keys.js';
 import type { Changeset, HostPlan, PairPlan } from '../plan/types.js';
 import type { RandomBytes } from '../psk.js';
-import { alive, fail, failed, interrupted, phase, type Ctx } from './context.js';
+import { quote } from '../core/shell.js';
+import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
 import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
 import { applyGuard, joinGuard } from './steps/guard.js';
@@ -30,6 +29,17 @@ export interface ExecuteOptions {
  * other gets its previous files back (and rereads them), even after Ctrl-C.
  */
 export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: ExecuteOptions): Promise<Map<string, PairOutcome>> {
+  const kept = new Set<string>();
+  try {
+    return await applySteps(ctx, inv, first, opts, kept);
+  } finally {
+    // The copies of what the write replaced (old keys among them) go with the run, even after
+    // Ctrl-C; where this fails, the next run's write removes them.
+    await Promise.all([...kept].map((h) => runStep(ctx, h, 'remove kept copies', `rm -rf -- ${quote(ctx.keep)}`, STEP_TIMEOUT.facts).catch(() => undefined)));
+  }
+}
+
+async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: ExecuteOptions, kept: Set<string>): Promise<Map<string, PairOutcome>> {
   let cs = first;
   const outcomes = new Map<string, PairOutcome>();
   const planOf = (h: string): HostPlan => cs.hosts.find((x) => x.host === h)!;
@@ -48,15 +58,15 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
   for (const h of cs.hosts) if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
 
   const pairs = cs.pairs.filter((p) => !p.skipped);
-  const current = new Map(pairs.map((p) => [p.name, pskOf(ctx.states.get(p.initiator)?.facts?.files.get(pairFile(p.name, 'secrets'))?.content)]).filter((e): e is [string, string] => Boolean(e[1])));
-  const keys = drawKeys(pairs, current, opts.random);
+  const keys = drawKeys(pairs, opts.random);
   for (const p of pairs) if (p.notRotated) outcomes.set(p.name, { name: p.name, initiator: p.initiator, responder: p.responder, status: 'failed', reason: p.notRotated, directions: [] });
 
   // Write every changed file, then check the config; a refused config is put back.
   const wrote = new Set<string>();
   const writing = cs.hosts.filter((h) => h.status === 'planned' && alive(ctx, h.host) && (h.includes.length || h.dropIncludes?.length || h.staleStaging.length || h.files.some((f) => f.action !== 'noop')));
   await phase(ctx, writing, async (h) => {
-    const set = writeSet(h, keys);
+    const set = writeSet(h, keys, { keep: ctx.keep });
+    if (set.keep) kept.add(h.host);
     const r = await writeFiles(ctx, h.host, 'write', set, { backend: BACKENDS[h.backend.id], version: h.backend.version });
     if (!r.ok) return fail(ctx, h.host, r.outcome);
     wrote.add(h.host);
@@ -133,7 +143,7 @@ export async function execute(ctx: Ctx, inv: Inventory, first: Changeset, opts: 
     if (!r.refused || !wrote.has(h.host) || !facts.running) return fail(ctx, h.host, r.outcome);
     // It ran before this change: put the previous files back and start it again.
     const daemon = r.outcome.status === 'failed' ? r.outcome.tail ?? '' : '';
-    const w = await writeFiles(ctx, h.host, 'roll back files', undoSet(h, facts, () => true), { backend: BACKENDS[h.backend.id], version: h.backend.version });
+    const w = await writeFiles(ctx, h.host, 'roll back files', undoSet(h, ctx.keep, () => true), { backend: BACKENDS[h.backend.id], version: h.backend.version });
     const again = w.ok ? await restart(ctx, h.host, h, facts.init, h.conns, 'restart ipsec (previous files)') : undefined;
     wrote.delete(h.host);
     fail(ctx, h.host, again?.ok

@@ -3,7 +3,8 @@ import { planChanges, type PlanOptions } from '../plan/plan.js';
 import type { Changeset } from '../plan/types.js';
 import { hostDrift, type SavedPlan } from '../plan/saved.js';
 import type { RandomBytes } from '../psk.js';
-import { FactsRaceError, FACTS_SCRIPT, parseFacts, type Facts } from '../remote/facts.js';
+import { RUN_DIR } from '../core/paths.js';
+import { FactsRaceError, factsScript, parseFacts, type Facts } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';
 import type { Session } from '../remote/session.js';
 import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
@@ -41,7 +42,7 @@ export interface RunOptions {
 
 /** Reads one host's facts: one command. */
 export async function gather(ctx: Ctx, host: string): Promise<Facts | undefined> {
-  const r = await runStep(ctx, host, 'facts', FACTS_SCRIPT, STEP_TIMEOUT.facts);
+  const r = await runStep(ctx, host, 'facts', factsScript(ctx.challenge), STEP_TIMEOUT.facts);
   if (!r.ok) return void fail(ctx, host, r.outcome);
   try {
     return parseFacts(r.stdout);
@@ -61,7 +62,8 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   const started = now();
   const hooks = opts.hooks ?? {};
   const pool = new SessionPool(opts.connect, opts.concurrency);
-  const ctx: Ctx = { pool, hooks, ...(opts.signal ? { signal: opts.signal } : {}), states: new Map() };
+  const hex = (n: number): string => Buffer.from(opts.random(n)).toString('hex');
+  const ctx: Ctx = { pool, hooks, ...(opts.signal ? { signal: opts.signal } : {}), states: new Map(), challenge: hex(16), keep: `${RUN_DIR}/undo.${hex(6)}` };
   for (const spec of inv.hosts.values()) {
     if (!opts.limit || opts.limit.has(spec.name)) ctx.states.set(spec.name, { spec, did: [] });
   }

@@ -1,16 +1,29 @@
 import { basename, dirname } from 'node:path';
-import { CONF_DIR, INCLUDE_MARK, STAGING_MARK, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, privateDir, STAGING_MARK, type IncludeLine } from '../core/paths.js';
 import { quote } from '../core/shell.js';
 import { GUARD_DIR } from '../plan/guard.js';
 
 /** Exit codes of the write script that mean something to the executor. */
-export const WRITE_EXIT = { shortRead: 20, checkFailed: 30 } as const;
+export const WRITE_EXIT = { shortRead: 20, noCurrentKey: 21, noPrevious: 22, checkFailed: 30 } as const;
+
+/**
+ * Stands in, in a put's content, for the key the host's file holds now: the host puts it in
+ * as it writes, so a kept key never travels.
+ */
+export const CURRENT_KEY = '@@provision-current-key@@';
 
 export interface Put {
   path: string;
   mode: '0644' | '0600';
-  /** The bytes written; may hold a key: it goes over stdin, never into the script. */
+  /** The bytes written; may hold a new key: it goes over stdin, never into the script. */
   content: string;
+}
+
+/** A file put back as it was before this run's write, from the host's own copy (WriteSet.keep). */
+export interface Restore {
+  path: string;
+  /** The copy the write kept, in the keep folder. */
+  from: string;
 }
 
 /** Everything one host's write changes, atomically as a whole. */
@@ -22,6 +35,19 @@ export interface WriteSet {
   stale?: string[];
   /** Include lines provision added that go (with their marker): teardown, nothing of provision left. */
   dropIncludes?: IncludeLine[];
+  /**
+   * A root-only folder where the files this write replaces or deletes are kept (keptCopy),
+   * so that the run can put them back without their content, keys included, ever leaving
+   * the host. The run removes it at its end.
+   */
+  keep?: string;
+  /** Files put back from a keep folder. */
+  restores?: Restore[];
+}
+
+/** Where a write that keeps the files it replaces keeps `path`: one flat folder, '/' as '%'. */
+export function keptCopy(keep: string, path: string): string {
+  return `${keep}/${path.replaceAll('/', '%')}`;
 }
 
 /**
@@ -39,7 +65,8 @@ export interface WriteSet {
  */
 export function writeScript(set: WriteSet, checkConfig?: string): { script: string; stdin: string } {
   // A staging folder in every folder written to, the include lines' too: edits are staged there.
-  const dirs = [...new Set([...set.puts.map((p) => dirname(p.path)), ...set.deletes.map(dirname),
+  const restores = set.restores ?? [];
+  const dirs = [...new Set([...set.puts.map((p) => dirname(p.path)), ...set.deletes.map(dirname), ...restores.map((r) => dirname(r.path)),
     ...set.includes.map((i) => dirname(i.path)), ...(set.dropIncludes ?? []).map((i) => dirname(i.path))])];
   if (dirs.length === 0) dirs.push(CONF_DIR);
   const idx = (path: string): number => dirs.indexOf(dirname(path));
@@ -52,7 +79,7 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     ...(set.stale ?? []).map((d) => `[ -d ${quote(d)} ] && [ ! -L ${quote(d)} ] && [ -f ${quote(`${d}/${STAGING_MARK}`)} ] && rm -rf -- ${quote(d)} || true`),
     ...dirs.map((d, i) => `D${i}=${quote(d)}; mkdir -p "$D${i}"`),
     // Hidden, so the include glob (*.conf, *.secrets) never picks a staging folder up.
-    ...dirs.map((_, i) => `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')} && ` +
+    ...dirs.map((_, i) => `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" "$S${i}/kept" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')} && ` +
       `echo 'staging of a provision write: its next run removes this folder if it is left' > "$S${i}/${STAGING_MARK}"`),
     'bak=$S0',
     // provision's own folder goes once its last file has (teardown); rmdir leaves a non-empty one.
@@ -66,7 +93,7 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
   ];
   // The script is one argument of `sh -c`, which Linux caps at 128 KiB: each file is named
   // once, by a call that remembers what is there now and stages the new content.
-  if (set.puts.length || set.deletes.length) {
+  if (set.puts.length || set.deletes.length || restores.length) {
     lines.push(
       'save() { eval "d=\\$D$1 s=\\$S$1"; if [ -e "$d/$2" ]; then echo "$1 $2" >> "$bak/.existing"; echo "$s/old/$2 $d/$2" >> "$bak/.saved"; else echo "$d/$2" >> "$bak/.created"; fi; }',
       'p() { save "$3" "$4"; head -c "$2" > "$s/$1/$4"; }',
@@ -78,14 +105,41 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
       const staged = dirs.map((_, i) => `"$S${i}"/0*/*`).join(' ');
       lines.push(`if [ "$(cat ${staged} 2>/dev/null | wc -c)" -ne ${total} ]; then echo "short read: the connection dropped while the files were sent" >&2; exit ${WRITE_EXIT.shortRead}; fi`);
     }
+    const keeping = set.puts.filter((f) => f.content.includes(CURRENT_KEY));
+    if (keeping.length) {
+      // The key the host's file holds now goes where CURRENT_KEY stands: it is read here, on the host.
+      lines.push(
+        'k() {',
+        '  eval "d=\\$D$2 s=\\$S$2"',
+        `  awk -v slot=${quote(CURRENT_KEY)} 'FILENAME == ARGV[1] { if (k == "" && match($0, /:[ \\t]*PSK[ \\t]+/)) k = substr($0, RSTART + RLENGTH); next }` +
+          ` k == "" { exit 3 } { i = index($0, slot); if (i) $0 = substr($0, 1, i - 1) k substr($0, i + length(slot)); print }' "$d/$3" "$s/$1/$3" > "$s/$1/.key" ||` +
+          ` { echo "$d/$3 no longer holds a key: it changed since it was read; re-run" >&2; exit ${WRITE_EXIT.noCurrentKey}; }`,
+        '  mv -f "$s/$1/.key" "$s/$1/$3"',
+        '}',
+        ...keeping.map((f) => `k ${f.mode} ${idx(f.path)} ${quote(basename(f.path))}`),
+      );
+    }
+    if (restores.length) {
+      lines.push(
+        'r() { save "$1" "$2"; eval "s=\\$S$1"; [ -f "$3" ] && [ ! -L "$3" ] || { echo "the previous version of $2 is gone from $3" >&2; exit ' + WRITE_EXIT.noPrevious + '; }; cp -p -- "$3" "$s/kept/$2"; }',
+        ...restores.map((r) => `r ${idx(r.path)} ${quote(basename(r.path))} ${quote(r.from)}`),
+      );
+    }
     // The old files, one copy per folder (names one per line; -d keeps any character in one argument).
     lines.push(...dirs.map((_, i) => `sed -n 's/^${i} //p' "$bak/.existing" | (cd "$D${i}" && xargs -r -d '\\n' cp -p -t "$S${i}/old" --)`));
+    if (set.keep) {
+      // Kept where only root can read, for the run to put back; the run removes the folder at its end.
+      lines.push(privateDir(quote(dirname(set.keep))), `K=${quote(set.keep)}; { [ -d "$K" ] && [ ! -L "$K" ]; } || mkdir -m 0700 "$K"; : > "$K/${STAGING_MARK}"`);
+      lines.push(...dirs.map((d, i) => `for f in "$S${i}/old"/*; do [ ! -e "$f" ] || cp -p -- "$f" "$K"/${quote(`${d.replaceAll('/', '%')}%`)}"\${f##*/}"; done`));
+    }
     if (set.puts.length) {
       lines.push(
         ...dirs.flatMap((d, i) => modes.filter((m) => set.puts.some((f) => f.mode === m && dirname(f.path) === d))
           .map((m) => `chmod ${m} -- "$S${i}/${m}"/*; chown 0:0 -- "$S${i}/${m}"/*; sync -- "$S${i}/${m}"/*; mv -f -t "$D${i}" -- "$S${i}/${m}"/*`)),
       );
     }
+    // Restored copies keep their own mode and owner (cp -p).
+    lines.push(...[...new Set(restores.map((r) => idx(r.path)))].map((i) => `sync -- "$S${i}/kept"/*; mv -f -t "$D${i}" -- "$S${i}/kept"/*`));
     lines.push("xargs -r -d '\\n' rm -f -- < \"$bak/.deleted\"");
   }
   if (set.includes.length) {

@@ -4,7 +4,7 @@ import { readSavedPlan } from '../plan/saved.js';
 import { jsonView, textView, type Io } from '../report/view.js';
 import { toolVersion, UsageError } from './flags.js';
 import { readBoundedText } from './inventory-file.js';
-import { connector, onCtrlC, random, type Deps } from './live.js';
+import { connector, onCtrlC, random, type Deps, connectFlags } from './live.js';
 import { exitCode } from './run-command.js';
 import { loadScope } from './scope.js';
 
@@ -28,9 +28,7 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
       signal: ctrlC.signal, dryRun: false, verify: args.verify !== false, prune: saved.options.prune, retireLegacy: saved.options.retireLegacy,
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks, saved,
       ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}), ...(saved.options.rotateMode ? { rotateMode: saved.options.rotateMode } : {}),
-      connect: await connector(inventory, inScope, deps, {
-        concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }, scope.jumps),
+      connect: await connector(inventory, inScope, deps, connectFlags(args), scope.jumps),
     });
     view.result(result);
     return exitCode(result);

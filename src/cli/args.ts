@@ -22,7 +22,8 @@ function connectOptions(y: Argv): Argv {
     .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
     .option('connect-timeout', { type: 'number', default: 15, requiresArg: true, describe: 'seconds to wait for an SSH connection' })
     .option('ssh-config', { type: 'string', requiresArg: true, describe: 'an OpenSSH client config to read (default ~/.ssh/config; inventory values win)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the plan or the result as JSON on stdout (docs/provision.schema.json)' });
+    .option('json', { type: 'boolean', default: false, describe: 'print the plan or the result as JSON on stdout (docs/provision.schema.json)' })
+    .option('trace', { type: 'string', requiresArg: true, describe: 'write every command sent to the hosts and all they answered to this file (0600), for troubleshooting; no key is in it' });
 }
 
 function scopeOptions(y: Argv): Argv {

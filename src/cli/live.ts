@@ -6,6 +6,7 @@ import { passphrasesFor } from '../remote/passphrase.js';
 import { connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
 import type { HostSpec, SshSettings } from '../inventory/types.js';
 import { EXIT } from './args.js';
+import { openTrace, traced } from './trace.js';
 
 /** What the CLI reaches the outside world through; tests pass their own. */
 export interface Deps {
@@ -16,6 +17,15 @@ export interface ConnectFlags {
   concurrency: number;
   acceptNewHostKeys: boolean;
   connectTimeoutSec: number;
+  /** --trace: every command sent and everything the hosts answered go to this file. */
+  trace?: string;
+}
+
+export function connectFlags(args: Record<string, unknown>): ConnectFlags {
+  return {
+    concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
+    ...(typeof args.trace === 'string' ? { trace: args.trace } : {}),
+  };
 }
 
 /** How a run connects: one known_hosts store and one jump cache for all hosts; passphrases asked once. */
@@ -23,7 +33,8 @@ export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps
   const passphrases = await passphrasesFor(hosts.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
   const knownHosts = new KnownHostsStore();
   const jumps = new JumpCache();
-  return (h) => deps.connect(h.name, h.ssh, {
+  const trace = flags.trace !== undefined ? await openTrace(flags.trace) : undefined;
+  const open = (h: HostSpec): Promise<Session> => deps.connect(h.name, h.ssh, {
     acceptNewHostKeys: flags.acceptNewHostKeys || h.ssh.acceptNew === true,
     connectTimeoutSec: flags.connectTimeoutSec,
     commandTimeoutSec: 120,
@@ -35,6 +46,7 @@ export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps
       return inv.hosts.get(jump)?.ssh ?? (fromConfig ? { ...h.ssh, jump: undefined, port: 22, ...fromConfig } as HostSpec['ssh'] : parseJump(jump, h.ssh));
     },
   });
+  return trace ? async (h) => traced(await open(h), trace) : open;
 }
 
 /**

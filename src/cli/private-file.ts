@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -15,6 +15,24 @@ export async function writePrivateFile(path: string, text: string): Promise<void
     await fh.chmod(0o600);
     await fh.close();
     await rename(temp, path);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Creates `path` empty, readable by the owner alone, the same way as writePrivateFile, and
+ * returns it open for appending.
+ */
+export async function openPrivateFile(path: string): Promise<FileHandle> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(temp, 'wx', 0o600);
+  try {
+    await fh.chmod(0o600);
+    await rename(temp, path);
+    return fh;
   } catch (err) {
     await fh.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);

@@ -7,7 +7,7 @@ import { changes } from '../report/plan-text.js';
 import { jsonView, textView, type Io } from '../report/view.js';
 import { EXIT } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
-import { connector, onCtrlC, random, type Deps } from './live.js';
+import { connector, onCtrlC, random, type Deps, connectFlags } from './live.js';
 import { loadScope } from './scope.js';
 import { writePrivateFile } from './private-file.js';
 
@@ -37,9 +37,7 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
       signal: ctrlC.signal, dryRun, verify: args.verify !== false, prune: planOpts.prune, retireLegacy: planOpts.retireLegacy,
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
       ...(limit ? { limit } : {}), ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
-      connect: await connector(inventory, inScope, deps, {
-        concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }, scope.jumps),
+      connect: await connector(inventory, inScope, deps, connectFlags(args), scope.jumps),
     });
   } finally {
     ctrlC.done();

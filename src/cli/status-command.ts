@@ -10,10 +10,10 @@ import type { Io } from '../report/view.js';
 import { assess, type HostReading } from '../status/assess.js';
 import { healthy, renderPrometheus, renderStatusText, statusToJson, type StatusReport } from '../status/render.js';
 import { parseXfrmPolicies } from '../status/policies.js';
-import { parseDaemon, parseKeyMacs, statusScript } from '../status/script.js';
+import { parseDaemon, statusScript } from '../status/script.js';
 import { EXIT } from './args.js';
 import { toolVersion } from './flags.js';
-import { connector, onCtrlC, type Deps } from './live.js';
+import { connector, onCtrlC, type Deps, connectFlags } from './live.js';
 import { loadScope } from './scope.js';
 
 /** Nagios plugin exit codes. */
@@ -29,11 +29,10 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
   const { inventory, limit, inScope } = scope;
   const hooks = spinnerFits(io.stderr) ? progressHooks(io.stderr, inScope.length) : { stop: () => undefined };
   const ctrlC = onCtrlC(hooks);
-  const pool = new SessionPool(await connector(inventory, inScope, deps, {
-    concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-  }, scope.jumps), args.concurrency as number);
-  const ctx: Ctx = { pool, hooks, signal: ctrlC.signal, states: new Map(inScope.map((h) => [h.name, { spec: h, did: [] }])) };
+  const pool = new SessionPool(await connector(inventory, inScope, deps, connectFlags(args), scope.jumps), args.concurrency as number);
   const challenge = randomBytes(16).toString('hex');
+  // Status writes nothing, so it keeps nothing: `keep` is never used.
+  const ctx: Ctx = { pool, hooks, signal: ctrlC.signal, states: new Map(inScope.map((h) => [h.name, { spec: h, did: [] }])), challenge, keep: '' };
   const readings = new Map<string, HostReading>();
   const at = now();
   try {
@@ -45,7 +44,7 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
       }
       try {
         const s = sections(r.stdout);
-        readings.set(h.name, { ok: true, facts: parseFacts(r.stdout), macs: parseKeyMacs(s.get('keys') ?? []), daemon: parseDaemon(s.get('daemon') ?? [], at), policies: parseXfrmPolicies((s.get('policies') ?? []).join('\n')) });
+        readings.set(h.name, { ok: true, facts: parseFacts(r.stdout), daemon: parseDaemon(s.get('daemon') ?? [], at), policies: parseXfrmPolicies((s.get('policies') ?? []).join('\n')) });
       } catch (err) {
         readings.set(h.name, { ok: false, status: 'failed', error: `could not read the host's state: ${(err as Error).message}` });
       }

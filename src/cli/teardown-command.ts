@@ -2,7 +2,7 @@ import { run } from '../apply/run.js';
 import type { Args } from '../cli.js';
 import { jsonView, textView, type Io } from '../report/view.js';
 import { toolVersion } from './flags.js';
-import { connector, onCtrlC, random, type Deps } from './live.js';
+import { connector, onCtrlC, random, type Deps, connectFlags } from './live.js';
 import { exitCode } from './run-command.js';
 import { loadScope } from './scope.js';
 
@@ -26,9 +26,7 @@ export async function teardownCommand(args: Args, io: Io, deps: Deps): Promise<n
     const result = await run(inventory, {
       signal: ctrlC.signal, dryRun: args.dryRun === true, verify: false, prune: true, teardown: torn, limit: reached,
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
-      connect: await connector(inventory, hosts, deps, {
-        concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
-      }, scope.jumps),
+      connect: await connector(inventory, hosts, deps, connectFlags(args), scope.jumps),
     });
     if (args.dryRun) view.plan(result.changeset!, result);
     else view.result(result);

@@ -41,5 +41,8 @@ export const RUN_DIR = '/run/provision';
 
 /** The file a write's staging folder carries: only a folder with it is ever removed as ours. */
 export const STAGING_MARK = '.provision-staging';
-/** Shell that makes RUN_DIR, refusing one that is a link or not root's own 0700 folder. */
-export const ENSURE_RUN_DIR = `mkdir -p -m 0700 ${RUN_DIR} && [ ! -L ${RUN_DIR} ] && [ "$(stat -c '%u %a' ${RUN_DIR})" = "0 700" ] || { echo "${RUN_DIR} is not root's own 0700 folder" >&2; exit 2; }`;
+/** Shell that makes `dir` (a plain path), refusing one that is a link or not root's own 0700 folder. */
+export function privateDir(dir: string): string {
+  return `mkdir -p -m 0700 ${dir} && [ ! -L ${dir} ] && [ "$(stat -c '%u %a' ${dir})" = "0 700" ] || { echo "${dir} is not root's own 0700 folder" >&2; exit 2; }`;
+}
+export const ENSURE_RUN_DIR = privateDir(RUN_DIR);

@@ -92,7 +92,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
         });
         continue;
       }
-      // What the file would hold with the key it keeps: a kept key is compared as written.
+      // What the file would hold with the key it keeps, compared as the host sent it: masked.
       const kept = d.kind === 'secrets' && key === 'unchanged' ? pskOf(found?.content) : undefined;
       const wanted = kept ? d.content.replace(KEY_SLOT, kept) : d.content;
       const sameContent = found?.content === wanted;

@@ -1,11 +1,21 @@
 import { PSK_BYTES, newPsk, type RandomBytes } from '../psk.js';
 import type { KeyAgreement, KeyState } from './types.js';
 
-/** Bits of key material in a PSK as ipsec.secrets writes it: 0s base64, 0x hex; anything else counts 0. */
-export function keyBits(psk: string): number {
-  if (/^0s[A-Za-z0-9+/]+=*$/.test(psk)) return Buffer.from(psk.slice(2), 'base64').length * 8;
-  if (/^0x[0-9A-Fa-f]+$/.test(psk)) return (psk.length - 2) * 4;
+/**
+ * Bits of key material in a PSK as ipsec.secrets writes it, 0s base64 or 0x hex, from its
+ * masked form (each character a '*': only the prefix, the length and '=' padding are known);
+ * anything else counts 0.
+ */
+export function keyBits(masked: string): number {
+  if (/^0[sS][A-Za-z0-9+/*]+=*$/.test(masked)) return Math.floor((masked.replace(/=+$/, '').length - 2) * 6 / 8) * 8;
+  if (/^0[xX][0-9A-Fa-f*]+$/.test(masked)) return (masked.length - 2) * 4;
   return 0;
+}
+
+/** A pair end's key as the planner knows it: a MAC of the run's challenge, and its strength. */
+export interface KeyRead {
+  mac: string;
+  bits: number;
 }
 
 /** Keys shorter than the 256 random bits provision draws are replaced, even when both ends agree. */
@@ -24,9 +34,9 @@ export interface KeyDecision {
  * for replaces it only while the pair is up (its old SAs are what keeps traffic flowing, and
  * what a failed proof falls back to).
  */
-export function decideKey(a: string | undefined, b: string | undefined, opts: { rotate: boolean; upBefore: boolean; initiator: string; responder: string }): KeyDecision {
-  if (a && a === b) {
-    if (keyBits(a) < MIN_KEY_BITS) return { state: 'repaired', agreement: 'weak', why: 'weak key' };
+export function decideKey(a: KeyRead | undefined, b: KeyRead | undefined, opts: { rotate: boolean; upBefore: boolean; initiator: string; responder: string }): KeyDecision {
+  if (a && b && a.mac === b.mac) {
+    if (a.bits < MIN_KEY_BITS) return { state: 'repaired', agreement: 'weak', why: 'weak key' };
     if (!opts.rotate) return { state: 'unchanged', agreement: 'agree' };
     if (opts.upBefore) return { state: 'rotated', agreement: 'agree' };
     return { state: 'unchanged', agreement: 'agree', notRotated: `not rotated: ${opts.initiator} holds no ESP SAs with ${opts.responder}, so the pair is down` };
@@ -36,13 +46,11 @@ export function decideKey(a: string | undefined, b: string | undefined, opts: { 
   return { state: 'new', agreement: 'missing' };
 }
 
-/** The keys a run writes: the one on the hosts where it is kept, else a new one. */
-export function drawKeys(pairs: readonly { name: string; key: KeyState }[], current: ReadonlyMap<string, string>, random: RandomBytes): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const p of pairs) {
-    const kept = current.get(p.name);
-    if (p.key === 'unchanged' && kept) out.set(p.name, kept);
-    else if (p.key !== 'unchanged') out.set(p.name, newPsk(random));
-  }
-  return out;
+/**
+ * The new keys a run writes, by pair: drawn here, on their way to the pair's two hosts. A
+ * kept key is never on the controller: a secrets file rewritten with it takes it from the
+ * host's own file (CURRENT_KEY).
+ */
+export function drawKeys(pairs: readonly { name: string; key: KeyState }[], random: RandomBytes): Map<string, string> {
+  return new Map(pairs.filter((p) => p.key !== 'unchanged').map((p) => [p.name, newPsk(random)]));
 }

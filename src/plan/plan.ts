@@ -6,7 +6,7 @@ import type { HostSpec, Inventory } from '../inventory/types.js';
 import { pskOf, saUp, type Facts } from '../remote/facts.js';
 import { connsByHost, type HostConn } from './desired.js';
 import { planHost } from './host.js';
-import { decideKey, type KeyDecision } from './keys.js';
+import { decideKey, keyBits, type KeyDecision, type KeyRead } from './keys.js';
 import { resolveBackend, type Resolution } from './resolve.js';
 import type { Changeset, HostPlan, KeyState, PairPlan } from './types.js';
 
@@ -36,7 +36,7 @@ export interface PlanOptions {
 export function offlineFacts(): Facts {
   return {
     os: 'unknown', init: 'systemd', installed: new Map(), candidates: new Map(), hasPackageLists: false, running: false,
-    missingIncludes: [...INCLUDES], ourIncludes: [], files: new Map(), conns: [], sas: new Set(), staleStaging: [], guards: new Map(), guardUnitEnabled: false,
+    missingIncludes: [...INCLUDES], ourIncludes: [], files: new Map(), conns: [], sas: new Set(), staleStaging: [], guards: new Map(), guardUnitEnabled: false, keys: new Map(),
   };
 }
 
@@ -61,8 +61,12 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     const fr = facts.get(pair.responder);
     if (!fi || !fr || !usable(pair.initiator) || !usable(pair.responder)) continue;
     const path = pairFile(pair.name, 'secrets');
-    const a = pskOf(fi.files.get(path)?.content);
-    const b = pskOf(fr.files.get(path)?.content);
+    const keyOf = (f: Facts): KeyRead | undefined => {
+      const masked = pskOf(f.files.get(path)?.content);
+      const mac = f.keys.get(path)?.mac;
+      return masked && mac ? { mac, bits: keyBits(masked) } : undefined;
+    };
+    const [a, b] = [keyOf(fi), keyOf(fr)];
     const upBefore = saUp(fi, normalizeAddress(inv.hosts.get(pair.initiator)!.address), normalizeAddress(inv.hosts.get(pair.responder)!.address));
     decisions.set(pair.name, { ...decideKey(a, b, { rotate: opts.rotate?.has(pair.name) ?? false, upBefore, initiator: pair.initiator, responder: pair.responder }), upBefore });
   }

@@ -1,6 +1,6 @@
 import { normalizeAddress } from '../core/address.js';
 import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../core/ownership.js';
-import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, STAGING_MARK, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, RUN_DIR, STAGING_MARK, type IncludeLine } from '../core/paths.js';
 
 /** A file provision may manage, as found on the host. Only files with a header of ours are read. */
 export interface FoundFile {
@@ -10,7 +10,20 @@ export interface FoundFile {
   content?: string;
 }
 
-/** What one round trip learns about a host. PSKs found in secrets files stay in memory. */
+/**
+ * A key as the controller knows it: never the key, nor a plain hash of it. `mac` is a MAC of
+ * the run's fresh challenge and the key, computed on the host; two ends hold the same key
+ * when their MACs are equal.
+ */
+export interface KeyFact {
+  mac: string;
+}
+
+/**
+ * What one round trip learns about a host. No key leaves the host: the content of a secrets
+ * file comes with its key masked (each character a '*', its 0s/0x prefix and '=' padding
+ * kept, so its strength can be judged), and the key itself only as a MAC in `keys`.
+ */
 export interface Facts {
   os: string;
   init: 'systemd' | 'sysv';
@@ -31,7 +44,7 @@ export interface Facts {
   conns: { name: string; file: string }[];
   /** Established ESP SAs in the kernel, as "src dst" addresses (no SPI, no key). */
   sas: Set<string>;
-  /** Staging folders a killed write left behind, older than STALE_MINUTES. */
+  /** Staging folders a killed write left behind, and keep folders (WriteSet.keep) of a run that stopped, older than STALE_MINUTES. */
   staleStaging: string[];
   /** The address this SSH connection comes from, as the host sees it (SSH_CONNECTION), and sshd's port. */
   sshClient?: { address: string; port: number; serverPort: number };
@@ -39,6 +52,8 @@ export interface Facts {
   guards: Map<string, LoadedGuard>;
   /** Whether the guard's boot unit is enabled. */
   guardUnitEnabled: boolean;
+  /** The key of each secrets file of ours, by path, as a MAC of the run's challenge. */
+  keys: Map<string, KeyFact>;
 }
 
 export interface LoadedGuard {
@@ -61,11 +76,39 @@ const includeCheck = INCLUDES.map(({ path, line }) => {
   return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; ${ours}; else echo 'missing ${path}'; fi`;
 }).join('\n');
 
+/** The secret kinds of ipsec.secrets whose values are masked before anything leaves a host. */
+const SECRET_KINDS = 'PSK|EAP|XAUTH|NTLM|PIN';
+
+/**
+ * sed that masks every secret in its input, byte for byte (LC_ALL=C), so sizes do not change:
+ * what follows `: PSK ` becomes '*' except a leading 0s/0x and '=' padding. A \x01 marks
+ * where masking starts (glibc's regex would otherwise take a 0s prefix for key material).
+ */
+export const MASK_SECRETS = `sed -E '/:[[:space:]]*(${SECRET_KINDS})[[:space:]]/{
+s/(:[[:space:]]*(${SECRET_KINDS})[[:space:]]+(0[sSxX])?)/\\1\\x01/
+:m
+s/(\\x01[*=]*)[^*=]/\\1*/
+tm
+s/\\x01//
+}'`;
+
+/** awk that prints the value of a secrets file's first PSK line: the key, exactly as written. */
+export const KEY_OF = `awk 'match($0, /:[ \t]*PSK[ \t]+/) {print substr($0, RSTART + RLENGTH); exit}'`;
+
+/** Shell printing a MAC of a challenge and the key in "$f", as the first 32 hex digits of SHA-256("challenge\nkey"). */
+export function keyMac(challenge: string): string {
+  if (!/^[0-9a-f]{32,64}$/.test(challenge)) throw new Error('the key challenge must be hex');
+  return `k=$(${KEY_OF} "$f" 2>/dev/null); [ -z "$k" ] || printf '%s %s\\n' "$f" "$(printf '%s\\n%s' '${challenge}' "$k" | sha256sum | cut -c1-32)"`;
+}
+
 /**
  * One script, one round trip. Read-only: a dry run runs exactly this and nothing else. It
- * reads the content of a file only when its first line is one of provision's headers.
+ * reads the content of a file only when its first line is one of provision's headers, and
+ * masks every key in it before it leaves; keys are compared by MACs of `challenge`, which
+ * must be fresh for each run.
  */
-export const FACTS_SCRIPT = `set +e
+export function factsScript(challenge: string): string {
+  return `set +e
 export LC_ALL=C
 echo '@@os'; ( . /etc/os-release 2>/dev/null; echo "\${ID:-unknown} \${VERSION_ID:-}" )
 echo '@@init'; if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi
@@ -103,6 +146,7 @@ echo '@@sas'
 ip xfrm state 2>/dev/null | awk '/^src /{s=$2; d=$4} /^[[:space:]]+proto esp spi /{if ($4 != "0x00000000") print s" "d}' | sort -u
 echo '@@stale'
 find ${CONF_DIR} /etc -maxdepth 1 -type d -name '.provision-backup.*' -mmin +${STALE_MINUTES} -exec test -f '{}/${STAGING_MARK}' \\; -print 2>/dev/null
+find ${RUN_DIR} -maxdepth 1 -type d -name 'undo.*' -mmin +${STALE_MINUTES} -exec test -f '{}/${STAGING_MARK}' \\; -print 2>/dev/null
 echo '@@ssh'
 c=\${SSH_CONNECTION:-}
 # Through sudo the variable is gone: it is in the environment of the login shell above.
@@ -129,10 +173,13 @@ for f do
   case "$first" in ${HEADER_CASE_PATTERNS}) echo "$f"; set -- "$@" "$f" ;; esac
 done
 echo '@@content'
-[ $# -eq 0 ] || cat -- "$@" | base64 -w0
+[ $# -eq 0 ] || cat -- "$@" | ${MASK_SECRETS} | base64 -w0
 echo
+echo '@@keys'
+for f do case "$f" in *.secrets) ${keyMac(challenge)} ;; esac; done
 echo '@@end'
 `;
+}
 
 export function sections(stdout: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -172,7 +219,8 @@ function readFiles(s: Map<string, string[]>): Map<string, FoundFile> {
     const f = files.get(path);
     const size = sizes.get(path);
     if (!f || size === undefined) continue;
-    const content = dump.subarray(at, at + size).toString('utf8');
+    // Masked on the host; masked again here, so a key never reaches the plan whatever the host sent.
+    const content = maskSecrets(dump.subarray(at, at + size).toString('utf8'));
     at += size;
     f.owner = ownerOf(content.split('\n', 1)[0] ?? '');
     // The shell's pattern is looser than the header: what it let through is not kept.
@@ -220,11 +268,23 @@ export function parseFacts(stdout: string): Facts {
     files: readFiles(s),
     conns: (s.get('conns') ?? []).map((l) => /^(\S+) (.+)$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => ({ name: m[1]!, file: m[2]! })),
     sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(" ").map(normalizeAddress).join(" "))),
-    staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision-backup\.[A-Za-z0-9]+$/.test(l)),
+    staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision-backup\.[A-Za-z0-9]+$/.test(l) || new RegExp(`^${RUN_DIR}/undo\\.[0-9a-f]+$`).test(l)),
     ...(ssh ? { sshClient: { address: normalizeAddress(ssh[1]!), port: Number(ssh[2]), serverPort: Number(ssh[3]) } } : {}),
     guards: parseGuards(s.get('nft') ?? []),
     guardUnitEnabled: (s.get('unit') ?? [])[0] === 'enabled',
+    keys: parseKeys(s.get('keys') ?? []),
   };
+}
+
+/** The MAC of each secrets file's key, by path ("path mac" lines). */
+export function parseKeys(lines: readonly string[]): Map<string, KeyFact> {
+  return new Map(lines.map((l) => /^(\S+) ([0-9a-f]{32})$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => [m[1]!, { mac: m[2]! }]));
+}
+
+/** What MASK_SECRETS does on the host, for content read here. */
+export function maskSecrets(text: string): string {
+  return text.replace(new RegExp(`(:[ \\t\\f\\v\\r]*(?:${SECRET_KINDS})[ \\t\\f\\v\\r]+(?:0[sSxX])?)([^\\n]*)`, 'g'),
+    (_, head: string, value: string) => head + value.replace(/[^*=]/g, '*'));
 }
 
 /** `nft list table` output of each guard table: its peer sets' elements and its drop counters. */
@@ -254,7 +314,7 @@ export function saUp(facts: Facts, a: string, b: string): boolean {
   return facts.sas.has(`${a} ${b}`) && facts.sas.has(`${b} ${a}`);
 }
 
-/** The key in a secrets file of ours, if it has exactly one PSK line. */
+/** The (masked) key in a secrets file of ours, if it has exactly one PSK line. */
 export function pskOf(content: string | undefined): string | undefined {
   if (!content) return undefined;
   const keys = content.split('\n').map((l) => /^\S+\s+\S+\s*:\s*PSK\s+(\S+)\s*$/.exec(l)?.[1]).filter(Boolean);

@@ -10,7 +10,7 @@ import type { DaemonSa } from './script.js';
 
 /** What one host told `provision status`, or why it could not be read. */
 export type HostReading =
-  | { ok: true; facts: Facts; macs: Map<string, string>; daemon: Map<string, DaemonSa>; policies: XfrmPolicy[] }
+  | { ok: true; facts: Facts; daemon: Map<string, DaemonSa>; policies: XfrmPolicy[] }
   | { ok: false; status: 'unreachable' | 'refused' | 'failed'; error: string };
 
 /**
@@ -80,7 +80,7 @@ export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading
     if (rs.some((r) => !r || !r.ok)) return { ...base, status: 'unknown', keys: 'unknown', drift: [], exposures: [], ends: [], next: NEXT.unknown };
     const [ri, rr] = rs as Extract<HostReading, { ok: true }>[];
     const path = pairFile(p.name, 'secrets');
-    const macs = [ri!.macs.get(path), rr!.macs.get(path)];
+    const macs = [ri!.facts.keys.get(path)?.mac, rr!.facts.keys.get(path)?.mac];
     const keys = macs.some((m) => !m) ? 'missing' : macs[0] === macs[1] ? 'agree' : 'disagree';
     const configured = [ri!, rr!].every((r) => r.facts.files.has(pairFile(p.name, 'conf')));
     const up = ends.map((h, i) => saUp([ri!, rr!][i]!.facts, addr(h), addr(ends[1 - i]!)));

@@ -1,24 +1,13 @@
-import { CONF_DIR } from '../core/paths.js';
-import { quote } from '../core/shell.js';
-import { FACTS_SCRIPT } from '../remote/facts.js';
+import { factsScript } from '../remote/facts.js';
 
 /**
- * What `provision status` asks a host, in one command: its facts (as a run reads them),
- * then for each secrets file of ours a MAC of the run's random challenge and the key (the
- * key never leaves the host, nor does a plain hash of it: a fresh challenge each time), and
- * what the daemon says of its SAs (libreswan's traffic status, or strongSwan's statusall),
- * and the kernel's IPsec policies (selectors and templates: no keys).
+ * What `provision status` asks a host, in one command: its facts as a run reads them (keys
+ * masked, compared by MACs of the fresh challenge: no key, nor a plain hash of one, leaves
+ * the host), what the daemon says of its SAs (libreswan's traffic status, or strongSwan's
+ * statusall), and the kernel's IPsec policies (selectors and templates: no keys).
  */
 export function statusScript(challenge: string): string {
-  if (!/^[0-9a-f]{32,64}$/.test(challenge)) throw new Error('status: the challenge must be hex');
-  return `${FACTS_SCRIPT.replace(/echo '@@end'\n$/, '')}echo '@@keys'
-for f in ${CONF_DIR}/*.secrets; do
-  [ -f "$f" ] || continue
-  k=$(awk '/:[[:space:]]*PSK[[:space:]]/ {print $NF; exit}' "$f")
-  [ -n "$k" ] || continue
-  printf '%s %s\\n' "$f" "$(printf '%s\\n%s' ${quote(challenge)} "$k" | sha256sum | cut -c1-32)"
-done
-echo '@@daemon'
+  return `${factsScript(challenge).replace(/echo '@@end'\n$/, '')}echo '@@daemon'
 if ipsec --version 2>/dev/null | grep -qi strongswan; then ipsec statusall 2>/dev/null | grep -E '(ESTABLISHED|INSTALLED|bytes_i)'; else ipsec whack --trafficstatus 2>/dev/null; fi
 echo '@@policies'
 ip xfrm policy 2>/dev/null
@@ -56,9 +45,4 @@ export function parseDaemon(lines: readonly string[], now: number): Map<string, 
     if (bytes) out.set(bytes[1]!, { ...out.get(bytes[1]!), bytesIn: Number(bytes[2]), bytesOut: Number(bytes[3]) });
   }
   return out;
-}
-
-/** The MAC of each secrets file's key, by path. */
-export function parseKeyMacs(lines: readonly string[]): Map<string, string> {
-  return new Map(lines.map((l) => /^(\S+) ([0-9a-f]{32})$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => [m[1]!, m[2]!]));
 }

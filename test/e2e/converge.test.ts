@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
 import { watchWire } from '../helpers/wire.js';
-import { dir, inventory, json, outcome, provision, recordCommands, snapshot, wireCheck } from './support.js';
+import type { Result } from '../lab/control.js';
+import { dir, inventory, json, keyOf, outcome, provision, recordCommands, snapshot, wireCheck } from './support.js';
 
 // Converging real servers (Debian 12 guests, nothing installed at first): from nothing, a
 // no-op, a dry run, a saved plan, a mesh with strongSwan and its status, two fleets on one
@@ -151,14 +154,42 @@ describeLab('converging real servers', () => {
     expect(wireCheck('server-01', hostIp(3))).toMatchObject({ clear: 0, replies: 4 });
   }, 1_200_000);
 
-  test('no key reached any output, JSON, saved plan or command line of any run above', () => {
+  test('the controller never reads a key: everything the hosts answered to a status, a no-op, a dry run and a rotation holds none; no output, JSON or command line of any run above does', () => {
+    // Fleet a (server-01--server-02) is in place from (e).
+    const a = inventory('a.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n');
     collectKeys();
+    const old = keyOf('server-01', 'server-01--server-02');
+    const traces = mkdtempSync(join(tmpdir(), 'trace-'));
+    const traced = (name: string, ...args: string[]): Result & { trace: string } => {
+      const file = join(traces, name);
+      const r = provision(...args, '--trace', file);
+      return { ...r, trace: readFileSync(file, 'utf8') };
+    };
+    const runs = [
+      traced('status', 'status', '--inventory', a, '--json'),
+      traced('noop', '--inventory', a, '--json'),
+      traced('dry-run', '--inventory', a, '--dry-run', '--rotate-psk', 'server-01--server-02', '--json'),
+      traced('rotation', '--inventory', a, '--rotate-psk', 'server-01--server-02', '--json'),
+    ];
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    expect(json(runs[3]!).pairs[0]).toMatchObject({ name: 'server-01--server-02', status: 'verified' });
+    // What came back is in the traces: the facts with the keys masked, and their MACs.
+    expect(runs[0]!.trace).toMatch(/@@keys\n\/etc\/ipsec\.d\/server-01--server-02\.secrets [0-9a-f]{32}\n/);
+    expect(runs[3]!.trace).toMatch(/=== server-02: write \(exit 0, [\d.]+ s, \d+ bytes of stdin not recorded\)/);
+    collectKeys();
+    const rotated = keyOf('server-01', 'server-01--server-02');
+    expect({ rotated: rotated !== old, same: keyOf('server-02', 'server-01--server-02') === rotated }).toEqual({ rotated: true, same: true });
     const keys = [...seenKeys];
-    expect(keys.length).toBeGreaterThanOrEqual(4);
-    const outputs = [provision('--inventory', mesh(), '--dry-run', '--json'), provision('status', '--inventory', mesh(), '--json')];
-    for (const o of outputs) for (const k of keys) {
-      expect(o.stdout).not.toContain(k);
-      expect(o.stderr).not.toContain(k);
+    expect(keys).toEqual(expect.arrayContaining([old, rotated]));
+    const forms = (k: string): string[] => {
+      const raw = Buffer.from(k.slice(2), 'base64');
+      const hashes = [k, raw].map((x) => createHash('sha256').update(x).digest('hex'));
+      return [k, k.slice(2), raw.toString('hex'), ...hashes, ...hashes.map((h) => h.slice(0, 32)), ...hashes.map((h) => h.slice(0, 16))];
+    };
+    const outputs = [...runs, provision('--inventory', mesh(), '--dry-run', '--json'), provision('status', '--inventory', mesh(), '--json')];
+    for (const o of outputs) {
+      const seen = [o.stdout, o.stderr, 'trace' in o ? o.trace : ''].join('\n');
+      for (const k of keys) for (const f of forms(k)) expect(seen.includes(f) ? `${f} in ${o.stdout.slice(0, 80)}` : '').toBe('');
     }
     for (const n of S) {
       const log = onServer(n, 'cat /var/log/ssh-commands.log').stdout;
@@ -168,5 +199,7 @@ describeLab('converging real servers', () => {
         expect(log).not.toContain(k.replace(/^0s/, ''));
       }
     }
-  }, 600_000);
+    // The copies a rotation kept to put the old key back went with it.
+    for (const n of ['server-01', 'server-02']) expect(onServer(n, 'ls -A /run/provision | grep -c undo || true').stdout.trim()).toBe('0');
+  }, 900_000);
 });

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { HostSpec, Inventory } from '../../src/inventory/types.js';
+import { maskSecrets } from '../../src/remote/facts.js';
 import type { ExecResult, Session } from '../../src/remote/session.js';
 import { VERIFY } from '../../src/verify/esp.js';
 
@@ -24,13 +26,24 @@ export interface FakeFile {
   content?: string;
 }
 
-/** `facts` with its files section replaced by these files, as the facts script prints them. */
+/** A MAC as the facts script computes it, under a fixed test challenge: equal keys, equal MACs. */
+export function testMac(key: string): string {
+  return createHash('sha256').update(`${TEST_CHALLENGE}\n${key}`).digest('hex').slice(0, 32);
+}
+export const TEST_CHALLENGE = '0123456789abcdef0123456789abcdef';
+
+/**
+ * `facts` with its files section replaced by these files, as the facts script prints them:
+ * keys masked in the content, and each secrets file's key as a MAC (testMac).
+ */
 export function withFiles(facts: string, files: FakeFile[]): string {
   const size = (f: FakeFile): number => Buffer.byteLength(f.content ?? 'operator file\n');
   const managed = files.filter((f) => f.content !== undefined);
+  const keys = managed.filter((f) => f.path.endsWith('.secrets')).map((f) => [f.path, /:[ \t]*PSK[ \t]+(.*)/.exec(f.content!)?.[1]] as const)
+    .filter(([, k]) => k !== undefined).map(([path, k]) => `${path} ${testMac(k!)}\n`);
   const section = `@@files\n${files.map((f) => `${f.mode} ${size(f)} ${f.path}\n`).join('')}` +
     `@@managed\n${managed.map((f) => `${f.path}\n`).join('')}` +
-    `@@content\n${Buffer.from(managed.map((f) => f.content).join('')).toString('base64')}\n`;
+    `@@content\n${Buffer.from(maskSecrets(managed.map((f) => f.content).join(''))).toString('base64')}\n@@keys\n${keys.join('')}`;
   return facts.replace('@@files\n', section);
 }
 

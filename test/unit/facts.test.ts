@@ -1,8 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../../src/core/ownership.js';
 import { join } from 'node:path';
-import { FACTS_SCRIPT, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
+import { factsScript, keyMac, MASK_SECRETS, maskSecrets, parseKeys, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
+import { keyBits } from '../../src/plan/keys.js';
 import { withFiles } from '../helpers/fake-session.js';
 
 // Recorded from lab servers (Debian 12) after a provision run; keys replaced by a fixture key.
@@ -34,7 +37,7 @@ describe('facts, from recorded output', () => {
     expect(saUp(f, '10.77.0.11', '10.77.0.14')).toBe(false);
     expect(parseFacts(fixture('facts-libreswan-4.10.txt')).sas.size).toBe(0);
     // `ip xfrm state` prints keys on the lines after "src"; the script prints none of them.
-    expect(FACTS_SCRIPT).toMatch(/ip xfrm state 2>\/dev\/null \| awk/);
+    expect(factsScript('0'.repeat(32))).toMatch(/ip xfrm state 2>\/dev\/null \| awk/);
     expect(fixture('facts-libreswan-up.txt')).not.toMatch(/aead|enc |auth-trunc|0x[0-9a-f]{16}/);
   });
 
@@ -70,7 +73,7 @@ describe('facts, from recorded output', () => {
       { path: '/etc/ipsec.d/a.secrets', mode: '600', content: b },
     ]));
     expect(f.files.get('/etc/ipsec.d/a.conf')).toEqual({ path: '/etc/ipsec.d/a.conf', mode: '644', owner: { kind: 'fleet', fleet: 'web' }, content: a });
-    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({ path: '/etc/ipsec.d/a.secrets', mode: '600', owner: { kind: 'fleet', fleet: 'web' }, content: b });
+    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({ path: '/etc/ipsec.d/a.secrets', mode: '600', owner: { kind: 'fleet', fleet: 'web' }, content: b.replace('0sAAAA', '0s****') });
     expect(f.files.get('/etc/ipsec.d/mine.conf')?.owner).toEqual({ kind: 'operator' });
   });
 
@@ -84,6 +87,13 @@ describe('facts, from recorded output', () => {
     expect(parseIpsecVersion('Linux strongSwan U5.9.8/K6.1.176')).toBe('5.9.8');
     expect(parseIpsecVersion('Linux Openswan U2.6.38/K3.2.0-23-generic (netkey)')).toBe('2.6.38');
     expect(parseIpsecVersion('')).toBeUndefined();
+  });
+
+  test('a key that reached the controller unmasked (an older host script) is masked as it is read', () => {
+    const b = '# managed by provision for fleet web: edits are overwritten\nx y : PSK 0sAAAA\n';
+    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.secrets', mode: '600', content: b }])
+      .replace(/(@@content\n)\S+/, (_m, h: string) => h + Buffer.from(b).toString('base64'));
+    expect(parseFacts(text).files.get('/etc/ipsec.d/a.secrets')!.content).toBe(b.replace('0sAAAA', '0s****'));
   });
 
   test('a secrets file with two PSK lines has no single key', () => {
@@ -121,5 +131,48 @@ describe('whose file it is: the whole first line decides', () => {
       if (kind !== 'operator') expect(r.stdout.trim()).toBe('read');
       if (/provisioning team|^# managed by provision$|^conn /.test(line)) expect(r.stdout.trim()).toBe('skip');
     }
+  });
+});
+
+describe('no key leaves a host: the facts script masks every secret and sends keys only as MACs', () => {
+  const key = '0s' + Buffer.alloc(32, 9).toString('base64');
+  const content = `# managed by provision for fleet web: edits are overwritten\n10.0.0.1 10.0.0.2 : PSK ${key}\n` +
+    '# an old line : PSK "my old secret"\n@user : XAUTH "pa=ss"\nx : PSK 0x00ff00ff\nno newline at the end : PSK 0sQUJD';
+  const sh = (script: string, input?: string): string => execFileSync('sh', ['-c', `export LC_ALL=C\n${script}`], { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
+
+  test('the host masks byte for byte, as the controller does: sizes unchanged, no key character left', () => {
+    const masked = sh(MASK_SECRETS, content);
+    expect(masked).toBe(maskSecrets(content));
+    expect(Buffer.byteLength(masked)).toBe(Buffer.byteLength(content));
+    expect(masked).not.toContain(key.slice(2, 10));
+    expect(masked).not.toMatch(/old secret|pa=ss|00ff|QUJD/);
+    expect(masked).toContain(': PSK 0s' + '*'.repeat(43) + '=\n');
+    // Its strength can still be judged: 256 bits.
+    expect(keyBits(pskOf(masked.split('\n').slice(0, 2).join('\n'))!)).toBe(256);
+  });
+
+  test('a MAC of a fresh challenge, computed on the host: equal keys equal MACs, and neither the key nor its plain hash', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mac-'));
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => join(dir, `${n}.secrets`));
+    writeFileSync(a!, content);
+    writeFileSync(b!, content.replace(/fleet web/, 'fleet db'));
+    writeFileSync(c!, content.replace(key, '0s' + Buffer.alloc(32, 8).toString('base64')));
+    const macs = (challenge: string) => parseKeys(sh(`for f in ${a} ${b} ${c}; do ${keyMac(challenge)}; done`).split('\n'));
+    const one = macs('1'.repeat(32));
+    expect(one.get(a!)!.mac).toBe(one.get(b!)!.mac);
+    expect(one.get(a!)!.mac).not.toBe(one.get(c!)!.mac);
+    expect(one.get(a!)!.mac).toBe(createHash('sha256').update(`${'1'.repeat(32)}\n${key}`).digest('hex').slice(0, 32));
+    expect(macs('2'.repeat(32)).get(a!)!.mac).not.toBe(one.get(a!)!.mac);
+    const raw = Buffer.from(key.slice(2), 'base64');
+    for (const plain of [createHash('sha256').update(key).digest('hex'), createHash('sha256').update(raw).digest('hex')]) expect(plain.slice(0, 32)).not.toBe(one.get(a!)!.mac);
+  });
+
+  test('the facts script sends file contents through the mask and keys only through the MAC', () => {
+    const script = factsScript('3'.repeat(32));
+    expect(script).toContain(`cat -- "$@" | ${MASK_SECRETS} | base64 -w0`);
+    expect(script).toContain(keyMac('3'.repeat(32)));
+    // The one command that sends file contents.
+    expect(script.split('\n').filter((l) => !l.startsWith('#') && /\bcat\b|base64 -w/.test(l))).toEqual([`[ $# -eq 0 ] || cat -- "$@" | ${MASK_SECRETS.split('\n')[0]}`, "}' | base64 -w0"]);
+    expect(() => factsScript("x'; rm -rf /")).toThrow(/hex/);
   });
 });

@@ -70,3 +70,32 @@ describe('provision apply', () => {
     expect(fleet.steps('a')).toEqual(['facts']);
   });
 });
+
+describe('--trace', () => {
+  test('records each command and what the host answered, 0600, never through a symlink; stdin (new keys) is left out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-'));
+    const file = join(dir, 'fleet.yaml');
+    writeFileSync(file, text);
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n', { mode: 0o644 });
+    const trace = join(dir, 'trace.txt');
+    symlinkSync(victim, trace);
+    const inv = loadInventory(text, file);
+    const fleet = fakeFleet(inv);
+    const code = await main(['-i', file, '--no-verify', '--trace', trace, '--ssh-config', '/dev/null'], { stdout: new PassThrough(), stderr: new PassThrough() }, {
+      connect: async (name) => fleet.connect(inv.hosts.get(name)!),
+    });
+    expect(code).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(lstatSync(trace).mode & 0o777).toBe(0o600);
+    const written = readFileSync(trace, 'utf8');
+    expect(written).toMatch(/^=== a: facts \(exit 0, [\d.]+ s\)\n--- script\nset \+e\n/);
+    expect(written).toContain('--- stdout\n@@os\ndebian 12\n');
+    const writes = fleet.sent.filter((c) => c.stdin);
+    expect(writes.length).toBeGreaterThan(0);
+    for (const w of writes) {
+      expect(written).toMatch(new RegExp(`=== ${w.host}: write \\(exit 0, [\\d.]+ s, ${Buffer.byteLength(w.stdin!)} bytes of stdin not recorded\\)`));
+      expect(written).not.toContain(/PSK (0s\S+)/.exec(w.stdin!)![1]);
+    }
+  });
+});

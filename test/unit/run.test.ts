@@ -12,7 +12,7 @@ import { renderSummary } from '../../src/report/summary.js';
 import { renderGuard, guardTable } from '../../src/plan/guard.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { parseFacts } from '../../src/remote/facts.js';
-import { fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, withGuard, type Responder } from '../helpers/fake-session.js';
+import { testMac, fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, withGuard, type Responder } from '../helpers/fake-session.js';
 
 // The executor against fake sessions that answer by step. The lab e2e proves it for real.
 
@@ -189,8 +189,8 @@ describe('the executor, against fake sessions', () => {
       expect(saved).not.toContain(form);
     }
     const other = '0s' + Buffer.alloc(32, 7).toString('base64');
-    // The same files with another key in them (the content section is base64 of the files).
-    const swap = (text: string): string => text.replace(/(@@content\n)(\S*)/, (_m, h: string, b64: string) => h + Buffer.from(Buffer.from(b64, 'base64').toString().replaceAll(KEY, other)).toString('base64'));
+    // The same files with another key in them: the hosts send it only as MACs.
+    const swap = (text: string): string => text.replace(/(@@keys\n)((?:\S+ [0-9a-f]{32}\n)*)/, (_m, h: string, body: string) => h + body.replace(/[0-9a-f]{32}/g, testMac(other)));
     expect(swap(facts.get('a')!)).not.toBe(facts.get('a'));
     const rekeyed = await go({ facts: (h) => swap(facts.get(h)!) }, { dryRun: true });
     expect(rekeyed.result.changeset!.hosts.map((h) => h.facts)).toEqual(dry.result.changeset!.hosts.map((h) => h.facts));

@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { writeScript, type WriteSet } from '../../src/apply/scripts.js';
+import { basename, join } from 'node:path';
+import { CURRENT_KEY, keptCopy, writeScript, type WriteSet } from '../../src/apply/scripts.js';
 import { wrap } from '../../src/core/shell.js';
 import { INCLUDE_MARK, STAGING_MARK } from '../../src/core/paths.js';
 
@@ -197,6 +197,78 @@ describe('the write script', () => {
     const { script } = writeScript(change('/x', [{ name: 'a.secrets', mode: '0600', after: 'k\n' }]));
     expect(script.indexOf('sync -- "$S0/0600"/*')).toBeGreaterThan(-1);
     expect(script.indexOf('sync -- "$S0/0600"/*')).toBeLessThan(script.indexOf('mv -f -t "$D0"'));
+  });
+});
+
+describe('keys that never travel', () => {
+  const KEY = '0s' + Buffer.alloc(32, 5).toString('base64');
+  const header = '# managed by provision for fleet web: edits are overwritten\n';
+  const setup = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w-'));
+    const priv = join(dir, 'run');
+    mkdirSync(priv, { mode: 0o700 });
+    writeFileSync(join(dir, 'p.secrets'), `${header}a b : PSK ${KEY}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'p.conf'), 'conn p\n', { mode: 0o644 });
+    writeFileSync(join(dir, 'q.conf'), 'conn q\n', { mode: 0o644 });
+    return { dir, keep: join(priv, 'undo.abc123') };
+  };
+
+  test('a kept key is put in on the host from its own file: the script and stdin never hold it', () => {
+    const { dir, keep } = setup();
+    const { script, stdin } = writeScript({ puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a c : PSK ${CURRENT_KEY}\n` }], deletes: [], includes: [], keep });
+    expect(script + stdin).not.toContain(KEY);
+    expect(runScript(script, stdin).status).toBe(0);
+    expect(readFileSync(join(dir, 'p.secrets'), 'utf8')).toBe(`${header}a c : PSK ${KEY}\n`);
+    expect((statSync(join(dir, 'p.secrets')).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  test('a file that lost its key since it was read: nothing is written, exit 21', () => {
+    const { dir } = setup();
+    writeFileSync(join(dir, 'p.secrets'), `${header}# no key here\n`);
+    const { script, stdin } = writeScript({ puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a c : PSK ${CURRENT_KEY}\n` }, { path: join(dir, 'p.conf'), mode: '0644', content: 'conn p2\n' }], deletes: [], includes: [] });
+    const r = runScript(script, stdin);
+    expect(r.status).toBe(21);
+    expect(r.stderr).toMatch(/no longer holds a key/);
+    expect(readFileSync(join(dir, 'p.conf'), 'utf8')).toBe('conn p\n');
+    expect(readdirSync(dir).sort()).toEqual(['p.conf', 'p.secrets', 'q.conf', 'run']);
+  });
+
+  test('the files a write replaces or deletes are kept in a root-only folder, and put back from there: no content from the controller', () => {
+    const { dir, keep } = setup();
+    const NEW = '0s' + Buffer.alloc(32, 6).toString('base64');
+    const w = writeScript({ puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a b : PSK ${NEW}\n` }, { path: join(dir, 'n.conf'), mode: '0644', content: 'conn n\n' }],
+      deletes: [join(dir, 'q.conf')], includes: [], keep });
+    expect(runScript(w.script, w.stdin).status).toBe(0);
+    expect((statSync(keep).mode & 0o777).toString(8)).toBe('700');
+    expect(readdirSync(keep).sort()).toEqual([STAGING_MARK, basename(keptCopy(keep, join(dir, 'p.secrets'))), basename(keptCopy(keep, join(dir, 'q.conf')))].sort());
+    expect(readFileSync(keptCopy(keep, join(dir, 'p.secrets')), 'utf8')).toContain(KEY);
+    const undo = writeScript({ puts: [], deletes: [join(dir, 'n.conf')], includes: [], restores: [join(dir, 'p.secrets'), join(dir, 'q.conf')].map((path) => ({ path, from: keptCopy(keep, path) })) });
+    expect(undo.script + undo.stdin).not.toContain(KEY);
+    expect(runScript(undo.script, undo.stdin).status).toBe(0);
+    expect(readFileSync(join(dir, 'p.secrets'), 'utf8')).toBe(`${header}a b : PSK ${KEY}\n`);
+    expect((statSync(join(dir, 'p.secrets')).mode & 0o777).toString(8)).toBe('600');
+    expect(readFileSync(join(dir, 'q.conf'), 'utf8')).toBe('conn q\n');
+    expect(readdirSync(dir).sort()).toEqual(['p.conf', 'p.secrets', 'q.conf', 'run']);
+  });
+
+  test('a kept copy that is gone (or a link) puts nothing back: exit 22, the files as they were', () => {
+    const { dir, keep } = setup();
+    mkdirSync(keep, { mode: 0o700 });
+    symlinkSync(join(dir, 'q.conf'), keptCopy(keep, join(dir, 'p.conf')));
+    for (const from of [keptCopy(keep, join(dir, 'p.secrets')), keptCopy(keep, join(dir, 'p.conf'))]) {
+      const undo = writeScript({ puts: [], deletes: [], includes: [], restores: [{ path: join(dir, from.endsWith('secrets') ? 'p.secrets' : 'p.conf'), from }] });
+      expect(runScript(undo.script, undo.stdin).status).toBe(22);
+    }
+    expect(readFileSync(join(dir, 'p.conf'), 'utf8')).toBe('conn p\n');
+    expect(readFileSync(join(dir, 'p.secrets'), 'utf8')).toContain(KEY);
+  });
+
+  test('a keep folder that is a link is refused before anything moves', () => {
+    const { dir, keep } = setup();
+    symlinkSync(tmpdir(), keep);
+    const w = writeScript({ puts: [{ path: join(dir, 'p.conf'), mode: '0644', content: 'conn p2\n' }], deletes: [], includes: [], keep });
+    expect(runScript(w.script, w.stdin).status).not.toBe(0);
+    expect(readFileSync(join(dir, 'p.conf'), 'utf8')).toBe('conn p\n');
   });
 });
 

@@ -1,12 +1,16 @@
 import type { Backend } from '../../backends/index.js';
-import type { Facts } from '../../remote/facts.js';
 import { KEY_SLOT, type FileChange, type HostPlan } from '../../plan/types.js';
 import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
-import { WRITE_EXIT, writeScript, type WriteSet } from '../scripts.js';
+import { CURRENT_KEY, keptCopy, WRITE_EXIT, writeScript, type WriteSet } from '../scripts.js';
 
-/** The host's changed files with their keys in place: what the write script sends over stdin. */
-export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, only?: (f: FileChange) => boolean): WriteSet {
+/**
+ * The host's changed files with their new keys in place: what the write script sends over
+ * stdin. A kept key is not known here: the host puts it in (CURRENT_KEY). With `keep`, the
+ * files replaced or deleted are kept on the host for undoSet.
+ */
+export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, opts: { only?: (f: FileChange) => boolean; keep?: string } = {}): WriteSet {
+  const { only, keep } = opts;
   const changed = plan.files.filter((f) => f.action !== 'noop' && (!only || only(f)));
   return {
     puts: changed.filter((f) => f.action !== 'delete').map((f) => ({ path: f.path, mode: f.mode, content: withKey(f, keys) })),
@@ -14,23 +18,27 @@ export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, only
     includes: only ? [] : plan.includes,
     stale: only ? [] : plan.staleStaging,
     ...(!only && plan.dropIncludes?.length ? { dropIncludes: plan.dropIncludes } : {}),
+    ...(keep && changed.some((f) => f.action !== 'create') ? { keep } : {}),
   };
 }
 
 function withKey(f: FileChange, keys: ReadonlyMap<string, string>): string {
   if (!f.content.includes(KEY_SLOT)) return f.content;
+  if (f.keyState === 'unchanged') return f.content.replace(KEY_SLOT, CURRENT_KEY);
   const key = f.pair ? keys.get(f.pair) : undefined;
   if (!key) throw new Error(`no key drawn for ${f.pair}: a bug in provision`);
   return f.content.replace(KEY_SLOT, key);
 }
 
-/** The files as they were before a change, from the facts: what an undo writes back. */
-export function undoSet(plan: HostPlan, facts: Facts, only: (f: FileChange) => boolean): WriteSet {
-  const set: WriteSet = { puts: [], deletes: [], includes: [] };
+/**
+ * The files as they were before this run's write, what an undo writes back: those it
+ * created are deleted, the others come back from the copies the write kept on the host.
+ */
+export function undoSet(plan: HostPlan, keep: string, only: (f: FileChange) => boolean): WriteSet {
+  const set: WriteSet = { puts: [], deletes: [], includes: [], restores: [] };
   for (const f of plan.files.filter((x) => x.action !== 'noop' && only(x))) {
-    const before = facts.files.get(f.path);
-    if (before?.content === undefined) set.deletes.push(f.path);
-    else set.puts.push({ path: f.path, mode: before.mode === '600' ? '0600' : '0644', content: before.content });
+    if (f.action === 'create') set.deletes.push(f.path);
+    else set.restores!.push({ path: f.path, from: keptCopy(keep, f.path) });
   }
   return set;
 }
@@ -46,13 +54,17 @@ export async function writeFiles(ctx: Ctx, host: string, step: string, set: Writ
     return { ok: false, outcome: failed('check config', `${backend?.package ?? 'the daemon'} rejected the new config, so the previous files are back`,
       'Look at the file and line named above; an operator conn in /etc/ipsec.d that no longer parses can cause it. Nothing changed on this host.', { exitCode: r.code, output: r.stderr }) };
   }
+  if (r.code === WRITE_EXIT.noCurrentKey) {
+    return { ok: false, outcome: failed(step, 'a secrets file changed on the host since it was read, so its key could not be kept', 'Nothing changed on this host. Re-run: the pair is planned again from what the host holds now.', { exitCode: r.code, output: r.stderr }) };
+  }
   return { ok: false, outcome: failed(step, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', { exitCode: r.code, output: r.stderr }) };
 }
 
 export function describeWrite(set: WriteSet): string {
   const n = set.puts.length;
   const d = set.deletes.length;
-  return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : '',
+  const r = set.restores?.length ?? 0;
+  return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', r ? `${r} put back` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : '',
     set.dropIncludes?.length ? `${set.dropIncludes.length} include line(s) of provision removed` : '',
     set.stale?.length ? `${set.stale.length} leftover staging folder(s) of an interrupted write removed` : ''].filter(Boolean).join(', ');
 }

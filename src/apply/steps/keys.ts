@@ -3,17 +3,12 @@ import { BACKENDS } from '../../backends/index.js';
 import { pairFile } from '../../core/paths.js';
 import { quote } from '../../core/shell.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
-import { parseKeyMacs } from '../../status/script.js';
+import { keyMac, parseKeys } from '../../remote/facts.js';
 import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
 
 /** Prints a MAC of a fresh challenge and each named secrets file's key: the key stays on the host. */
 export function keyMacScript(challenge: string, paths: readonly string[]): string {
-  return `for f in ${paths.map(quote).join(' ')}; do
-  k=$(awk '/:[[:space:]]*PSK[[:space:]]/ {print $NF; exit}' "$f" 2>/dev/null)
-  [ -n "$k" ] && printf '%s %s\\n' "$f" "$(printf '%s\\n%s' ${quote(challenge)} "$k" | sha256sum | cut -c1-32)"
-done
-true
-`;
+  return `for f in ${paths.map(quote).join(' ')}; do ${keyMac(challenge)}; done\ntrue\n`;
 }
 
 /**
@@ -28,7 +23,7 @@ export async function compareKeys(ctx: Ctx, pairs: readonly PairPlan[]): Promise
   const macs = new Map<string, Map<string, string>>();
   await phase(ctx, [...byHost], async ([host, paths]) => {
     const r = await runStep(ctx, host, 'compare keys', keyMacScript(challenge, paths), STEP_TIMEOUT.facts);
-    if (r.ok) macs.set(host, parseKeyMacs(r.stdout.split('\n')));
+    if (r.ok) macs.set(host, new Map([...parseKeys(r.stdout.split('\n'))].map(([path, k]) => [path, k.mac])));
   });
   const out = new Map<string, string>();
   for (const p of pairs) {

@@ -7,13 +7,14 @@ import { reloadScript } from './service.js';
 import { undoSet, writeFiles } from './files.js';
 
 /**
- * Puts one pair's previous files back on one host and makes the daemon take them: secrets
+ * Puts one pair's previous files back on one host, from the copies the run's write kept
+ * there (no key comes from the controller), and makes the daemon take them: secrets
  * reread, the conn replaced with its old version, or taken down where it is new. A failure
  * is returned as words; the caller decides whose failure it is.
  */
 export async function undoPair(ctx: Ctx, host: string, plan: HostPlan, facts: Facts, pair: string, daemonRuns: boolean): Promise<{ ok: true } | { ok: false; error: string }> {
-  const set = undoSet(plan, facts, (f) => f.pair === pair);
-  if (set.puts.length + set.deletes.length === 0) return { ok: true };
+  const set = undoSet(plan, ctx.keep, (f) => f.pair === pair);
+  if (set.deletes.length + (set.restores?.length ?? 0) === 0) return { ok: true };
   const w = await writeFiles(ctx, host, `put back ${pair}`, set, { backend: BACKENDS[plan.backend.id], version: plan.backend.version });
   if (!w.ok) return { ok: false, error: `restoring the files of ${pair} on ${host} failed: ${w.outcome.status === 'failed' ? w.outcome.error : w.outcome.status}` };
   if (!daemonRuns) return { ok: true };
