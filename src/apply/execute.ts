@@ -7,7 +7,7 @@ import { quote } from '../core/shell.js';
 import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
 import type { PairOutcome } from './outcome.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
-import { applyGuard, joinGuard } from './steps/guard.js';
+import { applyGuard, applySshPath, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
 import { settleCrossed } from './steps/crossing.js';
 import { compareKeys, probeKey } from './steps/keys.js';
@@ -113,6 +113,13 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
       }));
     return outcomes;
   }
+
+  // The tool's SSH with a peer passes outside IPsec before any IKE daemon is touched.
+  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.sshPath), async (h) => {
+    const r = await applySshPath(ctx, h);
+    if (!r.ok) return fail(ctx, h.host, r.outcome);
+    did(h.host, r.did);
+  });
 
   // The guard is in place, new peers included, before any IKE daemon is touched: neither a
   // restart nor a first negotiation can leak. A peer whose pair did not land stays out.

@@ -29,6 +29,9 @@ export const MANAGED_GLOBS: readonly string[] = [
   `${CONF_DIR}/*.conf`,
   `${CONF_DIR}/*.secrets`,
   '/etc/provision/*.nft',
+  '/etc/provision/*.xfrm',
+  '/etc/systemd/system/ipsec.service.d/provision.conf',
+  '/etc/systemd/system/strongswan-starter.service.d/provision.conf',
   '/etc/strongswan.d/provision.conf',
   '/etc/systemd/system/provision-guard.service',
 ];

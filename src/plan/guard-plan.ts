@@ -3,6 +3,7 @@ import type { Facts } from '../remote/facts.js';
 import type { HostSpec } from '../inventory/types.js';
 import type { HostConn } from './desired.js';
 import { GUARD_UNIT, guardFile, guardPeers, guardTable, renderGuard, renderGuardUnit } from './guard.js';
+import type { SshPath } from './ssh-path.js';
 import type { FileChange, GuardPlan } from './types.js';
 
 export interface GuardInput {
@@ -13,7 +14,7 @@ export interface GuardInput {
   /** Pairs that run this time (their peers join the guard now), by conn name: the run's key decisions, fleet-wide. */
   inRun: { has(pair: string): boolean };
   /** Pairs the tool's own SSH runs over (a host reached from its peer): their peers join once verified. */
-  sshPairs?: ReadonlySet<string>;
+  sshPairs?: ReadonlyMap<string, SshPath>;
 }
 
 /**
@@ -45,7 +46,7 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
     if (unit?.owner.kind === 'shared' && otherGuards.length === 0) files.push({ path: GUARD_UNIT, mode: '0644', action: 'delete', kind: 'unit', content: '', before: unit.content! });
     return {
       files, needsNft: false,
-      guard: { table, load: false, remove: Boolean(loaded), members: [], joins: [], joinsVerified: [], leaves: loaded?.peers ?? guardPeers(found?.content), ssh: [], sshPort: 22, enableUnit: false, ...(dropped ? { dropped } : {}) },
+      guard: { table, load: false, remove: Boolean(loaded), members: [], joins: [], joinsVerified: [], leaves: loaded?.peers ?? guardPeers(found?.content), ssh: [], sshPort: 22, sshTo: [], enableUnit: false, ...(dropped ? { dropped } : {}) },
     };
   }
 
@@ -63,7 +64,12 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
   const client = f.sshClient?.address;
   const ssh = client && wanted.has(client) ? [client] : [];
   const sshPort = f.sshClient?.serverPort ?? input.host.ssh.port;
-  const content = renderGuard(fleet, { peers: members, ssh, sshPort });
+  // This end's SSH to a peer (it is the peer's jump host, or the controller) stays open too.
+  const sshTo = guarded.flatMap((c) => {
+    const p = input.sshPairs?.get(c.pair.name);
+    return p?.side === 'client' ? [{ address: normalizeAddress(c.peer.address), port: p.port }] : [];
+  });
+  const content = renderGuard(fleet, { peers: members, ssh, sshPort, sshTo });
   if (found && !ours) return { files, needsNft: false };
   const action = !found ? 'create' : found.content === content && found.mode === '600' ? 'noop' : 'update';
   files.push({ path, mode: '0600', action, kind: 'guard', content, ...(found?.content !== undefined ? { before: found.content } : {}) });
@@ -78,7 +84,7 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
     files,
     needsNft: !f.installed.has('nftables'),
     guard: {
-      table, load: action !== 'noop' || !loadedRight, remove: false, members, joins, joinsVerified, leaves, ssh, sshPort,
+      table, load: action !== 'noop' || !loadedRight, remove: false, members, joins, joinsVerified, leaves, ssh, sshPort, sshTo,
       enableUnit: !f.guardUnitEnabled || files.some((x) => x.kind === 'unit' && x.action !== 'noop'), ...(dropped ? { dropped } : {}),
     },
   };

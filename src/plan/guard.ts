@@ -32,6 +32,8 @@ export interface GuardSets {
   ssh: string[];
   /** The port sshd listens on for them. */
   sshPort: number;
+  /** Peers this host reaches over SSH for the tool, and their sshd port: that path stays open. */
+  sshTo?: readonly { address: string; port: number }[];
 }
 
 // Neighbour discovery between peers, outside IPsec (the address resolution IPsec itself
@@ -41,6 +43,11 @@ const ND = 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit
 
 function elements(addrs: readonly string[], family: 4 | 6): string {
   const of = [...new Set(addrs.filter((a) => addressFamily(a) === family).map(normalizeAddress))].sort();
+  return of.length ? ` elements = { ${of.join(', ')} };` : '';
+}
+
+function services(to: readonly { address: string; port: number }[], family: 4 | 6): string {
+  const of = [...new Set(to.filter((t) => addressFamily(t.address) === family).map((t) => `${normalizeAddress(t.address)} . ${Math.trunc(t.port)}`))].sort();
   return of.length ? ` elements = { ${of.join(', ')} };` : '';
 }
 
@@ -57,14 +64,18 @@ table inet ${t} {
   set peers6 { type ipv6_addr;${elements(sets.peers, 6)} }
   set ssh4 { type ipv4_addr;${elements(sets.ssh, 4)} }
   set ssh6 { type ipv6_addr;${elements(sets.ssh, 6)} }
-  chain output {
+${sets.sshTo?.length ? `  set sshto4 { type ipv4_addr . inet_service;${services(sets.sshTo, 4)} }
+  set sshto6 { type ipv6_addr . inet_service;${services(sets.sshTo, 6)} }
+` : ''}  chain output {
     type filter hook output priority filter; policy accept;
     meta l4proto esp accept
     udp sport { 500, 4500 } accept
     udp dport { 500, 4500 } accept
     ip daddr @ssh4 tcp sport ${sets.sshPort} accept
     ip6 daddr @ssh6 tcp sport ${sets.sshPort} accept
-    ${ND}
+${sets.sshTo?.length ? `    ip daddr . tcp dport @sshto4 accept
+    ip6 daddr . tcp dport @sshto6 accept
+` : ''}    ${ND}
     ip daddr @peers4 rt ipsec missing counter drop
     ip6 daddr @peers6 rt ipsec missing counter drop
   }
@@ -75,7 +86,9 @@ table inet ${t} {
     udp dport { 500, 4500 } accept
     ip saddr @ssh4 tcp dport ${sets.sshPort} accept
     ip6 saddr @ssh6 tcp dport ${sets.sshPort} accept
-    ${ND}
+${sets.sshTo?.length ? `    ip saddr . tcp sport @sshto4 accept
+    ip6 saddr . tcp sport @sshto6 accept
+` : ''}    ${ND}
     ip saddr @peers4 meta ipsec missing counter drop
     ip6 saddr @peers6 meta ipsec missing counter drop
   }

@@ -1,13 +1,14 @@
 import type { Backend, ConnLoad } from '../backends/index.js';
 import { ownerWord } from '../core/ownership.js';
 import { redactFound } from '../core/redact.js';
-import { pairOfFile } from '../core/paths.js';
+import { pairFile, pairOfFile } from '../core/paths.js';
 import type { HostSpec } from '../inventory/types.js';
 import type { Facts } from '../remote/facts.js';
 import { normalizeAddress } from '../core/address.js';
 import { pskOf } from '../remote/facts.js';
 import { pairFiles, type HostConn } from './desired.js';
 import { planGuard } from './guard-plan.js';
+import { planSshPath, type SshPath } from './ssh-path.js';
 import { KEY_SLOT, type FileChange, type HostPlan, type Install, type KeyState, type ServiceAction } from './types.js';
 
 export interface HostInput {
@@ -27,8 +28,8 @@ export interface HostInput {
   teardown?: ReadonlySet<string>;
   /** `--rotate-mode reread`: a rotated key is reread on both ends, not proved by a new authentication. */
   rereadRotations?: boolean;
-  /** Pairs whose two ends the tool's SSH runs between (a host reached from its peer). */
-  sshPairs?: ReadonlySet<string>;
+  /** Pairs whose two ends the tool's SSH runs between (a host reached from its peer), with this end's side of it. */
+  sshPairs?: ReadonlyMap<string, SshPath>;
 }
 
 type Body = Omit<HostPlan, 'host' | 'address' | 'ssh' | 'status' | 'problems' | 'backend' | 'facts'>;
@@ -147,6 +148,8 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
 
   const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: input.keys, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
   files.push(...g.files);
+  const sp = planSshPath({ fleet, local: input.host.address, conns: input.conns.filter((c) => input.keys.has(c.pair.name) || f.files.has(pairFile(c.pair.name, 'conf'))), facts: f, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
+  files.push(...sp.files);
   // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
   const settings = backend.settings;
   if (settings && input.conns.length && !input.teardown) {
@@ -193,6 +196,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     body: {
       ...(install ? { install } : {}),
       ...(g.guard ? { guard: g.guard } : {}),
+      ...(sp.plan ? { sshPath: sp.plan } : {}),
       files, includes, ...(dropIncludes.length ? { dropIncludes } : {}),
       ...service(input, includes.length > 0, changed),
       reload, bringUp, reauth, conns, unload, legacy,

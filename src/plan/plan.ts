@@ -6,6 +6,7 @@ import type { HostSpec, Inventory } from '../inventory/types.js';
 import { pskOf, saUp, type Facts } from '../remote/facts.js';
 import { connsByHost, type HostConn } from './desired.js';
 import { planHost } from './host.js';
+import type { SshPath } from './ssh-path.js';
 import { decideKey, keyBits, type KeyDecision, type KeyRead } from './keys.js';
 import { resolveBackend, type Resolution } from './resolve.js';
 import type { Changeset, HostPlan, KeyState, PairPlan } from './types.js';
@@ -134,15 +135,15 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
  * jump host is one). By pair name, on both ends; read from the facts (the address each
  * host's SSH session comes from).
  */
-function sshPaths(inv: Inventory, facts: ReadonlyMap<string, Facts>): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
-  const add = (h: string, pair: string): void => void out.set(h, (out.get(h) ?? new Set()).add(pair));
+function sshPaths(inv: Inventory, facts: ReadonlyMap<string, Facts>): Map<string, Map<string, SshPath>> {
+  const out = new Map<string, Map<string, SshPath>>();
+  const add = (h: string, pair: string, path: SshPath): void => void out.set(h, (out.get(h) ?? new Map()).set(pair, path));
   for (const p of inv.pairs) {
     for (const [h, peer] of [[p.initiator, p.responder], [p.responder, p.initiator]] as const) {
-      const client = facts.get(h)?.sshClient?.address;
-      if (client && client === normalizeAddress(inv.hosts.get(peer)!.address)) {
-        add(h, p.name);
-        add(peer, p.name);
+      const client = facts.get(h)?.sshClient;
+      if (client && client.address === normalizeAddress(inv.hosts.get(peer)!.address)) {
+        add(h, p.name, { side: 'server', port: client.serverPort });
+        add(peer, p.name, { side: 'client', port: client.serverPort });
       }
     }
   }
@@ -150,7 +151,7 @@ function sshPaths(inv: Inventory, facts: ReadonlyMap<string, Facts>): Map<string
 }
 
 function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
-  facts: Facts | undefined, res: Resolution | undefined, keys: ReadonlyMap<string, KeyState>, opts: PlanOptions, sshPairs?: ReadonlySet<string>): HostPlan {
+  facts: Facts | undefined, res: Resolution | undefined, keys: ReadonlyMap<string, KeyState>, opts: PlanOptions, sshPairs?: ReadonlyMap<string, SshPath>): HostPlan {
   const assumedBackend = BACKENDS[host.backend === 'auto' ? 'libreswan' : host.backend];
   const base = {
     host: host.name, address: host.address, ssh: host.ssh, problems: [] as HostPlan['problems'],

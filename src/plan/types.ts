@@ -83,6 +83,8 @@ export interface HostPlan {
   staleStaging: string[];
   /** The fail-closed guard; absent when the host has none and needs none. */
   guard?: GuardPlan;
+  /** Kernel policies for the tool's SSH to or from a peer, where they change in this run. */
+  sshPath?: SshPathPlan;
   /** A digest of the facts the plan was made from; a saved plan is refused where it changed. */
   facts?: string;
 }
@@ -112,6 +114,14 @@ export interface PairPlan {
    * carries no traffic beside the running one (a strongSwan end whose peer answers it).
    */
   probeBy?: string;
+}
+
+/** The kernel policies that keep the tool's SSH between two peers outside IPsec (plan/ssh-path.ts), as `ip -batch` lines. */
+export interface SshPathPlan {
+  add: string[];
+  remove: string[];
+  /** A drop-in of an IKE daemon's unit changed: systemd reloads its units. */
+  reloadUnits: boolean;
 }
 
 export interface Changeset {
@@ -149,6 +159,8 @@ export interface GuardPlan {
   /** Peer addresses the SSH sessions to this host come from: their SSH stays reachable. */
   ssh: string[];
   sshPort: number;
+  /** Peers this host reaches over SSH for the tool (it is their jump host, or the controller): that SSH stays open. */
+  sshTo: { address: string; port: number }[];
   /** Enable the boot unit (and reload systemd when its file changed). */
   enableUnit: boolean;
   /** What the loaded table dropped so far (from the facts). */

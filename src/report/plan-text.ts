@@ -94,6 +94,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
       for (const l of h.legacy) out.push(`  ? ${l}  (no identity: not retired; --retire-legacy removes it)`);
       for (const d of h.staleStaging) out.push(`  - ${d}/  (delete: the staging folder an interrupted write of provision's left)`);
       if (h.guard) out.push(`  guard: ${guardLine(h)}`);
+      if (h.sshPath) out.push(`  ssh path: ${sshPathLine(h)}`);
       out.push(`  then: ${serviceLine(h)}`);
     }
   }
@@ -112,9 +113,19 @@ export function guardLine(h: HostPlan): string {
     g.leaves.length ? `${g.leaves.join(', ')} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
     g.joinsVerified.length ? `${g.joinsVerified.map((j) => j.address).join(', ')} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)` : '',
     g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
+    g.sshTo.length ? `SSH to ${g.sshTo.map((t) => `${t.address} port ${t.port}`).join(', ')} stays open` : '',
     g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
   ];
   return parts.filter(Boolean).join('; ');
+}
+
+/** The kernel policies that keep the tool's SSH with a peer outside IPsec, as they change. */
+export function sshPathLine(h: HostPlan): string {
+  const p = h.sshPath!;
+  const n = p.add.length / 2;
+  return [n ? `kernel policies pass the tool's SSH with ${n === 1 ? 'its peer' : `${n} peers`} outside IPsec, so the pair being down cannot cut it (${p.add.filter((l) => / dir out /.test(l)).map((l) => /dst (\S+)\/\d+ /.exec(l)![1]).join(', ')})` : '',
+    p.remove.length ? `${p.remove.length} such polic${p.remove.length === 1 ? 'y' : 'ies'} removed` : '',
+    p.reloadUnits ? 'systemd reloads the IKE daemon\'s drop-in' : ''].filter(Boolean).join('; ');
 }
 
 function loadLine(g: NonNullable<HostPlan['guard']>): string {

@@ -102,3 +102,22 @@ export function describePolicy(p: XfrmPolicy): string {
   const proto = p.proto === 0 ? 'any protocol' : `protocol ${p.proto}${p.type !== undefined ? ` type ${p.type}` : ''}${p.dport !== undefined ? ` port ${p.dport}` : ''}`;
   return `src ${p.src} dst ${p.dst} (${proto}) ${p.dir}, priority ${p.priority}`;
 }
+
+/**
+ * The policies a path file of provision's declares (plan/ssh-path.ts): TCP to or from one
+ * sshd port between two addresses, passed in clear on purpose. They are the tool's way in,
+ * not an exposure.
+ */
+export function declaredPolicies(content: string): XfrmPolicy[] {
+  return parseXfrmPolicies(content.split('\n').filter((l) => l.startsWith('xfrm policy update ')).map((l) => {
+    const m = /^xfrm policy update (src \S+ dst \S+ proto \d+ [sd]port \d+) dir (in|out) priority (\d+) action allow$/.exec(l);
+    return m ? `${m[1]}\n\tdir ${m[2]} priority ${m[3]} ptype main` : '';
+  }).join('\n'));
+}
+
+/** Whether `p` is one of `declared` (same selector and direction, in clear). */
+export function isDeclared(p: XfrmPolicy, declared: readonly XfrmPolicy[]): boolean {
+  return !p.ipsec && p.action === 'allow' && declared.some((d) => d.dir === p.dir && d.proto === p.proto && d.sport === p.sport && d.dport === p.dport &&
+    normalizeAddress(d.src.split('/')[0]!) === normalizeAddress(p.src.split('/')[0]!) && normalizeAddress(d.dst.split('/')[0]!) === normalizeAddress(p.dst.split('/')[0]!) &&
+    d.src.split('/')[1] === p.src.split('/')[1] && d.dst.split('/')[1] === p.dst.split('/')[1]);
+}

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeLab, hostIp, IDENTITY, KNOWN_HOSTS, labDown, labReset, labUp, NETNS, onServer, REPO } from '../lab/control.js';
-import { BIN, dir, inventory, json, keyOf, outcome, provision } from './support.js';
+import { BIN, dir, inventory, json, keyOf, outcome, provision, spin, wireCheck } from './support.js';
 
 // What goes wrong on real servers, and what the operator's world looks like: apt failing, the
 // dpkg lock held, Ctrl-C during an install, a daemon that will not start, a key the
@@ -150,6 +150,27 @@ describeLab('faults and the operator\'s world, on real servers', () => {
     expect(outcome(ok)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
     expect(json(ok).hosts.find((h: any) => h.name === 'server-01').did).toContain(`guard: ${hostIp(2)} joined (verified; SSH runs between the two)`);
     expect(onServer('server-01', 'nft list set inet provision_mesh peers4').stdout).toContain(hostIp(2));
+    // Their SSH passes outside IPsec: the target's daemon stopped (libreswan flushes every
+    // policy as it stops), the pair is down and nothing else passes in clear, yet status and a
+    // re-run still reach it through the jump host. About 60 s.
+    const sshPolicies = (n: string): string => onServer(n, "ip xfrm policy | grep -c 'proto tcp' || true").stdout.trim();
+    expect([sshPolicies('server-01'), sshPolicies('server-02')]).toEqual(['2', '2']);
+    expect(onServer('server-02', 'systemctl stop ipsec && ip xfrm policy | grep -c src || true').stdout.trim()).toBe('0');
+    expect(wireCheck('server-01', hostIp(2))).toMatchObject({ clear: 0, replies: 0 });
+    const st = provision('status', '--inventory', viaJump('deploy'), '--json');
+    expect({ code: st.code, pair: json(st).pairs[0].status }).toEqual({ code: 1, pair: expect.stringMatching(/^(down|half-up)$/) });
+    expect(JSON.stringify(json(st).hosts)).not.toMatch(/unreachable/);
+    const again = provision('--inventory', viaJump('deploy'), '--json', '--no-prune');
+    expect(outcome(again)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    expect(json(again).hosts.find((h: any) => h.name === 'server-02').did.join('; ')).toMatch(/ipsec restarted/);
+    // The daemon's start put the target's policies back (the drop-in); a restart of the jump host's too.
+    expect(onServer('server-01', 'systemctl restart ipsec').code).toBe(0);
+    expect([sshPolicies('server-01'), sshPolicies('server-02')]).toEqual(['2', '2']);
+    // The way in is no exposure: status is healthy once the pair is back.
+    spin(10);
+    expect(outcome(provision('--inventory', viaJump('deploy'), '--json', '--no-prune'))).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
+    const healthy = provision('status', '--inventory', viaJump('deploy'), '--json');
+    expect({ code: healthy.code, pairs: json(healthy).pairs.map((p: any) => [p.status, p.exposures]) }).toEqual({ code: 0, pairs: [['up', []]] });
     const refused = provision('--inventory', viaJump('nosudo'), '--no-prune');
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/server-02 +FAILED +facts: sudo wants a password for nosudo/);

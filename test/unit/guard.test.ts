@@ -1,4 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sshPathScript } from '../../src/apply/steps/guard.js';
+import { deleteLine, pathPolicies, renderDropin, SSH_PATH_DROPINS, sshPathFile } from '../../src/plan/ssh-path.js';
+import type { HostPlan } from '../../src/plan/types.js';
 import { run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { GUARD_UNIT, guardFile, guardPeers, guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
@@ -118,6 +124,66 @@ describe('who is in the guard', () => {
     expect(fake.sent.filter((s) => s.host === 'b' && s.step === 'guard: join').map((s) => s.script).join('')).toContain('nft add element inet provision_web peers4 { 10.0.0.1 }');
     expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (0 peers)', 'guard: 10.0.0.2 joined (verified; SSH runs between the two)']) });
     expect(renderPlan(result.changeset!)).toMatch(/guard: load table inet provision_web with no peer; 10\.0\.0\.2 joins once verified \(the tool's SSH runs between the two\)/);
+  });
+
+  test('the jump host and its peer: their SSH passes outside IPsec, by kernel policies on both ends (before any daemon), the guard lets it by, and the plan says so', async () => {
+    const viaA = READY_FACTS.replace('10.0.0.100 50000 10.0.0.1 22', '10.0.0.1 50000 10.0.0.2 2222');
+    const inv = loadInventory(yaml(), 'web.yaml');
+    const fake = fakeFleet(inv, { facts: (h) => (h === 'b' ? viaA : undefined) });
+    const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
+    const hosts = Object.fromEntries(result.changeset!.hosts.map((h) => [h.host, h]));
+    expect(hosts.b!.sshPath).toEqual({ reloadUnits: true, remove: [], add: [
+      'xfrm policy update src 10.0.0.1/32 dst 10.0.0.2/32 proto 6 dport 2222 dir in priority 1 action allow',
+      'xfrm policy update src 10.0.0.2/32 dst 10.0.0.1/32 proto 6 sport 2222 dir out priority 1 action allow'] });
+    expect(hosts.a!.sshPath!.add).toEqual([
+      'xfrm policy update src 10.0.0.1/32 dst 10.0.0.2/32 proto 6 dport 2222 dir out priority 1 action allow',
+      'xfrm policy update src 10.0.0.2/32 dst 10.0.0.1/32 proto 6 sport 2222 dir in priority 1 action allow']);
+    expect(hosts.c!.sshPath).toBeUndefined();
+    expect(hosts.a!.files.filter((f) => f.kind === 'unit' || f.path.endsWith('.xfrm')).map((f) => [f.path, f.action])).toEqual([
+      [GUARD_UNIT, 'create'], [sshPathFile('web'), 'create'], [SSH_PATH_DROPINS[0], 'create'], [SSH_PATH_DROPINS[1], 'create']]);
+    expect(hosts.c!.files.some((f) => f.path.endsWith('.xfrm') || (SSH_PATH_DROPINS as readonly string[]).includes(f.path))).toBe(false);
+    // a's guard lets its SSH to b by; b's lets SSH from a in.
+    expect(hosts.a!.guard!.sshTo).toEqual([{ address: '10.0.0.2', port: 2222 }]);
+    const guardA = hosts.a!.files.find((f) => f.kind === 'guard' && f.path.endsWith('.nft'))!.content;
+    expect(guardA).toContain('set sshto4 { type ipv4_addr . inet_service; elements = { 10.0.0.2 . 2222 }; }');
+    expect(guardA).toContain('ip daddr . tcp dport @sshto4 accept');
+    expect(guardA).toContain('ip saddr . tcp sport @sshto4 accept');
+    // Before the guard and the daemons, after the write.
+    for (const h of ['a', 'b']) {
+      const steps = fake.steps(h);
+      expect(steps.indexOf('ssh path')).toBeGreaterThan(steps.indexOf('write'));
+      expect(steps.indexOf('ssh path')).toBeLessThan(steps.indexOf('guard'));
+      expect(steps.indexOf('ssh path')).toBeLessThan(steps.findIndex((x) => /^(restart|reload)/.test(x)));
+    }
+    expect(fake.steps('c')).not.toContain('ssh path');
+    const text = renderPlan(result.changeset!);
+    expect(text).toMatch(/ssh path: kernel policies pass the tool's SSH with its peer outside IPsec, so the pair being down cannot cut it \(10\.0\.0\.2\); systemd reloads/);
+    expect(text).toMatch(/SSH to 10\.0\.0\.2 port 2222 stays open/);
+  });
+
+  test('the SSH path script, run with sh: the drop-in reloaded, old policies removed (gone ones tolerated), new ones added in one batch', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sshpath-'));
+    for (const bin of ['ip', 'systemctl']) writeFileSync(join(dir, bin), `#!/bin/sh\necho "${bin} $*" >> ${dir}/calls\n[ "$1" = -batch ] && cat >> ${dir}/batch\n[ "$1" = -force ] && { cat >> ${dir}/batch; exit 1; }\nexit 0\n`, { mode: 0o755 });
+    const add = pathPolicies('10.0.0.1', '10.0.0.2', { side: 'client', port: 22 });
+    const old = pathPolicies('10.0.0.1', '10.0.0.9', { side: 'client', port: 22 });
+    const host = { host: 'a', sshPath: { add, remove: old.map(deleteLine), reloadUnits: true } } as unknown as HostPlan;
+    const r = spawnSync('sh', ['-c', sshPathScript(host)], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, 'calls'), 'utf8')).toBe('systemctl daemon-reload\nip -force -batch -\nip -batch -\n');
+    expect(readFileSync(join(dir, 'batch'), 'utf8')).toBe([...old.map(deleteLine), ...add].join('\n') + '\n');
+    expect(old.map(deleteLine)).toEqual(['xfrm policy delete src 10.0.0.1/32 dst 10.0.0.9/32 proto 6 dport 22 dir out', 'xfrm policy delete src 10.0.0.9/32 dst 10.0.0.1/32 proto 6 sport 22 dir in']);
+    expect(renderDropin()).toContain("ExecStartPost=-/bin/sh -c 'for f in /etc/provision/ssh-*.xfrm; do [ -e \"$f\" ] && /sbin/ip -batch \"$f\"; done; exit 0'");
+  });
+
+  test('a path no longer taken: its policies are removed and its file and the drop-ins go; a no-op changes nothing', () => {
+    const inv = loadInventory(yaml(), 'web.yaml');
+    const content = (side: 'client' | 'server') => `# managed by provision for fleet web: edits are overwritten\n${pathPolicies('10.0.0.1', '10.0.0.2', { side, port: 22 }).join('\n')}\n`;
+    const files = [{ path: sshPathFile('web'), mode: '644', content: content('client') }, ...SSH_PATH_DROPINS.map((path) => ({ path, mode: '644', content: renderDropin() }))];
+    // From the controller now, not through a: no path.
+    const gone = planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, parseFacts(h === 'a' ? withFiles(READY_FACTS, files) : READY_FACTS)])), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const a = gone.hosts.find((h) => h.host === 'a')!;
+    expect(a.sshPath).toEqual({ add: [], reloadUnits: true, remove: pathPolicies('10.0.0.1', '10.0.0.2', { side: 'client', port: 22 }).map(deleteLine) });
+    expect(a.files.filter((f) => f.action === 'delete').map((f) => f.path)).toEqual([sshPathFile('web'), ...SSH_PATH_DROPINS]);
   });
 
   test('a member stays while its pair is in the inventory, failing or not; nothing changes on a no-op', () => {

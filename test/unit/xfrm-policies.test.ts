@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bypasses, clearPassthroughs, describePolicy, parseXfrmPolicies } from '../../src/status/policies.js';
+import { pathPolicies } from '../../src/plan/ssh-path.js';
+import { bypasses, clearPassthroughs, declaredPolicies, describePolicy, isDeclared, parseXfrmPolicies } from '../../src/status/policies.js';
 
 // Kernel policies recorded on lab servers after provision converged a mesh of four (strongSwan
 // 5.9.1 and 6.0.1, libreswan 4.10 and 5.2), over IPv4 and over IPv6 (test/fixtures/releases).
@@ -57,5 +58,22 @@ describe('kernel policies on every release: nothing passes in clear but neighbou
     expect(bypasses(policies, '10.0.0.1', '10.0.1.2')).toEqual([]);
     // No policy of the pair in a direction: any passthrough matching it is a bypass.
     expect(bypasses(parseXfrmPolicies(below), '10.0.0.2', '10.0.0.1').map((p) => p.dir)).toEqual(['out']);
+  });
+});
+
+describe("the tool's SSH path: declared passthroughs are not exposures", () => {
+  const lines = pathPolicies('10.0.0.1', '10.0.0.2', { side: 'client', port: 22 });
+  const kernel = parseXfrmPolicies([
+    'src 10.0.0.1/32 dst 10.0.0.2/32 proto tcp dport 22 \n\tdir out priority 1 ptype main ',
+    'src 10.0.0.2/32 dst 10.0.0.1/32 proto tcp sport 22 \n\tdir in priority 1 ptype main ',
+    'src 10.0.0.1/32 dst 10.0.0.2/32 proto tcp dport 80 \n\tdir out priority 1 ptype main ',
+    'src 10.0.0.1/32 dst 10.0.0.2/32 \n\tdir out priority 1753281 ptype main \n\ttmpl src 0.0.0.0 dst 0.0.0.0\n\t\tproto esp reqid 1 mode transport',
+  ].join('\n'));
+  test('what the path file declares matches exactly its policies in the kernel; another port between the same two is still found', () => {
+    const declared = declaredPolicies(`# header\n${lines.join('\n')}\n`);
+    expect(declared).toHaveLength(2);
+    const found = bypasses(kernel, '10.0.0.1', '10.0.0.2');
+    expect(found.map(describePolicy)).toEqual(['src 10.0.0.1/32 dst 10.0.0.2/32 (protocol 6 port 22) out, priority 1', 'src 10.0.0.1/32 dst 10.0.0.2/32 (protocol 6 port 80) out, priority 1', 'src 10.0.0.2/32 dst 10.0.0.1/32 (protocol 6) in, priority 1']);
+    expect(found.filter((p) => !isDeclared(p, declared)).map(describePolicy)).toEqual(['src 10.0.0.1/32 dst 10.0.0.2/32 (protocol 6 port 80) out, priority 1']);
   });
 });

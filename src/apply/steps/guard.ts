@@ -25,7 +25,7 @@ export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string, withou
   const members = g.members.filter((a) => !without.includes(a));
   if (without.length && g.load) {
     const w = await writeFiles(ctx, plan.host, 'guard', {
-      puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort }) }], deletes: [], includes: [],
+      puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }], deletes: [], includes: [],
     });
     if (!w.ok) return w;
   }
@@ -50,7 +50,7 @@ export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, address
   const g = plan.guard!;
   const members = [...new Set([...g.members.filter((a) => !without.includes(a)), ...addresses])];
   const w = await writeFiles(ctx, plan.host, 'guard: join', {
-    puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort }) }], deletes: [], includes: [],
+    puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }], deletes: [], includes: [],
   });
   if (!w.ok) return w;
   const add = (family: 4 | 6): string[] => {
@@ -61,4 +61,29 @@ export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, address
   if (!r.ok) return r;
   if (r.code !== 0) return { ok: false, outcome: failed('guard: join', `adding ${addresses.join(', ')} to the guard failed (exit ${r.code})`, 'The file has them: `systemctl reload provision-guard` on the host loads it.', { exitCode: r.code, output: r.stderr }) };
   return { ok: true };
+}
+
+/**
+ * The kernel policies that keep the tool's SSH between two peers outside IPsec: added (and
+ * old ones removed) once their file is on the host, before any IKE daemon is touched.
+ */
+export function sshPathScript(plan: HostPlan): string {
+  const p = plan.sshPath!;
+  const lines = ['set -e'];
+  if (p.reloadUnits) lines.push('systemctl daemon-reload');
+  // A policy to remove may be gone already (a daemon stop flushes them): -force goes on.
+  if (p.remove.length) lines.push(`ip -force -batch - <<'EOF' || true`, ...p.remove, 'EOF');
+  if (p.add.length) lines.push(`ip -batch - <<'EOF'`, ...p.add, 'EOF');
+  return lines.join('\n') + '\n';
+}
+
+export async function applySshPath(ctx: Ctx, plan: HostPlan): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
+  const r = await runStep(ctx, plan.host, 'ssh path', sshPathScript(plan), STEP_TIMEOUT.write);
+  if (!r.ok) return r;
+  if (r.code !== 0) {
+    return { ok: false, outcome: failed('ssh path', `adding the kernel policies that keep SSH with a peer outside IPsec failed (exit ${r.code})`,
+      'Run `ip -batch /etc/provision/ssh-*.xfrm` on the host to see why; the IKE daemon was not touched.', { exitCode: r.code, output: r.stderr }) };
+  }
+  const p = plan.sshPath!;
+  return { ok: true, did: p.add.length ? `SSH with a peer kept outside IPsec (${p.add.length / 2} path${p.add.length === 2 ? '' : 's'})` : p.remove.length ? 'SSH path policies removed' : 'IKE daemon drop-in reloaded' };
 }
