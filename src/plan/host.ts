@@ -152,7 +152,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   files.push(...sp.files);
   // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
   const settings = backend.settings;
-  if (settings && input.conns.length && !input.teardown) {
+  if (settings && inRun(input).length && !input.teardown) {
     const found = f.files.get(settings.path);
     if (found && found.owner.kind !== 'shared') {
       problems.push({ problem: `${settings.path} exists and was not written by provision`, hint: 'Move it away (provision keeps its daemon settings there), then re-run.' });
@@ -189,7 +189,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   const install = withNft(input.install, g.needsNft, f);
 
   // A host without pairs needs no include lines (and may have no ipsec at all).
-  const includes = input.conns.length && !input.teardown ? f.missingIncludes : [];
+  const includes = inRun(input).length && !input.teardown ? f.missingIncludes : [];
   const dropIncludes = input.teardown && !pairFilesLeft ? f.ourIncludes : [];
   const changed = reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop' && x.action !== 'delete');
   return {
@@ -229,12 +229,17 @@ function meaningful(text: string): string {
   return text.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
 }
 
+/** The host's pairs that this run works on: the others (a peer outside --limit, not read) are left as they are. */
+function inRun(input: HostInput): HostConn[] {
+  return input.conns.filter((c) => input.keys.has(c.pair.name));
+}
+
 function service(input: HostInput, includes: boolean, changed: boolean): { service: ServiceAction; serviceReason: string } {
   const f = input.facts;
-  if (input.conns.length === 0) {
+  if (inRun(input).length === 0) {
     return changed && f.running
       ? { service: 'reload', serviceReason: 'retired conns are taken down' }
-      : { service: 'none', serviceReason: 'no pairs on this host' };
+      : { service: 'none', serviceReason: input.conns.length ? 'none of its pairs is in this run' : 'no pairs on this host' };
   }
   if (input.install?.packages.some((p) => input.backend.packages.includes(p))) {
     return { service: 'restart', serviceReason: `${input.backend.package} is installed by this run` };

@@ -165,8 +165,8 @@ function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
   const r = res?.ok ? res : { backend: assumedBackend, version: assumedBackend.assumedVersion, assumed: true, install: undefined };
   const { body, problems } = planHost({
     fleet: inv.fleet, host, conns, backend: r.backend, version: r.version, assumed: r.assumed,
-    // A host in no pair gets nothing installed: its backend only takes retired conns down.
-    ...(r.install && conns.length > 0 ? { install: r.install } : {}),
+    // A host in no pair of this run gets nothing installed: its backend only takes retired conns down.
+    ...(r.install && conns.some((c) => keys.has(c.pair.name)) ? { install: r.install } : {}),
     facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy, ...(opts.teardown ? { teardown: opts.teardown } : {}),
     ...(opts.rotateMode === 'reread' ? { rereadRotations: true } : {}),
     ...(sshPairs ? { sshPairs } : {}),

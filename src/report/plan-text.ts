@@ -64,17 +64,17 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
   }
   for (const w of cs.warnings) out.push(`warning: ${w}`);
   if (detail !== 'summary') {
+    // Hosts not read are counted, not listed: at --limit one of 200, 199 lines say nothing.
+    const unread = cs.hosts.filter((h) => h.status === 'unread').map((h) => h.host);
+    if (unread.length) out.push(`${unread.length} host${unread.length === 1 ? '' : 's'} not read (outside --limit, or not reached): ${unread.slice(0, 5).join(', ')}${unread.length > 5 ? `, and ${unread.length - 5} more` : ''}`);
     for (const h of cs.hosts) {
+      if (h.status === 'unread') continue;
       if (detail === 'hosts') {
         out.push(hostLine(h));
         continue;
       }
       out.push('');
       out.push(`${h.host}  ${h.address}  ${h.backend.package} ${h.backend.version}${h.backend.assumed ? ' (assumed)' : ''}`);
-      if (h.status === 'unread') {
-        out.push('  not read: outside --limit');
-        continue;
-      }
       if (h.status === 'blocked') {
         for (const p of h.problems) out.push(`  BLOCKED: ${printable(p.problem)}\n    next: ${p.hint}`);
         continue;

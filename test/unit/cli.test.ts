@@ -34,10 +34,21 @@ describe('provision --dry-run --offline', () => {
     const f = write('lonely.yaml', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\n  c: {address: 192.0.2.3}\n  lonely: {address: 192.0.2.4}\npairs: [[a, b], [a, c]]\n');
     const r = await run('-i', f, '--dry-run', '--offline', '--limit', 'a,b,lonely');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^c {2}192\.0\.2\.3 .*\n {2}not read: outside --limit$/m);
+    expect(r.stdout).toMatch(/^1 host not read \(outside --limit, or not reached\): c$/m);
+    expect(r.stdout).not.toMatch(/^c {2}192/m);
     expect(r.stdout).toMatch(/a--c +a \(auto=start\) -> c \(auto=route\) {2}skipped: c is outside --limit/);
     expect(r.stdout.split('\nlonely  ')[1]!.split('\n\n')[0]).not.toMatch(/install/);
     expect(r.stdout).toMatch(/on 2 of 4 hosts; 1 host unchanged, 1 not read\./);
+  });
+
+  test('--limit one host of 200: the hosts not read are counted on one line, not listed', async () => {
+    const hosts = Array.from({ length: 200 }, (_, i) => `  h${i}: {address: 192.0.2.${i + 1}}`).join('\n');
+    const f = write('two-hundred.yaml', `hosts:\n${hosts}\nmeshes:\n  - {name: all, hosts: [${Array.from({ length: 200 }, (_, i) => `h${i}`).join(', ')}]}\n`);
+    const full = await run('-i', f, '--dry-run', '--offline', '--limit', 'h0');
+    expect(full.code).toBe(0);
+    const lines = full.stdout.split('\n').filter((l) => /not read/.test(l));
+    expect(lines[0]).toBe('199 hosts not read (outside --limit, or not reached): h1, h2, h3, h4, h5, and 194 more');
+    expect(lines.length).toBeLessThanOrEqual(2);
   });
 
   test('--json prints the same plan as versioned JSON', async () => {

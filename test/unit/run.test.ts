@@ -149,6 +149,14 @@ describe('the executor, against fake sessions', () => {
     expect(exitCode(result)).toBe(0);
   });
 
+  test('--limit: a host whose pairs are all out of scope gets nothing: no install, write, restart or guard', async () => {
+    const { result, sent } = await go({ facts: () => FRESH_FACTS }, { limit: new Set(['a']) });
+    expect(sent.map((s) => `${s.host}:${s.step}`)).toEqual(['a:facts']);
+    const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
+    expect({ install: a.install, service: a.service, guard: a.guard, files: a.files.filter((f) => f.action !== 'noop').length }).toEqual({ install: undefined, service: 'none', guard: undefined, files: 0 });
+    expect(result.hosts.get('a')).toMatchObject({ status: 'unchanged' });
+  });
+
   test('clear text on the wire fails the pair and the run', async () => {
     const { result } = await go({ respond: (c) => (c.host === 'a' && c.step.startsWith('verify') ? {
       stdout: '@@ping 10.0.0.2\n5 packets transmitted, 5 received\n@@ping 10.0.0.3\n5 packets transmitted, 5 received\n@@capture\n' +
