@@ -2,7 +2,7 @@ import { BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS } from
 import { applyCommand } from './cli/apply-command.js';
 import { completionScript } from './cli/completion.js';
 import { checkBooleanForms, checkSingles, positiveSeconds, UsageError, wholeAtLeastOne } from './cli/flags.js';
-import type { Deps } from './cli/live.js';
+import { terminalAsk, type Deps } from './cli/live.js';
 import { runCommand } from './cli/run-command.js';
 import { statusCommand } from './cli/status-command.js';
 import { teardownCommand } from './cli/teardown-command.js';
@@ -52,7 +52,12 @@ function badInput(argv: readonly string[]): number {
   return argv[0] === 'status' && argv.includes('--nagios') ? 3 : EXIT.badInput;
 }
 
-export async function main(argv: string[], io: Io = process, deps: Deps = { connect }): Promise<number> {
+function defaultDeps(): Deps {
+  const ask = terminalAsk();
+  return { connect, ...(ask ? { ask } : {}) };
+}
+
+export async function main(argv: string[], io: Io = process, deps: Deps = defaultDeps()): Promise<number> {
   let args: Args;
   try {
     checkBooleanForms(argv, BOOLEAN_FLAGS);

@@ -55,6 +55,8 @@ export interface RunStats {
 
 export interface RunResult {
   dryRun: boolean;
+  /** The plan was shown and not confirmed (RunOptions.confirm): nothing was changed. */
+  declined?: true;
   interrupted: boolean;
   hosts: Map<string, HostOutcome>;
   pairs: PairOutcome[];

@@ -9,6 +9,7 @@ import { SessionPool } from '../remote/pool.js';
 import type { Session } from '../remote/session.js';
 import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
 import { execute } from './execute.js';
+import { changes } from '../plan/changes.js';
 import { FAILED_STATUSES, type Hooks, type PairOutcome, type RunResult } from './outcome.js';
 
 export interface RunOptions {
@@ -38,6 +39,11 @@ export interface RunOptions {
   teardown?: ReadonlySet<string>;
   /** How a rotated key is proved (docs/rotation.md). */
   rotateMode?: 'reauth' | 'reread';
+  /**
+   * Asked with the plan before anything is changed (a person at a terminal): false leaves
+   * every host as it is, as a dry run would. Not asked when the plan changes nothing.
+   */
+  confirm?: (cs: Changeset) => Promise<boolean>;
 }
 
 /** Reads one host's facts: one command. */
@@ -81,6 +87,9 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
   let cs = planChanges(inv, factsOf(), planOpts);
   if (opts.saved) cs = refuseChanged(ctx, cs, opts.saved, () => planChanges(inv, factsOf(), planOpts));
   let pairs = new Map<string, PairOutcome>();
+  if (!opts.dryRun && !interrupted(ctx) && opts.confirm && cs.hosts.some(changes) && !(await opts.confirm(cs))) {
+    return { ...(await finish(ctx, inv, cs, pairs, { ...opts, dryRun: true }, started, now())), declined: true };
+  }
   if (!opts.dryRun && !interrupted(ctx)) {
     pairs = await execute(ctx, inv, cs, {
       verify: opts.verify,

@@ -39,6 +39,7 @@ export function parser(): Argv {
     .usage('Secure traffic between the hosts of an inventory with IPsec transport mode, over SSH.')
     .command('$0', 'plan, apply and verify the inventory (the default command)', (y) => connectOptions(scopeOptions(y))
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+      .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'apply without asking (on a terminal, provision shows the plan and asks first)' })
       .option('offline', { type: 'boolean', default: false, describe: 'with --dry-run: plan without contacting any host' })
       .option('out', { type: 'string', requiresArg: true, describe: 'with --dry-run: save the plan to this file, for `provision apply`' })
       .option('detailed-exitcode', { type: 'boolean', default: false, describe: 'with --dry-run: exit 5 when something would change, 0 when nothing would' })
@@ -84,6 +85,6 @@ export function parser(): Argv {
 export const KNOWN_FLAGS = ['inventory', 'limit', 'concurrency', 'accept-new-host-keys', 'connect-timeout', 'ssh-config', 'json', 'dry-run', 'offline', 'out',
   'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'rotate-mode', 'format', 'nagios', 'help', 'version'] as const;
 
-export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'help', 'version'] as const;
-export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format', 'rotate-mode'] as const;
+export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'yes', 'help', 'version'] as const;
+export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format', 'rotate-mode', 'trace'] as const;
 export const COMMANDS = ['apply', 'status', 'teardown', 'completion'] as const;

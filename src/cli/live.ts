@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline/promises';
 import type { Hooks } from '../apply/outcome.js';
 import type { Inventory } from '../inventory/types.js';
 import { KnownHostsStore } from '../remote/known-hosts-store.js';
@@ -11,6 +12,21 @@ import { openTrace, traced } from './trace.js';
 /** What the CLI reaches the outside world through; tests pass their own. */
 export interface Deps {
   connect: typeof connect;
+  /** Asks a person a question and returns the line they typed; absent without a terminal. */
+  ask?: (question: string) => Promise<string>;
+}
+
+/** `ask` on the terminal, when stdin and stderr are one: a run from a script, a pipe or cron is never asked. */
+export function terminalAsk(): Deps['ask'] {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined;
+  return async (question) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      return await rl.question(question);
+    } finally {
+      rl.close();
+    }
+  };
 }
 
 export interface ConnectFlags {

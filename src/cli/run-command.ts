@@ -3,8 +3,10 @@ import type { RunResult } from '../apply/outcome.js';
 import type { Args } from '../cli.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
 import { savePlan } from '../plan/saved.js';
-import { changes } from '../report/plan-text.js';
-import { jsonView, textView, type Io } from '../report/view.js';
+import { changes } from '../plan/changes.js';
+import { jsonView, textView, type Io, type View } from '../report/view.js';
+import { renderPlan } from '../report/plan-text.js';
+import type { Changeset } from '../plan/types.js';
 import { EXIT } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
 import { connector, onCtrlC, random, type Deps, connectFlags } from './live.js';
@@ -38,10 +40,15 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
       concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
       ...(limit ? { limit } : {}), ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
       connect: await connector(inventory, inScope, deps, connectFlags(args), scope.jumps),
+      ...(!dryRun && !args.yes && !args.json && deps.ask ? { confirm: confirmer(io, view, deps.ask) } : {}),
     });
   } finally {
     ctrlC.done();
     view.hooks.stop();
+  }
+  if (result.declined) {
+    io.stderr.write('Not applied: nothing was changed.\n');
+    return EXIT.ok;
   }
   if (!dryRun) {
     view.result(result);
@@ -66,4 +73,18 @@ export function exitCode(r: RunResult): number {
   if (outcomes.some((o) => o.status === 'failed' || o.status === 'unreachable')) return EXIT.failed;
   if (r.pairs.some((p) => p.status === 'failed' || p.status === 'rolled-back')) return EXIT.failed;
   return EXIT.ok;
+}
+
+/**
+ * On a terminal: the plan, a line per host, then a question; only "y" or "yes" applies it.
+ * The plan shown is the one applied (the hosts are not read again).
+ */
+function confirmer(io: Io, view: View, ask: NonNullable<Deps['ask']>): (cs: Changeset) => Promise<boolean> {
+  return async (cs) => {
+    view.hooks.pause?.();
+    io.stderr.write(`\n${renderPlan(cs, { detail: cs.hosts.length > 50 ? 'summary' : 'hosts', asking: true })}`);
+    const answer = await ask(`Apply this plan to ${cs.hosts.filter(changes).length} host(s)? Only "yes" applies it (--yes skips this question): `);
+    view.hooks.resume?.();
+    return /^\s*(y|yes)\s*$/i.test(answer);
+  };
 }

@@ -6,6 +6,7 @@ import { offlineFacts, planChanges } from '../plan/plan.js';
 import { parseFacts, sections } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';
 import { progressHooks, spinnerFits } from '../report/progress.js';
+import type { Hooks } from '../apply/outcome.js';
 import type { Io } from '../report/view.js';
 import { assess, type HostReading } from '../status/assess.js';
 import { healthy, renderPrometheus, renderStatusText, statusToJson, type StatusReport } from '../status/render.js';
@@ -27,7 +28,7 @@ const NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 } as const;
 export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => number = Date.now): Promise<number> {
   const scope = await loadScope(args);
   const { inventory, limit, inScope } = scope;
-  const hooks = spinnerFits(io.stderr) ? progressHooks(io.stderr, inScope.length) : { stop: () => undefined };
+  const hooks: Hooks & { stop(): void } = spinnerFits(io.stderr) ? progressHooks(io.stderr, inScope.length) : { stop: () => undefined };
   const ctrlC = onCtrlC(hooks);
   const pool = new SessionPool(await connector(inventory, inScope, deps, connectFlags(args), scope.jumps), args.concurrency as number);
   const challenge = randomBytes(16).toString('hex');

@@ -4,6 +4,7 @@ import { FILE_ACTIONS, type Changeset, type FileChange, type HostPlan, type Pair
 import { redacted } from '../psk.js';
 import { KEY_SLOT } from '../plan/types.js';
 import { BACKENDS } from '../backends/index.js';
+import { changes } from '../plan/changes.js';
 
 /** How much a plan shows: every file's diff, a line per host, or counts only. */
 export type Detail = 'full' | 'hosts' | 'summary';
@@ -45,16 +46,11 @@ function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
   return c;
 }
 
-export function changes(h: HostPlan): boolean {
-  return h.status === 'planned' && (Boolean(h.install) || h.includes.length > 0 || Boolean(h.dropIncludes?.length) || h.service !== 'none' || h.files.some((f) => f.action !== 'noop') || h.staleStaging.length > 0 ||
-    Boolean(h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit || h.guard.joins.length || h.guard.joinsVerified.length)));
-}
-
 /**
  * The plan for a person, offline or live, from the one changeset: per host the package, a
  * diff per file and the service action; then retired pairs, keys, pairs; then the counts.
  */
-export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): string {
+export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: boolean } = {}): string {
   const detail = opts.detail ?? defaultDetail(cs);
   const out: string[] = [];
   const offline = cs.mode === 'offline';
@@ -100,7 +96,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail } = {}): strin
   }
   if (detail === 'full') out.push(...trailer(cs));
   out.push('');
-  out.push(countLine(cs));
+  out.push(countLine(cs, opts.asking));
   return out.join('\n') + '\n';
 }
 
@@ -191,7 +187,7 @@ function keyLine(cs: Changeset, p: PairPlan): string {
 }
 
 /** "3 files to create, 1 to update, 2 conns to reload on 2 of 5 hosts; 3 hosts unchanged. Nothing was changed." */
-export function countLine(cs: Changeset): string {
+export function countLine(cs: Changeset, asking = false): string {
   const t = { create: 0, update: 0, delete: 0 };
   let reloads = 0;
   let restarts = 0;
@@ -218,5 +214,5 @@ export function countLine(cs: Changeset): string {
   const unread = cs.hosts.filter((h) => h.status === 'unread').length;
   const unchanged = cs.hosts.length - acting - blocked - unread;
   return `${parts.join(', ')} on ${acting} of ${cs.hosts.length} hosts; ${unchanged} host${unchanged === 1 ? '' : 's'} unchanged` +
-    `${blocked ? `, ${blocked} blocked` : ''}${unread ? `, ${unread} not read` : ''}. Nothing was changed.`;
+    `${blocked ? `, ${blocked} blocked` : ''}${unread ? `, ${unread} not read` : ''}.${asking ? '' : ' Nothing was changed.'}`;
 }

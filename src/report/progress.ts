@@ -36,7 +36,7 @@ export function spinnerFits(stream: NodeJS.WriteStream | NodeJS.WritableStream):
  * Progress on stderr: a spinner with hosts done of total and the current step on a
  * terminal; one plain line per event otherwise (logs, CI, pipes).
  */
-export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number): Hooks & { stop(): void } {
+export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number): Hooks & { stop(): void; pause(): void; resume(): void } {
   const tty = spinnerFits(stream);
   let done = 0;
   const current = new Map<string, string>();
@@ -48,6 +48,8 @@ export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream
       onPairDone: (p) => line(`pair ${p.name}: ${pairWord(p)}`),
       onNote: (m) => line(printable(m)),
       stop: () => undefined,
+      pause: () => undefined,
+      resume: () => undefined,
     };
   }
   const spinner = ora({ stream: stream as NodeJS.WriteStream, text: `0/${total} hosts` }).start();
@@ -74,5 +76,11 @@ export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream
     onPairDone: (p) => persist(p.status === 'verified' ? 'succeed' : 'fail', `pair ${p.name}: ${pairWord(p)}`),
     onNote: (m) => persist('info', m),
     stop: () => spinner.stop(),
+    // While a person reads the plan and answers: the spinner would redraw over both.
+    pause: () => spinner.stop(),
+    resume: () => {
+      spinner.start();
+      render();
+    },
   };
 }

@@ -15,7 +15,7 @@ export interface Io {
  * result (stdout). One interface, a human and a JSON implementation.
  */
 export interface View {
-  hooks: Hooks & { stop(): void };
+  hooks: Hooks & { stop(): void; pause?(): void; resume?(): void };
   /** The plan of a dry run, offline or live. */
   plan(cs: Changeset, result?: RunResult): void;
   /** What a run did. */

@@ -99,3 +99,50 @@ describe('--trace', () => {
     }
   });
 });
+
+describe('on a terminal, the plan first, then a question', () => {
+  async function apply(extra: string[], answer: string | undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'ask-'));
+    const file = join(dir, 'fleet.yaml');
+    writeFileSync(file, text);
+    const inv = loadInventory(text, file);
+    const fleet = fakeFleet(inv);
+    const asked: string[] = [];
+    let stderr = '';
+    const err = new PassThrough();
+    err.on('data', (d) => (stderr += d));
+    const code = await main(['-i', file, '--no-verify', '--ssh-config', '/dev/null', ...extra], { stdout: new PassThrough(), stderr: err }, {
+      connect: async (name) => fleet.connect(inv.hosts.get(name)!),
+      ...(answer !== undefined ? { ask: async (q: string) => (asked.push(q), answer) } : {}),
+    });
+    return { code, asked, stderr, steps: fleet.steps() };
+  }
+
+  test('"no" (or anything but yes): the plan was shown, nothing else ran, exit 0', async () => {
+    for (const answer of ['', 'n', 'no', 'yess']) {
+      const r = await apply([], answer);
+      expect({ answer, code: r.code, steps: [...new Set(r.steps)] }).toEqual({ answer, code: 0, steps: ['facts'] });
+      expect(r.asked).toEqual(['Apply this plan to 2 host(s)? Only "yes" applies it (--yes skips this question): ']);
+      expect(r.stderr).toMatch(/^ {2}a {2}\+4 ~0 -0; reread secrets; reload a--b/m);
+      expect(r.stderr).toMatch(/^8 files to create, .* on 2 of 2 hosts; 0 hosts unchanged\.\n/m);
+      expect(r.stderr).toMatch(/Not applied: nothing was changed\.\n$/);
+    }
+  });
+
+  test('"yes" applies the plan that was shown, without reading the hosts again', async () => {
+    const r = await apply([], 'yes');
+    expect(r.code).toBe(0);
+    expect(r.asked).toHaveLength(1);
+    expect(r.steps.filter((s) => s === 'facts')).toHaveLength(2);
+    expect(r.steps).toContain('write');
+  });
+
+  test('--yes, --json, a dry run, or no terminal: never asked', async () => {
+    for (const extra of [['--yes'], ['-y'], ['--json'], ['--dry-run']]) {
+      const r = await apply(extra, 'no');
+      expect({ extra, asked: r.asked.length }).toEqual({ extra, asked: 0 });
+    }
+    const silent = await apply([], undefined);
+    expect(silent.steps).toContain('write');
+  });
+});
