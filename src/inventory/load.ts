@@ -138,7 +138,7 @@ export function loadInventory(text: string, file: string): Inventory {
   problems.push(...expanded.problems);
   if (problems.length > 0) throw new InventoryError(problems);
   return {
-    file, fleet: fleet!, hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs,
+    file, fleet: fleet!, ...(raw.fleet === undefined ? { fleetFromFile: true as const } : {}), hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs,
     ...(defaultSsh.config ? { sshConfig: defaultSsh.config } : {}),
   };
 }

@@ -66,6 +66,8 @@ export interface Inventory {
    * files and never overwrites another fleet's. `fleet:`, else the file's name.
    */
   fleet: string;
+  /** No `fleet:`: the fleet is the file's name, and renaming the file changes it. */
+  fleetFromFile?: true;
   hosts: Map<string, HostSpec>;
   groups: Map<string, string[]>;
   /** Every pair, meshes expanded and merged with `pairs:`, checked. */

@@ -12,6 +12,8 @@ import { planSshPath, type SshPath } from './ssh-path.js';
 import { KEY_SLOT, type FileChange, type HostPlan, type Install, type KeyState, type ServiceAction } from './types.js';
 
 export interface HostInput {
+  /** The inventory sets no `fleet:` (the fleet is its file's name). */
+  fleetFromFile?: true;
   fleet: string;
   host: HostSpec;
   conns: HostConn[];
@@ -89,7 +91,9 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
       if (found?.owner.kind === 'fleet' && found.owner.fleet !== fleet) {
         problems.push({
           problem: `${d.path} belongs to ${ownerWord(found.owner)}, another inventory`,
-          hint: `A pair is managed by one inventory: remove it from ${found.owner.fleet}'s inventory (and run that) or from this one.`,
+          hint: input.fleetFromFile
+            ? `This inventory sets no \`fleet:\`, so its fleet is its file's name, ${fleet}. If it is fleet ${found.owner.fleet}'s inventory under a new name, add \`fleet: ${found.owner.fleet}\` at its top; if not, a pair is managed by one inventory: remove it from one of the two.`
+            : `A pair is managed by one inventory: remove it from ${found.owner.fleet}'s inventory (and run that) or from this one.`,
         });
         continue;
       }

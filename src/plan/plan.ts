@@ -125,7 +125,7 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   for (const h of hosts.values()) for (const f of h.files) if (f.action === 'delete' && f.pair) retired.set(f.pair, [...new Set([...(retired.get(f.pair) ?? []), h.host])]);
 
   return {
-    version: 2, tool: opts.tool, mode: opts.mode, inventory: { file: inv.file, fleet: inv.fleet },
+    version: 2, tool: opts.tool, mode: opts.mode, inventory: { file: inv.file, fleet: inv.fleet, ...(inv.fleetFromFile ? { fleetFromFile: true as const } : {}) },
     hosts: [...hosts.values()], pairs, retired: [...retired].map(([name, hs]) => ({ name, hosts: hs })), warnings: warnings(inv, hosts),
   };
 }
@@ -164,7 +164,7 @@ function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
   }
   const r = res?.ok ? res : { backend: assumedBackend, version: assumedBackend.assumedVersion, assumed: true, install: undefined };
   const { body, problems } = planHost({
-    fleet: inv.fleet, host, conns, backend: r.backend, version: r.version, assumed: r.assumed,
+    fleet: inv.fleet, ...(inv.fleetFromFile ? { fleetFromFile: true as const } : {}), host, conns, backend: r.backend, version: r.version, assumed: r.assumed,
     // A host in no pair of this run gets nothing installed: its backend only takes retired conns down.
     ...(r.install && conns.some((c) => keys.has(c.pair.name)) ? { install: r.install } : {}),
     facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy, ...(opts.teardown ? { teardown: opts.teardown } : {}),

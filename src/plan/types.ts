@@ -129,7 +129,8 @@ export interface Changeset {
   /** The version of provision that made it. */
   tool: string;
   mode: 'offline' | 'live';
-  inventory: { file: string; fleet: string };
+  /** `fleetFromFile`: the inventory sets no `fleet:`, so renaming its file changes its fleet. */
+  inventory: { file: string; fleet: string; fleetFromFile?: true };
   hosts: HostPlan[];
   pairs: PairPlan[];
   /** Pairs no longer in the inventory whose files are on a host: conn name → hosts. */

@@ -54,7 +54,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
   const detail = opts.detail ?? defaultDetail(cs);
   const out: string[] = [];
   const offline = cs.mode === 'offline';
-  out.push(`Plan for ${cs.inventory.file} (fleet ${cs.inventory.fleet}): ${cs.hosts.length} hosts, ${cs.pairs.length} pairs${offline ? ' (offline: no host was contacted)' : ''}`);
+  out.push(`Plan for ${cs.inventory.file} (fleet ${cs.inventory.fleet}${cs.inventory.fleetFromFile ? ", the file's name: set `fleet:` to keep it if the file is renamed" : ''}): ${cs.hosts.length} hosts, ${cs.pairs.length} pairs${offline ? ' (offline: no host was contacted)' : ''}`);
   if (offline && cs.hosts.some((h) => h.backend.assumed)) {
     out.push('Versions marked (assumed) are what a host would most likely get; a dry run without --offline asks each host.');
   }

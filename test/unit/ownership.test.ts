@@ -52,6 +52,18 @@ describe('fleets: several inventories sharing a host', () => {
     expect(h.files.filter((f) => f.action !== 'noop')).toEqual([]);
   });
 
+  test('an inventory without `fleet:` whose file was renamed: the hint says to add the old fleet name, and the plan says where the name comes from', () => {
+    const s1 = withFiles(READY_FACTS, pairFiles(header('hosts'), 'server-01--server-02', '10.0.0.1', '10.0.0.2'));
+    const renamed = plan(A, 'prod.yaml', { 'server-01': s1 });
+    const h = renamed.hosts.find((x) => x.host === 'server-01')!;
+    expect(h.problems[0]!.hint).toBe("This inventory sets no `fleet:`, so its fleet is its file's name, prod. If it is fleet hosts's inventory under a new name, add `fleet: hosts` at its top; if not, a pair is managed by one inventory: remove it from one of the two.");
+    expect(renderPlan(renamed)).toMatch(/^Plan for prod\.yaml \(fleet prod, the file's name: set `fleet:` to keep it if the file is renamed\)/);
+    // With the old name set, the same host is planned as a no-op for its own files.
+    const kept = plan(`fleet: hosts\n${A}`, 'prod.yaml', { 'server-01': s1 });
+    expect(kept.hosts.find((x) => x.host === 'server-01')!.status).toBe('planned');
+    expect(renderPlan(kept)).toMatch(/^Plan for prod\.yaml \(fleet hosts\): /);
+  });
+
   test("a file of another fleet where ours goes is that host's error, and nothing is done there", () => {
     const s1 = withFiles(READY_FACTS, pairFiles(header('a'), 'server-01--server-03', '10.0.0.1', '10.0.0.3'));
     const cs = plan(B, 'b.yaml', { 'server-01': s1 });
