@@ -5,7 +5,7 @@ import { offlineFacts, planChanges } from '../plan/plan.js';
 import { savePlan } from '../plan/saved.js';
 import { changes } from '../plan/changes.js';
 import { jsonView, textView, type Io, type View } from '../report/view.js';
-import { renderPlan } from '../report/plan-text.js';
+import { renderPlan, type Detail } from '../report/plan-text.js';
 import type { Changeset } from '../plan/types.js';
 import { EXIT } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
@@ -24,7 +24,9 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   if (args.detailedExitcode && !dryRun) throw new UsageError('--detailed-exitcode is for dry runs: add --dry-run');
   const scope = await loadScope(args);
   const { inventory, limit, rotate, inScope } = scope;
-  const view = args.json ? jsonView(io) : textView(io, inScope.length, args.summary ? 'summary' : undefined);
+  if (args.summary && args.detail !== undefined) throw new UsageError('--summary is --detail hosts: give one of the two');
+  const detail = (args.detail as Detail | undefined) ?? (args.summary ? 'hosts' : undefined);
+  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail);
   const planOpts = { prune: args.prune !== false, retireLegacy: args.retireLegacy === true, tool: toolVersion(), ...(limit ? { limit } : {}) };
   if (args.offline) {
     const cs = planChanges(inventory, new Map(inScope.map((h) => [h.name, offlineFacts()])), { mode: 'offline', ...planOpts });

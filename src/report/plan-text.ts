@@ -59,10 +59,14 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
     out.push('Versions marked (assumed) are what a host would most likely get; a dry run without --offline asks each host.');
   }
   for (const w of cs.warnings) out.push(`warning: ${w}`);
+  // The totals first: at 200 hosts they are what a reader needs before the detail.
+  out.push(countLine(cs, opts.asking));
+  // A file identical on many hosts (the guard's unit, a drop-in) is shown once.
+  const shown = new Map<string, string>();
   if (detail !== 'summary') {
     // Hosts not read are counted, not listed: at --limit one of 200, 199 lines say nothing.
     const unread = cs.hosts.filter((h) => h.status === 'unread').map((h) => h.host);
-    if (unread.length) out.push(`${unread.length} host${unread.length === 1 ? '' : 's'} not read (outside --limit, or not reached): ${unread.slice(0, 5).join(', ')}${unread.length > 5 ? `, and ${unread.length - 5} more` : ''}`);
+    if (unread.length) out.push(`${unread.length} host${unread.length === 1 ? '' : 's'} not read (outside --limit, or not reached): ${some(unread)}`);
     for (const h of cs.hosts) {
       if (h.status === 'unread') continue;
       if (detail === 'hosts') {
@@ -80,7 +84,14 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
       for (const f of changed) {
         const extra = [f.mode, f.kind === 'secrets' ? `key ${f.keyState}` : '', f.why ?? ''].filter(Boolean).join(', ');
         out.push(`  ${FILE_ACTIONS[f.action]} ${f.path}  (${f.action}, ${extra})`);
-        out.push(fileDiff(f));
+        const diff = fileDiff(f);
+        const key = `${f.path}\0${f.action}\0${diff}`;
+        const first = shown.get(key);
+        if (first) out.push(`      same as on ${first}`);
+        else {
+          shown.set(key, h.host);
+          out.push(diff);
+        }
       }
       for (const inc of h.includes) out.push(`  ~ ${inc.path}  add the line: ${inc.line}`);
       for (const inc of h.dropIncludes ?? []) out.push(`  ~ ${inc.path}  remove the line provision added: ${inc.line}`);
@@ -94,9 +105,8 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
       out.push(`  then: ${serviceLine(h)}`);
     }
   }
-  if (detail === 'full') out.push(...trailer(cs));
-  out.push('');
-  out.push(countLine(cs, opts.asking));
+  // Whatever the detail, the pairs a run takes down or leaves out are named.
+  out.push(...trailer(cs, detail === 'full'));
   return out.join('\n') + '\n';
 }
 
@@ -106,8 +116,8 @@ export function guardLine(h: HostPlan): string {
   if (g.remove) return `remove table inet ${g.table}${g.leaves.length ? ` (had ${g.leaves.join(', ')})` : ''}`;
   const parts = [
     g.load ? loadLine(g) : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
-    g.leaves.length ? `${g.leaves.join(', ')} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
-    g.joinsVerified.length ? `${g.joinsVerified.map((j) => j.address).join(', ')} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)` : '',
+    g.leaves.length ? `${some(g.leaves)} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
+    g.joinsVerified.length ? `${some(g.joinsVerified.map((j) => j.address))} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)` : '',
     g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
     g.sshTo.length ? `SSH to ${g.sshTo.map((t) => `${t.address} port ${t.port}`).join(', ')} stays open` : '',
     g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
@@ -127,8 +137,8 @@ export function sshPathLine(h: HostPlan): string {
 function loadLine(g: NonNullable<HostPlan['guard']>): string {
   const joining = g.joins.map((j) => j.address);
   const kept = g.members.filter((a) => !joining.includes(a));
-  const join = joining.length ? `${joining.join(', ')} join${joining.length === 1 ? 's' : ''} before the daemons load ${joining.length === 1 ? 'its pair' : 'their pairs'}` : '';
-  return [`load table inet ${g.table}${kept.length ? ` with ${kept.join(', ')}` : joining.length ? '' : ' with no peer'}`, join].filter(Boolean).join('; ');
+  const join = joining.length ? `${some(joining)} join${joining.length === 1 ? 's' : ''} before the daemons load ${joining.length === 1 ? 'its pair' : 'their pairs'}` : '';
+  return [`load table inet ${g.table}${kept.length ? ` with ${some(kept)}` : joining.length ? '' : ' with no peer'}`, join].filter(Boolean).join('; ');
 }
 
 function installLine(h: HostPlan): string {
@@ -145,11 +155,23 @@ function hostLine(h: HostPlan): string {
   return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}${h.guard ? `; guard: ${guardLine(h)}` : ''}`;
 }
 
-function trailer(cs: Changeset): string[] {
+function trailer(cs: Changeset, full: boolean): string[] {
   const out: string[] = [];
   if (cs.retired.length) {
     out.push('', 'Retired (no longer in the inventory: files deleted, conns taken down)');
     for (const r of cs.retired) out.push(`  ${r.name}: on ${r.hosts.join(', ')}`);
+  }
+  if (!full) {
+    // Skipped pairs by reason: at --limit one of 200 hosts, one line, not 199.
+    const byReason = new Map<string, string[]>();
+    // The reason without the host it names ("h7 is outside --limit"): one line per kind.
+    for (const p of cs.pairs.filter((x) => x.skipped)) {
+      const why = `one end ${p.skipped!.replace(/^\S+ /, '')}`;
+      byReason.set(why, [...(byReason.get(why) ?? []), p.name]);
+    }
+    if (byReason.size) out.push('', 'Skipped pairs');
+    for (const [why, names] of byReason) out.push(`  ${names.length} skipped (${why}): ${some(names)}`);
+    return out;
   }
   const keyed = cs.pairs.filter((p) => !p.skipped && (p.key !== 'unchanged' || p.notRotated));
   if (keyed.length && cs.mode === 'live') {
@@ -164,6 +186,11 @@ function trailer(cs: Changeset): string[] {
     }
   }
   return out;
+}
+
+/** A list that stays one line: the first few, then how many more. */
+function some(items: readonly string[], max = 5): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max - 1).join(', ')} and ${items.length - max + 1} more`;
 }
 
 function mbb(cs: Changeset, host: string | undefined): boolean {

@@ -46,9 +46,31 @@ describe('provision --dry-run --offline', () => {
     const f = write('two-hundred.yaml', `hosts:\n${hosts}\nmeshes:\n  - {name: all, hosts: [${Array.from({ length: 200 }, (_, i) => `h${i}`).join(', ')}]}\n`);
     const full = await run('-i', f, '--dry-run', '--offline', '--limit', 'h0');
     expect(full.code).toBe(0);
-    const lines = full.stdout.split('\n').filter((l) => /not read/.test(l));
-    expect(lines[0]).toBe('199 hosts not read (outside --limit, or not reached): h1, h2, h3, h4, h5, and 194 more');
-    expect(lines.length).toBeLessThanOrEqual(2);
+    const lines = full.stdout.split('\n').filter((l) => /^\d+ hosts? not read/.test(l));
+    expect(lines[0]).toBe('199 hosts not read (outside --limit, or not reached): h1, h2, h3, h4 and 195 more');
+    expect(lines.length).toBe(1);
+    // Every pair of the mesh is skipped (h0 with the 199, and theirs), named on one line by reason.
+    expect(full.stdout).toMatch(/^Skipped pairs\n {2}19900 skipped \(one end is outside --limit\): h0--h1, h0--h2, h0--h3, h0--h4 and 19896 more$/m);
+    expect(full.stdout.split('\n').length).toBeLessThan(20);
+  });
+
+  test('plans that read at size: totals first, a file identical on many hosts shown once, guard peer lists cut short, --summary and --detail', async () => {
+    const hosts = Array.from({ length: 8 }, (_, i) => `  h${i}: {address: 192.0.2.${i + 1}}`).join('\n');
+    const f = write('eight.yaml', `fleet: eight\nhosts:\n${hosts}\nmeshes:\n  - {name: all, hosts: [${Array.from({ length: 8 }, (_, i) => `h${i}`).join(', ')}]}\n`);
+    const full = await run('-i', f, '--dry-run', '--offline');
+    const lines = full.stdout.split('\n');
+    expect(lines[2]).toMatch(/^\d+ files to create, 0 to update, 0 to delete, 8 installs, 8 restarts, 8 guards to load or remove on 8 of 8 hosts; 0 hosts unchanged\. Nothing was changed\.$/);
+    // The guard's boot unit is the same file everywhere: its diff once, then "same as on h0".
+    expect(full.stdout.match(/\+ \/etc\/systemd\/system\/provision-guard\.service {2}\(create, 0644\)\n {6}same as on h0$/gm)).toHaveLength(7);
+    expect(full.stdout).toMatch(/guard: load table inet provision_eight; 192\.0\.2\.2, 192\.0\.2\.3, 192\.0\.2\.4, 192\.0\.2\.5 and 3 more join before the daemons load their pairs/);
+    const summary = await run('-i', f, '--dry-run', '--offline', '--summary');
+    expect(summary.stdout.split('\n').filter((l) => /^ {2}h\d /.test(l))).toHaveLength(8);
+    expect(summary.stdout).not.toMatch(/---|\+\+\+/);
+    const totals = await run('-i', f, '--dry-run', '--offline', '--detail', 'summary');
+    expect(totals.stdout.split('\n').filter((l) => /^ {2}h\d /.test(l))).toHaveLength(0);
+    expect(totals.stdout).toMatch(/on 8 of 8 hosts/);
+    const both = await run('-i', f, '--dry-run', '--offline', '--detail', 'full', '--summary');
+    expect({ code: both.code, err: both.stderr }).toEqual({ code: 2, err: expect.stringMatching(/--summary is --detail hosts: give one of the two/) });
   });
 
   test('--json prints the same plan as versioned JSON', async () => {
