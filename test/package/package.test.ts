@@ -14,6 +14,11 @@ test('npm pack, installed into an empty prefix: provision --version and an offli
   const pack = sh('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', out]);
   expect({ code: pack.status, err: pack.status ? pack.stderr : '' }).toEqual({ code: 0, err: '' });
   const tarball = join(out, pack.stdout.trim().split('\n').at(-1)!);
+  // What an operator installs: the program and the user docs; no source maps to sources it
+  // does not ship, no development notes.
+  const listed = sh('tar', ['-tzf', tarball]).stdout.split('\n').filter(Boolean);
+  expect(listed.filter((f) => /\.map$|docs\/(development|lab)\.md$|^package\/(src|test)\//.test(f))).toEqual([]);
+  expect(listed).toEqual(expect.arrayContaining(['package/docs/provision.schema.json', 'package/docs/inventory.md', 'package/README.md']));
   const prefix = mkdtempSync(join(tmpdir(), 'prefix-'));
   const install = sh('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', tarball]);
   expect({ code: install.status, err: install.status ? install.stderr : '' }).toEqual({ code: 0, err: '' });
