@@ -97,10 +97,13 @@ export async function main(argv: string[], io: Io = process, deps: Deps = defaul
       const n = err.problems.length;
       io.stderr.write(`error: ${err.problems[0]?.file ?? 'the inventory'} has ${n} problem${n === 1 ? '' : 's'}; nothing was done.\n`);
       for (const p of err.problems) io.stderr.write(formatProblem(p) + '\n');
+      // With --json, a program reads stdout: it gets the problems as data too.
+      if (args.json) io.stdout.write(JSON.stringify({ error: 'inventory', problems: err.problems }, null, 2) + '\n');
       return badInput(argv);
     }
     if (err instanceof UsageError) {
       io.stderr.write(`error: ${err.message}\n`);
+      if (args.json) io.stdout.write(JSON.stringify({ error: 'usage', message: err.message }, null, 2) + '\n');
       return badInput(argv);
     }
     throw err;

@@ -73,6 +73,19 @@ describe('provision --dry-run --offline', () => {
     expect({ code: both.code, err: both.stderr }).toEqual({ code: 2, err: expect.stringMatching(/--summary is --detail hosts: give one of the two/) });
   });
 
+  test('--json and bad input: the problems as JSON on stdout too (file, line, column, what to do), exit 2', async () => {
+    const f = write('typo.yaml', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {adress: 192.0.2.2}\npairs: [[a, b]]\n');
+    const r = await run('-i', f, '--dry-run', '--offline', '--json');
+    expect(r.code).toBe(2);
+    const j = JSON.parse(r.stdout);
+    expect(j.error).toBe('inventory');
+    expect(j.problems[0]).toMatchObject({ file: f, line: 3, column: expect.any(Number), message: expect.stringMatching(/address/), hint: expect.any(String) });
+    expect(j.problems.map((p: { message: string }) => p.message).join(' ')).toMatch(/adress/);
+    expect(r.stderr).toMatch(/^error: .*typo\.yaml has \d+ problems?; nothing was done\./);
+    const usage = await run('-i', f, '--json', '--offline');
+    expect({ code: usage.code, out: JSON.parse(usage.stdout) }).toEqual({ code: 2, out: { error: 'usage', message: expect.stringMatching(/--offline .* needs --dry-run/) } });
+  });
+
   test('--json prints the same plan as versioned JSON', async () => {
     const r = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--json');
     expect(r.code).toBe(0);
