@@ -1,7 +1,7 @@
 import type { Backend, ConnLoad } from '../backends/index.js';
 import { ownerWord } from '../core/ownership.js';
 import { redactFound } from '../core/redact.js';
-import { pairFile, pairOfFile } from '../core/paths.js';
+import { pairOfFile } from '../core/paths.js';
 import type { HostSpec } from '../inventory/types.js';
 import type { Facts } from '../remote/facts.js';
 import { normalizeAddress } from '../core/address.js';
@@ -152,7 +152,7 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
 
   const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: input.keys, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
   files.push(...g.files);
-  const sp = planSshPath({ fleet, local: input.host.address, conns: input.conns.filter((c) => input.keys.has(c.pair.name) || f.files.has(pairFile(c.pair.name, 'conf'))), facts: f, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
+  const sp = planSshPath({ fleet, local: input.host.address, conns: input.conns, inRun: input.keys, facts: f, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
   files.push(...sp.files);
   // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
   const settings = backend.settings;

@@ -66,6 +66,8 @@ export interface SshPathInput {
   fleet: string;
   local: string;
   conns: HostConn[];
+  /** Pairs this run works on (both ends read); the others keep their path as it is. */
+  inRun: { has(pair: string): boolean };
   facts: Facts;
   /** This host's pairs that carry the tool's SSH, by conn name. */
   sshPairs?: ReadonlyMap<string, SshPath>;
@@ -77,12 +79,17 @@ export function planSshPath(input: SshPathInput): { files: FileChange[]; plan?: 
   const path = sshPathFile(fleet);
   const found = f.files.get(path);
   const ours = found?.owner.kind === 'fleet' && found.owner.fleet === fleet;
+  const files: FileChange[] = [];
+  if (found && !ours) return { files };
+  // A pair this run does not work on (its peer outside --limit, or not read) keeps its path:
+  // only both ends' facts say whether the tool's SSH runs between them, and dropping one
+  // end's half would cut that SSH.
+  const kept = ours ? byPair(found!.content ?? '') : new Map<string, string[]>();
   const lines = input.conns.flatMap((c) => {
+    if (!input.inRun.has(c.pair.name)) return kept.get(c.pair.name) ?? [];
     const p = input.sshPairs?.get(c.pair.name);
     return p ? [`# ${c.pair.name}: SSH ${p.side === 'server' ? `from ${c.peer.name}` : `to ${c.peer.name}`}, port ${p.port}`, ...pathPolicies(input.local, c.peer.address, p)] : [];
   });
-  const files: FileChange[] = [];
-  if (found && !ours) return { files };
   const before = fileLines(found?.content);
   const wanted = fileLines(lines.join('\n'));
   if (wanted.length) {
@@ -108,4 +115,18 @@ export function planSshPath(input: SshPathInput): { files: FileChange[]; plan?: 
   const reload = files.some((x) => x.kind === 'unit' && x.action !== 'noop');
   if (!add.length && !remove.length && !reload) return { files };
   return { files, plan: { add, remove, reloadUnits: reload } };
+}
+
+/** The lines of a path file by pair: each pair's comment line and the policy lines under it. */
+function byPair(content: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let pair: string | undefined;
+  for (const line of content.split('\n')) {
+    const m = /^# (\S+): SSH /.exec(line);
+    if (m) {
+      pair = m[1]!;
+      out.set(pair, [line]);
+    } else if (pair && line.startsWith('xfrm policy update ')) out.get(pair)!.push(line);
+  }
+  return out;
 }

@@ -175,6 +175,21 @@ describe('who is in the guard', () => {
     expect(renderDropin()).toContain("ExecStartPost=-/bin/sh -c 'for f in /etc/provision/ssh-*.xfrm; do [ -e \"$f\" ] && /sbin/ip -batch \"$f\"; done; exit 0'");
   });
 
+  test('a path whose other end is not read this time (a failed login, --limit) is left as it is: dropping one half would cut the SSH', () => {
+    const inv = loadInventory(yaml(), 'web.yaml');
+    // The file as a run through a (b's SSH from a) wrote it.
+    const viaA = READY_FACTS.replace('10.0.0.100 50000 10.0.0.1 22', '10.0.0.1 50000 10.0.0.2 22');
+    const first = planChanges(inv, new Map([['a', parseFacts(READY_FACTS)], ['b', parseFacts(viaA)]]), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const content = first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === sshPathFile('web'))!.content;
+    expect(content).toContain('# a--b: SSH to b, port 22\n');
+    const files = [{ path: sshPathFile('web'), mode: '644', content }, ...SSH_PATH_DROPINS.map((path) => ({ path, mode: '644', content: renderDropin() }))];
+    // Now b is not read (its login failed): only a's facts.
+    const cs = planChanges(inv, new Map([['a', parseFacts(withFiles(READY_FACTS, files))]]), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const a = cs.hosts.find((h) => h.host === 'a')!;
+    expect(a.sshPath).toBeUndefined();
+    expect(a.files.filter((f) => f.path.endsWith('.xfrm') || (SSH_PATH_DROPINS as readonly string[]).includes(f.path)).map((f) => f.action)).toEqual(['noop', 'noop', 'noop']);
+  });
+
   test('a path no longer taken: its policies are removed and its file and the drop-ins go; a no-op changes nothing', () => {
     const inv = loadInventory(yaml(), 'web.yaml');
     const content = (side: 'client' | 'server') => `# managed by provision for fleet web: edits are overwritten\n${pathPolicies('10.0.0.1', '10.0.0.2', { side, port: 22 }).join('\n')}\n`;
