@@ -2,7 +2,7 @@ import { normalizeAddress } from '../core/address.js';
 import type { Facts } from '../remote/facts.js';
 import type { HostSpec } from '../inventory/types.js';
 import type { HostConn } from './desired.js';
-import { GUARD_UNIT, guardFile, guardPeers, guardTable, renderGuard, renderGuardUnit } from './guard.js';
+import { GUARD_UNIT, guardFile, guardPeers, guardSshTo, guardTable, renderGuard, renderGuardUnit } from './guard.js';
 import type { SshPath } from './ssh-path.js';
 import type { FileChange, GuardPlan } from './types.js';
 
@@ -65,9 +65,13 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
   const ssh = client && wanted.has(client) ? [client] : [];
   const sshPort = f.sshClient?.serverPort ?? input.host.ssh.port;
   // This end's SSH to a peer (it is the peer's jump host, or the controller) stays open too.
+  // A pair this run does not work on keeps what the file has: only both ends' facts tell.
+  const hadTo = ours ? guardSshTo(found!.content) : [];
   const sshTo = guarded.flatMap((c) => {
+    const peer = normalizeAddress(c.peer.address);
+    if (!input.inRun.has(c.pair.name)) return hadTo.filter((t) => t.address === peer);
     const p = input.sshPairs?.get(c.pair.name);
-    return p?.side === 'client' ? [{ address: normalizeAddress(c.peer.address), port: p.port }] : [];
+    return p?.side === 'client' ? [{ address: peer, port: p.port }] : [];
   });
   const content = renderGuard(fleet, { peers: members, ssh, sshPort, sshTo });
   if (found && !ours) return { files, needsNft: false };

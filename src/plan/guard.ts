@@ -96,6 +96,15 @@ ${sets.sshTo?.length ? `    ip saddr . tcp sport @sshto4 accept
 `;
 }
 
+/** The peers and ports a guard file of ours lets this host's SSH reach (its sshto sets). */
+export function guardSshTo(content: string | undefined): { address: string; port: number }[] {
+  if (!content) return [];
+  return ['sshto4', 'sshto6'].flatMap((set) => {
+    const m = new RegExp(`set ${set} \\{[^}]*?elements = \\{ ([^}]*) \\}`).exec(content);
+    return m ? m[1]!.split(',').map((e) => /^\s*(\S+) \. (\d+)\s*$/.exec(e)).filter((x): x is RegExpExecArray => Boolean(x)).map((x) => ({ address: normalizeAddress(x[1]!), port: Number(x[2]) })) : [];
+  });
+}
+
 /** The peers a guard file of ours holds now. */
 export function guardPeers(content: string | undefined): string[] {
   if (!content) return [];

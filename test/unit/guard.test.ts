@@ -7,7 +7,7 @@ import { deleteLine, pathPolicies, renderDropin, SSH_PATH_DROPINS, sshPathFile }
 import type { HostPlan } from '../../src/plan/types.js';
 import { run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { GUARD_UNIT, guardFile, guardPeers, guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
+import { GUARD_UNIT, guardFile, guardPeers, guardSshTo, guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { parseFacts, parseGuards } from '../../src/remote/facts.js';
 import { renderPlan } from '../../src/report/plan-text.js';
@@ -187,6 +187,12 @@ describe('who is in the guard', () => {
     const cs = planChanges(inv, new Map([['a', parseFacts(withFiles(READY_FACTS, files))]]), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
     const a = cs.hosts.find((h) => h.host === 'a')!;
     expect(a.sshPath).toBeUndefined();
+    // The guard keeps letting a's SSH to b by too.
+    expect(guardSshTo(first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === guardFile('web'))!.content)).toEqual([{ address: '10.0.0.2', port: 22 }]);
+    const guardA = first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === guardFile('web'))!;
+    const again = planChanges(inv, new Map([['a', parseFacts(withGuard(withFiles(READY_FACTS, [...files, { path: guardFile('web'), mode: '600', content: guardA.content }]), 'provision_web', []))]]),
+      { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    expect(again.hosts.find((h) => h.host === 'a')!.guard!.sshTo).toEqual([{ address: '10.0.0.2', port: 22 }]);
     expect(a.files.filter((f) => f.path.endsWith('.xfrm') || (SSH_PATH_DROPINS as readonly string[]).includes(f.path)).map((f) => f.action)).toEqual(['noop', 'noop', 'noop']);
   });
 
