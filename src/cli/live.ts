@@ -22,7 +22,12 @@ export function terminalAsk(): Deps['ask'] {
   return async (question) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     try {
-      return await rl.question(question);
+      // Ctrl-C (the terminal hands it to readline, not to the process) or Ctrl-D: no.
+      return await new Promise<string>((resolve) => {
+        rl.on('SIGINT', () => resolve(''));
+        rl.on('close', () => resolve(''));
+        rl.question(question).then(resolve, () => resolve(''));
+      });
     } finally {
       rl.close();
     }

@@ -85,7 +85,7 @@ function confirmer(io: Io, view: View, ask: NonNullable<Deps['ask']>): (cs: Chan
   return async (cs) => {
     view.hooks.pause?.();
     io.stderr.write(`\n${renderPlan(cs, { detail: cs.hosts.length > 50 ? 'summary' : 'hosts', asking: true })}`);
-    const answer = await ask(`Apply this plan to ${cs.hosts.filter(changes).length} host(s)? Only "yes" applies it (--yes skips this question): `);
+    const answer = await ask(`Apply this plan to ${cs.hosts.filter(changes).length} host(s)? [y/N] (--yes skips this question) `);
     view.hooks.resume?.();
     return /^\s*(y|yes)\s*$/i.test(answer);
   };

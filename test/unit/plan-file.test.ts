@@ -122,7 +122,7 @@ describe('on a terminal, the plan first, then a question', () => {
     for (const answer of ['', 'n', 'no', 'yess']) {
       const r = await apply([], answer);
       expect({ answer, code: r.code, steps: [...new Set(r.steps)] }).toEqual({ answer, code: 0, steps: ['facts'] });
-      expect(r.asked).toEqual(['Apply this plan to 2 host(s)? Only "yes" applies it (--yes skips this question): ']);
+      expect(r.asked).toEqual(['Apply this plan to 2 host(s)? [y/N] (--yes skips this question) ']);
       expect(r.stderr).toMatch(/^ {2}a {2}\+4 ~0 -0; reread secrets; reload a--b/m);
       expect(r.stderr).toMatch(/^8 files to create, .* on 2 of 2 hosts; 0 hosts unchanged\.\n/m);
       expect(r.stderr).toMatch(/Not applied: nothing was changed\.\n$/);
