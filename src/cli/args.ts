@@ -44,6 +44,7 @@ export function parser(): Argv {
       .option('out', { type: 'string', requiresArg: true, describe: 'with --dry-run: save the plan to this file, for `provision apply`' })
       .option('detailed-exitcode', { type: 'boolean', default: false, describe: 'with --dry-run: exit 5 when something would change, 0 when nothing would' })
       .option('summary', { type: 'boolean', default: false, describe: 'counts per host and per action, no file bodies (--detail hosts)' })
+      .option('color', { type: 'boolean', describe: 'colour the plan\'s diffs (--no-color: never); default: on a terminal, unless NO_COLOR is set' })
       .option('detail', { choices: ['summary', 'hosts', 'full'] as const, requiresArg: true, describe: 'how much of the plan to show: summary (the totals, and the pairs a run retires or skips), hosts (also a line per host), full (also every file as a diff); default: full up to 10 hosts, hosts beyond' })
       .option('prune', { type: 'boolean', default: true, describe: 'remove the files of pairs no longer in the inventory (--no-prune keeps them)' })
       .option('retire-legacy', { type: 'boolean', default: false, describe: 'also remove files written before fleets (no identity) that this inventory does not plan' })
@@ -84,8 +85,8 @@ export function parser(): Argv {
 
 /** Every long flag the commands know, for "did you mean". */
 export const KNOWN_FLAGS = ['inventory', 'limit', 'concurrency', 'accept-new-host-keys', 'connect-timeout', 'ssh-config', 'json', 'dry-run', 'offline', 'out',
-  'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'rotate-mode', 'format', 'nagios', 'detail', 'yes', 'trace', 'help', 'version'] as const;
+  'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'rotate-mode', 'format', 'nagios', 'detail', 'yes', 'trace', 'color', 'no-color', 'help', 'version'] as const;
 
-export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'yes', 'help', 'version'] as const;
+export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'yes', 'color', 'help', 'version'] as const;
 export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format', 'rotate-mode', 'trace', 'detail'] as const;
 export const COMMANDS = ['apply', 'status', 'teardown', 'completion'] as const;

@@ -4,7 +4,7 @@ import type { Args } from '../cli.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
 import { savePlan } from '../plan/saved.js';
 import { changes } from '../plan/changes.js';
-import { jsonView, textView, type Io, type View } from '../report/view.js';
+import { jsonView, textView, wantsColor, type Io, type View } from '../report/view.js';
 import { renderPlan, type Detail } from '../report/plan-text.js';
 import type { Changeset } from '../plan/types.js';
 import { EXIT } from './args.js';
@@ -26,7 +26,7 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   const { inventory, limit, rotate, inScope } = scope;
   if (args.summary && args.detail !== undefined) throw new UsageError('--summary is --detail hosts: give one of the two');
   const detail = (args.detail as Detail | undefined) ?? (args.summary ? 'hosts' : undefined);
-  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail);
+  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail, wantsColor(args.color as boolean | undefined, io.stdout));
   const planOpts = { prune: args.prune !== false, retireLegacy: args.retireLegacy === true, tool: toolVersion(), ...(limit ? { limit } : {}) };
   if (args.offline) {
     const cs = planChanges(inventory, new Map(inScope.map((h) => [h.name, offlineFacts()])), { mode: 'offline', ...planOpts });

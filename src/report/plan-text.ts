@@ -19,6 +19,17 @@ export function shownContent(f: FileChange): string {
   return f.content.replace(KEY_SLOT, redacted(f.keyState === 'unchanged' ? 'current' : f.keyState ?? 'new'));
 }
 
+const PAINT = { add: '\u001b[32m', del: '\u001b[31m', hunk: '\u001b[36m', off: '\u001b[0m' } as const;
+
+/** A diff's added lines green, removed ones red, hunk headers cyan: for a terminal. */
+function paint(diff: string): string {
+  return diff.split('\n').map((l) => {
+    const body = l.slice(6);
+    const c = /^\+(?!\+\+ )/.test(body) ? PAINT.add : /^-(?!-- )/.test(body) ? PAINT.del : body.startsWith('@@') ? PAINT.hunk : '';
+    return c ? `${l.slice(0, 6)}${c}${body}${PAINT.off}` : l;
+  }).join('\n');
+}
+
 function fileDiff(f: FileChange): string {
   // A file of ours on the host may have been edited to hold escape sequences.
   const old = (f.before ?? '').split('\n').map(printable).join('\n');
@@ -50,7 +61,7 @@ function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
  * The plan for a person, offline or live, from the one changeset: per host the package, a
  * diff per file and the service action; then retired pairs, keys, pairs; then the counts.
  */
-export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: boolean } = {}): string {
+export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: boolean; color?: boolean } = {}): string {
   const detail = opts.detail ?? defaultDetail(cs);
   const out: string[] = [];
   const offline = cs.mode === 'offline';
@@ -90,7 +101,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
         if (first) out.push(`      same as on ${first}`);
         else {
           shown.set(key, h.host);
-          out.push(diff);
+          out.push(opts.color ? paint(diff) : diff);
         }
       }
       for (const inc of h.includes) out.push(`  ~ ${inc.path}  add the line: ${inc.line}`);

@@ -22,11 +22,20 @@ export interface View {
   result(r: RunResult): void;
 }
 
-export function textView(io: Io, total: number, detail?: Detail): View {
+/**
+ * Colour for a person at a terminal: `--color`/`--no-color` decide; else stdout is a
+ * terminal, NO_COLOR (no-color.org) is unset and TERM is not dumb.
+ */
+export function wantsColor(flag: boolean | undefined, stdout: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (flag !== undefined) return flag;
+  return (stdout as Partial<NodeJS.WriteStream>).isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';
+}
+
+export function textView(io: Io, total: number, detail?: Detail, color = false): View {
   return {
     hooks: progressHooks(io.stderr, total),
     plan: (cs, result) => {
-      io.stdout.write(renderPlan(cs, detail ? { detail } : {}));
+      io.stdout.write(renderPlan(cs, { ...(detail ? { detail } : {}), color }));
       for (const w of result?.warnings ?? []) if (!cs.warnings.includes(w)) io.stdout.write(`warning: ${w}\n`);
       if (result) io.stdout.write(renderSummary(result));
     },

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { wantsColor } from '../../src/report/view.js';
 import { main } from '../../src/cli.js';
 import { run } from '../helpers/io.js';
 
@@ -84,6 +85,20 @@ describe('provision --dry-run --offline', () => {
     expect(r.stderr).toMatch(/^error: .*typo\.yaml has \d+ problems?; nothing was done\./);
     const usage = await run('-i', f, '--json', '--offline');
     expect({ code: usage.code, out: JSON.parse(usage.stdout) }).toEqual({ code: 2, out: { error: 'usage', message: expect.stringMatching(/--offline .* needs --dry-run/) } });
+  });
+
+  test('colour: --color paints the diffs, --no-color and a pipe never; NO_COLOR and TERM=dumb turn the terminal default off', async () => {
+    const colored = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--color');
+    expect(colored.stdout).toContain('      \u001b[32m+conn server-01--server-02\u001b[0m');
+    expect(colored.stdout).toMatch(/\u001b\[36m@@ -0,0 \+1,\d+ @@\u001b\[0m/);
+    expect(colored.stdout).not.toMatch(/\u001b\[3\dm\+\+\+ /);
+    for (const flags of [['--no-color'], []]) {
+      const plain = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', ...flags);
+      expect(plain.stdout).not.toContain('\u001b[');
+    }
+    const tty = Object.assign(new PassThrough(), { isTTY: true });
+    expect([wantsColor(undefined, tty, {}), wantsColor(undefined, tty, { NO_COLOR: '1' }), wantsColor(undefined, tty, { TERM: 'dumb' }), wantsColor(true, new PassThrough(), {}), wantsColor(false, tty, {})])
+      .toEqual([true, false, false, true, false]);
   });
 
   test('--json prints the same plan as versioned JSON', async () => {
