@@ -1,10 +1,10 @@
 import { run } from '../apply/run.js';
 import type { Args } from '../cli.js';
 import { readSavedPlan } from '../plan/saved.js';
-import { jsonView, textView, type Io } from '../report/view.js';
+import { jsonView, textView, type Io, wantsColor } from '../report/view.js';
 import { toolVersion, UsageError } from './flags.js';
 import { readBoundedText } from './inventory-file.js';
-import { connector, onCtrlC, random, type Deps, connectFlags } from './live.js';
+import { connector, onCtrlC, random, type Deps, connectFlags, verbosity } from './live.js';
 import { exitCode } from './run-command.js';
 import { loadScope } from './scope.js';
 
@@ -20,7 +20,7 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
   const scope = await loadScope({ _: [], ...(args.sshConfig !== undefined ? { sshConfig: args.sshConfig } : {}), ...(saved.options.limit ? { limit: saved.options.limit } : {}), ...(saved.options.rotate ? { rotatePsk: saved.options.rotate } : {}) },
     { text: saved.inventory.text, file: saved.inventory.file });
   const { inventory, limit, rotate, inScope } = scope;
-  const view = args.json ? jsonView(io) : textView(io, inScope.length);
+  const view = args.json ? jsonView(io) : textView(io, inScope.length, undefined, wantsColor(args.color as boolean | undefined, io.stdout), verbosity(args));
   view.hooks.onNote?.(`applying ${file} (made by provision ${saved.tool} from ${saved.inventory.file}, fleet ${saved.inventory.fleet})`);
   const ctrlC = onCtrlC(view.hooks);
   try {

@@ -23,6 +23,8 @@ function connectOptions(y: Argv): Argv {
     .option('connect-timeout', { type: 'number', default: 15, requiresArg: true, describe: 'seconds to wait for an SSH connection' })
     .option('ssh-config', { type: 'string', requiresArg: true, describe: 'an OpenSSH client config to read (default ~/.ssh/config; inventory values win)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the plan or the result as JSON on stdout (docs/provision.schema.json)' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress on stderr (the result and errors still)' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'progress as a line per event, even on a terminal' })
     .option('trace', { type: 'string', requiresArg: true, describe: 'write every command sent to the hosts and all they answered to this file (0600), for troubleshooting; no key is in it' });
 }
 
@@ -85,8 +87,8 @@ export function parser(): Argv {
 
 /** Every long flag the commands know, for "did you mean". */
 export const KNOWN_FLAGS = ['inventory', 'limit', 'concurrency', 'accept-new-host-keys', 'connect-timeout', 'ssh-config', 'json', 'dry-run', 'offline', 'out',
-  'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'rotate-mode', 'format', 'nagios', 'detail', 'yes', 'trace', 'color', 'no-color', 'help', 'version'] as const;
+  'detailed-exitcode', 'summary', 'prune', 'no-prune', 'retire-legacy', 'verify', 'no-verify', 'rotate-psk', 'rotate-mode', 'format', 'nagios', 'detail', 'yes', 'trace', 'color', 'no-color', 'quiet', 'verbose', 'help', 'version'] as const;
 
-export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'yes', 'color', 'help', 'version'] as const;
+export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'yes', 'color', 'quiet', 'verbose', 'help', 'version'] as const;
 export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format', 'rotate-mode', 'trace', 'detail'] as const;
 export const COMMANDS = ['apply', 'status', 'teardown', 'completion'] as const;

@@ -7,6 +7,8 @@ import { passphrasesFor } from '../remote/passphrase.js';
 import { connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
 import type { HostSpec, SshSettings } from '../inventory/types.js';
 import { EXIT } from './args.js';
+import { UsageError } from './flags.js';
+import type { Verbosity } from '../report/progress.js';
 import { openTrace, traced } from './trace.js';
 
 /** What the CLI reaches the outside world through; tests pass their own. */
@@ -86,3 +88,9 @@ export function onCtrlC(hooks: Hooks): { signal: AbortSignal; done: () => void }
 }
 
 export const random = randomBytes;
+
+/** -q: no progress on stderr (the result and errors still); -v: a line per event, even on a terminal. */
+export function verbosity(args: Record<string, unknown>): Verbosity {
+  if (args.quiet && args.verbose) throw new UsageError('-q (--quiet) and -v (--verbose) say opposite things: give one');
+  return args.quiet ? 'quiet' : args.verbose ? 'verbose' : 'normal';
+}

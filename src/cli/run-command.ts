@@ -9,7 +9,7 @@ import { renderPlan, type Detail } from '../report/plan-text.js';
 import type { Changeset } from '../plan/types.js';
 import { EXIT } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
-import { connector, onCtrlC, random, type Deps, connectFlags } from './live.js';
+import { connector, onCtrlC, random, type Deps, connectFlags, verbosity } from './live.js';
 import { loadScope } from './scope.js';
 import { writePrivateFile } from './private-file.js';
 
@@ -26,7 +26,7 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   const { inventory, limit, rotate, inScope } = scope;
   if (args.summary && args.detail !== undefined) throw new UsageError('--summary is --detail hosts: give one of the two');
   const detail = (args.detail as Detail | undefined) ?? (args.summary ? 'hosts' : undefined);
-  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail, wantsColor(args.color as boolean | undefined, io.stdout));
+  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail, wantsColor(args.color as boolean | undefined, io.stdout), verbosity(args));
   const planOpts = { prune: args.prune !== false, retireLegacy: args.retireLegacy === true, tool: toolVersion(), ...(limit ? { limit } : {}) };
   if (args.offline) {
     const cs = planChanges(inventory, new Map(inScope.map((h) => [h.name, offlineFacts()])), { mode: 'offline', ...planOpts });

@@ -14,7 +14,7 @@ import { parseXfrmPolicies } from '../status/policies.js';
 import { parseDaemon, statusScript } from '../status/script.js';
 import { EXIT } from './args.js';
 import { toolVersion } from './flags.js';
-import { connector, onCtrlC, type Deps, connectFlags } from './live.js';
+import { connector, onCtrlC, type Deps, connectFlags, verbosity } from './live.js';
 import { loadScope } from './scope.js';
 
 /** Nagios plugin exit codes. */
@@ -28,7 +28,9 @@ const NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 } as const;
 export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => number = Date.now): Promise<number> {
   const scope = await loadScope(args);
   const { inventory, limit, inScope } = scope;
-  const hooks: Hooks & { stop(): void } = spinnerFits(io.stderr) ? progressHooks(io.stderr, inScope.length) : { stop: () => undefined };
+  // Status prints no progress lines off a terminal (monitoring reads its output), unless -v.
+  const level = verbosity(args);
+  const hooks: Hooks & { stop(): void } = level === 'verbose' || (level === 'normal' && spinnerFits(io.stderr)) ? progressHooks(io.stderr, inScope.length, level) : { stop: () => undefined };
   const ctrlC = onCtrlC(hooks);
   const pool = new SessionPool(await connector(inventory, inScope, deps, connectFlags(args), scope.jumps), args.concurrency as number);
   const challenge = randomBytes(16).toString('hex');

@@ -23,6 +23,9 @@ function pairWord(p: PairOutcome): string {
   return p.status === 'failed' ? `FAILED: ${printable(p.reason)}` : `${p.status}: ${printable(p.reason)}`;
 }
 
+/** How much progress: none (--quiet), a spinner or lines (default), lines always (--verbose). */
+export type Verbosity = 'quiet' | 'normal' | 'verbose';
+
 /**
  * A spinner only on a terminal that says how wide it is: ora divides by the width, and a
  * terminal reporting 0 columns (some CI runners, `stty cols 0`) made it loop for ever.
@@ -36,8 +39,10 @@ export function spinnerFits(stream: NodeJS.WriteStream | NodeJS.WritableStream):
  * Progress on stderr: a spinner with hosts done of total and the current step on a
  * terminal; one plain line per event otherwise (logs, CI, pipes).
  */
-export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number): Hooks & { stop(): void; pause(): void; resume(): void } {
-  const tty = spinnerFits(stream);
+export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number, level: Verbosity = 'normal'): Hooks & { stop(): void; pause(): void; resume(): void } {
+  if (level === 'quiet') return { stop: () => undefined, pause: () => undefined, resume: () => undefined };
+  // --verbose: a line per event, as in a log, even on a terminal.
+  const tty = level === 'normal' && spinnerFits(stream);
   let done = 0;
   const current = new Map<string, string>();
   if (!tty) {

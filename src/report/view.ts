@@ -2,7 +2,7 @@ import type { Hooks, RunResult } from '../apply/outcome.js';
 import type { Changeset } from '../plan/types.js';
 import { toJson } from './json.js';
 import { renderPlan, type Detail } from './plan-text.js';
-import { progressHooks } from './progress.js';
+import { progressHooks, type Verbosity } from './progress.js';
 import { renderSummary } from './summary.js';
 
 export interface Io {
@@ -31,9 +31,9 @@ export function wantsColor(flag: boolean | undefined, stdout: NodeJS.WritableStr
   return (stdout as Partial<NodeJS.WriteStream>).isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';
 }
 
-export function textView(io: Io, total: number, detail?: Detail, color = false): View {
+export function textView(io: Io, total: number, detail?: Detail, color = false, level: Verbosity = 'normal'): View {
   return {
-    hooks: progressHooks(io.stderr, total),
+    hooks: progressHooks(io.stderr, total, level),
     plan: (cs, result) => {
       io.stdout.write(renderPlan(cs, { ...(detail ? { detail } : {}), color }));
       for (const w of result?.warnings ?? []) if (!cs.warnings.includes(w)) io.stdout.write(`warning: ${w}\n`);

@@ -146,3 +146,32 @@ describe('on a terminal, the plan first, then a question', () => {
     expect(silent.steps).toContain('write');
   });
 });
+
+describe('-q and -v', () => {
+  async function go(flags: string[]) {
+    const dir = mkdtempSync(join(tmpdir(), 'quiet-'));
+    const file = join(dir, 'fleet.yaml');
+    writeFileSync(file, text);
+    const inv = loadInventory(text, file);
+    const fleet = fakeFleet(inv);
+    let stderr = '';
+    let stdout = '';
+    const err = Object.assign(new PassThrough(), { isTTY: true, columns: 80 });
+    const out = new PassThrough();
+    err.on('data', (d) => (stderr += d));
+    out.on('data', (d) => (stdout += d));
+    const code = await main(['-i', file, '--no-verify', '--ssh-config', '/dev/null', ...flags], { stdout: out, stderr: err }, { connect: async (name) => fleet.connect(inv.hosts.get(name)!) });
+    return { code, stderr, stdout };
+  }
+
+  test('-q: no progress on stderr, the result on stdout; -v: a line per event even on a terminal; both: exit 2', async () => {
+    const quiet = await go(['-q']);
+    expect({ code: quiet.code, err: quiet.stderr }).toEqual({ code: 0, err: '' });
+    expect(quiet.stdout).toMatch(/^Hosts\n/m);
+    const verbose = await go(['-v']);
+    expect(verbose.stderr).toMatch(/^a: facts\n/m);
+    expect(verbose.stderr).toMatch(/^a: changed: .* \[\d\/2\]$/m);
+    const both = await go(['-q', '-v']);
+    expect({ code: both.code, err: both.stderr }).toEqual({ code: 2, err: expect.stringMatching(/-q \(--quiet\) and -v \(--verbose\) say opposite things/) });
+  });
+});
