@@ -18,7 +18,7 @@ test('npm pack, installed into an empty prefix: provision --version and an offli
   // does not ship, no development notes.
   const listed = sh('tar', ['-tzf', tarball]).stdout.split('\n').filter(Boolean);
   expect(listed.filter((f) => /\.map$|docs\/(development|lab)\.md$|^package\/(src|test)\//.test(f))).toEqual([]);
-  expect(listed).toEqual(expect.arrayContaining(['package/docs/provision.schema.json', 'package/docs/inventory.md', 'package/README.md']));
+  expect(listed).toEqual(expect.arrayContaining(['package/docs/provision.schema.json', 'package/docs/inventory.md', 'package/README.md', 'package/man/provision.1']));
   const prefix = mkdtempSync(join(tmpdir(), 'prefix-'));
   const install = sh('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', tarball]);
   expect({ code: install.status, err: install.status ? install.stderr : '' }).toEqual({ code: 0, err: '' });

@@ -242,6 +242,16 @@ describe('the command line people expect', () => {
     expect(readFileSync('docs/cli.md', 'utf8')).toBe(await cliReference());
   });
 
+  test('man/provision.1 is the same --help as a manual page (npm run cli-doc rewrites it), and man reads it without a warning', async () => {
+    const { manPage } = await import('../../src/cli/reference.js');
+    const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
+    expect(readFileSync('man/provision.1', 'utf8')).toBe(await manPage(version));
+    const { spawnSync } = await import('node:child_process');
+    const man = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', 'man/provision.1'], { encoding: 'utf8' });
+    if (man.error) return; // groff is not on every machine; the text check above stands
+    expect({ code: man.status, warnings: man.stderr }).toEqual({ code: 0, warnings: '' });
+  });
+
   test('--help has examples and the exit codes', async () => {
     const r = await run('--help');
     expect(r.stdout).toMatch(/Examples:/);
