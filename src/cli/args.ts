@@ -73,9 +73,10 @@ export function parser(): Argv {
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be removed, change nothing' })
       .example('$0 teardown -i hosts.yaml --dry-run', 'what would go')
       .example('$0 teardown -i hosts.yaml --limit db-1', 'a host leaves: its pairs go, on its peers too'))
-    .command('completion [shell]', 'print a completion script for bash or zsh', (y) => y
-      .positional('shell', { choices: ['bash', 'zsh'] as const, default: 'bash' })
-      .example('$0 completion bash > /etc/bash_completion.d/provision', ''))
+    .command('completion [shell]', 'print a completion script for bash, zsh or fish', (y) => y
+      .positional('shell', { choices: ['bash', 'zsh', 'fish'] as const, default: 'bash' })
+      .example('$0 completion bash > /etc/bash_completion.d/provision', '')
+      .example('$0 completion fish > ~/.config/fish/completions/provision.fish', ''))
     .epilogue(EXIT_TEXT)
     .strict()
     .version(toolVersion())

@@ -287,4 +287,18 @@ describe('the command line people expect', () => {
     const zsh = await run('completion', 'zsh');
     expect(zsh.stdout).toMatch(/^#compdef provision/);
   });
+
+  test('completion for fish: every flag, files after --inventory, choices after --detail; fish completes from it', async () => {
+    const fish = await run('completion', 'fish');
+    expect(fish.code).toBe(0);
+    const { KNOWN_FLAGS } = await import('../../src/cli/args.js');
+    for (const f of KNOWN_FLAGS) expect(fish.stdout).toMatch(new RegExp(`^complete -c provision .*-l ${f}\\b`, 'm'));
+    expect(fish.stdout).toContain("complete -c provision -s i -l inventory -r -F");
+    expect(fish.stdout).toContain("complete -c provision -l detail -x -a 'summary hosts full'");
+    const { spawnSync } = await import('node:child_process');
+    const file = write('provision.fish', fish.stdout);
+    const r = spawnSync('fish', ['-c', `source ${file}; complete -C 'provision --det'; complete -C 'provision --detail '`], { encoding: 'utf8' });
+    if (r.error) return; // fish is not on every machine; the text checks above stand
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['--detail', '--detailed-exitcode', 'full', 'hosts', 'summary']);
+  });
 });
