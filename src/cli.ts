@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS } from './cli/args.js';
 import { applyCommand } from './cli/apply-command.js';
 import { completionScript } from './cli/completion.js';
@@ -80,6 +81,10 @@ export async function main(argv: string[], io: Io = process, deps: Deps = defaul
 
   try {
     switch (args._[0]) {
+      case 'schema':
+        // Shipped in the package beside dist/: an installed copy prints its own.
+        io.stdout.write(readFileSync(new URL('../docs/provision.schema.json', import.meta.url), 'utf8'));
+        return EXIT.ok;
       case 'completion':
         io.stdout.write(completionScript(String(args.shell ?? 'bash')));
         return EXIT.ok;

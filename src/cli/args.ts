@@ -22,7 +22,7 @@ function connectOptions(y: Argv): Argv {
     .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'record the keys of hosts not yet in known_hosts (a changed key is still refused)' })
     .option('connect-timeout', { type: 'number', default: 15, requiresArg: true, describe: 'seconds to wait for an SSH connection' })
     .option('ssh-config', { type: 'string', requiresArg: true, describe: 'an OpenSSH client config to read (default ~/.ssh/config; inventory values win)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the plan or the result as JSON on stdout (docs/provision.schema.json)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the plan or the result as JSON on stdout (its schema: provision schema)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress on stderr (the result and errors still)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'progress as a line per event, even on a terminal' })
     .option('trace', { type: 'string', requiresArg: true, describe: 'write every command sent to the hosts and all they answered to this file (0600), for troubleshooting; no key is in it' });
@@ -73,6 +73,8 @@ export function parser(): Argv {
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be removed, change nothing' })
       .example('$0 teardown -i hosts.yaml --dry-run', 'what would go')
       .example('$0 teardown -i hosts.yaml --limit db-1', 'a host leaves: its pairs go, on its peers too'))
+    .command('schema', 'print the JSON Schema of --json output (plans, runs, status)', (y) => y
+      .example('$0 schema > provision.schema.json', ''))
     .command('completion [shell]', 'print a completion script for bash, zsh or fish', (y) => y
       .positional('shell', { choices: ['bash', 'zsh', 'fish'] as const, default: 'bash' })
       .example('$0 completion bash > /etc/bash_completion.d/provision', '')
@@ -92,4 +94,4 @@ export const KNOWN_FLAGS = ['inventory', 'limit', 'concurrency', 'accept-new-hos
 
 export const BOOLEAN_FLAGS = ['dry-run', 'offline', 'json', 'prune', 'verify', 'accept-new-host-keys', 'retire-legacy', 'summary', 'detailed-exitcode', 'nagios', 'yes', 'color', 'quiet', 'verbose', 'help', 'version'] as const;
 export const SINGLE_FLAGS = ['inventory', 'concurrency', 'connect-timeout', 'out', 'ssh-config', 'format', 'rotate-mode', 'trace', 'detail'] as const;
-export const COMMANDS = ['apply', 'status', 'teardown', 'completion'] as const;
+export const COMMANDS = ['apply', 'status', 'teardown', 'schema', 'completion'] as const;

@@ -10,7 +10,7 @@ async function help(argv: string[]): Promise<string> {
  */
 export async function cliReference(): Promise<string> {
   const parts = ['# Command-line reference', '', 'Generated from `provision --help` (`npm run cli-doc`); a test keeps it in step with the code.', ''];
-  for (const [title, argv] of [['provision', []], ['provision apply', ['apply']], ['provision status', ['status']], ['provision teardown', ['teardown']], ['provision completion', ['completion']]] as const) {
+  for (const [title, argv] of [['provision', []], ['provision apply', ['apply']], ['provision status', ['status']], ['provision teardown', ['teardown']], ['provision schema', ['schema']], ['provision completion', ['completion']]] as const) {
     parts.push(`## ${title}`, '', '```', await help([...argv]), '```', '');
   }
   return parts.join('\n');
@@ -39,7 +39,7 @@ export async function manPage(version: string): Promise<string> {
     '.SH DESCRIPTION',
     'provision plans each server\'s IPsec configuration from a YAML inventory of servers and the pairs (or meshes) that must talk privately, then, over SSH and on every server at once, installs the IPsec stack, writes the conn and pre-shared-key files, restarts or reloads the daemon, and proves the result on the wire. A re-run changes nothing when nothing changed; a dry run shows every change first.',
   ];
-  for (const [title, argv] of [['PROVISION', []], ['PROVISION APPLY', ['apply']], ['PROVISION STATUS', ['status']], ['PROVISION TEARDOWN', ['teardown']], ['PROVISION COMPLETION', ['completion']]] as const) {
+  for (const [title, argv] of [['PROVISION', []], ['PROVISION APPLY', ['apply']], ['PROVISION STATUS', ['status']], ['PROVISION TEARDOWN', ['teardown']], ['PROVISION SCHEMA', ['schema']], ['PROVISION COMPLETION', ['completion']]] as const) {
     out.push(`.SH ${title}`, '.nf', roff(await help([...argv])), '.fi');
   }
   out.push('.SH EXIT STATUS', '.nf', roff(EXIT_TEXT), '.fi',

@@ -29,4 +29,7 @@ test('npm pack, installed into an empty prefix: provision --version and an offli
   const plan = sh(bin, ['--inventory', example, '--dry-run', '--offline']);
   expect({ code: plan.status, err: plan.stderr }).toEqual({ code: 0, err: '' });
   expect(plan.stdout).toMatch(/^Plan for .*inventory\.example\.yaml \(fleet example\): 3 hosts, 3 pairs/m);
+  // The JSON Schema is reachable from an installed copy.
+  const schema = sh(bin, ['schema']);
+  expect({ code: schema.status, schema: JSON.parse(schema.stdout) }).toEqual({ code: 0, schema: JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')) });
 }, 300_000);

@@ -288,6 +288,12 @@ describe('the command line people expect', () => {
     expect(zsh.stdout).toMatch(/^#compdef provision/);
   });
 
+  test('provision schema prints the JSON Schema of --json, and --help says so', async () => {
+    const r = await run('schema');
+    expect({ code: r.code, schema: JSON.parse(r.stdout) }).toEqual({ code: 0, schema: JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')) });
+    expect((await run('--help')).stdout).toMatch(/--json .*\(its schema: provision\s+schema\)/s);
+  });
+
   test('completion for fish: every flag, files after --inventory, choices after --detail; fish completes from it', async () => {
     const fish = await run('completion', 'fish');
     expect(fish.code).toBe(0);

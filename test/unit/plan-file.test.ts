@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,5 +174,26 @@ describe('-q and -v', () => {
     expect(verbose.stderr).toMatch(/^a: changed: .* \[\d\/2\]$/m);
     const both = await go(['-q', '-v']);
     expect({ code: both.code, err: both.stderr }).toEqual({ code: 2, err: expect.stringMatching(/-q \(--quiet\) and -v \(--verbose\) say opposite things/) });
+  });
+});
+
+describe('the question on a real terminal (a pseudo-terminal from script(1))', () => {
+  // Runs the real readline on a terminal, as a person answers; needs dist (npm test builds it).
+  const askOn = (input: string): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'pty-'));
+    const prog = join(dir, 'ask.mjs');
+    writeFileSync(prog, `import { terminalAsk } from ${JSON.stringify(join(process.cwd(), 'dist/cli/live.js'))};\nconst ask = terminalAsk();\nconsole.log(ask ? 'ANSWER<' + (await ask('Apply? [y/N] ')) + '>' : 'NO-TTY');\n`);
+    const r = spawnSync('sh', ['-c', `(sleep 1; printf '${input}') | script -qec "node ${prog}" /dev/null`], { encoding: 'utf8', timeout: 20_000 });
+    return /ANSWER<([^>]*)>|NO-TTY/.exec(r.stdout.replace(/\r/g, ''))?.[0] ?? `nothing: ${r.stdout} ${r.stderr}`;
+  };
+
+  test('a typed answer comes back; Ctrl-C is an empty answer (no), not a hang', () => {
+    expect(askOn('yes\\r')).toBe('ANSWER<yes>');
+    expect(askOn('\\003')).toBe('ANSWER<>');
+  });
+
+  test('without a terminal, nothing is asked', () => {
+    const r = spawnSync('node', ['-e', `import(${JSON.stringify(join(process.cwd(), 'dist/cli/live.js'))}).then((m) => console.log(m.terminalAsk() ? 'TTY' : 'NO-TTY'))`], { input: '', encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('NO-TTY');
   });
 });
