@@ -121,6 +121,15 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
   return out.join('\n') + '\n';
 }
 
+/** The guard's change in a few words, for a line per host: counts, not addresses. */
+function guardCount(h: HostPlan): string {
+  const g = h.guard!;
+  if (g.remove) return 'remove';
+  const joining = g.joins.length + g.joinsVerified.length;
+  const change = [joining ? `${joining} join` : '', g.leaves.length ? `${g.leaves.length} leave` : ''].filter(Boolean).join(', ');
+  return `${g.load ? 'load' : 'as it is'} (${g.members.length + g.joinsVerified.length} peer${g.members.length + g.joinsVerified.length === 1 ? '' : 's'}${change ? `; ${change}` : ''})`;
+}
+
 /** What happens to the host's guard: for the plan and the per-host lines. */
 export function guardLine(h: HostPlan): string {
   const g = h.guard!;
@@ -163,7 +172,7 @@ function hostLine(h: HostPlan): string {
   if (h.status === 'blocked') return `  ${h.host}  BLOCKED: ${printable(h.problems[0]!.problem)}`;
   const c = counts(h);
   const files = c.create + c.update + c.delete ? `+${c.create} ~${c.update} -${c.delete}` : 'no file changes';
-  return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}${h.guard ? `; guard: ${guardLine(h)}` : ''}`;
+  return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}${h.guard ? `; guard: ${guardCount(h)}` : ''}${h.sshPath ? '; ssh path' : ''}`;
 }
 
 function trailer(cs: Changeset, full: boolean): string[] {
