@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS } from './cli/args.js';
+import { BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS, type Args } from './cli/args.js';
 import { applyCommand } from './cli/apply-command.js';
 import { completionScript } from './cli/completion.js';
 import { checkBooleanForms, checkSingles, positiveSeconds, UsageError, wholeAtLeastOne } from './cli/flags.js';
@@ -17,10 +17,9 @@ export { UsageError } from './cli/flags.js';
 export { parseRotate } from './cli/scope.js';
 export { exitCode } from './cli/run-command.js';
 export type { Deps } from './cli/live.js';
+export type { Args } from './cli/args.js';
 export type { Io } from './report/view.js';
 
-/** The parsed command line, as the commands read it. */
-export type Args = Record<string, unknown> & { _: (string | number)[] };
 
 /**
  * "Unknown argument: dry-rn" → adds "did you mean --dry-run?"; a flag of another command says

@@ -2,7 +2,7 @@ import { BACKENDS } from '../backends/index.js';
 import type { Inventory } from '../inventory/types.js';
 import { drawKeys } from '../plan/keys.js';
 import type { Changeset, HostPlan, PairPlan } from '../plan/types.js';
-import type { RandomBytes } from '../psk.js';
+import type { RandomBytes } from '../core/psk.js';
 import { quote } from '../core/shell.js';
 import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
 import type { PairOutcome } from './outcome.js';

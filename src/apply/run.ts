@@ -2,7 +2,7 @@ import type { HostSpec, Inventory } from '../inventory/types.js';
 import { planChanges, type PlanOptions } from '../plan/plan.js';
 import type { Changeset } from '../plan/types.js';
 import { hostDrift, type SavedPlan } from '../plan/saved.js';
-import type { RandomBytes } from '../psk.js';
+import type { RandomBytes } from '../core/psk.js';
 import { RUN_DIR } from '../core/paths.js';
 import { FactsRaceError, factsScript, parseFacts, type Facts } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';

@@ -1,6 +1,9 @@
 import yargs, { type Argv } from 'yargs';
 import { toolVersion } from './flags.js';
 
+/** The parsed command line, as yargs gives it. */
+export type Args = Record<string, unknown> & { _: (string | number)[] };
+
 /** Exit codes, as documented in --help, the README and docs/cli.md. */
 export const EXIT = {
   ok: 0, failed: 1, badInput: 2, hostKey: 3, stale: 4, changesPending: 5, interrupted: 130,

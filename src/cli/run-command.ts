@@ -1,6 +1,6 @@
 import { run } from '../apply/run.js';
 import type { RunResult } from '../apply/outcome.js';
-import type { Args } from '../cli.js';
+import type { Args } from './args.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
 import { savePlan } from '../plan/saved.js';
 import { changes } from '../plan/changes.js';

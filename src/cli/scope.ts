@@ -1,4 +1,4 @@
-import type { Args } from '../cli.js';
+import type { Args } from './args.js';
 import { loadInventory } from '../inventory/load.js';
 import type { HostSpec, Inventory, PlannedPair } from '../inventory/types.js';
 import { nearest } from '../inventory/issues.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from '../apply/context.js';
 import { verifyPairs } from '../apply/steps/verify.js';
-import type { Args } from '../cli.js';
+import type { Args } from './args.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
 import { parseFacts, sections } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';

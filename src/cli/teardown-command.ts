@@ -1,5 +1,5 @@
 import { run } from '../apply/run.js';
-import type { Args } from '../cli.js';
+import type { Args } from './args.js';
 import { jsonView, textView, type Io, wantsColor } from '../report/view.js';
 import { toolVersion } from './flags.js';
 import { connector, onCtrlC, random, type Deps, connectFlags, verbosity } from './live.js';

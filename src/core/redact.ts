@@ -1,4 +1,4 @@
-import { redacted } from '../psk.js';
+import { redacted } from './psk.js';
 
 const PSK_LINE = /^(\S+\s+\S+\s*:\s*PSK\s+)\S+\s*$/;
 

@@ -1,5 +1,6 @@
 import { addressFamily, unusableEndpoint } from '../core/address.js';
-import { shown, type Report } from './issues.js';
+import type { z } from 'zod';
+import { nearest, shown, type Report } from './issues.js';
 import type { RawSsh } from './schema.js';
 
 /** Host names become parts of file names and conn names: keep them to a safe alphabet. */
@@ -84,4 +85,14 @@ export function checkAddress(address: string, path: readonly PropertyKey[], repo
     return undefined;
   }
   return family;
+}
+
+/** Reads one section of the inventory against its schema, reporting what does not fit. */
+export type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]) => T | undefined;
+
+export function checkHostRef(name: string, path: readonly PropertyKey[], names: ReadonlySet<string>, report: Report): void {
+  if (names.has(name)) return;
+  const near = nearest(name, [...names]);
+  report(path, `unknown host ${shown(name)}`,
+    near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.');
 }

@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { checkSsh, CONN_NAME, HOST_NAME } from './checks.js';
+import { checkHostRef, checkSsh, CONN_NAME, HOST_NAME, type Section } from './checks.js';
 import { nearest, shown, type Report } from './issues.js';
-import type { Section } from './load.js';
-import { checkHostRef } from './load.js';
 import type { MeshSpec } from './pairs.js';
 import { groupSchema, meshSchema, type RawGroup, type RawSsh } from './schema.js';
 import type { BackendChoice } from './types.js';

@@ -1,9 +1,9 @@
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { normalizeAddress } from '../core/address.js';
-import { checkAddress, checkSsh, CONN_NAME, FLEET_NAME, HOST_NAME } from './checks.js';
+import { checkAddress, checkHostRef, checkSsh, CONN_NAME, FLEET_NAME, HOST_NAME } from './checks.js';
 import { InventoryError, type Problem } from './errors.js';
-import { nearest, reportIssue, shown, type Report } from './issues.js';
+import { reportIssue, shown, type Report } from './issues.js';
 import { expandPairs } from './pairs.js';
 import { fromGroups, readGroups, readMeshes } from './groups.js';
 import { defaultsSchema, hostSchema, inventorySchema, pairListSchema, pairObjectSchema, type RawDefaults, type RawHost, type RawSsh } from './schema.js';
@@ -143,8 +143,6 @@ export function loadInventory(text: string, file: string): Inventory {
   };
 }
 
-export type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]) => T | undefined;
-
 function fail(file: string, at: Position, message: string, hint: string): never {
   throw new InventoryError([{ file, ...at, message, hint }]);
 }
@@ -208,13 +206,6 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
     return undefined;
   }
   return decl;
-}
-
-export function checkHostRef(name: string, path: readonly PropertyKey[], names: ReadonlySet<string>, report: Report): void {
-  if (names.has(name)) return;
-  const near = nearest(name, [...names]);
-  report(path, `unknown host ${shown(name)}`,
-    near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.');
 }
 
 /** What the inventory's own layers set, last layer winning; no built-in defaults. */

@@ -1,4 +1,4 @@
-import { PSK_BYTES, newPsk, type RandomBytes } from '../psk.js';
+import { PSK_BYTES, newPsk, type RandomBytes } from '../core/psk.js';
 import type { KeyAgreement, KeyState } from './types.js';
 
 /**

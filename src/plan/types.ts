@@ -1,6 +1,7 @@
 import type { BackendId, SshSettings } from '../inventory/types.js';
 import type { ConnLoad } from '../backends/index.js';
 import type { IncludeLine } from '../core/paths.js';
+import type { KeyState } from '../core/psk.js';
 
 // The changeset: what a run will do, as data. The planner makes it from the inventory and
 // the facts of every host; the dry run renders it; the executor applies exactly it. It
@@ -10,7 +11,7 @@ import type { IncludeLine } from '../core/paths.js';
 export const FILE_ACTIONS = { create: '+', update: '~', delete: '-', noop: ' ' } as const;
 export type FileAction = keyof typeof FILE_ACTIONS;
 
-export type KeyState = 'new' | 'unchanged' | 'rotated' | 'repaired';
+export type { KeyState };
 
 /** How the two ends' keys compare, as a saved plan records it: never a key, never a hash of one. */
 export type KeyAgreement = 'agree' | 'disagree' | 'missing' | 'weak';

@@ -1,7 +1,7 @@
 import type { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
 import { ConnectError } from './errors.js';
-import type { ExecResult, Session } from './session.js';
+import type { ExecResult, Session } from './types.js';
 import { wrap } from './shell.js';
 
 /**

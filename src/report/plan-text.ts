@@ -1,7 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { printable } from '../core/text.js';
 import { FILE_ACTIONS, type Changeset, type FileChange, type HostPlan, type PairPlan } from '../plan/types.js';
-import { redacted } from '../psk.js';
+import { redacted } from '../core/psk.js';
 import { KEY_SLOT } from '../plan/types.js';
 import { BACKENDS } from '../backends/index.js';
 import { changes } from '../plan/changes.js';

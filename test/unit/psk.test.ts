@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { newPsk, redacted } from '../../src/psk.js';
+import { newPsk, redacted } from '../../src/core/psk.js';
 
 test('a PSK is 32 random bytes written as 0s<base64>', () => {
   const psk = newPsk(randomBytes);

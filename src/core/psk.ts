@@ -7,10 +7,10 @@ export function newPsk(random: RandomBytes): string {
   return `0s${Buffer.from(random(PSK_BYTES)).toString('base64')}`;
 }
 
-import type { KeyState } from './plan/types.js';
+/** What a run does with a pair's key (plan/types.ts re-exports it for the changeset). */
+export type KeyState = 'new' | 'unchanged' | 'rotated' | 'repaired';
 
 /** `current` marks a key that is on the host now. */
-export type { KeyState };
 export type KeyLabel = KeyState | 'current';
 
 /** What stands in for a key wherever a person or a machine reads a plan. */
