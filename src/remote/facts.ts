@@ -1,6 +1,7 @@
 import { normalizeAddress } from '../core/address.js';
 import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../core/ownership.js';
 import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, RUN_DIR, STAGING_MARK, type IncludeLine } from '../core/paths.js';
+import { keyMac, MASK_SECRETS, maskSecrets, parseKeys, type KeyFact } from './secrets.js';
 
 /** A file provision may manage, as found on the host. Only files with a header of ours are read. */
 export interface FoundFile {
@@ -8,15 +9,6 @@ export interface FoundFile {
   mode: string;
   owner: Owner;
   content?: string;
-}
-
-/**
- * A key as the controller knows it: never the key, nor a plain hash of it. `mac` is a MAC of
- * the run's fresh challenge and the key, computed on the host; two ends hold the same key
- * when their MACs are equal.
- */
-export interface KeyFact {
-  mac: string;
 }
 
 /**
@@ -75,31 +67,6 @@ const includeCheck = INCLUDES.map(({ path, line }) => {
   const ours = `awk -v m='${INCLUDE_MARK}' -v l='${line}' 'p == m && $0 == l {f = 1} {p = $0} END {exit !f}' ${path} 2>/dev/null && echo 'ours ${path}'`;
   return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; ${ours}; else echo 'missing ${path}'; fi`;
 }).join('\n');
-
-/** The secret kinds of ipsec.secrets whose values are masked before anything leaves a host. */
-const SECRET_KINDS = 'PSK|EAP|XAUTH|NTLM|PIN';
-
-/**
- * sed that masks every secret in its input, byte for byte (LC_ALL=C), so sizes do not change:
- * what follows `: PSK ` becomes '*' except a leading 0s/0x and '=' padding. A \x01 marks
- * where masking starts (glibc's regex would otherwise take a 0s prefix for key material).
- */
-export const MASK_SECRETS = `sed -E '/:[[:space:]]*(${SECRET_KINDS})[[:space:]]/{
-s/(:[[:space:]]*(${SECRET_KINDS})[[:space:]]+(0[sSxX])?)/\\1\\x01/
-:m
-s/(\\x01[*=]*)[^*=]/\\1*/
-tm
-s/\\x01//
-}'`;
-
-/** awk that prints the value of a secrets file's first PSK line: the key, exactly as written. */
-export const KEY_OF = `awk 'match($0, /:[ \t]*PSK[ \t]+/) {print substr($0, RSTART + RLENGTH); exit}'`;
-
-/** Shell printing a MAC of a challenge and the key in "$f", as the first 32 hex digits of SHA-256("challenge\nkey"). */
-export function keyMac(challenge: string): string {
-  if (!/^[0-9a-f]{32,64}$/.test(challenge)) throw new Error('the key challenge must be hex');
-  return `k=$(${KEY_OF} "$f" 2>/dev/null); [ -z "$k" ] || printf '%s %s\\n' "$f" "$(printf '%s\\n%s' '${challenge}' "$k" | sha256sum | cut -c1-32)"`;
-}
 
 /**
  * One script, one round trip. Read-only: a dry run runs exactly this and nothing else. It
@@ -274,17 +241,6 @@ export function parseFacts(stdout: string): Facts {
     guardUnitEnabled: (s.get('unit') ?? [])[0] === 'enabled',
     keys: parseKeys(s.get('keys') ?? []),
   };
-}
-
-/** The MAC of each secrets file's key, by path ("path mac" lines). */
-export function parseKeys(lines: readonly string[]): Map<string, KeyFact> {
-  return new Map(lines.map((l) => /^(\S+) ([0-9a-f]{32})$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => [m[1]!, { mac: m[2]! }]));
-}
-
-/** What MASK_SECRETS does on the host, for content read here. */
-export function maskSecrets(text: string): string {
-  return text.replace(new RegExp(`(:[ \\t\\f\\v\\r]*(?:${SECRET_KINDS})[ \\t\\f\\v\\r]+(?:0[sSxX])?)([^\\n]*)`, 'g'),
-    (_, head: string, value: string) => head + value.replace(/[^*=]/g, '*'));
 }
 
 /** `nft list table` output of each guard table: its peer sets' elements and its drop counters. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HostSpec, Inventory } from '../../src/inventory/types.js';
-import { maskSecrets } from '../../src/remote/facts.js';
+import { maskSecrets } from '../../src/remote/secrets.js';
 import type { ExecResult, Session } from '../../src/remote/session.js';
 import { VERIFY } from '../../src/verify/esp.js';
 

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../../src/core/ownership.js';
 import { join } from 'node:path';
-import { factsScript, keyMac, MASK_SECRETS, maskSecrets, parseKeys, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
+import { factsScript, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
+import { keyMac, MASK_SECRETS, maskSecrets, parseKeys } from '../../src/remote/secrets.js';
 import { keyBits } from '../../src/plan/keys.js';
 import { withFiles } from '../helpers/fake-session.js';
 

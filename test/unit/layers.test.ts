@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
-// The shape of src/: no import cycle, and no folder importing one above it. Read from the
+// The shape of src/: no import cycle, no folder importing one above it, no file over 300
+// lines. Read from the
 // import lines themselves (every import of ours is relative, with its .js suffix): a tool
 // for it (madge) wants TypeScript 5, and dependency-cruiser Node.js 22.
 
@@ -52,4 +53,8 @@ test('no import cycle in src/', () => {
 test('no folder imports one above it (core, inventory, backends, remote, plan, verify, apply, status, report, cli)', () => {
   const up = [...imports].flatMap(([f, ds]) => ds.filter((d) => LAYERS.indexOf(layerOf(d)) > LAYERS.indexOf(layerOf(f))).map((d) => `${f} -> ${d}`));
   expect(up).toEqual([]);
+});
+
+test('no file in src/ over 300 lines', () => {
+  expect(files.map((f) => [f, readFileSync(f, 'utf8').split('\n').length - 1] as const).filter(([, n]) => n > 300)).toEqual([]);
 });

@@ -3,7 +3,7 @@ import { BACKENDS } from '../../backends/index.js';
 import { pairFile } from '../../core/paths.js';
 import { quote } from '../../core/shell.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
-import { keyMac, parseKeys } from '../../remote/facts.js';
+import { keyMac, parseKeys } from '../../remote/secrets.js';
 import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
 
 /** Prints a MAC of a fresh challenge and each named secrets file's key: the key stays on the host. */
