@@ -2,9 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 // The shape of src/: no import cycle, no folder importing one above it, no file over 300
-// lines. Read from the
-// import lines themselves (every import of ours is relative, with its .js suffix): a tool
-// for it (madge) wants TypeScript 5, and dependency-cruiser Node.js 22.
+// lines. Read from the import lines themselves (every import of ours is relative, with its
+// .js suffix): a tool for it (madge) wants TypeScript 5, and dependency-cruiser Node.js 22.
 
 /** Lowest first: a folder may import only from folders before it (and itself). */
 const LAYERS = ['core', 'inventory', 'backends', 'remote', 'plan', 'verify', 'apply', 'status', 'report', 'cli'];
