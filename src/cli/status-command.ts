@@ -10,7 +10,7 @@ import type { Hooks } from '../apply/outcome.js';
 import type { Io } from '../report/view.js';
 import { assess, type HostReading } from '../status/assess.js';
 import { healthy, renderPrometheus, renderStatusText, statusToJson, type StatusReport } from '../status/render.js';
-import { parseXfrmPolicies } from '../status/policies.js';
+import { parseXfrmPolicies, undeclared } from '../status/policies.js';
 import { parseDaemon, statusScript } from '../status/script.js';
 import { EXIT } from './args.js';
 import { toolVersion } from './flags.js';
@@ -47,7 +47,8 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
       }
       try {
         const s = sections(r.stdout);
-        readings.set(h.name, { ok: true, facts: parseFacts(r.stdout), daemon: parseDaemon(s.get('daemon') ?? [], at), policies: parseXfrmPolicies((s.get('policies') ?? []).join('\n')) });
+        const facts = parseFacts(r.stdout);
+        readings.set(h.name, { ok: true, facts, daemon: parseDaemon(s.get('daemon') ?? [], at), policies: undeclared(parseXfrmPolicies((s.get('policies') ?? []).join('\n')), facts) });
       } catch (err) {
         readings.set(h.name, { ok: false, status: 'failed', error: `could not read the host's state: ${(err as Error).message}` });
       }

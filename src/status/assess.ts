@@ -5,7 +5,7 @@ import type { Facts } from '../remote/facts.js';
 import { saUp } from '../remote/facts.js';
 import type { Changeset } from '../plan/types.js';
 import type { DirectionResult } from '../apply/outcome.js';
-import { bypasses, declaredPolicies, describePolicy, isDeclared, type XfrmPolicy } from './policies.js';
+import { bypasses, describePolicy, type XfrmPolicy } from './policies.js';
 import type { DaemonSa } from './script.js';
 
 /** What one host told `provision status`, or why it could not be read. */
@@ -107,8 +107,7 @@ function exposed(r: Extract<HostReading, { ok: true }>, host: string, pair: stri
   const out: string[] = [];
   const sa = r.daemon.get(pair);
   if (sa?.bytesOut === 0 && (sa.bytesIn ?? 0) > 0) out.push(`${host}: its outbound SA carried 0 bytes while its inbound one carried ${sa.bytesIn}: its traffic to ${peer} goes outside IPsec`);
-  const declared = [...r.facts.files.values()].filter((f) => /^\/etc\/provision\/ssh-[^/]+\.xfrm$/.test(f.path) && f.owner.kind === 'fleet').flatMap((f) => declaredPolicies(f.content ?? ''));
-  for (const p of bypasses(r.policies, local, peer).filter((x) => !isDeclared(x, declared))) out.push(`${host}: a passthrough policy outranks the pair's own: ${describePolicy(p)}`);
+  for (const p of bypasses(r.policies, local, peer)) out.push(`${host}: a passthrough policy outranks the pair's own: ${describePolicy(p)}`);
   if (guardTable) {
     const g = r.facts.guards.get(guardTable);
     if (!g) out.push(`${host}: guard table ${guardTable} is not loaded`);

@@ -1,5 +1,6 @@
 import { BlockList } from 'node:net';
 import { addressFamily, normalizeAddress } from '../core/address.js';
+import type { Facts } from '../remote/facts.js';
 
 /** One kernel IPsec policy, as `ip xfrm policy` prints it (no keys: selectors and templates only). */
 export interface XfrmPolicy {
@@ -120,4 +121,10 @@ export function isDeclared(p: XfrmPolicy, declared: readonly XfrmPolicy[]): bool
   return !p.ipsec && p.action === 'allow' && declared.some((d) => d.dir === p.dir && d.proto === p.proto && d.sport === p.sport && d.dport === p.dport &&
     normalizeAddress(d.src.split('/')[0]!) === normalizeAddress(p.src.split('/')[0]!) && normalizeAddress(d.dst.split('/')[0]!) === normalizeAddress(p.dst.split('/')[0]!) &&
     d.src.split('/')[1] === p.src.split('/')[1] && d.dst.split('/')[1] === p.dst.split('/')[1]);
+}
+
+/** A host's policies without those its SSH-path files declare: read once per host, not per pair. */
+export function undeclared(policies: readonly XfrmPolicy[], facts: Facts): XfrmPolicy[] {
+  const declared = [...facts.files.values()].filter((f) => /^\/etc\/provision\/ssh-[^/]+\.xfrm$/.test(f.path) && f.owner.kind === 'fleet').flatMap((f) => declaredPolicies(f.content ?? ''));
+  return declared.length ? policies.filter((p) => !isDeclared(p, declared)) : [...policies];
 }
