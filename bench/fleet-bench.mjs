@@ -61,21 +61,32 @@ function writeAnsibleFiles() {
   for (const h of plan.hosts) {
     lines.push(`${h.name} ansible_host=${h.address}`);
     const files = h.files.map((f) => ({
-      path: f.path, mode: f.mode, pair: f.pair, secret: f.mode === '0600', initiator: initiator.get(f.pair) === h.name,
+      path: f.path,
+      mode: f.mode,
+      pair: f.pair,
+      secret: f.mode === '0600',
+      initiator: initiator.get(f.pair) === h.name,
       content: f.content.replace(/<redacted: new 256-bit key>/, keys.get(f.pair)),
     }));
     writeFileSync(join(dir, 'host_vars', `${h.name}.yml`), JSON.stringify({ files }));
   }
-  lines.push('', '[bench:vars]', 'ansible_user=root', `ansible_ssh_private_key_file=${join(process.env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 'id_ed25519')}`,
-    `ansible_ssh_common_args='-o UserKnownHostsFile=${join(state, 'known_hosts')}'`);
-  writeFileSync(join(dir, 'hosts.ini'), lines.join('\n') + '\n');
+  lines.push(
+    '',
+    '[bench:vars]',
+    'ansible_user=root',
+    `ansible_ssh_private_key_file=${join(process.env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 'id_ed25519')}`,
+    `ansible_ssh_common_args='-o UserKnownHostsFile=${join(state, 'known_hosts')}'`,
+  );
+  writeFileSync(join(dir, 'hosts.ini'), `${lines.join('\n')}\n`);
   return join(dir, 'hosts.ini');
 }
 
 function ansible(inv) {
-  const { s, out } = timed(() => must(hosts, ['exec', 'ansible-playbook', '-i', inv, '-f', String(FORKS), join(repo, 'bench', 'ansible', 'site.yml')], {
-    env: { ...process.env, ANSIBLE_CONFIG: join(repo, 'bench', 'ansible', 'ansible.cfg') },
-  }));
+  const { s, out } = timed(() =>
+    must(hosts, ['exec', 'ansible-playbook', '-i', inv, '-f', String(FORKS), join(repo, 'bench', 'ansible', 'site.yml')], {
+      env: { ...process.env, ANSIBLE_CONFIG: join(repo, 'bench', 'ansible', 'ansible.cfg') },
+    }),
+  );
   const changed = [...out.stdout.matchAll(/changed=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   return { s, changed };
 }
@@ -86,7 +97,8 @@ for (const n of SIZES) {
   console.error(`fleet benchmark: ${n} hosts, ${pairs} pairs`);
   must(hosts, ['up', String(n)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const first = tool();
-  if (first.json.hosts.some((h) => h.status !== 'changed')) throw new Error(`first converge: ${JSON.stringify(first.json.hosts.filter((h) => h.status !== 'changed'))}`);
+  if (first.json.hosts.some((h) => h.status !== 'changed'))
+    throw new Error(`first converge: ${JSON.stringify(first.json.hosts.filter((h) => h.status !== 'changed'))}`);
   const noops = Array.from({ length: RUNS }, () => tool());
   const last = noops.at(-1).json;
   if (last.hosts.some((h) => h.status !== 'unchanged')) throw new Error('a re-run changed something: not a no-op');
@@ -100,13 +112,20 @@ for (const n of SIZES) {
     aNoops = Array.from({ length: ansibleRuns(n) }, () => ansible(inv));
     if (aNoops.at(-1).changed !== 0) throw new Error(`the Ansible re-run changed ${aNoops.at(-1).changed} things: not a no-op`);
   }
-  console.error(`  provision ${first.s.toFixed(1)} s first, ${median(noops.map((r) => r.s)).toFixed(1)} s no-op; Ansible ${aFirst.s.toFixed(1)} s first, ${median(aNoops.map((r) => r.s)).toFixed(1)} s no-op`);
+  console.error(
+    `  provision ${first.s.toFixed(1)} s first, ${median(noops.map((r) => r.s)).toFixed(1)} s no-op; Ansible ${aFirst.s.toFixed(1)} s first, ${median(aNoops.map((r) => r.s)).toFixed(1)} s no-op`,
+  );
 
   rows.push({
-    n, pairs,
-    toolFirst: first.s, toolNoop: median(noops.map((r) => r.s)),
-    ansibleFirst: aFirst.s, ansibleNoop: median(aNoops.map((r) => r.s)),
-    cmdsFirst: first.json.stats.commands / n, cmdsNoop: last.stats.commands / n, conns: last.stats.connections / n,
+    n,
+    pairs,
+    toolFirst: first.s,
+    toolNoop: median(noops.map((r) => r.s)),
+    ansibleFirst: aFirst.s,
+    ansibleNoop: median(aNoops.map((r) => r.s)),
+    cmdsFirst: first.json.stats.commands / n,
+    cmdsNoop: last.stats.commands / n,
+    conns: last.stats.connections / n,
     ansibleRuns: n <= ANSIBLE_MAX ? ansibleRuns(n) : 0,
   });
 }
@@ -115,9 +134,15 @@ spawnSync(hosts, ['down']);
 const f = (x) => x.toFixed(1);
 const sec = (x) => (Number.isNaN(x) ? 'not run' : `${x.toFixed(1)} s`);
 const ratio = (a, b) => (Number.isNaN(a) ? '' : `${(a / b).toFixed(1)}x`);
-console.log(`\nFleet benchmark: full mesh on bench/hosts (--no-verify), concurrency/forks ${FORKS}, provision no-op: median of ${RUNS} runs; ${ansibleVersion}`);
-console.log('| hosts | pairs | provision first | Ansible first | ratio | provision no-op | Ansible no-op | ratio | provision per host: first, no-op | commands/host first, no-op | SSH connections/host |');
+console.log(
+  `\nFleet benchmark: full mesh on bench/hosts (--no-verify), concurrency/forks ${FORKS}, provision no-op: median of ${RUNS} runs; ${ansibleVersion}`,
+);
+console.log(
+  '| hosts | pairs | provision first | Ansible first | ratio | provision no-op | Ansible no-op | ratio | provision per host: first, no-op | commands/host first, no-op | SSH connections/host |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
-  console.log(`| ${r.n} | ${r.pairs} | ${sec(r.toolFirst)} | ${sec(r.ansibleFirst)} | ${ratio(r.ansibleFirst, r.toolFirst)} | ${sec(r.toolNoop)} | ${sec(r.ansibleNoop)}${r.ansibleRuns > 1 ? ` (median of ${r.ansibleRuns})` : r.ansibleRuns === 1 ? ' (one run)' : ''} | ${ratio(r.ansibleNoop, r.toolNoop)} | ${(r.toolFirst / r.n).toFixed(2)} s, ${(r.toolNoop / r.n).toFixed(3)} s | ${f(r.cmdsFirst)}, ${f(r.cmdsNoop)} | ${f(r.conns)} |`);
+  console.log(
+    `| ${r.n} | ${r.pairs} | ${sec(r.toolFirst)} | ${sec(r.ansibleFirst)} | ${ratio(r.ansibleFirst, r.toolFirst)} | ${sec(r.toolNoop)} | ${sec(r.ansibleNoop)}${r.ansibleRuns > 1 ? ` (median of ${r.ansibleRuns})` : r.ansibleRuns === 1 ? ' (one run)' : ''} | ${ratio(r.ansibleNoop, r.toolNoop)} | ${(r.toolFirst / r.n).toFixed(2)} s, ${(r.toolNoop / r.n).toFixed(3)} s | ${f(r.cmdsFirst)}, ${f(r.cmdsNoop)} | ${f(r.conns)} |`,
+  );
 }

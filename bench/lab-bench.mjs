@@ -40,7 +40,7 @@ for (const args of [[], ['--no-verify']]) {
   const last = runs[runs.length - 1].json;
   if (last.hosts.some((h) => h.status !== 'unchanged')) throw new Error('a re-run changed something: not a no-op');
   rows.push({
-    what: `no-op re-run${args.length ? ' ' + args.join(' ') : ''}`,
+    what: `no-op re-run${args.length ? ` ${args.join(' ')}` : ''}`,
     wall: median(runs.map((r) => r.ms)),
     conns: last.stats.connections / last.stats.hosts,
     cmds: last.stats.commands / last.stats.hosts,
@@ -49,7 +49,9 @@ for (const args of [[], ['--no-verify']]) {
 console.log(`lab: ${first.json.hosts.length} servers, ${first.json.pairs.length} pair(s); no-op figures are medians of ${RUNS} runs`);
 if (converged) {
   const st = first.json.stats;
-  console.log(`  ${'first converge (one run)'.padEnd(30)} wall ${(first.ms / 1000).toFixed(2)} s   SSH connections/host ${st.connections / st.hosts}   remote commands/host ${st.commands / st.hosts}`);
+  console.log(
+    `  ${'first converge (one run)'.padEnd(30)} wall ${(first.ms / 1000).toFixed(2)} s   SSH connections/host ${st.connections / st.hosts}   remote commands/host ${st.commands / st.hosts}`,
+  );
 }
 for (const r of rows) {
   console.log(`  ${r.what.padEnd(30)} wall ${(r.wall / 1000).toFixed(2)} s   SSH connections/host ${r.conns}   remote commands/host ${r.cmds}`);
@@ -74,7 +76,11 @@ for (const args of [[], ['--no-verify']]) {
       throw new Error(`provision --rotate-psk ${pair.name} did not rotate: ${JSON.stringify(r.json.pairs)}`);
     }
   }
-  rotations.push({ what: `provision --rotate-psk ${pair.name}${args.length ? ' ' + args.join(' ') : ''}`, wall: median(runs.map((r) => r.ms)), runs: runs.map((r) => r.ms) });
+  rotations.push({
+    what: `provision --rotate-psk ${pair.name}${args.length ? ` ${args.join(' ')}` : ''}`,
+    wall: median(runs.map((r) => r.ms)),
+    runs: runs.map((r) => r.ms),
+  });
 }
 
 if (spawnSync('sh', ['-c', 'command -v ansible-playbook']).status !== 0) {
@@ -85,26 +91,66 @@ const key = join(process.env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 
 const knownHosts = join(repo, '.lab', 'known_hosts');
 for (const h of plan.hosts) {
   // Ansible's modules need python3 on the servers; the lab's mirror has it.
-  must(lab, ['exec', 'ssh', '-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-i', key, `root@${h.address}`,
-    'command -v python3 >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3; } >/dev/null']);
+  must(lab, [
+    'exec',
+    'ssh',
+    '-q',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-i',
+    key,
+    `root@${h.address}`,
+    'command -v python3 >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3; } >/dev/null',
+  ]);
 }
 const dir = join(repo, '.lab', 'ansible');
 mkdirSync(join(dir, 'host_vars'), { recursive: true });
 const hostsIni = join(dir, 'hosts.ini');
-writeFileSync(hostsIni, ['[lab]', ...plan.hosts.map((h) => `${h.name} ansible_host=${h.address}`), '', '[lab:vars]', 'ansible_user=root',
-  `ansible_ssh_private_key_file=${key}`, `ansible_ssh_common_args='-o UserKnownHostsFile=${knownHosts}'`].join('\n') + '\n');
+writeFileSync(
+  hostsIni,
+  `${[
+    '[lab]',
+    ...plan.hosts.map((h) => `${h.name} ansible_host=${h.address}`),
+    '',
+    '[lab:vars]',
+    'ansible_user=root',
+    `ansible_ssh_private_key_file=${key}`,
+    `ansible_ssh_common_args='-o UserKnownHostsFile=${knownHosts}'`,
+  ].join('\n')}\n`,
+);
 const ansibleRuns = [];
 for (let i = 0; i < RUNS; i++) {
   const psk = `0s${randomBytes(32).toString('base64')}`;
   for (const h of plan.hosts.filter((x) => x.name === pair.initiator || x.name === pair.responder)) {
     const f = h.files.find((x) => x.pair === pair.name && x.mode === '0600');
-    writeFileSync(join(dir, 'host_vars', `${h.name}.yml`), JSON.stringify({
-      secrets: { path: f.path, content: f.content.replace(/<redacted: new 256-bit key>/, psk) }, initiator: h.name === pair.initiator,
-    }));
+    writeFileSync(
+      join(dir, 'host_vars', `${h.name}.yml`),
+      JSON.stringify({
+        secrets: { path: f.path, content: f.content.replace(/<redacted: new 256-bit key>/, psk) },
+        initiator: h.name === pair.initiator,
+      }),
+    );
   }
   const t0 = process.hrtime.bigint();
-  const r = must(lab, ['exec', 'ansible-playbook', '-i', hostsIni, '-f', '16', '--limit', `${pair.initiator},${pair.responder}`,
-    '-e', `pair=${pair.name}`, join(repo, 'bench', 'ansible', 'rotate.yml')], { env: { ...process.env, ANSIBLE_CONFIG: join(repo, 'bench', 'ansible', 'ansible.cfg') } });
+  const r = must(
+    lab,
+    [
+      'exec',
+      'ansible-playbook',
+      '-i',
+      hostsIni,
+      '-f',
+      '16',
+      '--limit',
+      `${pair.initiator},${pair.responder}`,
+      '-e',
+      `pair=${pair.name}`,
+      join(repo, 'bench', 'ansible', 'rotate.yml'),
+    ],
+    { env: { ...process.env, ANSIBLE_CONFIG: join(repo, 'bench', 'ansible', 'ansible.cfg') } },
+  );
   ansibleRuns.push(Number(process.hrtime.bigint() - t0) / 1e6);
   if (![...r.stdout.matchAll(/changed=(\d+)/g)].every((m) => Number(m[1]) > 0)) throw new Error(`rotate.yml changed nothing:\n${r.stdout}`);
   // The check: both ends hold the same new key and the pair carries ESP.

@@ -23,18 +23,25 @@ const up = spawnSync(lab, ['up', String(N), '--preinstall', 'libreswan'], { stdi
 if (up.status !== 0) process.exit(1);
 const names = Array.from({ length: N }, (_, i) => `server-${String(i + 1).padStart(2, '0')}`);
 const inventory = join(env.PROVISION_LAB_STATE, 'mesh-bench.yaml');
-writeFileSync(inventory, `fleet: bench
+writeFileSync(
+  inventory,
+  `fleet: bench
 defaults:
   ssh: {user: root, identityFile: ${join(env.PROVISION_LAB_CACHE ?? '/var/cache/provision-lab', 'id_ed25519')}, knownHostsFile: ${join(env.PROVISION_LAB_STATE, 'known_hosts')}}
 hosts:
 ${names.map((n, i) => `  ${n}: {address: 10.77.0.${11 + i}}`).join('\n')}
 meshes:
   - {name: all, hosts: [${names.join(', ')}]}
-`);
+`,
+);
 
 function provision(...args) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(lab, ['exec', 'node', join(repo, 'bin', 'provision.js'), ...args, '--inventory', inventory, '--json'], { encoding: 'utf8', env, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(lab, ['exec', 'node', join(repo, 'bin', 'provision.js'), ...args, '--inventory', inventory, '--json'], {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 256 * 1024 * 1024,
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   let json;
   try {
@@ -49,9 +56,12 @@ const perHost = (j, what) => (j.stats ? j.stats[what] / j.stats.hosts : undefine
 
 const first = provision();
 const bad = first.json.pairs.filter((p) => p.status !== 'verified');
-console.log(`mesh: ${N} servers, ${first.json.pairs.length} pairs; first converge ${(first.ms / 1000).toFixed(1)} s, ${first.json.pairs.length - bad.length} verified`);
+console.log(
+  `mesh: ${N} servers, ${first.json.pairs.length} pairs; first converge ${(first.ms / 1000).toFixed(1)} s, ${first.json.pairs.length - bad.length} verified`,
+);
 if (bad.length) console.log(`  not verified: ${bad.map((p) => `${p.name} (${p.status}: ${p.reason ?? ''})`).join('; ')}`);
-for (const h of first.json.hosts.filter((x) => !['changed', 'unchanged'].includes(x.status))) console.log(`  ${h.name} ${h.status} at ${h.step ?? '?'}: ${h.error ?? ''} ${h.tail ?? ''}`);
+for (const h of first.json.hosts.filter((x) => !['changed', 'unchanged'].includes(x.status)))
+  console.log(`  ${h.name} ${h.status} at ${h.step ?? '?'}: ${h.error ?? ''} ${h.tail ?? ''}`);
 if (bad.length) {
   // The no-ops below would measure a fleet that is not there.
   spawnSync(lab, ['down'], { stdio: 'ignore', env });
@@ -59,16 +69,34 @@ if (bad.length) {
 }
 
 const rows = [];
-for (const [label, args] of [['verified no-op', []], ['no-op --no-verify', ['--no-verify']], ['status', ['status']], ['status --verify', ['status', '--verify']]]) {
+for (const [label, args] of [
+  ['verified no-op', []],
+  ['no-op --no-verify', ['--no-verify']],
+  ['status', ['status']],
+  ['status --verify', ['status', '--verify']],
+]) {
   const runs = [];
   for (let k = 0; k < RUNS; k++) runs.push(provision(...args));
   const last = runs[runs.length - 1].json;
   if (args[0] !== 'status' && last.hosts.some((h) => h.status !== 'unchanged')) throw new Error(`${label}: a re-run changed something`);
-  const ok = args[0] === 'status' ? last.pairs.filter((p) => p.status === 'up').length : last.pairs.filter((p) => p.status === 'verified' || (args.includes('--no-verify') && p.status === 'unverified')).length;
-  rows.push({ label, ms: median(runs.map((r) => r.ms)), all: runs.map((r) => (r.ms / 1000).toFixed(1)), cmds: perHost(last, 'commands'), conns: perHost(last, 'connections'), ok, pairs: last.pairs.length });
+  const ok =
+    args[0] === 'status'
+      ? last.pairs.filter((p) => p.status === 'up').length
+      : last.pairs.filter((p) => p.status === 'verified' || (args.includes('--no-verify') && p.status === 'unverified')).length;
+  rows.push({
+    label,
+    ms: median(runs.map((r) => r.ms)),
+    all: runs.map((r) => (r.ms / 1000).toFixed(1)),
+    cmds: perHost(last, 'commands'),
+    conns: perHost(last, 'connections'),
+    ok,
+    pairs: last.pairs.length,
+  });
 }
 for (const r of rows) {
-  console.log(`  ${r.label.padEnd(20)} median ${(r.ms / 1000).toFixed(2)} s (${r.all.join(', ')})   ${r.cmds !== undefined ? `commands/host ${r.cmds}   connections/host ${r.conns}   ` : ''}pairs ok ${r.ok}/${r.pairs}`);
+  console.log(
+    `  ${r.label.padEnd(20)} median ${(r.ms / 1000).toFixed(2)} s (${r.all.join(', ')})   ${r.cmds !== undefined ? `commands/host ${r.cmds}   connections/host ${r.conns}   ` : ''}pairs ok ${r.ok}/${r.pairs}`,
+  );
 }
 const ratio = rows[0].ms / rows[1].ms;
 console.log(`  verified no-op / unverified no-op: ${ratio.toFixed(2)}x`);

@@ -26,7 +26,7 @@ function inventory(n, size) {
     for (let i = m * size; i < Math.min(n, (m + 1) * size); i++) members.push(hostName(i));
     if (members.length > 1) lines.push(`  - {name: m${m}, hosts: [${members.join(', ')}]}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 function measure(label, text) {
@@ -38,7 +38,12 @@ function measure(label, text) {
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
     const t0 = process.hrtime.bigint();
     const inv = loadInventory(text, 'bench.yaml');
-    const cs = planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, offlineFacts()])), { mode: 'offline', prune: true, retireLegacy: false, tool: 'bench' });
+    const cs = planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, offlineFacts()])), {
+      mode: 'offline',
+      prune: true,
+      retireLegacy: false,
+      tool: 'bench',
+    });
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     clearInterval(sampler);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -50,7 +55,12 @@ function measure(label, text) {
   const median = times[Math.floor(times.length / 2)];
   const mib = (b) => (b / 1048576).toFixed(0);
   return {
-    label, ...shape, median: (median / 1000).toFixed(2), runs: times.map((t) => (t / 1000).toFixed(2)).join(', '), text: mib(shape.bytes), peak: mib(peakRss),
+    label,
+    ...shape,
+    median: (median / 1000).toFixed(2),
+    runs: times.map((t) => (t / 1000).toFixed(2)).join(', '),
+    text: mib(shape.bytes),
+    peak: mib(peakRss),
   };
 }
 

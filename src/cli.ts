@@ -1,25 +1,24 @@
 import { readFileSync } from 'node:fs';
-import { BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS, type Args } from './cli/args.js';
 import { applyCommand } from './cli/apply-command.js';
+import { type Args, BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS } from './cli/args.js';
 import { completionScript } from './cli/completion.js';
 import { checkBooleanForms, checkSingles, positiveSeconds, UsageError, wholeAtLeastOne } from './cli/flags.js';
-import { terminalAsk, type Deps } from './cli/live.js';
+import { type Deps, terminalAsk } from './cli/live.js';
 import { runCommand } from './cli/run-command.js';
 import { statusCommand } from './cli/status-command.js';
 import { teardownCommand } from './cli/teardown-command.js';
-import { InventoryError, formatProblem } from './inventory/errors.js';
+import { formatProblem, InventoryError } from './inventory/errors.js';
 import { nearest } from './inventory/issues.js';
 import { connect } from './remote/session.js';
 import type { Io } from './report/view.js';
 
+export type { Args } from './cli/args.js';
 export { EXIT } from './cli/args.js';
 export { UsageError } from './cli/flags.js';
-export { parseRotate } from './cli/scope.js';
-export { exitCode } from './cli/run-command.js';
 export type { Deps } from './cli/live.js';
-export type { Args } from './cli/args.js';
+export { exitCode } from './cli/run-command.js';
+export { parseRotate } from './cli/scope.js';
 export type { Io } from './report/view.js';
-
 
 /**
  * "Unknown argument: dry-rn" → adds "did you mean --dry-run?"; a flag of another command says
@@ -29,12 +28,16 @@ function withSuggestion(message: string, argv: readonly string[]): string {
   const m = /^Unknown arguments?: (.+)$/.exec(message);
   if (!m) return message;
   const command = COMMANDS.find((c) => argv[0] === c);
-  const hints = m[1]!.split(', ').filter((a) => !/[A-Z]/.test(a)).map((a) => {
-    if ((KNOWN_FLAGS as readonly string[]).includes(a)) return `--${a} is not an option of \`provision${command ? ` ${command}` : ''}\``;
-    const flag = nearest(a, KNOWN_FLAGS);
-    const cmd = nearest(a, COMMANDS);
-    return flag ? `--${a}: did you mean --${flag}?` : cmd ? `${a}: did you mean \`provision ${cmd}\`?` : '';
-  }).filter(Boolean);
+  const hints = m[1]!
+    .split(', ')
+    .filter((a) => !/[A-Z]/.test(a))
+    .map((a) => {
+      if ((KNOWN_FLAGS as readonly string[]).includes(a)) return `--${a} is not an option of \`provision${command ? ` ${command}` : ''}\``;
+      const flag = nearest(a, KNOWN_FLAGS);
+      const cmd = nearest(a, COMMANDS);
+      return flag ? `--${a}: did you mean --${flag}?` : cmd ? `${a}: did you mean \`provision ${cmd}\`?` : '';
+    })
+    .filter(Boolean);
   return hints.length ? `${message} (${hints.join('; ')})` : message;
 }
 
@@ -100,14 +103,14 @@ export async function main(argv: string[], io: Io = process, deps: Deps = defaul
     if (err instanceof InventoryError) {
       const n = err.problems.length;
       io.stderr.write(`error: ${err.problems[0]?.file ?? 'the inventory'} has ${n} problem${n === 1 ? '' : 's'}; nothing was done.\n`);
-      for (const p of err.problems) io.stderr.write(formatProblem(p) + '\n');
+      for (const p of err.problems) io.stderr.write(`${formatProblem(p)}\n`);
       // With --json, a program reads stdout: it gets the problems as data too.
-      if (args.json) io.stdout.write(JSON.stringify({ error: 'inventory', problems: err.problems }, null, 2) + '\n');
+      if (args.json) io.stdout.write(`${JSON.stringify({ error: 'inventory', problems: err.problems }, null, 2)}\n`);
       return badInput(argv);
     }
     if (err instanceof UsageError) {
       io.stderr.write(`error: ${err.message}\n`);
-      if (args.json) io.stdout.write(JSON.stringify({ error: 'usage', message: err.message }, null, 2) + '\n');
+      if (args.json) io.stdout.write(`${JSON.stringify({ error: 'usage', message: err.message }, null, 2)}\n`);
       return badInput(argv);
     }
     throw err;

@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
 import { printable, tail } from '../core/text.js';
 import type { HostSpec } from '../inventory/types.js';
-import type { Facts } from '../remote/facts.js';
 import { ConnectError, HostKeyError } from '../remote/errors.js';
+import type { Facts } from '../remote/facts.js';
 import type { SessionPool } from '../remote/pool.js';
 import { FAILED_STATUSES, type Hooks, type HostOutcome } from './outcome.js';
 
@@ -43,9 +43,7 @@ export interface Ctx {
   keep: string;
 }
 
-export type StepRun =
-  | { ok: true; code: number | null; stdout: string; stderr: string }
-  | { ok: false; outcome: HostOutcome };
+export type StepRun = { ok: true; code: number | null; stdout: string; stderr: string } | { ok: false; outcome: HostOutcome };
 
 export const interrupted = (ctx: Ctx): boolean => ctx.signal?.aborted === true;
 
@@ -58,8 +56,12 @@ export function alive(ctx: Ctx, host: string): boolean {
 export function failed(step: string, error: string, hint: string, extra: { exitCode?: number | null; output?: string } = {}): HostOutcome {
   const t = extra.output !== undefined ? tail(extra.output) : undefined;
   return {
-    status: 'failed', step, error: printable(error), hint,
-    ...(extra.exitCode !== undefined ? { exitCode: extra.exitCode } : {}), ...(t ? { tail: t } : {}),
+    status: 'failed',
+    step,
+    error: printable(error),
+    hint,
+    ...(extra.exitCode !== undefined ? { exitCode: extra.exitCode } : {}),
+    ...(t ? { tail: t } : {}),
   };
 }
 
@@ -75,17 +77,36 @@ export async function runStep(ctx: Ctx, host: string, step: string, script: stri
       ctx.hooks.onStep?.(host, step);
       const r = await session.run(script, { timeoutSec, step, ...(stdin !== undefined ? { stdin } : {}) });
       if (r.code !== 0 && /sudo: (a password is required|a terminal is required)/.test(r.stderr)) {
-        return { ok: false, outcome: failed(step, `sudo wants a password for ${s.spec.ssh.user}`,
-          `Allow ${s.spec.ssh.user} passwordless sudo (NOPASSWD in /etc/sudoers.d/), or connect as root.`) };
+        return {
+          ok: false,
+          outcome: failed(
+            step,
+            `sudo wants a password for ${s.spec.ssh.user}`,
+            `Allow ${s.spec.ssh.user} passwordless sudo (NOPASSWD in /etc/sudoers.d/), or connect as root.`,
+          ),
+        };
       }
       if (r.timedOut) {
-        return { ok: false, outcome: failed(step, `${step} did not finish within ${timeoutSec} s, and was stopped there`,
-          'The host may be part-way through this step. Look at it (a hung apt, daemon or network), then re-run: the run is idempotent and converges from where this one stopped.',
-          { exitCode: r.code, output: r.stderr }) };
+        return {
+          ok: false,
+          outcome: failed(
+            step,
+            `${step} did not finish within ${timeoutSec} s, and was stopped there`,
+            'The host may be part-way through this step. Look at it (a hung apt, daemon or network), then re-run: the run is idempotent and converges from where this one stopped.',
+            { exitCode: r.code, output: r.stderr },
+          ),
+        };
       }
       if (r.dropped) {
-        return { ok: false, outcome: failed(step, `${step} printed more than provision keeps (${Math.round((r.dropped.stdout + r.dropped.stderr) / 1048576)} MiB over the limit)`,
-          'Something on the host floods the output of this command; run it by hand to see what.', { exitCode: r.code }) };
+        return {
+          ok: false,
+          outcome: failed(
+            step,
+            `${step} printed more than provision keeps (${Math.round((r.dropped.stdout + r.dropped.stderr) / 1048576)} MiB over the limit)`,
+            'Something on the host floods the output of this command; run it by hand to see what.',
+            { exitCode: r.code },
+          ),
+        };
       }
       return { ok: true, code: r.code, stdout: r.stdout, stderr: r.stderr };
     });
@@ -110,8 +131,12 @@ export function fail(ctx: Ctx, host: string, outcome: HostOutcome): void {
  */
 export async function phase<T>(ctx: Ctx, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
   const limit = pLimit(ctx.pool.max);
-  await Promise.all(items.map((item) => limit(async () => {
-    if (interrupted(ctx)) return;
-    await fn(item);
-  })));
+  await Promise.all(
+    items.map((item) =>
+      limit(async () => {
+        if (interrupted(ctx)) return;
+        await fn(item);
+      }),
+    ),
+  );
 }

@@ -1,15 +1,15 @@
 import { BACKENDS } from '../backends/index.js';
+import type { RandomBytes } from '../core/psk.js';
+import { quote } from '../core/shell.js';
 import type { Inventory } from '../inventory/types.js';
 import { drawKeys } from '../plan/keys.js';
 import type { Changeset, HostPlan, PairPlan } from '../plan/types.js';
-import type { RandomBytes } from '../core/psk.js';
-import { quote } from '../core/shell.js';
-import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
+import { alive, type Ctx, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT } from './context.js';
 import type { PairOutcome } from './outcome.js';
+import { settleCrossed } from './steps/crossing.js';
 import { describeWrite, undoSet, writeFiles, writeSet } from './steps/files.js';
 import { applyGuard, applySshPath, joinGuard } from './steps/guard.js';
 import { install } from './steps/install.js';
-import { settleCrossed } from './steps/crossing.js';
 import { compareKeys, probeKey } from './steps/keys.js';
 import { bringUp, reauth, reload, restart } from './steps/service.js';
 import { undoPair } from './steps/undo.js';
@@ -55,15 +55,23 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
     installed.add(h.host);
   });
   if (installed.size) cs = await opts.afterInstall(installed);
-  for (const h of cs.hosts) if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
+  for (const h of cs.hosts)
+    if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
 
   const pairs = cs.pairs.filter((p) => !p.skipped);
   const keys = drawKeys(pairs, opts.random);
-  for (const p of pairs) if (p.notRotated) outcomes.set(p.name, { name: p.name, initiator: p.initiator, responder: p.responder, status: 'failed', reason: p.notRotated, directions: [] });
+  for (const p of pairs)
+    if (p.notRotated)
+      outcomes.set(p.name, { name: p.name, initiator: p.initiator, responder: p.responder, status: 'failed', reason: p.notRotated, directions: [] });
 
   // Write every changed file, then check the config; a refused config is put back.
   const wrote = new Set<string>();
-  const writing = cs.hosts.filter((h) => h.status === 'planned' && alive(ctx, h.host) && (h.includes.length || h.dropIncludes?.length || h.staleStaging.length || h.files.some((f) => f.action !== 'noop')));
+  const writing = cs.hosts.filter(
+    (h) =>
+      h.status === 'planned' &&
+      alive(ctx, h.host) &&
+      (h.includes.length || h.dropIncludes?.length || h.staleStaging.length || h.files.some((f) => f.action !== 'noop')),
+  );
   await phase(ctx, writing, async (h) => {
     const set = writeSet(h, keys, { keep: ctx.keep });
     if (set.keep) kept.add(h.host);
@@ -85,8 +93,10 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
       if (!broken) continue;
       undone.add(p.name);
       const o = ctx.states.get(broken)!.outcome;
-      const why = o && o.status !== 'unchanged' && o.status !== 'changed' && o.status !== 'planned' && o.status !== 'interrupted'
-        ? `${broken} ${o.status === 'failed' ? `failed at ${o.step}` : o.status}` : `${broken} was not written (interrupted)`;
+      const why =
+        o && o.status !== 'unchanged' && o.status !== 'changed' && o.status !== 'planned' && o.status !== 'interrupted'
+          ? `${broken} ${o.status === 'failed' ? `failed at ${o.step}` : o.status}`
+          : `${broken} was not written (interrupted)`;
       const restored: string[] = [];
       const problems: string[] = [];
       for (const h of ends.filter((x) => touches(x, p) && wrote.has(x))) {
@@ -95,9 +105,19 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
         else problems.push(r.error);
       }
       const back = restored.length ? `; ${restored.join(' and ')} ${restored.length > 1 ? 'have' : 'has'} the previous files back` : '';
-      outcomes.set(p.name, problems.length
-        ? { name: p.name, initiator: p.initiator, responder: p.responder, status: 'failed', reason: `not changed: ${why}${back}; ${problems.join('; ')}`, directions: [] }
-        : { name: p.name, initiator: p.initiator, responder: p.responder, status: 'skipped', reason: `not changed: ${why}${back}` });
+      outcomes.set(
+        p.name,
+        problems.length
+          ? {
+              name: p.name,
+              initiator: p.initiator,
+              responder: p.responder,
+              status: 'failed',
+              reason: `not changed: ${why}${back}; ${problems.join('; ')}`,
+              directions: [],
+            }
+          : { name: p.name, initiator: p.initiator, responder: p.responder, status: 'skipped', reason: `not changed: ${why}${back}` },
+      );
     }
   };
   await settleKeys(false);
@@ -105,58 +125,103 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
 
   if (interrupted(ctx)) {
     // The new keys are on disk on both ends of their pairs; the daemons must hold them too.
-    await Promise.all([...wrote].filter((h) => alive(ctx, h) && ctx.states.get(h)!.facts!.running &&
-      planOf(h).files.some((f) => f.kind === 'secrets' && f.action !== 'noop' && !undone.has(f.pair ?? '')))
-      .map(async (h) => {
-        const r = await reload(ctx, h, { ...planOf(h), reload: [], unload: [] }, true);
-        if (r.ok) r.did.forEach((x) => did(h, x));
-      }));
+    await Promise.all(
+      [...wrote]
+        .filter(
+          (h) =>
+            alive(ctx, h) &&
+            ctx.states.get(h)!.facts!.running &&
+            planOf(h).files.some((f) => f.kind === 'secrets' && f.action !== 'noop' && !undone.has(f.pair ?? '')),
+        )
+        .map(async (h) => {
+          const r = await reload(ctx, h, { ...planOf(h), reload: [], unload: [] }, true);
+          if (r.ok) for (const x of r.did) did(h, x);
+        }),
+    );
     return outcomes;
   }
 
   // The tool's SSH with a peer passes outside IPsec before any IKE daemon is touched.
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.sshPath), async (h) => {
-    const r = await applySshPath(ctx, h);
-    if (!r.ok) return fail(ctx, h.host, r.outcome);
-    did(h.host, r.did);
-  });
+  await phase(
+    ctx,
+    cs.hosts.filter((h) => alive(ctx, h.host) && h.sshPath),
+    async (h) => {
+      const r = await applySshPath(ctx, h);
+      if (!r.ok) return fail(ctx, h.host, r.outcome);
+      did(h.host, r.did);
+    },
+  );
 
   // The guard is in place, new peers included, before any IKE daemon is touched: neither a
   // restart nor a first negotiation can leak. A peer whose pair did not land stays out.
   const landedPair = new Map(pairs.map((p) => [p.name, p]));
-  const stayOut = (h: HostPlan): string[] => (h.guard?.joins ?? []).filter((j) => {
-    const p = landedPair.get(j.pair);
-    return !p || undone.has(j.pair) || !alive(ctx, p.initiator) || !alive(ctx, p.responder);
-  }).map((j) => j.address);
+  const stayOut = (h: HostPlan): string[] =>
+    (h.guard?.joins ?? [])
+      .filter((j) => {
+        const p = landedPair.get(j.pair);
+        return !p || undone.has(j.pair) || !alive(ctx, p.initiator) || !alive(ctx, p.responder);
+      })
+      .map((j) => j.address);
   const leftOut = new Map(cs.hosts.map((h) => [h.host, stayOut(h)]));
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit)), async (h) => {
-    const r = await applyGuard(ctx, h, cs.inventory.fleet, leftOut.get(h.host));
-    if (!r.ok) return fail(ctx, h.host, r.outcome);
-    did(h.host, r.did);
-  });
+  await phase(
+    ctx,
+    cs.hosts.filter((h) => alive(ctx, h.host) && h.guard && (h.guard.load || h.guard.remove || h.guard.enableUnit)),
+    async (h) => {
+      const r = await applyGuard(ctx, h, cs.inventory.fleet, leftOut.get(h.host));
+      if (!r.ok) return fail(ctx, h.host, r.outcome);
+      did(h.host, r.did);
+    },
+  );
 
   // Restart where the package is new, includes changed or ipsec is down; else reload what changed.
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.service !== 'none'), async (h) => {
-    const facts = ctx.states.get(h.host)!.facts!;
-    if (h.service === 'reload') {
-      const r = await reload(ctx, h.host, { ...h, reload: h.reload.filter((c) => !undone.has(c.name)) }, h.files.some((f) => f.kind === 'secrets' && f.action !== 'noop'));
-      if (!r.ok) return fail(ctx, h.host, r.outcome);
-      r.did.forEach((x) => did(h.host, x));
-      return;
-    }
-    const conns = h.conns.filter((c) => !undone.has(c.name));
-    const r = await restart(ctx, h.host, h, facts.init, conns);
-    if (r.ok) return did(h.host, `ipsec restarted (${h.serviceReason})`);
-    if (!r.refused || !wrote.has(h.host) || !facts.running) return fail(ctx, h.host, r.outcome);
-    // It ran before this change: put the previous files back and start it again.
-    const daemon = r.outcome.status === 'failed' ? r.outcome.tail ?? '' : '';
-    const w = await writeFiles(ctx, h.host, 'roll back files', undoSet(h, ctx.keep, () => true), { backend: BACKENDS[h.backend.id], version: h.backend.version });
-    const again = w.ok ? await restart(ctx, h.host, h, facts.init, h.conns, 'restart ipsec (previous files)') : undefined;
-    wrote.delete(h.host);
-    fail(ctx, h.host, again?.ok
-      ? failed('restart ipsec', `ipsec did not start with the new files, so the previous files are back and ipsec runs again: ${daemon}`, 'Nothing changed on this host. Read the daemon message above (docs/troubleshooting.md), fix the cause, then re-run.')
-      : failed('restart ipsec', `ipsec did not start with the new files, and rolling back ${w.ok ? 'did not start it either' : 'failed'}: ${daemon}`, 'ipsec is DOWN on this host: `journalctl -u ipsec -n 50` there; see docs/troubleshooting.md.'));
-  });
+  await phase(
+    ctx,
+    cs.hosts.filter((h) => alive(ctx, h.host) && h.service !== 'none'),
+    async (h) => {
+      const facts = ctx.states.get(h.host)!.facts!;
+      if (h.service === 'reload') {
+        const r = await reload(
+          ctx,
+          h.host,
+          { ...h, reload: h.reload.filter((c) => !undone.has(c.name)) },
+          h.files.some((f) => f.kind === 'secrets' && f.action !== 'noop'),
+        );
+        if (!r.ok) return fail(ctx, h.host, r.outcome);
+        for (const x of r.did) did(h.host, x);
+        return;
+      }
+      const conns = h.conns.filter((c) => !undone.has(c.name));
+      const r = await restart(ctx, h.host, h, facts.init, conns);
+      if (r.ok) return did(h.host, `ipsec restarted (${h.serviceReason})`);
+      if (!r.refused || !wrote.has(h.host) || !facts.running) return fail(ctx, h.host, r.outcome);
+      // It ran before this change: put the previous files back and start it again.
+      const daemon = r.outcome.status === 'failed' ? (r.outcome.tail ?? '') : '';
+      const w = await writeFiles(
+        ctx,
+        h.host,
+        'roll back files',
+        undoSet(h, ctx.keep, () => true),
+        { backend: BACKENDS[h.backend.id], version: h.backend.version },
+      );
+      const again = w.ok ? await restart(ctx, h.host, h, facts.init, h.conns, 'restart ipsec (previous files)') : undefined;
+      wrote.delete(h.host);
+      fail(
+        ctx,
+        h.host,
+        again?.ok
+          ? failed(
+              'restart ipsec',
+              `ipsec did not start with the new files, so the previous files are back and ipsec runs again: ${daemon}`,
+              'Nothing changed on this host. Read the daemon message above (docs/troubleshooting.md), fix the cause, then re-run.',
+            )
+          : failed(
+              'restart ipsec',
+              `ipsec did not start with the new files, and rolling back ${w.ok ? 'did not start it either' : 'failed'}: ${daemon}`,
+              'ipsec is DOWN on this host: `journalctl -u ipsec -n 50` there; see docs/troubleshooting.md.',
+            ),
+      );
+    },
+  );
   await settleKeys(true);
 
   // Every daemon has loaded its pairs now (a barrier): initiators bring up the pairs they
@@ -164,24 +229,32 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
   // as it comes up, possibly before its peer knew them), so no first negotiation is left
   // retrying against a peer that did not have the conn.
   const upNow = (h: HostPlan): string[] => keep(h.service === 'restart' ? h.conns.filter((c) => c.auto === 'start').map((c) => c.name) : h.bringUp);
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && (h.service === 'reload' || h.service === 'restart') && upNow(h).length), async (h) => {
-    const r = await bringUp(ctx, h.host, h, upNow(h), h.service === 'restart');
-    if (!r.ok) fail(ctx, h.host, r.outcome);
-  });
+  await phase(
+    ctx,
+    cs.hosts.filter((h) => alive(ctx, h.host) && (h.service === 'reload' || h.service === 'restart') && upNow(h).length),
+    async (h) => {
+      const r = await bringUp(ctx, h.host, h, upNow(h), h.service === 'restart');
+      if (!r.ok) fail(ctx, h.host, r.outcome);
+    },
+  );
 
   // A new key alone (rotated or repaired): one end proves it with a new IKE SA (a strongSwan
   // end when there is one: make-before-break), or, --rotate-mode reread, both ends' keys are compared.
   const proofFailed = new Map<string, string>();
   const live = (p: PairPlan): boolean => !undone.has(p.name) && alive(ctx, p.initiator) && alive(ctx, p.responder);
-  await phase(ctx, pairs.filter((p) => live(p) && p.reauthBy && planOf(p.reauthBy).service === 'reload' && planOf(p.reauthBy).reauth.includes(p.name)), async (p) => {
-    const by = p.reauthBy!;
-    const peer = by === p.initiator ? p.responder : p.initiator;
-    const r = await reauth(ctx, by, planOf(by), p.name);
-    if (r.ok) {
-      did(by, `re-authenticated ${p.name} with its new key${BACKENDS[planOf(by).backend.id].makeBeforeBreak ? ' (make-before-break)' : ''}`);
-      for (const [h, what] of await settleCrossed(ctx, p, planOf)) did(h, what);
-    } else proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
-  });
+  await phase(
+    ctx,
+    pairs.filter((p) => live(p) && p.reauthBy && planOf(p.reauthBy).service === 'reload' && planOf(p.reauthBy).reauth.includes(p.name)),
+    async (p) => {
+      const by = p.reauthBy!;
+      const peer = by === p.initiator ? p.responder : p.initiator;
+      const r = await reauth(ctx, by, planOf(by), p.name);
+      if (r.ok) {
+        did(by, `re-authenticated ${p.name} with its new key${BACKENDS[planOf(by).backend.id].makeBeforeBreak ? ' (make-before-break)' : ''}`);
+        for (const [h, what] of await settleCrossed(ctx, p, planOf)) did(h, what);
+      } else proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason.replace(/^the new key did not authenticate: /, '')}`);
+    },
+  );
   const compared = pairs.filter((p) => live(p) && p.proof === 'keys compared');
   if (compared.length) for (const [name, why] of await compareKeys(ctx, compared)) proofFailed.set(name, why);
   // One probe at a time on a host: each reloads the host's swanctl conns.
@@ -207,29 +280,42 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
   const toCheck = pairs.filter((p) => !outcomes.has(p.name) && alive(ctx, p.initiator) && alive(ctx, p.responder));
   const base = (p: PairPlan) => ({ name: p.name, initiator: p.initiator, responder: p.responder });
   const address = (h: string): string => inv.hosts.get(h)!.address;
-  const verified = opts.verify ? await verifyPairs(ctx, inv.pairs.filter((x) => toCheck.some((p) => p.name === x.name) && !proofFailed.has(x.name)), address) : new Map<string, PairOutcome>();
+  const verified = opts.verify
+    ? await verifyPairs(
+        ctx,
+        inv.pairs.filter((x) => toCheck.some((p) => p.name === x.name) && !proofFailed.has(x.name)),
+        address,
+      )
+    : new Map<string, PairOutcome>();
   const failures: [PairPlan, string][] = [];
   for (const p of toCheck) {
     const proof = proofFailed.get(p.name);
-    const o: PairOutcome = proof ? { ...base(p), status: 'failed', reason: proof, directions: [] }
-      : opts.verify ? verified.get(p.name) ?? { ...base(p), status: 'failed', reason: 'not verified (interrupted)', directions: [] }
+    const o: PairOutcome = proof
+      ? { ...base(p), status: 'failed', reason: proof, directions: [] }
+      : opts.verify
+        ? (verified.get(p.name) ?? { ...base(p), status: 'failed', reason: 'not verified (interrupted)', directions: [] })
         : { ...base(p), status: 'unverified', reason: '--no-verify' };
     // A refused key took the pair down: it gets its old key back even under --no-verify.
     if (o.status === 'failed' && p.changed && p.upBefore && !interrupted(ctx)) failures.push([p, o.reason]);
-    else if (unproven.has(p.name) && (o.status === 'verified' || o.status === 'unverified')) outcomes.set(p.name, { ...o, keyProof: 'unproven', keyProofReason: unproven.get(p.name)! });
+    else if (unproven.has(p.name) && (o.status === 'verified' || o.status === 'unverified'))
+      outcomes.set(p.name, { ...o, keyProof: 'unproven', keyProofReason: unproven.get(p.name)! });
     else outcomes.set(p.name, o);
   }
   await rollBack(ctx, failures, planOf, outcomes, address);
   for (const p of toCheck) if (outcomes.get(p.name)?.status !== 'unverified') ctx.hooks.onPairDone?.(outcomes.get(p.name)!);
 
   // Peers that carry the tool's SSH join the guard once their pair verified (on both ends).
-  await phase(ctx, cs.hosts.filter((h) => alive(ctx, h.host) && h.guard?.joinsVerified.length), async (h) => {
-    const joining = h.guard!.joinsVerified.filter((j) => outcomes.get(j.pair)?.status === 'verified').map((j) => j.address);
-    if (!joining.length) return;
-    const r = await joinGuard(ctx, h, cs.inventory.fleet, joining, leftOut.get(h.host));
-    if (!r.ok) return fail(ctx, h.host, r.outcome);
-    did(h.host, `guard: ${joining.join(', ')} joined (verified; SSH runs between the two)`);
-  });
+  await phase(
+    ctx,
+    cs.hosts.filter((h) => alive(ctx, h.host) && h.guard?.joinsVerified.length),
+    async (h) => {
+      const joining = h.guard!.joinsVerified.filter((j) => outcomes.get(j.pair)?.status === 'verified').map((j) => j.address);
+      if (!joining.length) return;
+      const r = await joinGuard(ctx, h, cs.inventory.fleet, joining, leftOut.get(h.host));
+      if (!r.ok) return fail(ctx, h.host, r.outcome);
+      did(h.host, `guard: ${joining.join(', ')} joined (verified; SSH runs between the two)`);
+    },
+  );
 
   return outcomes;
 }
@@ -238,8 +324,13 @@ async function applySteps(ctx: Ctx, inv: Inventory, first: Changeset, opts: Exec
  * Puts the pairs' previous files back on both ends, makes the daemons take them, brings each
  * pair up with them and verifies it again.
  */
-async function rollBack(ctx: Ctx, failures: [PairPlan, string][], planOf: (h: string) => HostPlan, outcomes: Map<string, PairOutcome>,
-  address: (h: string) => string): Promise<void> {
+async function rollBack(
+  ctx: Ctx,
+  failures: [PairPlan, string][],
+  planOf: (h: string) => HostPlan,
+  outcomes: Map<string, PairOutcome>,
+  address: (h: string) => string,
+): Promise<void> {
   if (!failures.length) return;
   const back: [PairPlan, string][] = [];
   await phase(ctx, failures, async ([p, why]) => {
@@ -252,17 +343,33 @@ async function rollBack(ctx: Ctx, failures: [PairPlan, string][], planOf: (h: st
     // them) runs on as it was; the others come up with the old key.
     const by = p.reauthBy ?? p.initiator;
     const up = p.proof === 'keys compared' ? { ok: true as const } : await reauth(ctx, by, planOf(by), p.name, `roll back ${p.name}: bring up`);
-    if (!up.ok) return void outcomes.set(p.name, { ...base, status: 'failed', reason: `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`, directions: [] });
+    if (!up.ok)
+      return void outcomes.set(p.name, {
+        ...base,
+        status: 'failed',
+        reason: `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`,
+        directions: [],
+      });
     if (p.proof !== 'keys compared') for (const [h, what] of await settleCrossed(ctx, p, planOf)) ctx.states.get(h)!.did.push(what);
     back.push([p, why]);
   });
-  const after = await verifyPairs(ctx, back.map(([p]) => p), address);
+  const after = await verifyPairs(
+    ctx,
+    back.map(([p]) => p),
+    address,
+  );
   for (const [p, why] of back) {
     const a = after.get(p.name);
     outcomes.set(p.name, {
-      name: p.name, initiator: p.initiator, responder: p.responder, status: 'rolled-back', reason: why,
-      restored: a?.status === 'verified' ? 'the previous files are back and the pair is ESP-verified with them'
-        : `the previous files are back, but the pair does not verify with them either: ${a?.status === 'failed' ? a.reason : 'not verified'}`,
+      name: p.name,
+      initiator: p.initiator,
+      responder: p.responder,
+      status: 'rolled-back',
+      reason: why,
+      restored:
+        a?.status === 'verified'
+          ? 'the previous files are back and the pair is ESP-verified with them'
+          : `the previous files are back, but the pair does not verify with them either: ${a?.status === 'failed' ? a.reason : 'not verified'}`,
       directions: a && (a.status === 'verified' || a.status === 'failed') ? a.directions : [],
     });
   }

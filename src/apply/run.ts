@@ -1,15 +1,15 @@
-import type { HostSpec, Inventory } from '../inventory/types.js';
-import { planChanges, type PlanOptions } from '../plan/plan.js';
-import type { Changeset } from '../plan/types.js';
-import { hostDrift, type SavedPlan } from '../plan/saved.js';
-import type { RandomBytes } from '../core/psk.js';
 import { RUN_DIR } from '../core/paths.js';
-import { FactsRaceError, factsScript, parseFacts, type Facts } from '../remote/facts.js';
+import type { RandomBytes } from '../core/psk.js';
+import type { HostSpec, Inventory } from '../inventory/types.js';
+import { changes } from '../plan/changes.js';
+import { type PlanOptions, planChanges } from '../plan/plan.js';
+import { hostDrift, type SavedPlan } from '../plan/saved.js';
+import type { Changeset } from '../plan/types.js';
+import { type Facts, FactsRaceError, factsScript, parseFacts } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';
 import type { Session } from '../remote/session.js';
-import { alive, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from './context.js';
+import { alive, type Ctx, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT } from './context.js';
 import { execute } from './execute.js';
-import { changes } from '../plan/changes.js';
 import { FAILED_STATUSES, type Hooks, type PairOutcome, type RunResult } from './outcome.js';
 
 export interface RunOptions {
@@ -53,8 +53,16 @@ export async function gather(ctx: Ctx, host: string): Promise<Facts | undefined>
   try {
     return parseFacts(r.stdout);
   } catch (err) {
-    if (err instanceof FactsRaceError) return void fail(ctx, host, failed('facts', err.message, 'Something else is editing /etc/ipsec.d: let it finish, then re-run.'));
-    return void fail(ctx, host, failed('facts', "could not read the host's state", 'Check the login shell is sh-compatible and coreutils are installed.', { exitCode: r.code, output: r.stderr }));
+    if (err instanceof FactsRaceError)
+      return void fail(ctx, host, failed('facts', err.message, 'Something else is editing /etc/ipsec.d: let it finish, then re-run.'));
+    return void fail(
+      ctx,
+      host,
+      failed('facts', "could not read the host's state", 'Check the login shell is sh-compatible and coreutils are installed.', {
+        exitCode: r.code,
+        output: r.stderr,
+      }),
+    );
   }
 }
 
@@ -74,8 +82,13 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     if (!opts.limit || opts.limit.has(spec.name)) ctx.states.set(spec.name, { spec, did: [] });
   }
   const planOpts: PlanOptions = {
-    mode: 'live', prune: opts.prune ?? true, retireLegacy: opts.retireLegacy ?? false, tool: opts.tool ?? 'dev',
-    ...(opts.limit ? { limit: opts.limit } : {}), ...(opts.rotate ? { rotate: opts.rotate } : {}), ...(opts.teardown ? { teardown: opts.teardown } : {}),
+    mode: 'live',
+    prune: opts.prune ?? true,
+    retireLegacy: opts.retireLegacy ?? false,
+    tool: opts.tool ?? 'dev',
+    ...(opts.limit ? { limit: opts.limit } : {}),
+    ...(opts.rotate ? { rotate: opts.rotate } : {}),
+    ...(opts.teardown ? { teardown: opts.teardown } : {}),
     ...(opts.rotateMode ? { rotateMode: opts.rotateMode } : {}),
   };
   const factsOf = (): Map<string, Facts> => new Map([...ctx.states].filter(([h, s]) => s.facts && alive(ctx, h)).map(([h, s]) => [h, s.facts!]));
@@ -104,7 +117,8 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
       },
     });
   } else {
-    for (const h of cs.hosts) if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
+    for (const h of cs.hosts)
+      if (h.status === 'blocked' && alive(ctx, h.host)) fail(ctx, h.host, failed('plan', h.problems.map((p) => p.problem).join('; '), h.problems[0]!.hint));
   }
   return finish(ctx, inv, cs, pairs, opts, started, now());
 }
@@ -121,19 +135,40 @@ function refuseChanged(ctx: Ctx, cs: Changeset, saved: SavedPlan, replan: () => 
   for (const h of cs.hosts) {
     if (listed.has(h.host) || !ctx.states.has(h.host) || !alive(ctx, h.host)) continue;
     refused++;
-    fail(ctx, h.host, { status: 'stale', error: 'not in the saved plan: its inventory names a host the plan never showed', hint: 'Nothing was applied to it. Make a new plan (--dry-run --out), review it, then apply that.' });
+    fail(ctx, h.host, {
+      status: 'stale',
+      error: 'not in the saved plan: its inventory names a host the plan never showed',
+      hint: 'Nothing was applied to it. Make a new plan (--dry-run --out), review it, then apply that.',
+    });
   }
   for (const h of saved.changeset.hosts) {
     if (!ctx.states.has(h.host) || !alive(ctx, h.host)) continue;
-    const drift = hostDrift(h, cs.hosts.find((x) => x.host === h.host), saved.changeset.pairs, cs.pairs);
+    const drift = hostDrift(
+      h,
+      cs.hosts.find((x) => x.host === h.host),
+      saved.changeset.pairs,
+      cs.pairs,
+    );
     if (!drift.length) continue;
     refused++;
-    fail(ctx, h.host, { status: 'stale', error: `changed since the plan was made: ${drift.join('; ')}`, hint: 'Nothing was applied to it. Make a new plan (--dry-run --out), review it, then apply that.' });
+    fail(ctx, h.host, {
+      status: 'stale',
+      error: `changed since the plan was made: ${drift.join('; ')}`,
+      hint: 'Nothing was applied to it. Make a new plan (--dry-run --out), review it, then apply that.',
+    });
   }
   return refused ? replan() : cs;
 }
 
-async function finish(ctx: Ctx, inv: Inventory, cs: Changeset, pairs: Map<string, PairOutcome>, opts: RunOptions, started: number, ended: number): Promise<RunResult> {
+async function finish(
+  ctx: Ctx,
+  inv: Inventory,
+  cs: Changeset,
+  pairs: Map<string, PairOutcome>,
+  opts: RunOptions,
+  started: number,
+  ended: number,
+): Promise<RunResult> {
   const commands = ctx.pool.commands;
   await ctx.pool.closeAll();
   for (const p of cs.pairs) {
@@ -144,8 +179,13 @@ async function finish(ctx: Ctx, inv: Inventory, cs: Changeset, pairs: Map<string
   }
   for (const s of ctx.states.values()) {
     if (s.outcome) continue;
-    s.outcome = interrupted(ctx) ? { status: 'interrupted', did: s.did }
-      : opts.dryRun ? { status: 'planned' } : s.did.length ? { status: 'changed', did: s.did } : { status: 'unchanged' };
+    s.outcome = interrupted(ctx)
+      ? { status: 'interrupted', did: s.did }
+      : opts.dryRun
+        ? { status: 'planned' }
+        : s.did.length
+          ? { status: 'changed', did: s.did }
+          : { status: 'unchanged' };
     ctx.hooks.onHostDone?.(s.spec.name, s.outcome);
   }
   return {

@@ -1,5 +1,5 @@
 import { basename, dirname } from 'node:path';
-import { CONF_DIR, INCLUDE_MARK, privateDir, STAGING_MARK, type IncludeLine } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, type IncludeLine, privateDir, STAGING_MARK } from '../core/paths.js';
 import { quote } from '../core/shell.js';
 import { GUARD_DIR } from '../plan/guard.js';
 
@@ -66,8 +66,15 @@ export function keptCopy(keep: string, path: string): string {
 export function writeScript(set: WriteSet, checkConfig?: string): { script: string; stdin: string } {
   // A staging folder in every folder written to, the include lines' too: edits are staged there.
   const restores = set.restores ?? [];
-  const dirs = [...new Set([...set.puts.map((p) => dirname(p.path)), ...set.deletes.map(dirname), ...restores.map((r) => dirname(r.path)),
-    ...set.includes.map((i) => dirname(i.path)), ...(set.dropIncludes ?? []).map((i) => dirname(i.path))])];
+  const dirs = [
+    ...new Set([
+      ...set.puts.map((p) => dirname(p.path)),
+      ...set.deletes.map(dirname),
+      ...restores.map((r) => dirname(r.path)),
+      ...set.includes.map((i) => dirname(i.path)),
+      ...(set.dropIncludes ?? []).map((i) => dirname(i.path)),
+    ]),
+  ];
   if (dirs.length === 0) dirs.push(CONF_DIR);
   const idx = (path: string): number => dirs.indexOf(dirname(path));
   const total = set.puts.reduce((n, f) => n + Buffer.byteLength(f.content), 0);
@@ -79,8 +86,11 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     ...(set.stale ?? []).map((d) => `[ -d ${quote(d)} ] && [ ! -L ${quote(d)} ] && [ -f ${quote(`${d}/${STAGING_MARK}`)} ] && rm -rf -- ${quote(d)} || true`),
     ...dirs.map((d, i) => `D${i}=${quote(d)}; mkdir -p "$D${i}"`),
     // Hidden, so the include glob (*.conf, *.secrets) never picks a staging folder up.
-    ...dirs.map((_, i) => `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" "$S${i}/kept" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')} && ` +
-      `echo 'staging of a provision write: its next run removes this folder if it is left' > "$S${i}/${STAGING_MARK}"`),
+    ...dirs.map(
+      (_, i) =>
+        `S${i}=$(mktemp -d "$D${i}/.provision-backup.XXXXXX") && mkdir "$S${i}/old" "$S${i}/kept" ${modes.map((m) => `"$S${i}/${m}"`).join(' ')} && ` +
+        `echo 'staging of a provision write: its next run removes this folder if it is left' > "$S${i}/${STAGING_MARK}"`,
+    ),
     'bak=$S0',
     // provision's own folder goes once its last file has (teardown); rmdir leaves a non-empty one.
     `trap 'rm -rf ${dirs.map((_, i) => `"$S${i}"`).join(' ')} "\${tmp:-}"${set.deletes.some((p) => dirname(p) === GUARD_DIR) ? `; rmdir ${GUARD_DIR} 2>/dev/null || true` : ''}' EXIT`,
@@ -103,7 +113,9 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     lines.push(...set.deletes.map((p) => `x ${idx(p)} ${quote(basename(p))}`));
     if (set.puts.length) {
       const staged = dirs.map((_, i) => `"$S${i}"/0*/*`).join(' ');
-      lines.push(`if [ "$(cat ${staged} 2>/dev/null | wc -c)" -ne ${total} ]; then echo "short read: the connection dropped while the files were sent" >&2; exit ${WRITE_EXIT.shortRead}; fi`);
+      lines.push(
+        `if [ "$(cat ${staged} 2>/dev/null | wc -c)" -ne ${total} ]; then echo "short read: the connection dropped while the files were sent" >&2; exit ${WRITE_EXIT.shortRead}; fi`,
+      );
     }
     const keeping = set.puts.filter((f) => f.content.includes(CURRENT_KEY));
     if (keeping.length) {
@@ -121,7 +133,9 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     }
     if (restores.length) {
       lines.push(
-        'r() { save "$1" "$2"; eval "s=\\$S$1"; [ -f "$3" ] && [ ! -L "$3" ] || { echo "the previous version of $2 is gone from $3" >&2; exit ' + WRITE_EXIT.noPrevious + '; }; cp -p -- "$3" "$s/kept/$2"; }',
+        'r() { save "$1" "$2"; eval "s=\\$S$1"; [ -f "$3" ] && [ ! -L "$3" ] || { echo "the previous version of $2 is gone from $3" >&2; exit ' +
+          WRITE_EXIT.noPrevious +
+          '; }; cp -p -- "$3" "$s/kept/$2"; }',
         ...restores.map((r) => `r ${idx(r.path)} ${quote(basename(r.path))} ${quote(r.from)}`),
       );
     }
@@ -129,18 +143,26 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     lines.push(...dirs.map((_, i) => `sed -n 's/^${i} //p' "$bak/.existing" | (cd "$D${i}" && xargs -r -d '\\n' cp -p -t "$S${i}/old" --)`));
     if (set.keep) {
       // Kept where only root can read, for the run to put back; the run removes the folder at its end.
-      lines.push(privateDir(quote(dirname(set.keep))), `K=${quote(set.keep)}; { [ -d "$K" ] && [ ! -L "$K" ]; } || mkdir -m 0700 "$K"; : > "$K/${STAGING_MARK}"`);
-      lines.push(...dirs.map((d, i) => `for f in "$S${i}/old"/*; do [ ! -e "$f" ] || cp -p -- "$f" "$K"/${quote(`${d.replaceAll('/', '%')}%`)}"\${f##*/}"; done`));
+      lines.push(
+        privateDir(quote(dirname(set.keep))),
+        `K=${quote(set.keep)}; { [ -d "$K" ] && [ ! -L "$K" ]; } || mkdir -m 0700 "$K"; : > "$K/${STAGING_MARK}"`,
+      );
+      lines.push(
+        ...dirs.map((d, i) => `for f in "$S${i}/old"/*; do [ ! -e "$f" ] || cp -p -- "$f" "$K"/${quote(`${d.replaceAll('/', '%')}%`)}"\${f##*/}"; done`),
+      );
     }
     if (set.puts.length) {
       lines.push(
-        ...dirs.flatMap((d, i) => modes.filter((m) => set.puts.some((f) => f.mode === m && dirname(f.path) === d))
-          .map((m) => `chmod ${m} -- "$S${i}/${m}"/*; chown 0:0 -- "$S${i}/${m}"/*; sync -- "$S${i}/${m}"/*; mv -f -t "$D${i}" -- "$S${i}/${m}"/*`)),
+        ...dirs.flatMap((d, i) =>
+          modes
+            .filter((m) => set.puts.some((f) => f.mode === m && dirname(f.path) === d))
+            .map((m) => `chmod ${m} -- "$S${i}/${m}"/*; chown 0:0 -- "$S${i}/${m}"/*; sync -- "$S${i}/${m}"/*; mv -f -t "$D${i}" -- "$S${i}/${m}"/*`),
+        ),
       );
     }
     // Restored copies keep their own mode and owner (cp -p).
     lines.push(...[...new Set(restores.map((r) => idx(r.path)))].map((i) => `sync -- "$S${i}/kept"/*; mv -f -t "$D${i}" -- "$S${i}/kept"/*`));
-    lines.push("xargs -r -d '\\n' rm -f -- < \"$bak/.deleted\"");
+    lines.push('xargs -r -d \'\\n\' rm -f -- < "$bak/.deleted"');
   }
   if (set.includes.length) {
     lines.push(
@@ -168,24 +190,28 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
       '  awk -v m="$2" -v l="$3" \'$0 == m {held = $0; next} held != "" && $0 == l {held = ""; next} held != "" {print held; held = ""} {print} END {if (held != "") print held}\' "$1" > "$tmp"',
       '  sync -- "$tmp"; mv -f "$tmp" "$1"; tmp=',
       '}',
-      ...set.dropIncludes.map((inc) => `[ ! -e ${quote(inc.path)} ] || dropline ${quote(inc.path)} ${quote(INCLUDE_MARK)} ${quote(inc.line)} "$S${idx(inc.path)}"`),
+      ...set.dropIncludes.map(
+        (inc) => `[ ! -e ${quote(inc.path)} ] || dropline ${quote(inc.path)} ${quote(INCLUDE_MARK)} ${quote(inc.line)} "$S${idx(inc.path)}"`,
+      ),
     );
   }
   lines.push(...dirs.map((_, i) => `sync -- "$D${i}"`));
   if (checkConfig) {
     lines.push(`if ! out=$( { ${checkConfig}; } 2>&1 ); then restore; printf '%s\\n' "$out" >&2; exit ${WRITE_EXIT.checkFailed}; fi`);
   }
-  return { script: lines.join('\n') + '\n', stdin: set.puts.map((f) => f.content).join('') };
+  return { script: `${lines.join('\n')}\n`, stdin: set.puts.map((f) => f.content).join('') };
 }
 
 /** Restart ipsec (systemd or SysV), wait until the daemon answers, then the backend's after-restart step. */
 export function restartScript(init: 'systemd' | 'sysv', after = ''): string {
-  const restart = init === 'systemd'
-    ? 'systemctl enable --quiet ipsec >/dev/null 2>&1 || true\nsystemctl restart ipsec'
-    : 'service ipsec restart >/dev/null';
+  const restart = init === 'systemd' ? 'systemctl enable --quiet ipsec >/dev/null 2>&1 || true\nsystemctl restart ipsec' : 'service ipsec restart >/dev/null';
   const why = init === 'systemd' ? 'systemctl status ipsec --no-pager -n 15 >&2 || true' : 'tail -n 15 /var/log/syslog >&2 2>/dev/null || true';
   // pluto under UML took up to 30 s to answer after a restart; 90 s leaves room for a busy host.
-  return `set -u\n${restart} || { ${why}; exit 1; }\n` +
-    'i=0; until ipsec status >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 180 ]; then echo "ipsec did not answer 90 s after the restart" >&2; ' + why + '; exit 1; fi; sleep 0.5; done\n' +
-    (after ? `${after}\n` : '');
+  return (
+    `set -u\n${restart} || { ${why}; exit 1; }\n` +
+    'i=0; until ipsec status >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 180 ]; then echo "ipsec did not answer 90 s after the restart" >&2; ' +
+    why +
+    '; exit 1; fi; sleep 0.5; done\n' +
+    (after ? `${after}\n` : '')
+  );
 }

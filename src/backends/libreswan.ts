@@ -1,5 +1,5 @@
 import { libreswanDropStates, libreswanReauth, libreswanStates, plutoCommands } from './pluto.js';
-import { atLeast, confBlock, major, type Backend } from './types.js';
+import { atLeast, type Backend, confBlock, major } from './types.js';
 
 /**
  * libreswan: the seed's conn, IKEv2 only, and dead-peer detection on the initiator so that
@@ -16,8 +16,7 @@ export const libreswan: Backend = {
   speaks: 'ikev2',
   renderConn: (c, t) => {
     const v5 = major(t.version) >= 5;
-    const lines = ['type=transport', 'authby=secret', `left=${c.left}`, `right=${c.right}`, 'pfs=yes',
-      v5 ? 'keyexchange=ikev2' : 'ikev2=insist'];
+    const lines = ['type=transport', 'authby=secret', `left=${c.left}`, `right=${c.right}`, 'pfs=yes', v5 ? 'keyexchange=ikev2' : 'ikev2=insist'];
     if (c.role === 'initiator') lines.push('dpddelay=10', 'dpdtimeout=30', ...(v5 ? [] : ['dpdaction=restart']));
     lines.push(`auto=${c.auto}`);
     return confBlock(c.name, lines);

@@ -1,5 +1,5 @@
 import { plutoCommands } from './pluto.js';
-import { confBlock, type Backend } from './types.js';
+import { type Backend, confBlock } from './types.js';
 
 /** openswan 2.6: the seed recipe exactly (IKEv1, which is all that openswan speaks by default). */
 export const openswan: Backend = {

@@ -34,7 +34,13 @@ export function parseStates(text: string, conn: string): PlutoState[] {
       const name = s[3]!;
       const kind = /CHILD|IPSEC|QUICK/.test(name) || PARENT.test(line) ? 'child' : 'ike';
       const parent = PARENT.exec(line);
-      states.set(Number(s[1]), { serial: Number(s[1]), kind, established: /^ESTABLISHED_(IKE|CHILD)_SA$/.test(name), ...(parent ? { parent: Number(parent[1]) } : {}), spis: [] });
+      states.set(Number(s[1]), {
+        serial: Number(s[1]),
+        kind,
+        established: /^ESTABLISHED_(IKE|CHILD)_SA$/.test(name),
+        ...(parent ? { parent: Number(parent[1]) } : {}),
+        spis: [],
+      });
       continue;
     }
     const t = SPI_LINE.exec(line);
@@ -67,10 +73,15 @@ export function strayStates(mine: readonly PlutoState[], theirs: readonly PlutoS
   const held = new Set(theirs.flatMap((s) => s.spis));
   const children = mine.filter((s) => s.kind === 'child' && s.established && s.spis.length);
   const stray = new Set(children.filter((c) => !c.spis.every((x) => held.has(x))).map((c) => c.serial));
-  const strayIkes = new Set(mine.filter((i) => i.kind === 'ike' && i.established).filter((i) => {
-    const own = children.filter((c) => c.parent === i.serial);
-    return own.length > 0 && own.every((c) => stray.has(c.serial));
-  }).map((i) => i.serial));
+  const strayIkes = new Set(
+    mine
+      .filter((i) => i.kind === 'ike' && i.established)
+      .filter((i) => {
+        const own = children.filter((c) => c.parent === i.serial);
+        return own.length > 0 && own.every((c) => stray.has(c.serial));
+      })
+      .map((i) => i.serial),
+  );
   return {
     serials: [...strayIkes, ...children.filter((c) => stray.has(c.serial) && !strayIkes.has(c.parent ?? -1)).map((c) => c.serial)],
     sas: children.filter((c) => stray.has(c.serial)).flatMap((c) => c.spis),

@@ -1,6 +1,6 @@
 import { quote } from '../core/shell.js';
 import type { Strays } from './pluto-states.js';
-import { major, type Commands, type ConnLoad, type Target } from './types.js';
+import { type Commands, type ConnLoad, major, type Target } from './types.js';
 
 /**
  * pluto's commands (openswan, libreswan). Up to 4.x they are `ipsec auto --VERB`; 5.x
@@ -19,13 +19,15 @@ export function plutoCommands(t: Target, checkConfig?: string): Commands {
      * packets to the peer leave in clear text, and those make an `auto=route` responder
      * start a second negotiation that crosses the initiator's.
      */
-    reloadConns: (conns: readonly ConnLoad[]) => conns
-      .map((c) => `${verb('replace')} ${quote(c.name)} >/dev/null` + (c.auto !== 'add' ? ` && ${verb('route')} ${quote(c.name)} >/dev/null` : ''))
-      .join('\n'),
+    reloadConns: (conns: readonly ConnLoad[]) =>
+      conns
+        .map((c) => `${verb('replace')} ${quote(c.name)} >/dev/null${c.auto !== 'add' ? ` && ${verb('route')} ${quote(c.name)} >/dev/null` : ''}`)
+        .join('\n'),
     up: (name) => `${v5 ? 'ipsec up --asynchronous' : 'ipsec auto --asynchronous --up'} ${quote(name)} >/dev/null`,
     // Only a conn with no state at all: taking down a negotiation under way left the two ends
     // with SAs out of step (seen once in five runs, libreswan 4.10 with strongSwan 5.9.8).
-    upUnlessEstablished: (name) => `ipsec whack --showstates 2>/dev/null | grep -qF ${quote(`"${name}":`)} || ` +
+    upUnlessEstablished: (name) =>
+      `ipsec whack --showstates 2>/dev/null | grep -qF ${quote(`"${name}":`)} || ` +
       `${v5 ? 'ipsec up --asynchronous' : 'ipsec auto --asynchronous --up'} ${quote(name)} >/dev/null`,
     /**
      * `--up` on an established conn only adds a Child SA to the IKE SA it has (libreswan
@@ -40,7 +42,11 @@ if ! out=$(timeout 40 ${verb('up')} ${n} 2>&1); then printf '%s\\n' "$out" | tai
     },
     unloadConns: (names) => names.map((n) => `${verb('delete')} ${quote(n)} >/dev/null 2>&1 || true`).join('\n'),
     /** After a restart: route the `auto=start` conns at once, for the same reason. */
-    afterRestart: (conns) => conns.filter((c) => c.auto === 'start').map((c) => `${verb('route')} ${quote(c.name)} >/dev/null 2>&1 || true`).join('\n'),
+    afterRestart: (conns) =>
+      conns
+        .filter((c) => c.auto === 'start')
+        .map((c) => `${verb('route')} ${quote(c.name)} >/dev/null 2>&1 || true`)
+        .join('\n'),
   };
 }
 
@@ -89,5 +95,8 @@ export function libreswanDropStates(strays: Strays): string {
     const [, spi, dst] = /^esp\.([0-9a-f]+)@([0-9a-fA-F.:]+)$/.exec(x) ?? [];
     return spi && dst ? `ip xfrm state delete dst ${quote(dst)} proto esp spi ${quote(`0x${spi}`)} 2>/dev/null || true` : '';
   };
-  return [...strays.sas.map(sa).filter(Boolean), ...strays.serials.map((s: number) => `ipsec whack --asynchronous --deletestate ${Math.trunc(s)} >/dev/null 2>&1 || true`)].join('\n');
+  return [
+    ...strays.sas.map(sa).filter(Boolean),
+    ...strays.serials.map((s: number) => `ipsec whack --asynchronous --deletestate ${Math.trunc(s)} >/dev/null 2>&1 || true`),
+  ].join('\n');
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
+import { SHARED_HEADER } from '../core/ownership.js';
 import { ENSURE_RUN_DIR, RUN_DIR } from '../core/paths.js';
 import { quote } from '../core/shell.js';
-import { SHARED_HEADER } from '../core/ownership.js';
-import { confBlock, type Backend, type ConnLoad, type ProbeSpec } from './types.js';
+import { type Backend, type ConnLoad, confBlock, type ProbeSpec } from './types.js';
 
 /**
  * strongswan-starter (ipsec.conf): IKEv2, no deprecated keywords (`pfs=` is one: PFS comes
@@ -76,8 +76,15 @@ conn provision-nd-na
   assumedVersion: '5.9.8',
   speaks: 'ikev2',
   renderConn: (c) => {
-    const lines = ['type=transport', 'authby=psk', `left=${c.local}`, `right=${c.peer}`, 'keyexchange=ikev2',
-      `ike=${IKE_PROPOSALS}`, 'esp=aes256gcm16-curve25519-ecp256-modp2048,aes256gcm16'];
+    const lines = [
+      'type=transport',
+      'authby=psk',
+      `left=${c.local}`,
+      `right=${c.peer}`,
+      'keyexchange=ikev2',
+      `ike=${IKE_PROPOSALS}`,
+      'esp=aes256gcm16-curve25519-ecp256-modp2048,aes256gcm16',
+    ];
     if (c.role === 'initiator') lines.push('dpddelay=10s', 'dpdtimeout=30s', 'dpdaction=restart');
     lines.push(`auto=${c.auto === 'add' ? 'add' : 'route'}`);
     return confBlock(c.name, lines);
@@ -90,7 +97,8 @@ conn provision-nd-na
     up: (name) => `ipsec up ${quote(name)} >/dev/null 2>&1 &`,
     // charon retries its own negotiations (and a second `ipsec up` would run beside one, asking
     // the peer for a second Child SA): only a conn with no IKE SA at all is started.
-    upUnlessEstablished: (name) => `ipsec status ${quote(name)} 2>/dev/null | grep -Eq '^ *${name.replace(/[.]/g, '\\.')}\\[[0-9]+\\]: (ESTABLISHED|CONNECTING)' || { ipsec up ${quote(name)} >/dev/null 2>&1 & }`,
+    upUnlessEstablished: (name) =>
+      `ipsec status ${quote(name)} 2>/dev/null | grep -Eq '^ *${name.replace(/[.]/g, '\\.')}\\[[0-9]+\\]: (ESTABLISHED|CONNECTING)' || { ipsec up ${quote(name)} >/dev/null 2>&1 & }`,
     // Make-before-break through vici (stroke cannot force a re-authentication): the new IKE SA
     // authenticates with the key charon holds now, its Child SA is installed, then the old
     // ones go. Success is a newer IKE SA of that name, established; a refused key leaves the
@@ -109,10 +117,14 @@ echo "no new IKE SA for ${name} within 35 s: the peer did not accept the new key
     // take their SAs and trap policies down first.
     unloadConns: (names) => names.map((n) => `ipsec unroute ${quote(n)} >/dev/null 2>&1; ipsec down ${quote(n)} >/dev/null 2>&1`).join('\n'),
     // The initiator's conns are routed, not started: once starter has loaded each, start it.
-    afterRestart: (conns: readonly ConnLoad[]) => conns.filter((c) => c.auto === 'start').map((c) => {
-      const n = quote(c.name);
-      return `i=0; until ipsec statusall 2>/dev/null | grep -q "^ *${c.name}:"; do i=$((i+1)); [ $i -ge 20 ] && break; sleep 0.5; done; ipsec up ${n} >/dev/null 2>&1 &`;
-    }).join('\n'),
+    afterRestart: (conns: readonly ConnLoad[]) =>
+      conns
+        .filter((c) => c.auto === 'start')
+        .map((c) => {
+          const n = quote(c.name);
+          return `i=0; until ipsec statusall 2>/dev/null | grep -q "^ *${c.name}:"; do i=$((i+1)); [ $i -ge 20 ] && break; sleep 0.5; done; ipsec up ${n} >/dev/null 2>&1 &`;
+        })
+        .join('\n'),
   }),
   probe: (p) => probeScript(p),
   // No: with strongswan-starter's default `uniqueids=yes`, charon takes a second IKE SA from

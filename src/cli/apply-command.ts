@@ -1,10 +1,10 @@
 import { run } from '../apply/run.js';
-import type { Args } from './args.js';
 import { readSavedPlan } from '../plan/saved.js';
-import { jsonView, textView, type Io, wantsColor } from '../report/view.js';
+import { type Io, jsonView, textView, wantsColor } from '../report/view.js';
+import type { Args } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
 import { readBoundedText } from './inventory-file.js';
-import { connector, onCtrlC, random, type Deps, connectFlags, verbosity } from './live.js';
+import { connectFlags, connector, type Deps, onCtrlC, random, verbosity } from './live.js';
 import { exitCode } from './run-command.js';
 import { loadScope } from './scope.js';
 
@@ -17,17 +17,34 @@ export async function applyCommand(args: Args, io: Io, deps: Deps): Promise<numb
   const file = String(args.plan);
   const saved = readSavedPlan(await readBoundedText(file, 'plan'));
   if (typeof saved === 'string') throw new UsageError(`cannot use ${file} as a plan: ${saved}`);
-  const scope = await loadScope({ _: [], ...(args.sshConfig !== undefined ? { sshConfig: args.sshConfig } : {}), ...(saved.options.limit ? { limit: saved.options.limit } : {}), ...(saved.options.rotate ? { rotatePsk: saved.options.rotate } : {}) },
-    { text: saved.inventory.text, file: saved.inventory.file });
+  const scope = await loadScope(
+    {
+      _: [],
+      ...(args.sshConfig !== undefined ? { sshConfig: args.sshConfig } : {}),
+      ...(saved.options.limit ? { limit: saved.options.limit } : {}),
+      ...(saved.options.rotate ? { rotatePsk: saved.options.rotate } : {}),
+    },
+    { text: saved.inventory.text, file: saved.inventory.file },
+  );
   const { inventory, limit, rotate, inScope } = scope;
   const view = args.json ? jsonView(io) : textView(io, inScope.length, undefined, wantsColor(args.color as boolean | undefined, io.stdout), verbosity(args));
   view.hooks.onNote?.(`applying ${file} (made by provision ${saved.tool} from ${saved.inventory.file}, fleet ${saved.inventory.fleet})`);
   const ctrlC = onCtrlC(view.hooks);
   try {
     const result = await run(inventory, {
-      signal: ctrlC.signal, dryRun: false, verify: args.verify !== false, prune: saved.options.prune, retireLegacy: saved.options.retireLegacy,
-      concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks, saved,
-      ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}), ...(saved.options.rotateMode ? { rotateMode: saved.options.rotateMode } : {}),
+      signal: ctrlC.signal,
+      dryRun: false,
+      verify: args.verify !== false,
+      prune: saved.options.prune,
+      retireLegacy: saved.options.retireLegacy,
+      concurrency: args.concurrency as number,
+      random,
+      tool: toolVersion(),
+      hooks: view.hooks,
+      saved,
+      ...(limit ? { limit } : {}),
+      ...(rotate ? { rotate } : {}),
+      ...(saved.options.rotateMode ? { rotateMode: saved.options.rotateMode } : {}),
       connect: await connector(inventory, inScope, deps, connectFlags(args), scope.jumps),
     });
     view.result(result);

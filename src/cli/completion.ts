@@ -28,7 +28,8 @@ ${bash}`;
 
 /** fish: the commands, every flag, files and choices where a flag takes them. */
 function fish(): string {
-  const lines = ['# provision completion for fish: put it in ~/.config/fish/completions/provision.fish',
+  const lines = [
+    '# provision completion for fish: put it in ~/.config/fish/completions/provision.fish',
     'complete -c provision -f',
     `complete -c provision -n __fish_use_subcommand -a '${COMMANDS.join(' ')}'`,
     "complete -c provision -s i -l inventory -r -F -d 'the YAML inventory'",
@@ -43,5 +44,5 @@ function fish(): string {
   ];
   const withArg = new Set(['inventory', 'out', 'ssh-config', 'trace', 'format', 'detail', 'rotate-mode']);
   for (const f of KNOWN_FLAGS) if (!withArg.has(f)) lines.push(`complete -c provision -l ${f}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -21,8 +21,15 @@ export async function readBoundedText(file: string, what = 'inventory'): Promise
         chunks.push(chunk.subarray(0, bytesRead));
         total += bytesRead;
         if (total > MAX_INVENTORY_BYTES) {
-          throw new InventoryError([{ file, line: 1, column: 1, message: `the file is over ${MAX_INVENTORY_BYTES / 1048576} MiB; an ${what} is at most that`,
-            hint: 'Check this is the file you meant; split a fleet that large into several inventories.' }]);
+          throw new InventoryError([
+            {
+              file,
+              line: 1,
+              column: 1,
+              message: `the file is over ${MAX_INVENTORY_BYTES / 1048576} MiB; an ${what} is at most that`,
+              hint: 'Check this is the file you meant; split a fleet that large into several inventories.',
+            },
+          ]);
         }
       }
       buf = Buffer.concat(chunks);

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline/promises';
 import type { Hooks } from '../apply/outcome.js';
-import type { Inventory } from '../inventory/types.js';
+import type { HostSpec, Inventory, SshSettings } from '../inventory/types.js';
 import { KnownHostsStore } from '../remote/known-hosts-store.js';
 import { passphrasesFor } from '../remote/passphrase.js';
-import { connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
-import type { HostSpec, SshSettings } from '../inventory/types.js';
+import { type connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
+import type { Verbosity } from '../report/progress.js';
 import { EXIT } from './args.js';
 import { UsageError } from './flags.js';
-import type { Verbosity } from '../report/progress.js';
 import { openTrace, traced } from './trace.js';
 
 /** What the CLI reaches the outside world through; tests pass their own. */
@@ -46,29 +45,43 @@ export interface ConnectFlags {
 
 export function connectFlags(args: Record<string, unknown>): ConnectFlags {
   return {
-    concurrency: args.concurrency as number, acceptNewHostKeys: args.acceptNewHostKeys === true, connectTimeoutSec: args.connectTimeout as number,
+    concurrency: args.concurrency as number,
+    acceptNewHostKeys: args.acceptNewHostKeys === true,
+    connectTimeoutSec: args.connectTimeout as number,
     ...(typeof args.trace === 'string' ? { trace: args.trace } : {}),
   };
 }
 
 /** How a run connects: one known_hosts store and one jump cache for all hosts; passphrases asked once. */
-export async function connector(inv: Inventory, hosts: readonly HostSpec[], deps: Deps, flags: ConnectFlags, configJumps: ReadonlyMap<string, Partial<SshSettings>> = new Map()): Promise<(h: HostSpec) => Promise<Session>> {
-  const passphrases = await passphrasesFor(hosts.map((h) => h.ssh.identityFile).filter((f): f is string => Boolean(f)).map(expandHome));
+export async function connector(
+  inv: Inventory,
+  hosts: readonly HostSpec[],
+  deps: Deps,
+  flags: ConnectFlags,
+  configJumps: ReadonlyMap<string, Partial<SshSettings>> = new Map(),
+): Promise<(h: HostSpec) => Promise<Session>> {
+  const passphrases = await passphrasesFor(
+    hosts
+      .map((h) => h.ssh.identityFile)
+      .filter((f): f is string => Boolean(f))
+      .map(expandHome),
+  );
   const knownHosts = new KnownHostsStore();
   const jumps = new JumpCache();
   const trace = flags.trace !== undefined ? await openTrace(flags.trace) : undefined;
-  const open = (h: HostSpec): Promise<Session> => deps.connect(h.name, h.ssh, {
-    acceptNewHostKeys: flags.acceptNewHostKeys || h.ssh.acceptNew === true,
-    connectTimeoutSec: flags.connectTimeoutSec,
-    commandTimeoutSec: 120,
-    passphrases,
-    knownHosts,
-    jumps,
-    resolveJump: (jump) => {
-      const fromConfig = configJumps.get(jump);
-      return inv.hosts.get(jump)?.ssh ?? (fromConfig ? { ...h.ssh, jump: undefined, port: 22, ...fromConfig } as HostSpec['ssh'] : parseJump(jump, h.ssh));
-    },
-  });
+  const open = (h: HostSpec): Promise<Session> =>
+    deps.connect(h.name, h.ssh, {
+      acceptNewHostKeys: flags.acceptNewHostKeys || h.ssh.acceptNew === true,
+      connectTimeoutSec: flags.connectTimeoutSec,
+      commandTimeoutSec: 120,
+      passphrases,
+      knownHosts,
+      jumps,
+      resolveJump: (jump) => {
+        const fromConfig = configJumps.get(jump);
+        return inv.hosts.get(jump)?.ssh ?? (fromConfig ? ({ ...h.ssh, jump: undefined, port: 22, ...fromConfig } as HostSpec['ssh']) : parseJump(jump, h.ssh));
+      },
+    });
   return trace ? async (h) => traced(await open(h), trace) : open;
 }
 

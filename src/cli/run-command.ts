@@ -1,17 +1,17 @@
-import { run } from '../apply/run.js';
 import type { RunResult } from '../apply/outcome.js';
-import type { Args } from './args.js';
+import { run } from '../apply/run.js';
+import { changes } from '../plan/changes.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
 import { savePlan } from '../plan/saved.js';
-import { changes } from '../plan/changes.js';
-import { jsonView, textView, wantsColor, type Io, type View } from '../report/view.js';
-import { renderPlan, type Detail } from '../report/plan-text.js';
 import type { Changeset } from '../plan/types.js';
+import { type Detail, renderPlan } from '../report/plan-text.js';
+import { type Io, jsonView, textView, type View, wantsColor } from '../report/view.js';
+import type { Args } from './args.js';
 import { EXIT } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
-import { connector, onCtrlC, random, type Deps, connectFlags, verbosity } from './live.js';
-import { loadScope } from './scope.js';
+import { connectFlags, connector, type Deps, onCtrlC, random, verbosity } from './live.js';
 import { writePrivateFile } from './private-file.js';
+import { loadScope } from './scope.js';
 
 /** `provision --inventory FILE`: plan (offline or from the hosts), or apply and verify. */
 export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number> {
@@ -20,7 +20,8 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   if (args.offline && args.rotatePsk !== undefined) {
     throw new UsageError('--rotate-psk works from the keys on the hosts, which --offline does not read; drop --offline to see the rotation plan');
   }
-  if (args.out !== undefined && (!dryRun || args.offline)) throw new UsageError('--out saves the plan of a dry run that read the hosts: use it with --dry-run, without --offline');
+  if (args.out !== undefined && (!dryRun || args.offline))
+    throw new UsageError('--out saves the plan of a dry run that read the hosts: use it with --dry-run, without --offline');
   if (args.detailedExitcode && !dryRun) throw new UsageError('--detailed-exitcode is for dry runs: add --dry-run');
   const scope = await loadScope(args);
   const { inventory, limit, rotate, inScope } = scope;
@@ -33,14 +34,25 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
     view.plan(cs);
     return args.detailedExitcode && cs.hosts.some(changes) ? EXIT.changesPending : EXIT.ok;
   }
-  if (limit) view.hooks.onNote?.(`--limit: acting on ${inScope.length} of ${inventory.hosts.size} hosts; pairs with ${[...inventory.hosts.keys()].filter((h) => !limit.has(h)).join(', ')} are skipped`);
+  if (limit)
+    view.hooks.onNote?.(
+      `--limit: acting on ${inScope.length} of ${inventory.hosts.size} hosts; pairs with ${[...inventory.hosts.keys()].filter((h) => !limit.has(h)).join(', ')} are skipped`,
+    );
   const ctrlC = onCtrlC(view.hooks);
   let result: RunResult;
   try {
     result = await run(inventory, {
-      signal: ctrlC.signal, dryRun, verify: args.verify !== false, prune: planOpts.prune, retireLegacy: planOpts.retireLegacy,
-      concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
-      ...(limit ? { limit } : {}), ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
+      signal: ctrlC.signal,
+      dryRun,
+      verify: args.verify !== false,
+      prune: planOpts.prune,
+      retireLegacy: planOpts.retireLegacy,
+      concurrency: args.concurrency as number,
+      random,
+      tool: toolVersion(),
+      hooks: view.hooks,
+      ...(limit ? { limit } : {}),
+      ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
       connect: await connector(inventory, inScope, deps, connectFlags(args), scope.jumps),
       ...(!dryRun && !args.yes && !args.json && deps.ask ? { confirm: confirmer(io, view, deps.ask) } : {}),
     });
@@ -58,9 +70,15 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   }
   view.plan(result.changeset!, result);
   if (args.out !== undefined) {
-    await writePrivateFile(String(args.out), savePlan(result.changeset!, scope.text, {
-      prune: planOpts.prune, retireLegacy: planOpts.retireLegacy, ...(limit ? { limit: [...limit] } : {}), ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
-    }));
+    await writePrivateFile(
+      String(args.out),
+      savePlan(result.changeset!, scope.text, {
+        prune: planOpts.prune,
+        retireLegacy: planOpts.retireLegacy,
+        ...(limit ? { limit: [...limit] } : {}),
+        ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
+      }),
+    );
     io.stderr.write(`plan saved to ${String(args.out)}: \`provision apply ${String(args.out)}\` applies it to the hosts that have not changed since\n`);
   }
   const code = exitCode(result);

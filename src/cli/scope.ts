@@ -1,14 +1,13 @@
-import type { Args } from './args.js';
-import { loadInventory } from '../inventory/load.js';
-import type { HostSpec, Inventory, PlannedPair } from '../inventory/types.js';
-import { nearest } from '../inventory/issues.js';
-import { UsageError } from './flags.js';
-import { readBoundedText } from './inventory-file.js';
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import type { SshSettings } from '../inventory/types.js';
-import { applySshConfig } from '../remote/ssh-config.js';
+import { nearest } from '../inventory/issues.js';
+import { loadInventory } from '../inventory/load.js';
+import type { HostSpec, Inventory, PlannedPair, SshSettings } from '../inventory/types.js';
 import { expandHome } from '../remote/session.js';
+import { applySshConfig } from '../remote/ssh-config.js';
+import type { Args } from './args.js';
+import { UsageError } from './flags.js';
+import { readBoundedText } from './inventory-file.js';
 import { readSshConfig } from './ssh-config-file.js';
 
 export interface Scope {
@@ -26,11 +25,13 @@ export interface Scope {
 /** The inventory and what the flags select in it; every check made before any connection. */
 export async function loadScope(args: Args, fromText?: { text: string; file: string }): Promise<Scope> {
   const file = fromText?.file ?? String(args.inventory);
-  const text = fromText?.text ?? await readBoundedText(file);
+  const text = fromText?.text ?? (await readBoundedText(file));
   const loaded = loadInventory(text, file);
   // An offline plan contacts no host, so it needs no ssh config and reads none.
   const configPath = args.offline ? undefined : sshConfigPath(args.sshConfig as string | undefined, loaded.sshConfig);
-  const { inventory, jumps } = configPath ? applySshConfig(loaded, await readSshConfig(configPath), userInfo().username) : { inventory: loaded, jumps: new Map() };
+  const { inventory, jumps } = configPath
+    ? applySshConfig(loaded, await readSshConfig(configPath), userInfo().username)
+    : { inventory: loaded, jumps: new Map() };
   const limit = resolveLimit(args.limit as string[] | undefined, inventory);
   const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk as string[], inventory, limit);
   const inScope = [...inventory.hosts.values()].filter((h) => !limit || limit.has(h.name));
@@ -45,7 +46,12 @@ function sshConfigPath(flag: string | undefined, fromInventory: string | undefin
 }
 
 function glob(pattern: string): RegExp {
-  return new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 }
 
 /**
@@ -54,17 +60,20 @@ function glob(pattern: string): RegExp {
  */
 export function resolveLimit(values: readonly string[] | undefined, inv: Inventory): Set<string> | undefined {
   if (!values || values.length === 0) return undefined;
-  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const items = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   const out = new Set<string>();
   const unknown: string[] = [];
   for (const item of items) {
     if (inv.hosts.has(item)) out.add(item);
-    else if (inv.groups.has(item)) inv.groups.get(item)!.forEach((h) => out.add(h));
+    else if (inv.groups.has(item)) for (const h of inv.groups.get(item)!) out.add(h);
     else if (/[*?]/.test(item)) {
       const re = glob(item);
       const hits = [...inv.hosts.keys()].filter((h) => re.test(h));
       if (hits.length === 0) unknown.push(`${item} (matches no host)`);
-      hits.forEach((h) => out.add(h));
+      for (const h of hits) out.add(h);
     } else {
       const near = nearest(item, [...inv.hosts.keys(), ...inv.groups.keys()]);
       unknown.push(near ? `${item} (did you mean ${near}?)` : item);
@@ -86,12 +95,19 @@ export function parseRotate(values: readonly string[], inv: Inventory, limit: Re
   const out = new Set<string>();
   for (const n of names) {
     const hosts = n.split(',').map((h) => h.trim());
-    const found = hosts.length === 2
-      ? pairs.find((p) => (p.left === hosts[0] && p.right === hosts[1]) || (p.left === hosts[1] && p.right === hosts[0]))
-      : pairs.find((p) => p.name === n);
+    const found =
+      hosts.length === 2
+        ? pairs.find((p) => (p.left === hosts[0] && p.right === hosts[1]) || (p.left === hosts[1] && p.right === hosts[0]))
+        : pairs.find((p) => p.name === n);
     if (!found) {
-      const known = pairs.slice(0, 5).map((p) => p.name).join(', ') + (pairs.length > 5 ? ', ...' : '');
-      throw new UsageError(`--rotate-psk: no pair ${JSON.stringify(n)} in the inventory (pairs: ${known || 'none'}); name a pair by its conn name or as "host-a,host-b"`);
+      const known =
+        pairs
+          .slice(0, 5)
+          .map((p) => p.name)
+          .join(', ') + (pairs.length > 5 ? ', ...' : '');
+      throw new UsageError(
+        `--rotate-psk: no pair ${JSON.stringify(n)} in the inventory (pairs: ${known || 'none'}); name a pair by its conn name or as "host-a,host-b"`,
+      );
     }
     if (!inScope(found)) throw new UsageError(`--rotate-psk ${n}: rotating needs both ${found.initiator} and ${found.responder}, but --limit leaves one out`);
     out.add(found.name);

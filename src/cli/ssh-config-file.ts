@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { InventoryError } from '../inventory/errors.js';
-import { parseConfig, type ConfigFile, type ConfigLine } from '../remote/ssh-config-parse.js';
+import { type ConfigFile, type ConfigLine, parseConfig } from '../remote/ssh-config-parse.js';
 import { readBoundedText } from './inventory-file.js';
 
 // ssh's limit on nested Includes (readconf.c READCONF_MAX_DEPTH).
@@ -16,7 +16,15 @@ const MAX_DEPTH = 16;
 export async function readSshConfig(path: string, home = homedir()): Promise<ConfigFile> {
   const read = async (file: string, depth: number, from?: ConfigLine): Promise<ConfigFile> => {
     if (depth > MAX_DEPTH) {
-      throw new InventoryError([{ file: from!.file, line: from!.line, column: from!.column, message: `Include nests deeper than ${MAX_DEPTH} files`, hint: 'An Include loop? Check the files it names.' }]);
+      throw new InventoryError([
+        {
+          file: from!.file,
+          line: from!.line,
+          column: from!.column,
+          message: `Include nests deeper than ${MAX_DEPTH} files`,
+          hint: 'An Include loop? Check the files it names.',
+        },
+      ]);
     }
     const text = await readBoundedText(file, 'ssh config');
     const entries: ConfigFile['entries'] = [];
@@ -41,15 +49,28 @@ export async function readSshConfig(path: string, home = homedir()): Promise<Con
 async function expand(path: string): Promise<string[]> {
   if (!/[*?]/.test(path)) return (await exists(path)) ? [path] : [];
   const parents = /[*?]/.test(dirname(path)) ? await expand(dirname(path)) : [dirname(path)];
-  const re = new RegExp(`^${basename(path).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  const re = new RegExp(
+    `^${basename(path)
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')}$`,
+  );
   const out: string[] = [];
   for (const dir of parents) {
     const names = await readdir(dir).catch(() => [] as string[]);
-    out.push(...names.filter((n) => re.test(n) && !(n.startsWith('.') && !basename(path).startsWith('.'))).sort().map((n) => join(dir, n)));
+    out.push(
+      ...names
+        .filter((n) => re.test(n) && !(n.startsWith('.') && !basename(path).startsWith('.')))
+        .sort()
+        .map((n) => join(dir, n)),
+    );
   }
   return out;
 }
 
 async function exists(path: string): Promise<boolean> {
-  return readdir(dirname(path)).then((names) => names.includes(basename(path)), () => false);
+  return readdir(dirname(path)).then(
+    (names) => names.includes(basename(path)),
+    () => false,
+  );
 }

@@ -1,20 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { interrupted, phase, runStep, STEP_TIMEOUT, type Ctx } from '../apply/context.js';
+import { type Ctx, interrupted, phase, runStep, STEP_TIMEOUT } from '../apply/context.js';
+import type { Hooks } from '../apply/outcome.js';
 import { verifyPairs } from '../apply/steps/verify.js';
-import type { Args } from './args.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
 import { parseFacts, sections } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';
 import { progressHooks, spinnerFits } from '../report/progress.js';
-import type { Hooks } from '../apply/outcome.js';
 import type { Io } from '../report/view.js';
 import { assess, type HostReading } from '../status/assess.js';
-import { healthy, renderPrometheus, renderStatusText, statusToJson, type StatusReport } from '../status/render.js';
 import { parseXfrmPolicies, undeclared } from '../status/policies.js';
+import { healthy, renderPrometheus, renderStatusText, type StatusReport, statusToJson } from '../status/render.js';
 import { parseDaemon, statusScript } from '../status/script.js';
+import type { Args } from './args.js';
 import { EXIT } from './args.js';
 import { toolVersion } from './flags.js';
-import { connector, onCtrlC, type Deps, connectFlags, verbosity } from './live.js';
+import { connectFlags, connector, type Deps, onCtrlC, verbosity } from './live.js';
 import { loadScope } from './scope.js';
 
 /** Nagios plugin exit codes. */
@@ -30,7 +30,8 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
   const { inventory, limit, inScope } = scope;
   // Status prints no progress lines off a terminal (monitoring reads its output), unless -v.
   const level = verbosity(args);
-  const hooks: Hooks & { stop(): void } = level === 'verbose' || (level === 'normal' && spinnerFits(io.stderr)) ? progressHooks(io.stderr, inScope.length, level) : { stop: () => undefined };
+  const hooks: Hooks & { stop(): void } =
+    level === 'verbose' || (level === 'normal' && spinnerFits(io.stderr)) ? progressHooks(io.stderr, inScope.length, level) : { stop: () => undefined };
   const ctrlC = onCtrlC(hooks);
   const pool = new SessionPool(await connector(inventory, inScope, deps, connectFlags(args), scope.jumps), args.concurrency as number);
   const challenge = randomBytes(16).toString('hex');
@@ -43,29 +44,47 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
       const r = await runStep(ctx, h.name, 'status', statusScript(challenge), STEP_TIMEOUT.facts);
       if (!r.ok) {
         const o = r.outcome;
-        return void readings.set(h.name, { ok: false, status: o.status === 'refused' ? 'refused' : o.status === 'unreachable' ? 'unreachable' : 'failed', error: 'error' in o ? o.error : o.status });
+        return void readings.set(h.name, {
+          ok: false,
+          status: o.status === 'refused' ? 'refused' : o.status === 'unreachable' ? 'unreachable' : 'failed',
+          error: 'error' in o ? o.error : o.status,
+        });
       }
       try {
         const s = sections(r.stdout);
         const facts = parseFacts(r.stdout);
-        readings.set(h.name, { ok: true, facts, daemon: parseDaemon(s.get('daemon') ?? [], at), policies: undeclared(parseXfrmPolicies((s.get('policies') ?? []).join('\n')), facts) });
+        readings.set(h.name, {
+          ok: true,
+          facts,
+          daemon: parseDaemon(s.get('daemon') ?? [], at),
+          policies: undeclared(parseXfrmPolicies((s.get('policies') ?? []).join('\n')), facts),
+        });
       } catch (err) {
         readings.set(h.name, { ok: false, status: 'failed', error: `could not read the host's state: ${(err as Error).message}` });
       }
     });
     const facts = new Map([...readings].map(([h, r]) => [h, r.ok ? r.facts : offlineFacts()]));
-    const plan = planChanges(inventory, new Map([...facts].filter(([h]) => readings.get(h)!.ok)), { mode: 'live', prune: true, retireLegacy: false, tool: toolVersion(), ...(limit ? { limit } : {}) });
+    const plan = planChanges(inventory, new Map([...facts].filter(([h]) => readings.get(h)!.ok)), {
+      mode: 'live',
+      prune: true,
+      retireLegacy: false,
+      tool: toolVersion(),
+      ...(limit ? { limit } : {}),
+    });
     const report: StatusReport = { fleet: inventory.fleet, tool: toolVersion(), at, ...assess(inventory, readings, plan) };
     if (args.verify && !interrupted(ctx)) {
       const up = report.pairs.filter((p) => p.status === 'up' || p.status === 'exposed');
       const wire = await verifyPairs(ctx, up, (h) => inventory.hosts.get(h)!.address);
       for (const p of up) {
         const w = wire.get(p.name);
-        if (w && (w.status === 'verified' || w.status === 'failed')) p.wire = { verdict: w.status, ...(w.status === 'failed' ? { reason: w.reason } : {}), directions: w.directions };
+        if (w && (w.status === 'verified' || w.status === 'failed'))
+          p.wire = { verdict: w.status, ...(w.status === 'failed' ? { reason: w.reason } : {}), directions: w.directions };
       }
     }
     const format = args.json ? 'json' : String(args.format ?? 'text');
-    io.stdout.write(format === 'json' ? JSON.stringify(statusToJson(report), null, 2) + '\n' : format === 'prometheus' ? renderPrometheus(report) : renderStatusText(report));
+    io.stdout.write(
+      format === 'json' ? `${JSON.stringify(statusToJson(report), null, 2)}\n` : format === 'prometheus' ? renderPrometheus(report) : renderStatusText(report),
+    );
     const unreadable = report.hosts.some((h) => !h.readable);
     const refused = [...readings.values()].some((r) => !r.ok && r.status === 'refused');
     if (args.nagios) {

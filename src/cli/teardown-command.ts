@@ -1,8 +1,8 @@
 import { run } from '../apply/run.js';
+import { type Io, jsonView, textView, wantsColor } from '../report/view.js';
 import type { Args } from './args.js';
-import { jsonView, textView, type Io, wantsColor } from '../report/view.js';
 import { toolVersion } from './flags.js';
-import { connector, onCtrlC, random, type Deps, connectFlags, verbosity } from './live.js';
+import { connectFlags, connector, type Deps, onCtrlC, random, verbosity } from './live.js';
 import { exitCode } from './run-command.js';
 import { loadScope } from './scope.js';
 
@@ -17,15 +17,28 @@ export async function teardownCommand(args: Args, io: Io, deps: Deps): Promise<n
   const scope = await loadScope(args);
   const { inventory, limit } = scope;
   const torn = new Set(inventory.pairs.filter((p) => !limit || limit.has(p.initiator) || limit.has(p.responder)).map((p) => p.name));
-  const reached = new Set([...(limit ?? inventory.hosts.keys()), ...inventory.pairs.filter((p) => torn.has(p.name)).flatMap((p) => [p.initiator, p.responder])]);
+  const reached = new Set([
+    ...(limit ?? inventory.hosts.keys()),
+    ...inventory.pairs.filter((p) => torn.has(p.name)).flatMap((p) => [p.initiator, p.responder]),
+  ]);
   const hosts = [...inventory.hosts.values()].filter((h) => reached.has(h.name));
   const view = args.json ? jsonView(io) : textView(io, hosts.length, undefined, wantsColor(args.color as boolean | undefined, io.stdout), verbosity(args));
-  view.hooks.onNote?.(`teardown: ${torn.size} pair${torn.size === 1 ? '' : 's'} of fleet ${inventory.fleet} on ${hosts.length} host${hosts.length === 1 ? '' : 's'}`);
+  view.hooks.onNote?.(
+    `teardown: ${torn.size} pair${torn.size === 1 ? '' : 's'} of fleet ${inventory.fleet} on ${hosts.length} host${hosts.length === 1 ? '' : 's'}`,
+  );
   const ctrlC = onCtrlC(view.hooks);
   try {
     const result = await run(inventory, {
-      signal: ctrlC.signal, dryRun: args.dryRun === true, verify: false, prune: true, teardown: torn, limit: reached,
-      concurrency: args.concurrency as number, random, tool: toolVersion(), hooks: view.hooks,
+      signal: ctrlC.signal,
+      dryRun: args.dryRun === true,
+      verify: false,
+      prune: true,
+      teardown: torn,
+      limit: reached,
+      concurrency: args.concurrency as number,
+      random,
+      tool: toolVersion(),
+      hooks: view.hooks,
       connect: await connector(inventory, hosts, deps, connectFlags(args), scope.jumps),
     });
     if (args.dryRun) view.plan(result.changeset!, result);

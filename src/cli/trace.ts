@@ -32,8 +32,10 @@ export function traced(session: Session, trace: Trace): Session {
       const started = Date.now();
       const r = await session.run(script, opts);
       const sec = ((Date.now() - started) / 1000).toFixed(1);
-      trace.write(`=== ${session.host}: ${opts.step ?? 'command'} (exit ${r.code ?? 'none'}${r.timedOut ? ', timed out' : ''}, ${sec} s${opts.stdin !== undefined ? `, ${Buffer.byteLength(opts.stdin)} bytes of stdin not recorded` : ''})\n` +
-        `--- script\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n`);
+      trace.write(
+        `=== ${session.host}: ${opts.step ?? 'command'} (exit ${r.code ?? 'none'}${r.timedOut ? ', timed out' : ''}, ${sec} s${opts.stdin !== undefined ? `, ${Buffer.byteLength(opts.stdin)} bytes of stdin not recorded` : ''})\n` +
+          `--- script\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n`,
+      );
       return r;
     },
     close: () => session.close(),

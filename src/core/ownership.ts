@@ -28,5 +28,11 @@ export function ownerOf(firstLine: string): Owner {
 }
 
 export function ownerWord(o: Owner): string {
-  return o.kind === 'fleet' ? `fleet ${o.fleet}` : o.kind === 'legacy' ? 'provision, before fleets (no identity)' : o.kind === 'shared' ? 'provision (every fleet)' : 'the operator';
+  return o.kind === 'fleet'
+    ? `fleet ${o.fleet}`
+    : o.kind === 'legacy'
+      ? 'provision, before fleets (no identity)'
+      : o.kind === 'shared'
+        ? 'provision (every fleet)'
+        : 'the operator';
 }

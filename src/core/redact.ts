@@ -7,9 +7,12 @@ const PSK_LINE = /^(\S+\s+\S+\s*:\s*PSK\s+)\S+\s*$/;
  * and any other line that is not a comment is hidden whole, in case it holds a key too.
  */
 export function redactFound(content: string): string {
-  return content.split('\n').map((l) => {
-    const m = PSK_LINE.exec(l);
-    if (m) return `${m[1]}${redacted('current')}`;
-    return l.trim() === '' || l.trimStart().startsWith('#') ? l : '<redacted line>';
-  }).join('\n');
+  return content
+    .split('\n')
+    .map((l) => {
+      const m = PSK_LINE.exec(l);
+      if (m) return `${m[1]}${redacted('current')}`;
+      return l.trim() === '' || l.trimStart().startsWith('#') ? l : '<redacted line>';
+    })
+    .join('\n');
 }

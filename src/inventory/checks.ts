@@ -1,6 +1,6 @@
-import { addressFamily, unusableEndpoint } from '../core/address.js';
 import type { z } from 'zod';
-import { nearest, shown, type Report } from './issues.js';
+import { addressFamily, unusableEndpoint } from '../core/address.js';
+import { nearest, type Report, shown } from './issues.js';
 import type { RawSsh } from './schema.js';
 
 /** Host names become parts of file names and conn names: keep them to a safe alphabet. */
@@ -15,18 +15,25 @@ const SSH_HOST = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$/;
 /** As useradd allows, without the odd corners (a trailing $ or a leading dash). */
 const SSH_USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 // eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function checkSshHost(host: string, path: readonly PropertyKey[], report: Report): void {
   if (addressFamily(host) || SSH_HOST.test(host)) return;
-  report(path, `ssh.host ${shown(host)} is not a host name or an IP address`,
-    'Write a DNS name (letters, digits, dot, dash) or an IP address, without spaces, a user (use ssh.user) or a port (use ssh.port).');
+  report(
+    path,
+    `ssh.host ${shown(host)} is not a host name or an IP address`,
+    'Write a DNS name (letters, digits, dot, dash) or an IP address, without spaces, a user (use ssh.user) or a port (use ssh.port).',
+  );
 }
 
 export function checkSshUser(user: string, path: readonly PropertyKey[], report: Report): void {
   if (SSH_USER.test(user)) return;
-  report(path, `ssh.user ${shown(user)} is not a user name`,
-    'A user name has letters, digits, dot, dash and underscore, does not start with a dash, and is at most 32 characters.');
+  report(
+    path,
+    `ssh.user ${shown(user)} is not a user name`,
+    'A user name has letters, digits, dot, dash and underscore, does not start with a dash, and is at most 32 characters.',
+  );
 }
 
 export function checkPort(port: number | undefined, path: readonly PropertyKey[], report: Report): void {
@@ -48,11 +55,18 @@ export function checkJump(jump: string, path: readonly PropertyKey[], hosts: Rea
   if (hosts.has(jump)) return;
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:@[\]]+)(?::(\d+))?$/.exec(jump);
   const host = m?.[2]?.replace(/^\[|\]$/g, '');
-  const bad = !m || (m[1] !== undefined && !SSH_USER.test(m[1])) || !host || !(addressFamily(host) || SSH_HOST.test(host)) ||
+  const bad =
+    !m ||
+    (m[1] !== undefined && !SSH_USER.test(m[1])) ||
+    !host ||
+    !(addressFamily(host) || SSH_HOST.test(host)) ||
     (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535));
   if (bad) {
-    report(path, `ssh.jump ${shown(jump)} is neither a host of this inventory nor user@host:port`,
-      'Name a host under `hosts:`, or write `[user@]host[:port]` (an IPv6 address in brackets).');
+    report(
+      path,
+      `ssh.jump ${shown(jump)} is neither a host of this inventory nor user@host:port`,
+      'Name a host under `hosts:`, or write `[user@]host[:port]` (an IPv6 address in brackets).',
+    );
   }
 }
 
@@ -80,8 +94,11 @@ export function checkAddress(address: string, path: readonly PropertyKey[], repo
   }
   const why = unusableEndpoint(address);
   if (why) {
-    report(path, `${address} cannot be an IPsec endpoint: it is ${why === 'IPv4-mapped' ? 'an IPv4-mapped IPv6 address' : `a ${why} address`}`,
-      why === 'IPv4-mapped' ? 'Write the IPv4 address itself (without ::ffff:).' : "Use the address the host's peers reach it on.");
+    report(
+      path,
+      `${address} cannot be an IPsec endpoint: it is ${why === 'IPv4-mapped' ? 'an IPv4-mapped IPv6 address' : `a ${why} address`}`,
+      why === 'IPv4-mapped' ? 'Write the IPv4 address itself (without ::ffff:).' : "Use the address the host's peers reach it on.",
+    );
     return undefined;
   }
   return family;
@@ -93,6 +110,9 @@ export type Section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly P
 export function checkHostRef(name: string, path: readonly PropertyKey[], names: ReadonlySet<string>, report: Report): void {
   if (names.has(name)) return;
   const near = nearest(name, [...names]);
-  report(path, `unknown host ${shown(name)}`,
-    near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.');
+  report(
+    path,
+    `unknown host ${shown(name)}`,
+    near ? `Did you mean ${near}? Hosts must be defined under \`hosts:\`.` : 'Define it under `hosts:` first, or fix the name.',
+  );
 }

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
+import { groupSchema, hostSchema, inventorySchema, ipsecSchema, keysOf, meshSchema, pairObjectSchema, sshSchema } from './schema.js';
 import type { ParsedYaml } from './yaml.js';
-import { inventorySchema, keysOf, sshSchema, ipsecSchema, hostSchema, pairObjectSchema, meshSchema, groupSchema } from './schema.js';
 
 export type Report = (path: readonly PropertyKey[], message: string, hint: string, key?: boolean) => void;
 
@@ -44,7 +44,12 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 const EXPECTED: Record<string, string> = {
-  string: 'text', number: 'a number', object: 'a mapping', array: 'a list', record: 'a mapping', tuple: 'a list',
+  string: 'text',
+  number: 'a number',
+  object: 'a mapping',
+  array: 'a list',
+  record: 'a mapping',
+  tuple: 'a list',
 };
 
 export function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: readonly PropertyKey[], report: Report): void {
@@ -55,8 +60,12 @@ export function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: r
       for (const key of issue.keys) {
         const allowed = allowedKeys(path);
         const near = nearest(key, allowed);
-        report([...path, key], `unknown key ${shown(key)} in ${where}`,
-          near ? `Did you mean \`${near}\`? Allowed here: ${allowed.join(', ')}.` : `Allowed here: ${allowed.join(', ')}.`, true);
+        report(
+          [...path, key],
+          `unknown key ${shown(key)} in ${where}`,
+          near ? `Did you mean \`${near}\`? Allowed here: ${allowed.join(', ')}.` : `Allowed here: ${allowed.join(', ')}.`,
+          true,
+        );
       }
       return;
     case 'invalid_type': {
@@ -76,8 +85,11 @@ export function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: r
       const got = valueAt(yaml.value, path);
       const options = issue.values.map(String);
       const near = typeof got === 'string' ? nearest(got, options) : undefined;
-      report(path, `${where} is ${describe(got)}, which is not one of: ${options.join(', ')}`,
-        near ? `Did you mean \`${near}\`?` : `Use one of: ${options.join(', ')}.`);
+      report(
+        path,
+        `${where} is ${describe(got)}, which is not one of: ${options.join(', ')}`,
+        near ? `Did you mean \`${near}\`?` : `Use one of: ${options.join(', ')}.`,
+      );
       return;
     }
     case 'too_small':
@@ -85,8 +97,11 @@ export function reportIssue(yaml: ParsedYaml, issue: z.core.$ZodIssue, prefix: r
       const got = valueAt(yaml.value, path);
       if (Array.isArray(got)) {
         const bound = issue.code === 'too_small' ? `at least ${String(issue.minimum)}` : `at most ${String(issue.maximum)}`;
-        report(path, `${where} has ${got.length} item(s); ${bound} needed`,
-          path.includes('meshes') ? 'A mesh needs at least two hosts.' : 'A pair lists exactly two hosts.');
+        report(
+          path,
+          `${where} has ${got.length} item(s); ${bound} needed`,
+          path.includes('meshes') ? 'A mesh needs at least two hosts.' : 'A pair lists exactly two hosts.',
+        );
       } else if (typeof got === 'number') {
         const bound = issue.code === 'too_small' ? `at least ${String(issue.minimum)}` : `at most ${String(issue.maximum)}`;
         report(path, `${where} is ${got}; it must be ${bound}`, 'An SSH port is between 1 and 65535; the default is 22.');

@@ -1,17 +1,17 @@
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { normalizeAddress } from '../core/address.js';
-import { checkAddress, checkHostRef, checkSsh, CONN_NAME, FLEET_NAME, HOST_NAME } from './checks.js';
+import { CONN_NAME, checkAddress, checkHostRef, checkSsh, FLEET_NAME, HOST_NAME } from './checks.js';
 import { InventoryError, type Problem } from './errors.js';
-import { reportIssue, shown, type Report } from './issues.js';
-import { expandPairs } from './pairs.js';
 import { fromGroups, readGroups, readMeshes } from './groups.js';
+import { type Report, reportIssue, shown } from './issues.js';
+import { expandPairs } from './pairs.js';
 import { defaultsSchema, hostSchema, inventorySchema, pairListSchema, pairObjectSchema, type RawDefaults, type RawHost, type RawSsh } from './schema.js';
 import type { HostSpec, Inventory, PairDecl, SshSettings } from './types.js';
-import { parseYaml, type ParsedYaml, type Position } from './yaml.js';
+import { type ParsedYaml, type Position, parseYaml } from './yaml.js';
 
-export { CONN_NAME, HOST_NAME } from './checks.js';
 export { normalizeAddress } from '../core/address.js';
+export { CONN_NAME, HOST_NAME } from './checks.js';
 
 export const DEFAULT_KNOWN_HOSTS = '~/.ssh/known_hosts';
 /** Read no more than this: an inventory of 10,000 hosts is well under 2 MiB. */
@@ -26,8 +26,12 @@ const EMPTY_HINT = 'Add a `hosts:` mapping and at least one entry under `pairs:`
  */
 export function loadInventory(text: string, file: string): Inventory {
   if (text.length > MAX_INVENTORY_BYTES) {
-    fail(file, { line: 1, column: 1 }, `the file is over ${MAX_INVENTORY_BYTES / 1048576} MiB; an inventory is at most that`,
-      'Check this is the inventory you meant; split a fleet that large into several inventories.');
+    fail(
+      file,
+      { line: 1, column: 1 },
+      `the file is over ${MAX_INVENTORY_BYTES / 1048576} MiB; an inventory is at most that`,
+      'Check this is the inventory you meant; split a fleet that large into several inventories.',
+    );
   }
   if (text.includes('\uFFFD')) {
     fail(file, positionAtIndex(text, text.indexOf('\uFFFD')), 'the file is not valid UTF-8', 'Save the inventory as UTF-8 text.');
@@ -56,8 +60,12 @@ export function loadInventory(text: string, file: string): Inventory {
   const defaults: RawDefaults = section(defaultsSchema, raw.defaults ?? {}, ['defaults']) ?? {};
   const defaultSsh = defaults.ssh ?? {};
   if (defaultSsh.host !== undefined) {
-    report(['defaults', 'ssh', 'host'], '`ssh.host` cannot be a default: each host has its own management address',
-      'Move `host:` under the `ssh:` of each host that needs it.', true);
+    report(
+      ['defaults', 'ssh', 'host'],
+      '`ssh.host` cannot be a default: each host has its own management address',
+      'Move `host:` under the `ssh:` of each host that needs it.',
+      true,
+    );
   }
 
   // Host names first: references to a host whose own entry is wrong are not "unknown".
@@ -66,8 +74,12 @@ export function loadInventory(text: string, file: string): Inventory {
   const entries: [string, RawHost][] = [];
   for (const [name, value] of Object.entries(rawHosts)) {
     if (!HOST_NAME.test(name)) {
-      report(['hosts', name], `host name ${shown(name)} is not safe in a file or conn name`,
-        'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 63 characters.', true);
+      report(
+        ['hosts', name],
+        `host name ${shown(name)} is not safe in a file or conn name`,
+        'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 63 characters.',
+        true,
+      );
     }
     const h = section(hostSchema, value, ['hosts', name]);
     if (h) entries.push([name, h]);
@@ -78,7 +90,12 @@ export function loadInventory(text: string, file: string): Inventory {
   checkSsh(defaultSsh, ['defaults', 'ssh'], names, report);
   for (const [name, h] of entries) {
     if (h.ssh?.config !== undefined) {
-      report(['hosts', name, 'ssh', 'config'], '`ssh.config` is read for every host', 'Set `config:` under `defaults.ssh`, or give this host its settings in the inventory.', true);
+      report(
+        ['hosts', name, 'ssh', 'config'],
+        '`ssh.config` is read for every host',
+        'Set `config:` under `defaults.ssh`, or give this host its settings in the inventory.',
+        true,
+      );
     }
   }
 
@@ -89,8 +106,11 @@ export function loadInventory(text: string, file: string): Inventory {
     const family = checkAddress(h.address, ['hosts', name, 'address'], report);
     const other = family ? byAddress.get(normalizeAddress(h.address)) : undefined;
     if (other) {
-      report(['hosts', name, 'address'], `address ${h.address} is already used by host ${other}`,
-        'Each host needs its own IPsec address; fix the copy-paste or remove the duplicate host.');
+      report(
+        ['hosts', name, 'address'],
+        `address ${h.address} is already used by host ${other}`,
+        'Each host needs its own IPsec address; fix the copy-paste or remove the duplicate host.',
+      );
     }
     if (family) byAddress.set(normalizeAddress(h.address), name);
     checkSsh(h.ssh ?? {}, ['hosts', name, 'ssh'], names, report);
@@ -114,8 +134,12 @@ export function loadInventory(text: string, file: string): Inventory {
   for (const h of hosts.values()) {
     const jump = h.ssh.jump ? hosts.get(h.ssh.jump) : undefined;
     if (jump?.ssh.jump) {
-      report(['hosts', h.name], `host ${h.name} goes through ${jump.name}, which has a jump host of its own`,
-        `Chains of jump hosts are not supported: reach ${jump.name} directly, or give ${h.name} the last hop as its jump.`, true);
+      report(
+        ['hosts', h.name],
+        `host ${h.name} goes through ${jump.name}, which has a jump host of its own`,
+        `Chains of jump hosts are not supported: reach ${jump.name} directly, or give ${h.name} the last hop as its jump.`,
+        true,
+      );
     }
   }
 
@@ -132,13 +156,22 @@ export function loadInventory(text: string, file: string): Inventory {
   }
   // Pairs among hosts that are themselves wrong would only repeat their problems.
   const usable = (hs: readonly string[]): boolean => hs.every((n) => hosts.has(n));
-  const expanded = expandPairs(file, hosts, decls.filter((d) => usable(d.hosts)),
+  const expanded = expandPairs(
+    file,
+    hosts,
+    decls.filter((d) => usable(d.hosts)),
     meshes.map((m) => ({ ...m, hosts: m.hosts.filter((n) => hosts.has(n)) })),
-    { responder: defaults.ipsec?.responder ?? 'route', guard: defaults.ipsec?.guard ?? true });
+    { responder: defaults.ipsec?.responder ?? 'route', guard: defaults.ipsec?.guard ?? true },
+  );
   problems.push(...expanded.problems);
   if (problems.length > 0) throw new InventoryError(problems);
   return {
-    file, fleet: fleet!, ...(raw.fleet === undefined ? { fleetFromFile: true as const } : {}), hosts, groups: new Map([...groups].map(([g, v]) => [g, v.hosts])), pairs: expanded.pairs,
+    file,
+    fleet: fleet!,
+    ...(raw.fleet === undefined ? { fleetFromFile: true as const } : {}),
+    hosts,
+    groups: new Map([...groups].map(([g, v]) => [g, v.hosts])),
+    pairs: expanded.pairs,
     ...(defaultSsh.config ? { sshConfig: defaultSsh.config } : {}),
   };
 }
@@ -150,14 +183,20 @@ function fail(file: string, at: Position, message: string, hint: string): never 
 function readFleet(value: unknown, file: string, report: Report): string | undefined {
   if (value !== undefined) {
     if (typeof value === 'string' && FLEET_NAME.test(value)) return value;
-    report(['fleet'], `fleet ${typeof value === 'string' ? shown(value) : 'name'} is not a safe name`,
-      'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 40 characters.');
+    report(
+      ['fleet'],
+      `fleet ${typeof value === 'string' ? shown(value) : 'name'} is not a safe name`,
+      'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 40 characters.',
+    );
     return undefined;
   }
   const name = basename(file, extname(file));
   if (FLEET_NAME.test(name)) return name;
-  report([], `the file name ${shown(basename(file))} cannot name this inventory's fleet`,
-    "Add a top-level `fleet: NAME` (letters, digits, dot, dash, underscore): it marks every file this inventory manages, so that other inventories' files on the same hosts are left alone.");
+  report(
+    [],
+    `the file name ${shown(basename(file))} cannot name this inventory's fleet`,
+    "Add a top-level `fleet: NAME` (letters, digits, dot, dash, underscore): it marks every file this inventory manages, so that other inventories' files on the same hosts are left alone.",
+  );
   return undefined;
 }
 
@@ -167,8 +206,11 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
   if (Array.isArray(item)) {
     const r = pairListSchema.safeParse(item);
     if (!r.success) {
-      report(['pairs', i], item.length === 2 ? 'a pair lists two host names' : `a pair has exactly two hosts, this one has ${item.length}`,
-        'Write `- [host-a, host-b]`; for more hosts use a mesh.');
+      report(
+        ['pairs', i],
+        item.length === 2 ? 'a pair lists two host names' : `a pair has exactly two hosts, this one has ${item.length}`,
+        'Write `- [host-a, host-b]`; for more hosts use a mesh.',
+      );
       return undefined;
     }
     decl = { hosts: r.data, origin: 'pair', at };
@@ -180,27 +222,38 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
     }
     const p = r.data;
     decl = {
-      hosts: p.hosts, origin: 'pair', at,
+      hosts: p.hosts,
+      origin: 'pair',
+      at,
       ...(p.name !== undefined ? { name: p.name } : {}),
       ...(p.initiator !== undefined ? { initiator: p.initiator } : {}),
       ...(p.responder !== undefined ? { responder: p.responder } : {}),
       ...(p.guard !== undefined ? { guard: p.guard } : {}),
     };
     if (p.name !== undefined && !CONN_NAME.test(p.name)) {
-      report(['pairs', i, 'name'], `conn name ${shown(p.name)} is not safe in a file or conn name`,
-        'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 100 characters.');
+      report(
+        ['pairs', i, 'name'],
+        `conn name ${shown(p.name)} is not safe in a file or conn name`,
+        'Use letters, digits, dot, dash and underscore, starting with a letter or digit, at most 100 characters.',
+      );
     }
     if (p.initiator !== undefined && !p.hosts.includes(p.initiator)) {
-      report(['pairs', i, 'initiator'], `initiator ${shown(p.initiator)} is not one of this pair's hosts (${p.hosts.map(shown).join(', ')})`,
-        'Set `initiator:` to one of the two hosts, or remove it to let the first host initiate.');
+      report(
+        ['pairs', i, 'initiator'],
+        `initiator ${shown(p.initiator)} is not one of this pair's hosts (${p.hosts.map(shown).join(', ')})`,
+        'Set `initiator:` to one of the two hosts, or remove it to let the first host initiate.',
+      );
     }
   } else {
-    report(['pairs', i], 'a pair is a list of two hosts or a mapping with `hosts:`',
-      'Write `- [host-a, host-b]` or `- {hosts: [host-a, host-b], initiator: host-b}`.');
+    report(
+      ['pairs', i],
+      'a pair is a list of two hosts or a mapping with `hosts:`',
+      'Write `- [host-a, host-b]` or `- {hosts: [host-a, host-b], initiator: host-b}`.',
+    );
     return undefined;
   }
   const path = Array.isArray(item) ? ['pairs', i] : ['pairs', i, 'hosts'];
-  decl.hosts.forEach((h, j) => checkHostRef(h, [...path, j], names, report));
+  for (const [j, h] of decl.hosts.entries()) checkHostRef(h, [...path, j], names, report);
   if (decl.hosts[0] === decl.hosts[1]) {
     report([...path, 1], `host ${shown(decl.hosts[0])} is paired with itself`, 'A pair joins two different hosts; fix the second name.');
     return undefined;
@@ -212,7 +265,8 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
 function explicitSsh(layers: RawSsh[]): Partial<SshSettings> {
   const out: Partial<SshSettings> = {};
   for (const l of layers) {
-    for (const k of ['host', 'port', 'user', 'identityFile', 'knownHostsFile', 'jump'] as const) if (l[k] !== undefined) (out as Record<string, unknown>)[k] = l[k];
+    for (const k of ['host', 'port', 'user', 'identityFile', 'knownHostsFile', 'jump'] as const)
+      if (l[k] !== undefined) (out as Record<string, unknown>)[k] = l[k];
   }
   return out;
 }

@@ -29,13 +29,19 @@ interface Merged {
  * Expands meshes into pairs and merges them with `pairs:`. A pair written in `pairs:` keeps
  * its order (first host initiates); options given twice must agree; conn names are unique.
  */
-export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, decls: readonly PairDecl[], meshes: readonly MeshSpec[],
-  defaults: { responder: ResponderMode; guard: boolean }): { pairs: PlannedPair[]; problems: Problem[] } {
+export function expandPairs(
+  file: string,
+  hosts: ReadonlyMap<string, HostSpec>,
+  decls: readonly PairDecl[],
+  meshes: readonly MeshSpec[],
+  defaults: { responder: ResponderMode; guard: boolean },
+): { pairs: PlannedPair[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const merged = new Map<string, Merged>();
   const conflict = (at: Position, what: string, a: string, b: string, first: Position): void => {
     problems.push({
-      file, ...at,
+      file,
+      ...at,
       message: `conflicting ${what} for this pair: ${a} here, ${b} at line ${first.line}`,
       hint: `Give the pair one ${what}: change or remove one of the two.`,
     });
@@ -72,7 +78,8 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
     const hb = hosts.get(b);
     if (ha && hb && ha.family !== hb.family) {
       problems.push({
-        file, ...p.at,
+        file,
+        ...p.at,
         message: `pair ${a} (IPv${ha.family}) and ${b} (IPv${hb.family}) mixes address families`,
         hint: 'Both ends of a pair need addresses of the same family; give one host an address of the other family.',
       });
@@ -89,7 +96,8 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
         const b = hs[j]!;
         if (hosts.get(a)?.family !== hosts.get(b)?.family) {
           problems.push({
-            file, ...mesh.at,
+            file,
+            ...mesh.at,
             message: `mesh ${mesh.name} pairs ${a} and ${b}, whose addresses are of different families`,
             hint: 'Put IPv4 and IPv6 hosts in separate meshes.',
           });
@@ -107,7 +115,8 @@ export function expandPairs(file: string, hosts: ReadonlyMap<string, HostSpec>, 
     const clash = names.get(name);
     if (clash) {
       problems.push({
-        file, ...(m.name?.at ?? m.at),
+        file,
+        ...(m.name?.at ?? m.at),
         message: `conn name ${name} is used by two pairs: ${clash.left}/${clash.right} and ${m.left}/${m.right}`,
         hint: 'Give one of the pairs a different `name:`.',
       });

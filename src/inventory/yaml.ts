@@ -1,4 +1,4 @@
-import { load, parseEvents, getScalarValue, EVENT_ID, YAMLException, type Event } from 'js-yaml';
+import { EVENT_ID, type Event, getScalarValue, load, parseEvents, YAMLException } from 'js-yaml';
 import { InventoryError, type Problem } from './errors.js';
 
 /** Where a YAML node starts, 1-based as editors count. */
@@ -33,7 +33,7 @@ export function parseYaml(text: string, file: string): ParsedYaml {
     value = load(text, { ...LOAD_OPTIONS, filename: file });
     events = parseEvents(text, { filename: file, maxDepth: LOAD_OPTIONS.maxDepth });
   } catch (err) {
-    throw new InventoryError([yamlProblem(err, text, file)]);
+    throw new InventoryError([yamlProblem(err, file)]);
   }
   const root = buildTree(events, text);
   const lines = lineStarts(text);
@@ -66,7 +66,7 @@ export function parseYaml(text: string, file: string): ParsedYaml {
   };
 }
 
-function yamlProblem(err: unknown, text: string, file: string): Problem {
+function yamlProblem(err: unknown, file: string): Problem {
   if (err instanceof YAMLException) {
     const mark = err.mark;
     const reason = err.reason || 'invalid YAML';

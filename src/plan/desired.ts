@@ -56,6 +56,12 @@ export function pairFiles(fleet: string, host: HostSpec, c: HostConn, backend: B
   const spec = connSpec(host, c);
   return [
     { path: pairFile(c.pair.name, 'conf'), mode: '0644', kind: 'conf', pair: c.pair.name, content: header(fleet, c) + backend.renderConn(spec, target) },
-    { path: pairFile(c.pair.name, 'secrets'), mode: '0600', kind: 'secrets', pair: c.pair.name, content: header(fleet, c) + backend.renderSecret(spec, KEY_SLOT) },
+    {
+      path: pairFile(c.pair.name, 'secrets'),
+      mode: '0600',
+      kind: 'secrets',
+      pair: c.pair.name,
+      content: header(fleet, c) + backend.renderSecret(spec, KEY_SLOT),
+    },
   ];
 }

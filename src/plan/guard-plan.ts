@@ -1,6 +1,6 @@
 import { normalizeAddress } from '../core/address.js';
-import type { Facts } from '../remote/facts.js';
 import type { HostSpec } from '../inventory/types.js';
+import type { Facts } from '../remote/facts.js';
 import type { HostConn } from './desired.js';
 import { GUARD_UNIT, guardFile, guardPeers, guardSshTo, guardTable, renderGuard, renderGuardUnit } from './guard.js';
 import type { SshPath } from './ssh-path.js';
@@ -43,10 +43,25 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
     if (!ours && !loaded) return { files, needsNft: false };
     if (ours) files.push({ path, mode: '0600', action: 'delete', kind: 'guard', content: '', before: found!.content! });
     const unit = f.files.get(GUARD_UNIT);
-    if (unit?.owner.kind === 'shared' && otherGuards.length === 0) files.push({ path: GUARD_UNIT, mode: '0644', action: 'delete', kind: 'unit', content: '', before: unit.content! });
+    if (unit?.owner.kind === 'shared' && otherGuards.length === 0)
+      files.push({ path: GUARD_UNIT, mode: '0644', action: 'delete', kind: 'unit', content: '', before: unit.content! });
     return {
-      files, needsNft: false,
-      guard: { table, load: false, remove: Boolean(loaded), members: [], joins: [], joinsVerified: [], leaves: loaded?.peers ?? guardPeers(found?.content), ssh: [], sshPort: 22, sshTo: [], enableUnit: false, ...(dropped ? { dropped } : {}) },
+      files,
+      needsNft: false,
+      guard: {
+        table,
+        load: false,
+        remove: Boolean(loaded),
+        members: [],
+        joins: [],
+        joinsVerified: [],
+        leaves: loaded?.peers ?? guardPeers(found?.content),
+        ssh: [],
+        sshPort: 22,
+        sshTo: [],
+        enableUnit: false,
+        ...(dropped ? { dropped } : {}),
+      },
     };
   }
 
@@ -56,7 +71,8 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
   const now = ours ? guardPeers(found!.content) : [];
   const kept = now.filter((a) => wanted.has(a));
   const leaves = now.filter((a) => !wanted.has(a));
-  const joining = guarded.filter((c) => input.inRun.has(c.pair.name) && !kept.includes(normalizeAddress(c.peer.address)))
+  const joining = guarded
+    .filter((c) => input.inRun.has(c.pair.name) && !kept.includes(normalizeAddress(c.peer.address)))
     .map((c) => ({ pair: c.pair.name, address: normalizeAddress(c.peer.address) }));
   const joins = joining.filter((j) => !input.sshPairs?.has(j.pair));
   const joinsVerified = joining.filter((j) => input.sshPairs?.has(j.pair));
@@ -81,15 +97,32 @@ export function planGuard(input: GuardInput): { files: FileChange[]; guard?: Gua
   const unit = f.files.get(GUARD_UNIT);
   if (!unit || unit.owner.kind === 'shared') {
     const unitAction = !unit ? 'create' : unit.content === unitContent && unit.mode === '644' ? 'noop' : 'update';
-    files.push({ path: GUARD_UNIT, mode: '0644', action: unitAction, kind: 'unit', content: unitContent, ...(unit?.content !== undefined ? { before: unit.content } : {}) });
+    files.push({
+      path: GUARD_UNIT,
+      mode: '0644',
+      action: unitAction,
+      kind: 'unit',
+      content: unitContent,
+      ...(unit?.content !== undefined ? { before: unit.content } : {}),
+    });
   }
   const loadedRight = loaded !== undefined && sameSet(loaded.peers, members);
   return {
     files,
     needsNft: !f.installed.has('nftables'),
     guard: {
-      table, load: action !== 'noop' || !loadedRight, remove: false, members, joins, joinsVerified, leaves, ssh, sshPort, sshTo,
-      enableUnit: !f.guardUnitEnabled || files.some((x) => x.kind === 'unit' && x.action !== 'noop'), ...(dropped ? { dropped } : {}),
+      table,
+      load: action !== 'noop' || !loadedRight,
+      remove: false,
+      members,
+      joins,
+      joinsVerified,
+      leaves,
+      ssh,
+      sshPort,
+      sshTo,
+      enableUnit: !f.guardUnitEnabled || files.some((x) => x.kind === 'unit' && x.action !== 'noop'),
+      ...(dropped ? { dropped } : {}),
     },
   };
 }

@@ -64,18 +64,26 @@ table inet ${t} {
   set peers6 { type ipv6_addr;${elements(sets.peers, 6)} }
   set ssh4 { type ipv4_addr;${elements(sets.ssh, 4)} }
   set ssh6 { type ipv6_addr;${elements(sets.ssh, 6)} }
-${sets.sshTo?.length ? `  set sshto4 { type ipv4_addr . inet_service;${services(sets.sshTo, 4)} }
+${
+  sets.sshTo?.length
+    ? `  set sshto4 { type ipv4_addr . inet_service;${services(sets.sshTo, 4)} }
   set sshto6 { type ipv6_addr . inet_service;${services(sets.sshTo, 6)} }
-` : ''}  chain output {
+`
+    : ''
+}  chain output {
     type filter hook output priority filter; policy accept;
     meta l4proto esp accept
     udp sport { 500, 4500 } accept
     udp dport { 500, 4500 } accept
     ip daddr @ssh4 tcp sport ${sets.sshPort} accept
     ip6 daddr @ssh6 tcp sport ${sets.sshPort} accept
-${sets.sshTo?.length ? `    ip daddr . tcp dport @sshto4 accept
+${
+  sets.sshTo?.length
+    ? `    ip daddr . tcp dport @sshto4 accept
     ip6 daddr . tcp dport @sshto6 accept
-` : ''}    ${ND}
+`
+    : ''
+}    ${ND}
     ip daddr @peers4 rt ipsec missing counter drop
     ip6 daddr @peers6 rt ipsec missing counter drop
   }
@@ -86,9 +94,13 @@ ${sets.sshTo?.length ? `    ip daddr . tcp dport @sshto4 accept
     udp dport { 500, 4500 } accept
     ip saddr @ssh4 tcp dport ${sets.sshPort} accept
     ip6 saddr @ssh6 tcp dport ${sets.sshPort} accept
-${sets.sshTo?.length ? `    ip saddr . tcp sport @sshto4 accept
+${
+  sets.sshTo?.length
+    ? `    ip saddr . tcp sport @sshto4 accept
     ip6 saddr . tcp sport @sshto6 accept
-` : ''}    ${ND}
+`
+    : ''
+}    ${ND}
     ip saddr @peers4 meta ipsec missing counter drop
     ip6 saddr @peers6 meta ipsec missing counter drop
   }
@@ -101,7 +113,13 @@ export function guardSshTo(content: string | undefined): { address: string; port
   if (!content) return [];
   return ['sshto4', 'sshto6'].flatMap((set) => {
     const m = new RegExp(`set ${set} \\{[^}]*?elements = \\{ ([^}]*) \\}`).exec(content);
-    return m ? m[1]!.split(',').map((e) => /^\s*(\S+) \. (\d+)\s*$/.exec(e)).filter((x): x is RegExpExecArray => Boolean(x)).map((x) => ({ address: normalizeAddress(x[1]!), port: Number(x[2]) })) : [];
+    return m
+      ? m[1]!
+          .split(',')
+          .map((e) => /^\s*(\S+) \. (\d+)\s*$/.exec(e))
+          .filter((x): x is RegExpExecArray => Boolean(x))
+          .map((x) => ({ address: normalizeAddress(x[1]!), port: Number(x[2]) }))
+      : [];
   });
 }
 
@@ -110,7 +128,12 @@ export function guardPeers(content: string | undefined): string[] {
   if (!content) return [];
   return ['peers4', 'peers6'].flatMap((set) => {
     const m = new RegExp(`set ${set} \\{[^}]*?elements = \\{ ([^}]*) \\}`).exec(content);
-    return m ? m[1]!.split(',').map((a) => a.trim()).filter(Boolean) : [];
+    return m
+      ? m[1]!
+          .split(',')
+          .map((a) => a.trim())
+          .filter(Boolean)
+      : [];
   });
 }
 

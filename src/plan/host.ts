@@ -1,15 +1,15 @@
 import type { Backend, ConnLoad } from '../backends/index.js';
+import { normalizeAddress } from '../core/address.js';
 import { ownerWord } from '../core/ownership.js';
-import { redactFound } from '../core/redact.js';
 import { pairOfFile } from '../core/paths.js';
+import { redactFound } from '../core/redact.js';
 import type { HostSpec } from '../inventory/types.js';
 import type { Facts } from '../remote/facts.js';
-import { normalizeAddress } from '../core/address.js';
 import { pskOf } from '../remote/facts.js';
-import { pairFiles, type HostConn } from './desired.js';
+import { type HostConn, pairFiles } from './desired.js';
 import { planGuard } from './guard-plan.js';
 import { planSshPath, type SshPath } from './ssh-path.js';
-import { KEY_SLOT, type FileChange, type HostPlan, type Install, type KeyState, type ServiceAction } from './types.js';
+import { type FileChange, type HostPlan, type Install, KEY_SLOT, type KeyState, type ServiceAction } from './types.js';
 
 export interface HostInput {
   /** The inventory sets no `fleet:` (the fleet is its file's name). */
@@ -85,7 +85,10 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     for (const d of desired) {
       const found = f.files.get(d.path);
       if (found && found.owner.kind === 'operator') {
-        problems.push({ problem: `${d.path} exists and was not written by provision`, hint: 'Rename the pair with `name:` in the inventory, or move the operator\'s file away if it is obsolete.' });
+        problems.push({
+          problem: `${d.path} exists and was not written by provision`,
+          hint: "Rename the pair with `name:` in the inventory, or move the operator's file away if it is obsolete.",
+        });
         continue;
       }
       if (found?.owner.kind === 'fleet' && found.owner.fleet !== fleet) {
@@ -101,8 +104,19 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
       const kept = d.kind === 'secrets' && key === 'unchanged' ? pskOf(found?.content) : undefined;
       const wanted = kept ? d.content.replace(KEY_SLOT, kept) : d.content;
       const sameContent = found?.content === wanted;
-      const action = !found ? 'create' : key !== 'unchanged' && d.kind === 'secrets' ? 'update' : !sameContent || found.mode !== d.mode.slice(1) ? 'update' : 'noop';
-      const why = found?.owner.kind === 'legacy' ? 'adopted: written by provision before fleets' : action === 'update' && sameContent ? `mode 0${found!.mode} → ${d.mode}` : undefined;
+      const action = !found
+        ? 'create'
+        : key !== 'unchanged' && d.kind === 'secrets'
+          ? 'update'
+          : !sameContent || found.mode !== d.mode.slice(1)
+            ? 'update'
+            : 'noop';
+      const why =
+        found?.owner.kind === 'legacy'
+          ? 'adopted: written by provision before fleets'
+          : action === 'update' && sameContent
+            ? `mode 0${found!.mode} → ${d.mode}`
+            : undefined;
       if (action !== 'noop' && d.kind === 'secrets') {
         secretsChanged = true;
         if (key !== 'unchanged') keyChanged = true;
@@ -112,9 +126,15 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
         confChanged = true;
       }
       files.push({
-        path: d.path, mode: d.mode, action, pair: name, kind: d.kind, content: d.content,
+        path: d.path,
+        mode: d.mode,
+        action,
+        pair: name,
+        kind: d.kind,
+        content: d.content,
         ...(found?.content !== undefined ? { before: d.kind === 'secrets' ? redactFound(found.content) : found.content } : {}),
-        ...(d.kind === 'secrets' ? { keyState: key } : {}), ...(why ? { why } : {}),
+        ...(d.kind === 'secrets' ? { keyState: key } : {}),
+        ...(why ? { why } : {}),
       });
     }
     // A changed conn is replaced (its SAs go with it) and brought up again. A changed key
@@ -144,7 +164,12 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     }
     if (!input.prune || !(ours || found.owner.kind === 'legacy')) continue;
     files.push({
-      path: found.path, mode: of.kind === 'secrets' ? '0600' : '0644', action: 'delete', pair: of.name, kind: of.kind, content: '',
+      path: found.path,
+      mode: of.kind === 'secrets' ? '0600' : '0644',
+      action: 'delete',
+      pair: of.name,
+      kind: of.kind,
+      content: '',
       ...(found.content !== undefined ? { before: of.kind === 'secrets' ? redactFound(found.content) : found.content } : {}),
     });
     if (of.kind === 'conf') unload.push(of.name);
@@ -152,17 +177,34 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
 
   const g = planGuard({ fleet, host: input.host, conns: input.conns, facts: f, inRun: input.keys, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
   files.push(...g.files);
-  const sp = planSshPath({ fleet, local: input.host.address, conns: input.conns, inRun: input.keys, facts: f, ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}) });
+  const sp = planSshPath({
+    fleet,
+    local: input.host.address,
+    conns: input.conns,
+    inRun: input.keys,
+    facts: f,
+    ...(input.sshPairs ? { sshPairs: input.sshPairs } : {}),
+  });
   files.push(...sp.files);
   // The backend's daemon-wide settings (strongSwan's make-before-break), shared by the fleets.
   const settings = backend.settings;
   if (settings && inRun(input).length && !input.teardown) {
     const found = f.files.get(settings.path);
     if (found && found.owner.kind !== 'shared') {
-      problems.push({ problem: `${settings.path} exists and was not written by provision`, hint: 'Move it away (provision keeps its daemon settings there), then re-run.' });
+      problems.push({
+        problem: `${settings.path} exists and was not written by provision`,
+        hint: 'Move it away (provision keeps its daemon settings there), then re-run.',
+      });
     } else {
       const action = !found ? 'create' : found.content === settings.content && found.mode === '644' ? 'noop' : 'update';
-      files.push({ path: settings.path, mode: '0644', action, kind: 'daemon', content: settings.content, ...(found?.content !== undefined ? { before: found.content } : {}) });
+      files.push({
+        path: settings.path,
+        mode: '0644',
+        action,
+        kind: 'daemon',
+        content: settings.content,
+        ...(found?.content !== undefined ? { before: found.content } : {}),
+      });
     }
   }
   const bypass = backend.ipv6Bypass;
@@ -180,10 +222,21 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
     const found = f.files.get(bypass.path);
     const v6 = input.conns.some((c) => c.peer.address.includes(':'));
     if (found && found.owner.kind !== 'shared') {
-      if (v6) problems.push({ problem: `${bypass.path} exists and was not written by provision`, hint: 'Move it away (provision keeps its IPv6 neighbour-discovery passthrough there), then re-run.' });
+      if (v6)
+        problems.push({
+          problem: `${bypass.path} exists and was not written by provision`,
+          hint: 'Move it away (provision keeps its IPv6 neighbour-discovery passthrough there), then re-run.',
+        });
     } else if (v6 && !input.teardown) {
       const action = !found ? 'create' : found.content === bypass.content && found.mode === '644' ? 'noop' : 'update';
-      files.push({ path: bypass.path, mode: '0644', action, kind: 'conf', content: bypass.content, ...(found?.content !== undefined ? { before: found.content } : {}) });
+      files.push({
+        path: bypass.path,
+        mode: '0644',
+        action,
+        kind: 'conf',
+        content: bypass.content,
+        ...(found?.content !== undefined ? { before: found.content } : {}),
+      });
       if (action !== 'noop') reload.push(...bypass.conns.map((name) => ({ name, auto: 'route' as const })));
     } else if (found && input.teardown && !pairFilesLeft) {
       files.push({ path: bypass.path, mode: '0644', action: 'delete', kind: 'conf', content: '', before: found.content ?? '' });
@@ -195,15 +248,23 @@ export function planHost(input: HostInput): { body: Body; problems: { problem: s
   // A host without pairs needs no include lines (and may have no ipsec at all).
   const includes = inRun(input).length && !input.teardown ? f.missingIncludes : [];
   const dropIncludes = input.teardown && !pairFilesLeft ? f.ourIncludes : [];
-  const changed = reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop' && x.action !== 'delete');
+  const changed =
+    reload.length > 0 || unload.length > 0 || secretsChanged || files.some((x) => x.kind === 'daemon' && x.action !== 'noop' && x.action !== 'delete');
   return {
     body: {
       ...(install ? { install } : {}),
       ...(g.guard ? { guard: g.guard } : {}),
       ...(sp.plan ? { sshPath: sp.plan } : {}),
-      files, includes, ...(dropIncludes.length ? { dropIncludes } : {}),
+      files,
+      includes,
+      ...(dropIncludes.length ? { dropIncludes } : {}),
       ...service(input, includes.length > 0, changed),
-      reload, bringUp, reauth, conns, unload, legacy,
+      reload,
+      bringUp,
+      reauth,
+      conns,
+      unload,
+      legacy,
       staleStaging: f.staleStaging,
     },
     problems,
@@ -215,14 +276,20 @@ function withNft(install: Install | undefined, needsNft: boolean, f: Facts): Ins
   if (!needsNft) return install;
   const aptUpdate = !f.candidates.has('nftables');
   if (!install) return { packages: ['nftables'], aptUpdate };
-  return { ...install, packages: [...install.packages, 'nftables'], aptUpdate: install.aptUpdate || aptUpdate, ...(install.choose ? { choose: install.choose.map((c) => ({ ...c, packages: [...c.packages, 'nftables'] })) } : {}) };
+  return {
+    ...install,
+    packages: [...install.packages, 'nftables'],
+    aptUpdate: install.aptUpdate || aptUpdate,
+    ...(install.choose ? { choose: install.choose.map((c) => ({ ...c, packages: [...c.packages, 'nftables'] })) } : {}),
+  };
 }
 
 /** Another fleet's conn file on this host, under another name, whose peer is `address`, if any. */
 function pairedElsewhere(f: Facts, fleet: string, address: string, except: string): { path: string; fleet: string } | undefined {
   const want = normalizeAddress(address);
   for (const found of f.files.values()) {
-    if (found.path === except || found.owner.kind !== 'fleet' || found.owner.fleet === fleet || pairOfFile(found.path)?.kind !== 'conf' || !found.content) continue;
+    if (found.path === except || found.owner.kind !== 'fleet' || found.owner.fleet === fleet || pairOfFile(found.path)?.kind !== 'conf' || !found.content)
+      continue;
     const ends = [...found.content.matchAll(/^\s*(?:left|right)=(\S+)\s*$/gm)].map((m) => normalizeAddress(m[1]!));
     if (ends.includes(want)) return { path: found.path, fleet: found.owner.fleet };
   }
@@ -230,7 +297,10 @@ function pairedElsewhere(f: Facts, fleet: string, address: string, except: strin
 }
 
 function meaningful(text: string): string {
-  return text.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => !l.trimStart().startsWith('#'))
+    .join('\n');
 }
 
 /** The host's pairs that this run works on: the others (a peer outside --limit, not read) are left as they are. */

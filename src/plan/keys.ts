@@ -1,4 +1,4 @@
-import { PSK_BYTES, newPsk, type RandomBytes } from '../core/psk.js';
+import { newPsk, PSK_BYTES, type RandomBytes } from '../core/psk.js';
 import type { KeyAgreement, KeyState } from './types.js';
 
 /**
@@ -7,7 +7,7 @@ import type { KeyAgreement, KeyState } from './types.js';
  * anything else counts 0.
  */
 export function keyBits(masked: string): number {
-  if (/^0[sS][A-Za-z0-9+/*]+=*$/.test(masked)) return Math.floor((masked.replace(/=+$/, '').length - 2) * 6 / 8) * 8;
+  if (/^0[sS][A-Za-z0-9+/*]+=*$/.test(masked)) return Math.floor(((masked.replace(/=+$/, '').length - 2) * 6) / 8) * 8;
   if (/^0[xX][0-9A-Fa-f*]+$/.test(masked)) return (masked.length - 2) * 4;
   return 0;
 }
@@ -34,12 +34,20 @@ export interface KeyDecision {
  * for replaces it only while the pair is up (its old SAs are what keeps traffic flowing, and
  * what a failed proof falls back to).
  */
-export function decideKey(a: KeyRead | undefined, b: KeyRead | undefined, opts: { rotate: boolean; upBefore: boolean; initiator: string; responder: string }): KeyDecision {
+export function decideKey(
+  a: KeyRead | undefined,
+  b: KeyRead | undefined,
+  opts: { rotate: boolean; upBefore: boolean; initiator: string; responder: string },
+): KeyDecision {
   if (a && b && a.mac === b.mac) {
     if (a.bits < MIN_KEY_BITS) return { state: 'repaired', agreement: 'weak', why: 'weak key' };
     if (!opts.rotate) return { state: 'unchanged', agreement: 'agree' };
     if (opts.upBefore) return { state: 'rotated', agreement: 'agree' };
-    return { state: 'unchanged', agreement: 'agree', notRotated: `not rotated: ${opts.initiator} holds no ESP SAs with ${opts.responder}, so the pair is down` };
+    return {
+      state: 'unchanged',
+      agreement: 'agree',
+      notRotated: `not rotated: ${opts.initiator} holds no ESP SAs with ${opts.responder}, so the pair is down`,
+    };
   }
   if (a && b) return { state: 'repaired', agreement: 'disagree', why: 'peers disagree' };
   if (a || b) return { state: 'repaired', agreement: 'missing', why: `${a ? opts.responder : opts.initiator} lacks the key` };

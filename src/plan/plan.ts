@@ -3,12 +3,12 @@ import { BACKENDS } from '../backends/index.js';
 import { normalizeAddress } from '../core/address.js';
 import { INCLUDES, pairFile } from '../core/paths.js';
 import type { HostSpec, Inventory } from '../inventory/types.js';
-import { pskOf, saUp, type Facts } from '../remote/facts.js';
+import { type Facts, pskOf, saUp } from '../remote/facts.js';
 import { connsByHost, type HostConn } from './desired.js';
 import { planHost } from './host.js';
+import { decideKey, type KeyDecision, type KeyRead, keyBits } from './keys.js';
+import { type Resolution, resolveBackend } from './resolve.js';
 import type { SshPath } from './ssh-path.js';
-import { decideKey, keyBits, type KeyDecision, type KeyRead } from './keys.js';
-import { resolveBackend, type Resolution } from './resolve.js';
 import type { Changeset, HostPlan, KeyState, PairPlan } from './types.js';
 
 export interface PlanOptions {
@@ -36,8 +36,21 @@ export interface PlanOptions {
 /** A host as an offline plan sees it: nothing installed, no package lists, no files. */
 export function offlineFacts(): Facts {
   return {
-    os: 'unknown', init: 'systemd', installed: new Map(), candidates: new Map(), hasPackageLists: false, running: false,
-    missingIncludes: [...INCLUDES], ourIncludes: [], files: new Map(), conns: [], sas: new Set(), staleStaging: [], guards: new Map(), guardUnitEnabled: false, keys: new Map(),
+    os: 'unknown',
+    init: 'systemd',
+    installed: new Map(),
+    candidates: new Map(),
+    hasPackageLists: false,
+    running: false,
+    missingIncludes: [...INCLUDES],
+    ourIncludes: [],
+    files: new Map(),
+    conns: [],
+    sas: new Set(),
+    staleStaging: [],
+    guards: new Map(),
+    guardUnitEnabled: false,
+    keys: new Map(),
   };
 }
 
@@ -69,15 +82,27 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     };
     const [a, b] = [keyOf(fi), keyOf(fr)];
     const upBefore = saUp(fi, normalizeAddress(inv.hosts.get(pair.initiator)!.address), normalizeAddress(inv.hosts.get(pair.responder)!.address));
-    decisions.set(pair.name, { ...decideKey(a, b, { rotate: opts.rotate?.has(pair.name) ?? false, upBefore, initiator: pair.initiator, responder: pair.responder }), upBefore });
+    decisions.set(pair.name, {
+      ...decideKey(a, b, { rotate: opts.rotate?.has(pair.name) ?? false, upBefore, initiator: pair.initiator, responder: pair.responder }),
+      upBefore,
+    });
   }
 
   // Hosts: once with every pair read, to find the blocked ones; then without their pairs.
-  const keysOf = (exclude: ReadonlySet<string>): Map<string, KeyState> => new Map(
-    inv.pairs.filter((p) => decisions.has(p.name) && !exclude.has(p.initiator) && !exclude.has(p.responder)).map((p) => [p.name, decisions.get(p.name)!.state]));
+  const keysOf = (exclude: ReadonlySet<string>): Map<string, KeyState> =>
+    new Map(
+      inv.pairs
+        .filter((p) => decisions.has(p.name) && !exclude.has(p.initiator) && !exclude.has(p.responder))
+        .map((p) => [p.name, decisions.get(p.name)!.state]),
+    );
   const paths = sshPaths(inv, facts);
   const planAll = (keys: ReadonlyMap<string, KeyState>): Map<string, HostPlan> =>
-    new Map([...inv.hosts.values()].map((h) => [h.name, hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts, paths.get(h.name))]));
+    new Map(
+      [...inv.hosts.values()].map((h) => [
+        h.name,
+        hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts, paths.get(h.name)),
+      ]),
+    );
   const first = planAll(keysOf(new Set()));
   const blocked = new Set([...first.values()].filter((h) => h.status === 'blocked').map((h) => h.host));
   const hosts = blocked.size ? planAll(keysOf(blocked)) : first;
@@ -86,12 +111,21 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   const pairs: PairPlan[] = inv.pairs.map((pair) => {
     const d = decisions.get(pair.name);
     const skipped = skipReason([pair.initiator, pair.responder], hosts, opts);
-    const changed = [pair.initiator, pair.responder].some((h) => hosts.get(h)!.files.some((f) => f.pair === pair.name && f.action !== 'noop' &&
-      (f.kind === 'secrets' ? f.keyState !== 'unchanged' : true)));
+    const changed = [pair.initiator, pair.responder].some((h) =>
+      hosts.get(h)!.files.some((f) => f.pair === pair.name && f.action !== 'noop' && (f.kind === 'secrets' ? f.keyState !== 'unchanged' : true)),
+    );
     return {
-      name: pair.name, hosts: [pair.left, pair.right], initiator: pair.initiator, responder: pair.responder, responderMode: pair.responderMode,
-      key: skipped ? 'unchanged' : d?.state ?? 'unchanged', agreement: d?.agreement ?? 'missing', changed: !skipped && changed, upBefore: d?.upBefore ?? false,
-      ...(d?.notRotated && !skipped ? { notRotated: d.notRotated } : {}), ...(skipped ? { skipped } : {}),
+      name: pair.name,
+      hosts: [pair.left, pair.right],
+      initiator: pair.initiator,
+      responder: pair.responder,
+      responderMode: pair.responderMode,
+      key: skipped ? 'unchanged' : (d?.state ?? 'unchanged'),
+      agreement: d?.agreement ?? 'missing',
+      changed: !skipped && changed,
+      upBefore: d?.upBefore ?? false,
+      ...(d?.notRotated && !skipped ? { notRotated: d.notRotated } : {}),
+      ...(skipped ? { skipped } : {}),
     };
   });
   // A key proved by a new IKE SA is proved from a make-before-break end when the pair has one
@@ -116,17 +150,27 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     const by = [p.initiator, p.responder].find((h) => {
       const other = h === p.initiator ? p.responder : p.initiator;
       const [me, peer] = [hosts.get(h)!, hosts.get(other)!];
-      return me.status === 'planned' && BACKENDS[me.backend.id].probe
-        && BACKENDS[peer.backend.id].answersProbe?.(peer.backend.version, other === p.initiator ? 'initiator' : 'responder');
+      return (
+        me.status === 'planned' &&
+        BACKENDS[me.backend.id].probe &&
+        BACKENDS[peer.backend.id].answersProbe?.(peer.backend.version, other === p.initiator ? 'initiator' : 'responder')
+      );
     });
     if (by) p.probeBy = by;
   }
   const retired = new Map<string, string[]>();
-  for (const h of hosts.values()) for (const f of h.files) if (f.action === 'delete' && f.pair) retired.set(f.pair, [...new Set([...(retired.get(f.pair) ?? []), h.host])]);
+  for (const h of hosts.values())
+    for (const f of h.files) if (f.action === 'delete' && f.pair) retired.set(f.pair, [...new Set([...(retired.get(f.pair) ?? []), h.host])]);
 
   return {
-    version: 2, tool: opts.tool, mode: opts.mode, inventory: { file: inv.file, fleet: inv.fleet, ...(inv.fleetFromFile ? { fleetFromFile: true as const } : {}) },
-    hosts: [...hosts.values()], pairs, retired: [...retired].map(([name, hs]) => ({ name, hosts: hs })), warnings: warnings(inv, hosts),
+    version: 2,
+    tool: opts.tool,
+    mode: opts.mode,
+    inventory: { file: inv.file, fleet: inv.fleet, ...(inv.fleetFromFile ? { fleetFromFile: true as const } : {}) },
+    hosts: [...hosts.values()],
+    pairs,
+    retired: [...retired].map(([name, hs]) => ({ name, hosts: hs })),
+    warnings: warnings(inv, hosts),
   };
 }
 
@@ -139,7 +183,10 @@ function sshPaths(inv: Inventory, facts: ReadonlyMap<string, Facts>): Map<string
   const out = new Map<string, Map<string, SshPath>>();
   const add = (h: string, pair: string, path: SshPath): void => void out.set(h, (out.get(h) ?? new Map()).set(pair, path));
   for (const p of inv.pairs) {
-    for (const [h, peer] of [[p.initiator, p.responder], [p.responder, p.initiator]] as const) {
+    for (const [h, peer] of [
+      [p.initiator, p.responder],
+      [p.responder, p.initiator],
+    ] as const) {
       const client = facts.get(h)?.sshClient;
       if (client && client.address === normalizeAddress(inv.hosts.get(peer)!.address)) {
         add(h, p.name, { side: 'server', port: client.serverPort });
@@ -150,24 +197,57 @@ function sshPaths(inv: Inventory, facts: ReadonlyMap<string, Facts>): Map<string
   return out;
 }
 
-function hostPlan(inv: Inventory, host: HostSpec, conns: HostConn[],
-  facts: Facts | undefined, res: Resolution | undefined, keys: ReadonlyMap<string, KeyState>, opts: PlanOptions, sshPairs?: ReadonlyMap<string, SshPath>): HostPlan {
+function hostPlan(
+  inv: Inventory,
+  host: HostSpec,
+  conns: HostConn[],
+  facts: Facts | undefined,
+  res: Resolution | undefined,
+  keys: ReadonlyMap<string, KeyState>,
+  opts: PlanOptions,
+  sshPairs?: ReadonlyMap<string, SshPath>,
+): HostPlan {
   const assumedBackend = BACKENDS[host.backend === 'auto' ? 'libreswan' : host.backend];
   const base = {
-    host: host.name, address: host.address, ssh: host.ssh, problems: [] as HostPlan['problems'],
+    host: host.name,
+    address: host.address,
+    ssh: host.ssh,
+    problems: [] as HostPlan['problems'],
     backend: { id: assumedBackend.id, package: assumedBackend.package, version: assumedBackend.assumedVersion, assumed: true },
   };
-  const empty = { files: [], includes: [], service: 'none' as const, serviceReason: 'not read', reload: [], bringUp: [], reauth: [], conns: [], unload: [], legacy: [], staleStaging: [] };
+  const empty = {
+    files: [],
+    includes: [],
+    service: 'none' as const,
+    serviceReason: 'not read',
+    reload: [],
+    bringUp: [],
+    reauth: [],
+    conns: [],
+    unload: [],
+    legacy: [],
+    staleStaging: [],
+  };
   if (!facts) return { ...base, status: 'unread', ...empty };
   if (res && !res.ok && conns.length > 0) {
     return { ...base, status: 'blocked', problems: [{ problem: res.problem, hint: res.hint }], ...empty, serviceReason: 'blocked', facts: digest(facts) };
   }
   const r = res?.ok ? res : { backend: assumedBackend, version: assumedBackend.assumedVersion, assumed: true, install: undefined };
   const { body, problems } = planHost({
-    fleet: inv.fleet, ...(inv.fleetFromFile ? { fleetFromFile: true as const } : {}), host, conns, backend: r.backend, version: r.version, assumed: r.assumed,
+    fleet: inv.fleet,
+    ...(inv.fleetFromFile ? { fleetFromFile: true as const } : {}),
+    host,
+    conns,
+    backend: r.backend,
+    version: r.version,
+    assumed: r.assumed,
     // A host in no pair of this run gets nothing installed: its backend only takes retired conns down.
     ...(r.install && conns.some((c) => keys.has(c.pair.name)) ? { install: r.install } : {}),
-    facts, keys, prune: opts.prune, retireLegacy: opts.retireLegacy, ...(opts.teardown ? { teardown: opts.teardown } : {}),
+    facts,
+    keys,
+    prune: opts.prune,
+    retireLegacy: opts.retireLegacy,
+    ...(opts.teardown ? { teardown: opts.teardown } : {}),
     ...(opts.rotateMode === 'reread' ? { rereadRotations: true } : {}),
     ...(sshPairs ? { sshPairs } : {}),
   });
@@ -192,7 +272,9 @@ function warnings(inv: Inventory, hosts: ReadonlyMap<string, HostPlan>): string[
     const [l, r] = [hosts.get(pair.left)!, hosts.get(pair.right)!].map((h) => BACKENDS[h.backend.id]);
     if (l!.speaks !== r!.speaks) {
       const [v1, v2] = l!.speaks === 'ikev1' ? [l!, r!] : [r!, l!];
-      out.push(`pair ${pair.name}: ${v1.package} speaks IKEv1 and ${v2.package} here speaks IKEv2 only; the pair will not come up. Use the same backend on both hosts.`);
+      out.push(
+        `pair ${pair.name}: ${v1.package} speaks IKEv1 and ${v2.package} here speaks IKEv2 only; the pair will not come up. Use the same backend on both hosts.`,
+      );
     }
   }
   return out;
@@ -206,7 +288,16 @@ function warnings(inv: Inventory, hosts: ReadonlyMap<string, HostPlan>): string[
  */
 export function digest(f: Facts): string {
   const files = [...f.files.values()].map((x) => [x.path, x.mode, x.owner, x.content?.replace(/(:\s*PSK\s+)\S+/g, '$1<key>') ?? null]);
-  const canonical = JSON.stringify([f.os, f.init, [...f.installed].sort(), f.hasPackageLists, f.ipsecVersion ?? null, f.running,
-    f.missingIncludes.map((i) => i.path), f.conns, files.sort()]);
+  const canonical = JSON.stringify([
+    f.os,
+    f.init,
+    [...f.installed].sort(),
+    f.hasPackageLists,
+    f.ipsecVersion ?? null,
+    f.running,
+    f.missingIncludes.map((i) => i.path),
+    f.conns,
+    files.sort(),
+  ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

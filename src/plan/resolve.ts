@@ -5,12 +5,13 @@ import type { Install } from './types.js';
 
 /** "1:4.10-2+deb12u1" → "4.10": the upstream part of a Debian version. */
 export function upstreamVersion(debian: string): string {
-  return debian.replace(/^\d+:/, '').replace(/-[^-]*$/, '').replace(/[+~].*$/, '');
+  return debian
+    .replace(/^\d+:/, '')
+    .replace(/-[^-]*$/, '')
+    .replace(/[+~].*$/, '');
 }
 
-export type Resolution =
-  | { ok: true; backend: Backend; version: string; assumed: boolean; install?: Install }
-  | { ok: false; problem: string; hint: string };
+export type Resolution = { ok: true; backend: Backend; version: string; assumed: boolean; install?: Install } | { ok: false; problem: string; hint: string };
 
 /**
  * Which backend a host gets, from what it has: an explicit choice is honoured; `auto` keeps
@@ -40,7 +41,10 @@ export function resolveBackend(host: HostSpec, facts: Facts): Resolution {
   // Nothing offered yet: update, then take the first the lists offer.
   const assumed = BACKENDS.libreswan;
   return {
-    ok: true, backend: assumed, version: assumed.assumedVersion, assumed: true,
+    ok: true,
+    backend: assumed,
+    version: assumed.assumedVersion,
+    assumed: true,
     install: { packages: [...assumed.packages], aptUpdate: true, choose: AUTO_ORDER.map((id) => ({ backend: id, packages: [...BACKENDS[id].packages] })) },
   };
 }
@@ -51,8 +55,7 @@ function hasCandidates(b: Backend, facts: Facts): boolean {
 
 function resolved(b: Backend, facts: Facts): Resolution {
   const debian = facts.installed.get(b.package) ?? facts.candidates.get(b.package);
-  const version = facts.ipsecVersion && facts.installed.has(b.package) ? facts.ipsecVersion
-    : debian ? upstreamVersion(debian) : b.assumedVersion;
+  const version = facts.ipsecVersion && facts.installed.has(b.package) ? facts.ipsecVersion : debian ? upstreamVersion(debian) : b.assumedVersion;
   const missing = b.packages.filter((p) => !facts.installed.has(p));
   const install = missing.length ? { packages: missing, aptUpdate: !missing.every((p) => facts.candidates.has(p)) } : undefined;
   return { ok: true, backend: b, version, assumed: !debian && !facts.ipsecVersion, ...(install ? { install } : {}) };

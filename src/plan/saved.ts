@@ -22,13 +22,26 @@ const envelope = z.object({
   version: z.literal(2),
   tool: z.string(),
   inventory: z.object({ file: z.string(), fleet: z.string(), text: z.string() }),
-  options: z.object({ limit: z.array(z.string()).optional(), rotate: z.array(z.string()).optional(), rotateMode: z.enum(['reauth', 'reread']).optional(), prune: z.boolean(), retireLegacy: z.boolean() }),
-  changeset: z.object({ version: z.literal(2), mode: z.literal('live'), hosts: z.array(z.object({ host: z.string() }).passthrough()), pairs: z.array(z.object({ name: z.string() }).passthrough()) }).passthrough(),
+  options: z.object({
+    limit: z.array(z.string()).optional(),
+    rotate: z.array(z.string()).optional(),
+    rotateMode: z.enum(['reauth', 'reread']).optional(),
+    prune: z.boolean(),
+    retireLegacy: z.boolean(),
+  }),
+  changeset: z
+    .object({
+      version: z.literal(2),
+      mode: z.literal('live'),
+      hosts: z.array(z.object({ host: z.string() }).passthrough()),
+      pairs: z.array(z.object({ name: z.string() }).passthrough()),
+    })
+    .passthrough(),
 });
 
 export function savePlan(cs: Changeset, inventoryText: string, options: SavedPlan['options']): string {
   const saved: SavedPlan = { kind: 'provision-plan', version: 2, tool: cs.tool, inventory: { ...cs.inventory, text: inventoryText }, options, changeset: cs };
-  return JSON.stringify(saved, null, 2) + '\n';
+  return `${JSON.stringify(saved, null, 2)}\n`;
 }
 
 /** A saved plan's envelope checked; what it says is compared against a fresh plan, never executed as is. */
@@ -40,7 +53,8 @@ export function readSavedPlan(text: string): SavedPlan | string {
     return `it is not JSON (${(err as Error).message})`;
   }
   const r = envelope.safeParse(value);
-  if (!r.success) return `it is not a plan saved by provision --dry-run --out (${r.error.issues[0]?.path.join('.') || 'top level'}: ${r.error.issues[0]?.message})`;
+  if (!r.success)
+    return `it is not a plan saved by provision --dry-run --out (${r.error.issues[0]?.path.join('.') || 'top level'}: ${r.error.issues[0]?.message})`;
   return value as SavedPlan;
 }
 
@@ -54,7 +68,8 @@ export function hostDrift(saved: HostPlan, now: HostPlan | undefined, pairsSaved
   if (!now) return ['it is no longer in the inventory'];
   const out: string[] = [];
   if (saved.facts !== now.facts) {
-    if (saved.backend.version !== now.backend.version || saved.backend.id !== now.backend.id) out.push(`${saved.backend.package} ${saved.backend.version} then, ${now.backend.package} ${now.backend.version} now`);
+    if (saved.backend.version !== now.backend.version || saved.backend.id !== now.backend.id)
+      out.push(`${saved.backend.package} ${saved.backend.version} then, ${now.backend.package} ${now.backend.version} now`);
     const before = new Map(saved.files.map((f) => [f.path, f]));
     for (const f of now.files) {
       const b = before.get(f.path);
@@ -70,7 +85,10 @@ export function hostDrift(saved: HostPlan, now: HostPlan | undefined, pairsSaved
   for (const p of mine(pairsSaved)) {
     const n = pairsNow.find((x) => x.name === p.name);
     if (!n) out.push(`pair ${p.name} is no longer in the inventory`);
-    else if (n.agreement !== p.agreement) out.push(`the keys of ${p.name} were ${p.agreement === 'agree' ? 'in agreement' : p.agreement}, now ${n.agreement === 'agree' ? 'in agreement' : n.agreement}`);
+    else if (n.agreement !== p.agreement)
+      out.push(
+        `the keys of ${p.name} were ${p.agreement === 'agree' ? 'in agreement' : p.agreement}, now ${n.agreement === 'agree' ? 'in agreement' : n.agreement}`,
+      );
     else if (n.key !== p.key || n.upBefore !== p.upBefore) out.push(`pair ${p.name} was ${p.upBefore ? 'up' : 'down'}, now ${n.upBefore ? 'up' : 'down'}`);
   }
   return [...new Set(out)];

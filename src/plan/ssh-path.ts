@@ -27,7 +27,10 @@ export function sshPathFile(fleet: string): string {
 }
 
 /** Drop-ins of the IKE daemons' units (libreswan's, strongSwan's): the policies come back after every start. Shared by the fleets. */
-export const SSH_PATH_DROPINS = ['/etc/systemd/system/ipsec.service.d/provision.conf', '/etc/systemd/system/strongswan-starter.service.d/provision.conf'] as const;
+export const SSH_PATH_DROPINS = [
+  '/etc/systemd/system/ipsec.service.d/provision.conf',
+  '/etc/systemd/system/strongswan-starter.service.d/provision.conf',
+] as const;
 
 const APPLY_ALL = `/bin/sh -c 'for f in ${GUARD_DIR}/ssh-*.xfrm; do [ -e "$f" ] && /sbin/ip -batch "$f"; done; exit 0'`;
 
@@ -46,10 +49,14 @@ export function pathPolicies(local: string, peer: string, path: SshPath): string
   const [l, p] = [`${normalizeAddress(local)}/${bits}`, `${normalizeAddress(peer)}/${bits}`];
   const port = Math.trunc(path.port);
   return path.side === 'server'
-    ? [`xfrm policy update src ${p} dst ${l} proto 6 dport ${port} dir in priority ${PRIORITY} action allow`,
-      `xfrm policy update src ${l} dst ${p} proto 6 sport ${port} dir out priority ${PRIORITY} action allow`]
-    : [`xfrm policy update src ${l} dst ${p} proto 6 dport ${port} dir out priority ${PRIORITY} action allow`,
-      `xfrm policy update src ${p} dst ${l} proto 6 sport ${port} dir in priority ${PRIORITY} action allow`];
+    ? [
+        `xfrm policy update src ${p} dst ${l} proto 6 dport ${port} dir in priority ${PRIORITY} action allow`,
+        `xfrm policy update src ${l} dst ${p} proto 6 sport ${port} dir out priority ${PRIORITY} action allow`,
+      ]
+    : [
+        `xfrm policy update src ${l} dst ${p} proto 6 dport ${port} dir out priority ${PRIORITY} action allow`,
+        `xfrm policy update src ${p} dst ${l} proto 6 sport ${port} dir in priority ${PRIORITY} action allow`,
+      ];
 }
 
 /** The policy lines of a path file (comments and blank lines aside). */
@@ -88,7 +95,12 @@ export function planSshPath(input: SshPathInput): { files: FileChange[]; plan?: 
   const lines = input.conns.flatMap((c) => {
     if (!input.inRun.has(c.pair.name)) return kept.get(c.pair.name) ?? [];
     const p = input.sshPairs?.get(c.pair.name);
-    return p ? [`# ${c.pair.name}: SSH ${p.side === 'server' ? `from ${c.peer.name}` : `to ${c.peer.name}`}, port ${p.port}`, ...pathPolicies(input.local, c.peer.address, p)] : [];
+    return p
+      ? [
+          `# ${c.pair.name}: SSH ${p.side === 'server' ? `from ${c.peer.name}` : `to ${c.peer.name}`}, port ${p.port}`,
+          ...pathPolicies(input.local, c.peer.address, p),
+        ]
+      : [];
   });
   const before = fileLines(found?.content);
   const wanted = fileLines(lines.join('\n'));

@@ -1,7 +1,7 @@
-import type { BackendId, SshSettings } from '../inventory/types.js';
 import type { ConnLoad } from '../backends/index.js';
 import type { IncludeLine } from '../core/paths.js';
 import type { KeyState } from '../core/psk.js';
+import type { BackendId, SshSettings } from '../inventory/types.js';
 
 // The changeset: what a run will do, as data. The planner makes it from the inventory and
 // the facts of every host; the dry run renders it; the executor applies exactly it. It

@@ -1,7 +1,7 @@
 import { normalizeAddress } from '../core/address.js';
-import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../core/ownership.js';
-import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, RUN_DIR, STAGING_MARK, type IncludeLine } from '../core/paths.js';
-import { keyMac, MASK_SECRETS, maskSecrets, parseKeys, type KeyFact } from './secrets.js';
+import { HEADER_CASE_PATTERNS, type Owner, ownerOf } from '../core/ownership.js';
+import { CONF_DIR, INCLUDE_MARK, INCLUDES, type IncludeLine, MANAGED_GLOBS, RUN_DIR, STAGING_MARK } from '../core/paths.js';
+import { type KeyFact, keyMac, MASK_SECRETS, maskSecrets, parseKeys } from './secrets.js';
 
 /** A file provision may manage, as found on the host. Only files with a header of ours are read. */
 export interface FoundFile {
@@ -231,11 +231,19 @@ export function parseFacts(stdout: string): Facts {
       .filter((l) => l.startsWith('missing '))
       .map((l) => INCLUDES.find((i) => i.path === l.slice('missing '.length))!)
       .filter(Boolean),
-    ourIncludes: (s.get('includes') ?? []).filter((l) => l.startsWith('ours ')).map((l) => INCLUDES.find((i) => i.path === l.slice('ours '.length))!).filter(Boolean),
+    ourIncludes: (s.get('includes') ?? [])
+      .filter((l) => l.startsWith('ours '))
+      .map((l) => INCLUDES.find((i) => i.path === l.slice('ours '.length))!)
+      .filter(Boolean),
     files: readFiles(s),
-    conns: (s.get('conns') ?? []).map((l) => /^(\S+) (.+)$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => ({ name: m[1]!, file: m[2]! })),
-    sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(" ").map(normalizeAddress).join(" "))),
-    staleStaging: (s.get('stale') ?? []).map((l) => l.trim()).filter((l) => /\/\.provision-backup\.[A-Za-z0-9]+$/.test(l) || new RegExp(`^${RUN_DIR}/undo\\.[0-9a-f]+$`).test(l)),
+    conns: (s.get('conns') ?? [])
+      .map((l) => /^(\S+) (.+)$/.exec(l))
+      .filter((m): m is RegExpExecArray => Boolean(m))
+      .map((m) => ({ name: m[1]!, file: m[2]! })),
+    sas: new Set((s.get('sas') ?? []).map((l) => l.trim().split(' ').map(normalizeAddress).join(' '))),
+    staleStaging: (s.get('stale') ?? [])
+      .map((l) => l.trim())
+      .filter((l) => /\/\.provision-backup\.[A-Za-z0-9]+$/.test(l) || new RegExp(`^${RUN_DIR}/undo\\.[0-9a-f]+$`).test(l)),
     ...(ssh ? { sshClient: { address: normalizeAddress(ssh[1]!), port: Number(ssh[2]), serverPort: Number(ssh[3]) } } : {}),
     guards: parseGuards(s.get('nft') ?? []),
     guardUnitEnabled: (s.get('unit') ?? [])[0] === 'enabled',
@@ -254,8 +262,13 @@ export function parseGuards(lines: readonly string[]): Map<string, LoadedGuard> 
   }
   for (const [name, body] of tables) {
     const text = body.join(' ').replace(/\s+/g, ' ');
-    const peers = [...text.matchAll(/set peers[46] \{[^{}]*?(?:elements = \{([^}]*)\})?[^{}]*\}/g)]
-      .flatMap((m) => (m[1] ?? '').split(',').map((a) => a.trim()).filter(Boolean).map(normalizeAddress));
+    const peers = [...text.matchAll(/set peers[46] \{[^{}]*?(?:elements = \{([^}]*)\})?[^{}]*\}/g)].flatMap((m) =>
+      (m[1] ?? '')
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean)
+        .map(normalizeAddress),
+    );
     const dropped = (chain: string): number => {
       const m = new RegExp(`chain ${chain} \\{(.*?)(?:chain |$)`).exec(text);
       return [...(m?.[1] ?? '').matchAll(/counter packets (\d+) bytes \d+ drop/g)].reduce((n, c) => n + Number(c[1]), 0);
@@ -273,6 +286,9 @@ export function saUp(facts: Facts, a: string, b: string): boolean {
 /** The (masked) key in a secrets file of ours, if it has exactly one PSK line. */
 export function pskOf(content: string | undefined): string | undefined {
   if (!content) return undefined;
-  const keys = content.split('\n').map((l) => /^\S+\s+\S+\s*:\s*PSK\s+(\S+)\s*$/.exec(l)?.[1]).filter(Boolean);
+  const keys = content
+    .split('\n')
+    .map((l) => /^\S+\s+\S+\s*:\s*PSK\s+(\S+)\s*$/.exec(l)?.[1])
+    .filter(Boolean);
   return keys.length === 1 ? keys[0] : undefined;
 }

@@ -1,6 +1,6 @@
 import { chmod, mkdir, open, readFile, realpath, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { keysFor, knownHostsLine, type KnownKey } from './known-hosts.js';
+import { type KnownKey, keysFor, knownHostsLine } from './known-hosts.js';
 
 /** Where OpenSSH keeps the keys every user trusts. */
 export const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';

@@ -27,7 +27,12 @@ function matchesPattern(pattern: string, name: string): boolean {
   // Plain patterns compare without case, as OpenSSH's match_hostname does.
   const p = pattern.toLowerCase();
   if (p.includes('*') || p.includes('?')) {
-    const re = new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    const re = new RegExp(
+      `^${p
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
     return re.test(name);
   }
   return p === name;

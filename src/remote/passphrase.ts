@@ -28,7 +28,7 @@ export async function passphrasesFor(files: string[]): Promise<Map<string, strin
 function ask(prompt: string): Promise<string> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    const write = (rl as unknown as { _writeToOutput: (s: string) => void });
+    const write = rl as unknown as { _writeToOutput: (s: string) => void };
     process.stderr.write(prompt);
     write._writeToOutput = () => undefined;
     rl.question('', (answer) => {

@@ -25,7 +25,10 @@ export class SessionPool {
   /** The most sessions open at one time. */
   peak = 0;
 
-  constructor(private readonly connect: (host: HostSpec) => Promise<Session>, readonly max: number) {
+  constructor(
+    private readonly connect: (host: HostSpec) => Promise<Session>,
+    readonly max: number,
+  ) {
     this.limit = pLimit(Math.max(1, max));
   }
 

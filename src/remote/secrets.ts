@@ -37,11 +37,18 @@ export function keyMac(challenge: string): string {
 
 /** The MAC of each secrets file's key, by path ("path mac" lines). */
 export function parseKeys(lines: readonly string[]): Map<string, KeyFact> {
-  return new Map(lines.map((l) => /^(\S+) ([0-9a-f]{32})$/.exec(l)).filter((m): m is RegExpExecArray => Boolean(m)).map((m) => [m[1]!, { mac: m[2]! }]));
+  return new Map(
+    lines
+      .map((l) => /^(\S+) ([0-9a-f]{32})$/.exec(l))
+      .filter((m): m is RegExpExecArray => Boolean(m))
+      .map((m) => [m[1]!, { mac: m[2]! }]),
+  );
 }
 
 /** What MASK_SECRETS does on the host, for content read here. */
 export function maskSecrets(text: string): string {
-  return text.replace(new RegExp(`(:[ \\t\\f\\v\\r]*(?:${SECRET_KINDS})[ \\t\\f\\v\\r]+(?:0[sSxX])?)([^\\n]*)`, 'g'),
-    (_, head: string, value: string) => head + value.replace(/[^*=]/g, '*'));
+  return text.replace(
+    new RegExp(`(:[ \\t\\f\\v\\r]*(?:${SECRET_KINDS})[ \\t\\f\\v\\r]+(?:0[sSxX])?)([^\\n]*)`, 'g'),
+    (_, head: string, value: string) => head + value.replace(/[^*=]/g, '*'),
+  );
 }

@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { NodeSSH } from 'node-ssh';
 import type { SshSettings } from '../inventory/types.js';
 import { ConnectError, HostKeyError } from './errors.js';
-import { hostKeyAlgorithms, judgeHostKey, type HostKeyVerdict } from './known-hosts.js';
+import { type HostKeyVerdict, hostKeyAlgorithms, judgeHostKey } from './known-hosts.js';
 import { KnownHostsStore } from './known-hosts-store.js';
 import { SshSession } from './ssh-session.js';
 
@@ -40,14 +40,23 @@ export function parseJump(jump: string, fallback: SshSettings): SshSettings {
 function hostKeyProblem(host: string, addr: string, knownFile: string, v: Exclude<HostKeyVerdict, { kind: 'known' }>): HostKeyError {
   switch (v.kind) {
     case 'unknown':
-      return new HostKeyError(host, `host key of ${addr} is not in ${knownFile} (offered ${v.offered})`,
-        `Check the fingerprint on the console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then add it to ${knownFile}, or re-run with --accept-new-host-keys to record it.`);
+      return new HostKeyError(
+        host,
+        `host key of ${addr} is not in ${knownFile} (offered ${v.offered})`,
+        `Check the fingerprint on the console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then add it to ${knownFile}, or re-run with --accept-new-host-keys to record it.`,
+      );
     case 'changed':
-      return new HostKeyError(host, `host key of ${addr} has CHANGED: offered ${v.offered}, ${knownFile} has ${v.known.join(', ')}`,
-        `This can be a reinstalled server or an attack. Verify the new key on the console; if it is right, remove the old line (ssh-keygen -R ${addr} -f ${knownFile}) and re-run.`);
+      return new HostKeyError(
+        host,
+        `host key of ${addr} has CHANGED: offered ${v.offered}, ${knownFile} has ${v.known.join(', ')}`,
+        `This can be a reinstalled server or an attack. Verify the new key on the console; if it is right, remove the old line (ssh-keygen -R ${addr} -f ${knownFile}) and re-run.`,
+      );
     case 'revoked':
-      return new HostKeyError(host, `host key of ${addr} is marked @revoked in ${knownFile} (${v.offered})`,
-        'The host presents a revoked key: do not trust it until it has a new key.');
+      return new HostKeyError(
+        host,
+        `host key of ${addr} is marked @revoked in ${knownFile} (${v.offered})`,
+        'The host presents a revoked key: do not trust it until it has a new key.',
+      );
   }
 }
 
@@ -67,29 +76,30 @@ async function connectOne(target: Endpoint, opts: ConnectOptions, sock?: NodeJS.
   let client = new NodeSSH();
   const identityFile = ssh.identityFile ? expandHome(ssh.identityFile) : undefined;
   const passphrase = identityFile ? opts.passphrases?.get(identityFile) : undefined;
-  const attempt = (): Promise<unknown> => client.connect({
-    host: ssh.host,
-    port: ssh.port,
-    username: ssh.user,
-    ...(identityFile ? { privateKeyPath: identityFile } : {}),
-    ...(passphrase ? { passphrase } : {}),
-    ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
-    ...(sock ? { sock: sock as never } : {}),
-    readyTimeout: opts.connectTimeoutSec * 1000,
-    keepaliveInterval: 10_000,
-    keepaliveCountMax: 3,
-    algorithms: { serverHostKey: hostKeyAlgorithms(known) as never },
-    hostVerifier: (key: Buffer) => {
-      const verdict = judgeHostKey(known, key);
-      if (verdict.kind === 'known') return true;
-      if (verdict.kind === 'unknown' && opts.acceptNewHostKeys) {
-        toRecord = key;
-        return true;
-      }
-      refusal = hostKeyProblem(target.name, `${ssh.host}:${ssh.port}`, knownFile, verdict);
-      return false;
-    },
-  });
+  const attempt = (): Promise<unknown> =>
+    client.connect({
+      host: ssh.host,
+      port: ssh.port,
+      username: ssh.user,
+      ...(identityFile ? { privateKeyPath: identityFile } : {}),
+      ...(passphrase ? { passphrase } : {}),
+      ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
+      ...(sock ? { sock: sock as never } : {}),
+      readyTimeout: opts.connectTimeoutSec * 1000,
+      keepaliveInterval: 10_000,
+      keepaliveCountMax: 3,
+      algorithms: { serverHostKey: hostKeyAlgorithms(known) as never },
+      hostVerifier: (key: Buffer) => {
+        const verdict = judgeHostKey(known, key);
+        if (verdict.kind === 'known') return true;
+        if (verdict.kind === 'unknown' && opts.acceptNewHostKeys) {
+          toRecord = key;
+          return true;
+        }
+        refusal = hostKeyProblem(target.name, `${ssh.host}:${ssh.port}`, knownFile, verdict);
+        return false;
+      },
+    });
   // sshd drops connections before its banner when MaxStartups or MaxSessions is exceeded,
   // as many hosts connecting at once can cause: try again after a growing, jittered pause.
   for (let i = 0; ; i++) {
@@ -141,7 +151,10 @@ export class JumpCache {
       entry = { client, users: 0 };
       this.open.set(key, entry);
       client.catch(() => this.open.delete(key));
-      client.then((c) => c.connection?.on('close', () => this.open.get(key)?.client === client && this.open.delete(key)), () => undefined);
+      client.then(
+        (c) => c.connection?.on('close', () => this.open.get(key)?.client === client && this.open.delete(key)),
+        () => undefined,
+      );
     }
     entry.users++;
     const e = entry;
@@ -191,8 +204,12 @@ export async function connect(name: string, ssh: SshSettings, opts: ConnectOptio
       );
     } catch (err) {
       release();
-      throw new ConnectError(name, `the jump host ${ssh.jump} could not reach ${ssh.host}:${ssh.port}: ${(err as Error).message}`,
-        'Check the jump host allows TCP forwarding (AllowTcpForwarding) and reaches the host.', { cause: err });
+      throw new ConnectError(
+        name,
+        `the jump host ${ssh.jump} could not reach ${ssh.host}:${ssh.port}: ${(err as Error).message}`,
+        'Check the jump host allows TCP forwarding (AllowTcpForwarding) and reaches the host.',
+        { cause: err },
+      );
     }
   }
   const client = await connectOne({ name, ssh }, opts, sock).catch((err) => {

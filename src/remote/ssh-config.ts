@@ -1,8 +1,8 @@
 import type { Problem } from '../inventory/errors.js';
 import { InventoryError } from '../inventory/errors.js';
+import { DEFAULT_KNOWN_HOSTS } from '../inventory/load.js';
 import type { HostSpec, Inventory, SshSettings } from '../inventory/types.js';
 import type { ConfigFile, ConfigLine } from './ssh-config-parse.js';
-import { DEFAULT_KNOWN_HOSTS } from '../inventory/load.js';
 
 /**
  * OpenSSH's client config, applied as ssh would apply it for the name a host is reached by
@@ -44,12 +44,12 @@ const REFUSED: Record<string, string> = {
   proxycommand: 'provision runs no local command to connect: reach the host directly or through one jump host (ProxyJump)',
   knownhostscommand: 'provision runs no local command to find host keys: list them in a known_hosts file (UserKnownHostsFile)',
   localcommand: 'provision runs no local command after connecting',
-  hostkeyalias: 'provision looks a host key up under the host\'s own address: record it under that address in known_hosts',
+  hostkeyalias: "provision looks a host key up under the host's own address: record it under that address in known_hosts",
   certificatefile: 'provision authenticates with plain keys (IdentityFile), not certificates',
   pkcs11provider: 'provision authenticates with key files (IdentityFile), not a PKCS#11 token',
   securitykeyprovider: 'provision authenticates with key files (IdentityFile), not a security key',
-  bindaddress: 'provision connects from the controller\'s default address; the guard exempts SSH from that address',
-  bindinterface: 'provision connects from the controller\'s default address; the guard exempts SSH from that address',
+  bindaddress: "provision connects from the controller's default address; the guard exempts SSH from that address",
+  bindinterface: "provision connects from the controller's default address; the guard exempts SSH from that address",
 };
 // Match criteria that provision cannot decide without running something or knowing more than
 // the config: exec runs a command; the others depend on canonicalization, the controller's
@@ -58,14 +58,21 @@ const MATCH_REFUSED: Record<string, string> = {
   exec: 'provision never runs a command to read a config (`Match exec`)',
   canonical: 'provision does not canonicalize host names (`Match canonical`)',
   final: 'provision reads the config once (`Match final`)',
-  localnetwork: 'provision does not match on the controller\'s networks (`Match localnetwork`)',
+  localnetwork: "provision does not match on the controller's networks (`Match localnetwork`)",
   tagged: 'provision sets no tags (`Match tagged`)',
 };
-const HINT = 'Point --ssh-config (or defaults.ssh.config) at a config without it, or set what the host needs in the inventory (ssh: host, port, user, identityFile, jump, knownHostsFile).';
+const HINT =
+  'Point --ssh-config (or defaults.ssh.config) at a config without it, or set what the host needs in the inventory (ssh: host, port, user, identityFile, jump, knownHostsFile).';
 
 /** ssh's match_pattern: `*` and `?` globs, case-insensitive for host names. */
 function globMatch(value: string, pattern: string, caseless: boolean): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, caseless ? 'i' : '');
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    caseless ? 'i' : '',
+  );
   return re.test(value);
 }
 
@@ -83,7 +90,10 @@ function listMatch(value: string, patterns: readonly string[], caseless: boolean
 }
 
 class Refusal {
-  constructor(readonly at: ConfigLine, readonly message: string) {}
+  constructor(
+    readonly at: ConfigLine,
+    readonly message: string,
+  ) {}
 }
 
 /** Every value the config gives `target`; a line the tool cannot honour, where it applies, is a Refusal. */
@@ -104,7 +114,12 @@ function evaluate(root: ConfigFile, target: Target): Resolved | Refusal {
           active = false;
           continue;
         }
-        const m = matchLine(line, { host: matchHost(), originalhost: target.name, user: target.user ?? first('user')?.[0] ?? 'root', localuser: target.localUser });
+        const m = matchLine(line, {
+          host: matchHost(),
+          originalhost: target.name,
+          user: target.user ?? first('user')?.[0] ?? 'root',
+          localuser: target.localUser,
+        });
         if (m instanceof Refusal) return m;
         active = m;
       } else if (line.keyword === 'include') {
@@ -135,7 +150,12 @@ function evaluate(root: ConfigFile, target: Target): Resolved | Refusal {
   }
   const identity = seen.get('identityfile');
   if (identity?.args[0]) {
-    const expanded = expandTokens(identity.args[0], { h: out.hostName ?? target.name, n: target.name, r: target.user ?? out.user ?? 'root', u: target.localUser });
+    const expanded = expandTokens(identity.args[0], {
+      h: out.hostName ?? target.name,
+      n: target.name,
+      r: target.user ?? out.user ?? 'root',
+      u: target.localUser,
+    });
     if (expanded === undefined) return new Refusal(identity.line, `IdentityFile ${identity.args[0]}: provision expands only %d, %h, %n, %r, %u and %% in it`);
     out.identityFile = expanded;
   }
@@ -150,7 +170,8 @@ function evaluate(root: ConfigFile, target: Target): Resolved | Refusal {
   }
   const known = seen.get('userknownhostsfile');
   if (known) {
-    if (known.args.length !== 1) return new Refusal(known.line, `UserKnownHostsFile ${known.args.join(' ')}: provision checks host keys against one file; name one`);
+    if (known.args.length !== 1)
+      return new Refusal(known.line, `UserKnownHostsFile ${known.args.join(' ')}: provision checks host keys against one file; name one`);
     out.knownHostsFile = known.args[0]!;
   }
   if (first('stricthostkeychecking')?.[0]?.toLowerCase() === 'accept-new') out.acceptNew = true;

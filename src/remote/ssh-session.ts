@@ -1,8 +1,8 @@
 import type { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
 import { ConnectError } from './errors.js';
-import type { ExecResult, Session } from './types.js';
 import { wrap } from './shell.js';
+import type { ExecResult, Session } from './types.js';
 
 /**
  * What a command may print that is kept: the facts of a host with 1,000 peers are under
@@ -86,12 +86,19 @@ export class SshSession implements Session {
       }
       // `timeout` exits 124 when it stopped the command, 137 when it had to kill it.
       return {
-        code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.code === 124 || r.code === 137,
+        code: r.code,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        timedOut: r.code === 124 || r.code === 137,
         ...(r.dropped.stdout || r.dropped.stderr ? { dropped: r.dropped } : {}),
       };
     } catch (err) {
-      throw new ConnectError(this.host, `the SSH connection failed during a command: ${(err as Error).message}`,
-        'Check the host is up and re-run; the run is safe to repeat.', { cause: err });
+      throw new ConnectError(
+        this.host,
+        `the SSH connection failed during a command: ${(err as Error).message}`,
+        'Check the host is up and re-run; the run is safe to repeat.',
+        { cause: err },
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -99,24 +106,26 @@ export class SshSession implements Session {
 
   private exec(command: string, stdin: string | undefined, onChannel: (c: ClientChannel) => void) {
     const conn = this.ssh.connection as Client;
-    return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; dropped: { stdout: number; stderr: number } }>((resolve, reject) => {
-      conn.exec(command, (err, ch) => {
-        if (err) return reject(err);
-        onChannel(ch);
-        const out = new Capture(OUTPUT_CAP.stdout);
-        const errs = new Capture(OUTPUT_CAP.stderr);
-        let code: number | null = null;
-        let signal: string | null = null;
-        ch.on('data', (c: Buffer) => out.push(c));
-        ch.stderr.on('data', (c: Buffer) => errs.push(c));
-        ch.on('exit', (c: number | null, s?: string) => {
-          code = c ?? null;
-          signal = s ?? null;
+    return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; dropped: { stdout: number; stderr: number } }>(
+      (resolve, reject) => {
+        conn.exec(command, (err, ch) => {
+          if (err) return reject(err);
+          onChannel(ch);
+          const out = new Capture(OUTPUT_CAP.stdout);
+          const errs = new Capture(OUTPUT_CAP.stderr);
+          let code: number | null = null;
+          let signal: string | null = null;
+          ch.on('data', (c: Buffer) => out.push(c));
+          ch.stderr.on('data', (c: Buffer) => errs.push(c));
+          ch.on('exit', (c: number | null, s?: string) => {
+            code = c ?? null;
+            signal = s ?? null;
+          });
+          ch.on('close', () => resolve({ code, signal, stdout: out.text(), stderr: errs.text(), dropped: { stdout: out.dropped, stderr: errs.dropped } }));
+          ch.end(stdin ?? '');
         });
-        ch.on('close', () => resolve({ code, signal, stdout: out.text(), stderr: errs.text(), dropped: { stdout: out.dropped, stderr: errs.dropped } }));
-        ch.end(stdin ?? '');
-      });
-    });
+      },
+    );
   }
 
   async close(): Promise<void> {
@@ -124,4 +133,3 @@ export class SshSession implements Session {
     this.onClose();
   }
 }
-

@@ -15,8 +15,14 @@ function hostJson(h: HostPlan, outcome?: HostOutcome): object {
     backend: h.backend,
     install: h.install ?? null,
     files: h.files.map((f) => ({
-      path: f.path, mode: f.mode, action: f.action, kind: f.kind, ...(f.pair ? { pair: f.pair } : {}),
-      ...(f.keyState ? { key: f.keyState } : {}), ...(f.why ? { why: f.why } : {}), content: shownContent(f),
+      path: f.path,
+      mode: f.mode,
+      action: f.action,
+      kind: f.kind,
+      ...(f.pair ? { pair: f.pair } : {}),
+      ...(f.keyState ? { key: f.keyState } : {}),
+      ...(f.why ? { why: f.why } : {}),
+      content: shownContent(f),
     })),
     includes: h.includes,
     service: h.service,
@@ -29,10 +35,23 @@ function hostJson(h: HostPlan, outcome?: HostOutcome): object {
 }
 
 function pairJson(p: PairPlan, outcome?: PairOutcome): object {
-  const { name: _n, initiator: _i, responder: _r, ...o } = outcome ?? { name: '', initiator: '', responder: '', status: p.skipped ? 'skipped' : 'planned', ...(p.skipped ? { reason: p.skipped } : {}) };
+  const {
+    name: _n,
+    initiator: _i,
+    responder: _r,
+    ...o
+  } = outcome ?? { name: '', initiator: '', responder: '', status: p.skipped ? 'skipped' : 'planned', ...(p.skipped ? { reason: p.skipped } : {}) };
   return {
-    name: p.name, hosts: p.hosts, initiator: p.initiator, responder: p.responder, responderMode: p.responderMode,
-    key: p.key, agreement: p.agreement, changed: p.changed, upBefore: p.upBefore, ...(p.notRotated ? { notRotated: p.notRotated } : {}),
+    name: p.name,
+    hosts: p.hosts,
+    initiator: p.initiator,
+    responder: p.responder,
+    responderMode: p.responderMode,
+    key: p.key,
+    agreement: p.agreement,
+    changed: p.changed,
+    upBefore: p.upBefore,
+    ...(p.notRotated ? { notRotated: p.notRotated } : {}),
     ...o,
   };
 }

@@ -1,10 +1,9 @@
 import { createTwoFilesPatch } from 'diff';
-import { printable } from '../core/text.js';
-import { FILE_ACTIONS, type Changeset, type FileChange, type HostPlan, type PairPlan } from '../plan/types.js';
-import { redacted } from '../core/psk.js';
-import { KEY_SLOT } from '../plan/types.js';
 import { BACKENDS } from '../backends/index.js';
+import { redacted } from '../core/psk.js';
+import { printable } from '../core/text.js';
 import { changes } from '../plan/changes.js';
+import { type Changeset, FILE_ACTIONS, type FileChange, type HostPlan, KEY_SLOT, type PairPlan } from '../plan/types.js';
 
 /** How much a plan shows: every file's diff, a line per host, or counts only. */
 export type Detail = 'full' | 'hosts' | 'summary';
@@ -16,39 +15,53 @@ export function defaultDetail(cs: Changeset): Detail {
 
 /** A planned file's content as people and JSON see it: the key slot says which key goes there. */
 export function shownContent(f: FileChange): string {
-  return f.content.replace(KEY_SLOT, redacted(f.keyState === 'unchanged' ? 'current' : f.keyState ?? 'new'));
+  return f.content.replace(KEY_SLOT, redacted(f.keyState === 'unchanged' ? 'current' : (f.keyState ?? 'new')));
 }
 
 const PAINT = { add: '\u001b[32m', del: '\u001b[31m', hunk: '\u001b[36m', off: '\u001b[0m' } as const;
 
 /** A diff's added lines green, removed ones red, hunk headers cyan: for a terminal. */
 function paint(diff: string): string {
-  return diff.split('\n').map((l) => {
-    const body = l.slice(6);
-    const c = /^\+(?!\+\+ )/.test(body) ? PAINT.add : /^-(?!-- )/.test(body) ? PAINT.del : body.startsWith('@@') ? PAINT.hunk : '';
-    return c ? `${l.slice(0, 6)}${c}${body}${PAINT.off}` : l;
-  }).join('\n');
+  return diff
+    .split('\n')
+    .map((l) => {
+      const body = l.slice(6);
+      const c = /^\+(?!\+\+ )/.test(body) ? PAINT.add : /^-(?!-- )/.test(body) ? PAINT.del : body.startsWith('@@') ? PAINT.hunk : '';
+      return c ? `${l.slice(0, 6)}${c}${body}${PAINT.off}` : l;
+    })
+    .join('\n');
 }
 
 function fileDiff(f: FileChange): string {
   // A file of ours on the host may have been edited to hold escape sequences.
   const old = (f.before ?? '').split('\n').map(printable).join('\n');
-  const patch = createTwoFilesPatch(f.before === undefined ? '/dev/null' : f.path, f.action === 'delete' ? '/dev/null' : f.path, old,
-    f.action === 'delete' ? '' : shownContent(f), '', '', { context: 3 });
-  return patch.split('\n')
+  const patch = createTwoFilesPatch(
+    f.before === undefined ? '/dev/null' : f.path,
+    f.action === 'delete' ? '/dev/null' : f.path,
+    old,
+    f.action === 'delete' ? '' : shownContent(f),
+    '',
+    '',
+    { context: 3 },
+  );
+  return patch
+    .split('\n')
     .filter((l, i, all) => !/^(Index: |====)/.test(l) && !(i === all.length - 1 && l === ''))
-    .map((l) => `      ${l}`).join('\n');
+    .map((l) => `      ${l}`)
+    .join('\n');
 }
 
 export function serviceLine(h: HostPlan): string {
   if (h.service === 'restart') return `restart ipsec (${h.serviceReason})`;
   if (h.service === 'none') return `no restart (${h.serviceReason})`;
-  return [
+  return `${[
     h.unload.length ? `take down ${h.unload.join(', ')}` : '',
     h.files.some((f) => f.kind === 'secrets' && f.action !== 'noop' && f.action !== 'delete') ? 'reread secrets' : '',
     h.reload.length ? `reload ${h.reload.map((r) => r.name).join(', ')}` : '',
     h.reauth.length ? `re-authenticate ${h.reauth.join(', ')} (new IKE SA with the new key)` : '',
-  ].filter(Boolean).join('; ') + ` (${h.serviceReason})`;
+  ]
+    .filter(Boolean)
+    .join('; ')} (${h.serviceReason})`;
 }
 
 function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
@@ -65,7 +78,9 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
   const detail = opts.detail ?? defaultDetail(cs);
   const out: string[] = [];
   const offline = cs.mode === 'offline';
-  out.push(`Plan for ${cs.inventory.file} (fleet ${cs.inventory.fleet}${cs.inventory.fleetFromFile ? ", the file's name: set `fleet:` to keep it if the file is renamed" : ''}): ${cs.hosts.length} hosts, ${cs.pairs.length} pairs${offline ? ' (offline: no host was contacted)' : ''}`);
+  out.push(
+    `Plan for ${cs.inventory.file} (fleet ${cs.inventory.fleet}${cs.inventory.fleetFromFile ? ", the file's name: set `fleet:` to keep it if the file is renamed" : ''}): ${cs.hosts.length} hosts, ${cs.pairs.length} pairs${offline ? ' (offline: no host was contacted)' : ''}`,
+  );
   if (offline && cs.hosts.some((h) => h.backend.assumed)) {
     out.push('Versions marked (assumed) are what a host would most likely get; a dry run without --offline asks each host.');
   }
@@ -118,7 +133,7 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
   }
   // Whatever the detail, the pairs a run takes down or leaves out are named.
   out.push(...trailer(cs, detail === 'full'));
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 /** The guard's change in a few words, for a line per host: counts, not addresses. */
@@ -137,7 +152,9 @@ export function guardLine(h: HostPlan): string {
   const parts = [
     g.load ? loadLine(g) : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
     g.leaves.length ? `${some(g.leaves)} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
-    g.joinsVerified.length ? `${some(g.joinsVerified.map((j) => j.address))} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)` : '',
+    g.joinsVerified.length
+      ? `${some(g.joinsVerified.map((j) => j.address))} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)`
+      : '',
     g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
     g.sshTo.length ? `SSH to ${g.sshTo.map((t) => `${t.address} port ${t.port}`).join(', ')} stays open` : '',
     g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
@@ -149,15 +166,26 @@ export function guardLine(h: HostPlan): string {
 export function sshPathLine(h: HostPlan): string {
   const p = h.sshPath!;
   const n = p.add.length / 2;
-  return [n ? `kernel policies pass the tool's SSH with ${n === 1 ? 'its peer' : `${n} peers`} outside IPsec, so the pair being down cannot cut it (${p.add.filter((l) => / dir out /.test(l)).map((l) => /dst (\S+)\/\d+ /.exec(l)![1]).join(', ')})` : '',
+  return [
+    n
+      ? `kernel policies pass the tool's SSH with ${n === 1 ? 'its peer' : `${n} peers`} outside IPsec, so the pair being down cannot cut it (${p.add
+          .filter((l) => / dir out /.test(l))
+          .map((l) => /dst (\S+)\/\d+ /.exec(l)![1])
+          .join(', ')})`
+      : '',
     p.remove.length ? `${p.remove.length} such polic${p.remove.length === 1 ? 'y' : 'ies'} removed` : '',
-    p.reloadUnits ? 'systemd reloads the IKE daemon\'s drop-in' : ''].filter(Boolean).join('; ');
+    p.reloadUnits ? "systemd reloads the IKE daemon's drop-in" : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 function loadLine(g: NonNullable<HostPlan['guard']>): string {
   const joining = g.joins.map((j) => j.address);
   const kept = g.members.filter((a) => !joining.includes(a));
-  const join = joining.length ? `${some(joining)} join${joining.length === 1 ? 's' : ''} before the daemons load ${joining.length === 1 ? 'its pair' : 'their pairs'}` : '';
+  const join = joining.length
+    ? `${some(joining)} join${joining.length === 1 ? 's' : ''} before the daemons load ${joining.length === 1 ? 'its pair' : 'their pairs'}`
+    : '';
   return [`load table inet ${g.table}${kept.length ? ` with ${some(kept)}` : joining.length ? '' : ' with no peer'}`, join].filter(Boolean).join('; ');
 }
 
@@ -202,7 +230,9 @@ function trailer(cs: Changeset, full: boolean): string[] {
     out.push('', 'Pairs');
     const width = Math.max(...cs.pairs.map((p) => p.name.length), 4);
     for (const p of cs.pairs) {
-      out.push(`  ${p.name.padEnd(width)}  ${p.initiator} (auto=start) -> ${p.responder} (auto=${p.responderMode})${p.skipped ? `  skipped: ${p.skipped}` : ''}`);
+      out.push(
+        `  ${p.name.padEnd(width)}  ${p.initiator} (auto=start) -> ${p.responder} (auto=${p.responderMode})${p.skipped ? `  skipped: ${p.skipped}` : ''}`,
+      );
     }
   }
   return out;
@@ -221,15 +251,20 @@ function mbb(cs: Changeset, host: string | undefined): boolean {
 function keyLine(cs: Changeset, p: PairPlan): string {
   if (p.notRotated) return `${p.notRotated}; run without --rotate-psk to see why it is down`;
   switch (p.key) {
-    case 'new': return 'new pair, new key';
-    case 'repaired': return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.reauthBy ?? p.initiator} re-authenticates`;
+    case 'new':
+      return 'new pair, new key';
+    case 'repaired':
+      return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.reauthBy ?? p.initiator} re-authenticates`;
     case 'rotated':
       if (p.proof === 'keys compared') {
-        const proof = p.probeBy ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one` : ' (no new authentication now: the next one uses it, docs/rotation.md)';
+        const proof = p.probeBy
+          ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one`
+          : ' (no new authentication now: the next one uses it, docs/rotation.md)';
         return `rotate: new key on both peers, reread; the two ends' keys are compared${proof}; the pair's SAs are kept; ESP is verified; the old key comes back if that fails`;
       }
       return `rotate: new key on both peers, ${p.reauthBy} re-authenticates ${p.reauthBy !== p.initiator || mbb(cs, p.reauthBy) ? 'make-before-break (the new SAs are up before the old ones go)' : '(its SAs are replaced: break-before-make)'}, then ESP is verified; the old key comes back if that fails`;
-    default: return 'key kept';
+    default:
+      return 'key kept';
   }
 }
 
@@ -252,14 +287,19 @@ export function countLine(cs: Changeset, asking = false): string {
   }
   const acting = cs.hosts.filter(changes).length;
   const parts = [
-    `${t.create} file${t.create === 1 ? '' : 's'} to create`, `${t.update} to update`, `${t.delete} to delete`,
+    `${t.create} file${t.create === 1 ? '' : 's'} to create`,
+    `${t.update} to update`,
+    `${t.delete} to delete`,
     installs ? `${installs} install${installs === 1 ? '' : 's'}` : '',
-    reloads ? `${reloads} conn${reloads === 1 ? '' : 's'} to reload` : '', restarts ? `${restarts} restart${restarts === 1 ? '' : 's'}` : '',
+    reloads ? `${reloads} conn${reloads === 1 ? '' : 's'} to reload` : '',
+    restarts ? `${restarts} restart${restarts === 1 ? '' : 's'}` : '',
     guards ? `${guards} guard${guards === 1 ? '' : 's'} to load or remove` : '',
   ].filter(Boolean);
   const blocked = cs.hosts.filter((h) => h.status === 'blocked').length;
   const unread = cs.hosts.filter((h) => h.status === 'unread').length;
   const unchanged = cs.hosts.length - acting - blocked - unread;
-  return `${parts.join(', ')} on ${acting} of ${cs.hosts.length} hosts; ${unchanged} host${unchanged === 1 ? '' : 's'} unchanged` +
-    `${blocked ? `, ${blocked} blocked` : ''}${unread ? `, ${unread} not read` : ''}.${asking ? '' : ' Nothing was changed.'}`;
+  return (
+    `${parts.join(', ')} on ${acting} of ${cs.hosts.length} hosts; ${unchanged} host${unchanged === 1 ? '' : 's'} unchanged` +
+    `${blocked ? `, ${blocked} blocked` : ''}${unread ? `, ${unread} not read` : ''}.${asking ? '' : ' Nothing was changed.'}`
+  );
 }

@@ -4,13 +4,20 @@ import { printable } from '../core/text.js';
 
 function outcomeWord(o: HostOutcome): string {
   switch (o.status) {
-    case 'changed': return `changed: ${o.did.join('; ')}`;
-    case 'failed': return `FAILED at ${o.step}: ${printable(o.error)}`;
-    case 'unreachable': return `UNREACHABLE: ${printable(o.error)}`;
-    case 'refused': return `REFUSED: ${printable(o.error)}`;
-    case 'stale': return `STALE PLAN: ${printable(o.error)}`;
-    case 'interrupted': return `INTERRUPTED${o.did.length ? ` after: ${o.did.join('; ')}` : ''}`;
-    default: return o.status;
+    case 'changed':
+      return `changed: ${o.did.join('; ')}`;
+    case 'failed':
+      return `FAILED at ${o.step}: ${printable(o.error)}`;
+    case 'unreachable':
+      return `UNREACHABLE: ${printable(o.error)}`;
+    case 'refused':
+      return `REFUSED: ${printable(o.error)}`;
+    case 'stale':
+      return `STALE PLAN: ${printable(o.error)}`;
+    case 'interrupted':
+      return `INTERRUPTED${o.did.length ? ` after: ${o.did.join('; ')}` : ''}`;
+    default:
+      return o.status;
   }
 }
 
@@ -39,7 +46,11 @@ export function spinnerFits(stream: NodeJS.WriteStream | NodeJS.WritableStream):
  * Progress on stderr: a spinner with hosts done of total and the current step on a
  * terminal; one plain line per event otherwise (logs, CI, pipes).
  */
-export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream, total: number, level: Verbosity = 'normal'): Hooks & { stop(): void; pause(): void; resume(): void } {
+export function progressHooks(
+  stream: NodeJS.WriteStream | NodeJS.WritableStream,
+  total: number,
+  level: Verbosity = 'normal',
+): Hooks & { stop(): void; pause(): void; resume(): void } {
   if (level === 'quiet') return { stop: () => undefined, pause: () => undefined, resume: () => undefined };
   // --verbose: a line per event, as in a log, even on a terminal.
   const tty = level === 'normal' && spinnerFits(stream);
@@ -59,7 +70,10 @@ export function progressHooks(stream: NodeJS.WriteStream | NodeJS.WritableStream
   }
   const spinner = ora({ stream: stream as NodeJS.WriteStream, text: `0/${total} hosts` }).start();
   const render = (): void => {
-    const steps = [...current].slice(0, 3).map(([h, s]) => `${h}: ${s}`).join(', ');
+    const steps = [...current]
+      .slice(0, 3)
+      .map(([h, s]) => `${h}: ${s}`)
+      .join(', ');
     spinner.text = `${done}/${total} hosts done${steps ? ` · ${steps}${current.size > 3 ? ` (+${current.size - 3})` : ''}` : ''}`;
   };
   const persist = (symbol: 'succeed' | 'fail' | 'info', text: string): void => {

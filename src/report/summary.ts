@@ -3,27 +3,57 @@ import { printable } from '../core/text.js';
 
 function hostLine(outcome: HostOutcome): [string, string] {
   switch (outcome.status) {
-    case 'unchanged': return ['unchanged', ''];
-    case 'planned': return ['planned', ''];
-    case 'interrupted': return ['INTERRUPTED', outcome.did.length ? `done before Ctrl-C: ${outcome.did.join('; ')}` : 'nothing was changed'];
-    case 'changed': return ['changed', outcome.did.join('; ')];
-    case 'failed': return ['FAILED', `${outcome.step}: ${printable(outcome.error)}${outcome.tail ? `\n    output${outcome.exitCode !== undefined && outcome.exitCode !== null ? ` (exit ${outcome.exitCode})` : ''}: ${outcome.tail}` : ''}\n    next: ${outcome.hint}`];
-    case 'unreachable': return ['UNREACHABLE', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
-    case 'refused': return ['REFUSED', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
-    case 'stale': return ['STALE PLAN', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'unchanged':
+      return ['unchanged', ''];
+    case 'planned':
+      return ['planned', ''];
+    case 'interrupted':
+      return ['INTERRUPTED', outcome.did.length ? `done before Ctrl-C: ${outcome.did.join('; ')}` : 'nothing was changed'];
+    case 'changed':
+      return ['changed', outcome.did.join('; ')];
+    case 'failed':
+      return [
+        'FAILED',
+        `${outcome.step}: ${printable(outcome.error)}${outcome.tail ? `\n    output${outcome.exitCode !== undefined && outcome.exitCode !== null ? ` (exit ${outcome.exitCode})` : ''}: ${outcome.tail}` : ''}\n    next: ${outcome.hint}`,
+      ];
+    case 'unreachable':
+      return ['UNREACHABLE', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'refused':
+      return ['REFUSED', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
+    case 'stale':
+      return ['STALE PLAN', `${printable(outcome.error)}\n    next: ${outcome.hint}`];
   }
 }
 
 function pairLine(p: PairOutcome): [string, string] {
-  const counts = 'directions' in p
-    ? p.directions.map((d) => `${d.from}: esp out ${d.counts.espOut} in ${d.counts.espIn}, clear out ${d.counts.clearOut}, ping ${d.counts.replies}/${d.counts.sent}`).join('; ')
-    : '';
+  const counts =
+    'directions' in p
+      ? p.directions
+          .map((d) => `${d.from}: esp out ${d.counts.espOut} in ${d.counts.espIn}, clear out ${d.counts.clearOut}, ping ${d.counts.replies}/${d.counts.sent}`)
+          .join('; ')
+      : '';
   switch (p.status) {
-    case 'verified': return p.keyProof ? ['ESP verified, key unproven', `${counts}\n    the new key is on both ends but its probe could not run (${printable(p.keyProofReason ?? '')}); the next authentication uses it`] : ['ESP verified', counts];
-    case 'failed': return ['FAILED', `${printable(p.reason)}${counts ? `\n    seen: ${counts}` : ''}`];
-    case 'rolled-back': return ['ROLLED BACK', `${printable(p.reason)}\n    then: ${printable(p.restored)}${counts ? ` (${counts})` : ''}\n    next: fix the cause (docs/rotation.md), then re-run`];
-    case 'skipped': return ['skipped', printable(p.reason)];
-    case 'unverified': return [p.keyProof ? 'not verified, key unproven' : 'not verified', `${printable(p.reason)}${p.keyProof ? `; the new key's probe could not run (${printable(p.keyProofReason ?? '')})` : ''}`];
+    case 'verified':
+      return p.keyProof
+        ? [
+            'ESP verified, key unproven',
+            `${counts}\n    the new key is on both ends but its probe could not run (${printable(p.keyProofReason ?? '')}); the next authentication uses it`,
+          ]
+        : ['ESP verified', counts];
+    case 'failed':
+      return ['FAILED', `${printable(p.reason)}${counts ? `\n    seen: ${counts}` : ''}`];
+    case 'rolled-back':
+      return [
+        'ROLLED BACK',
+        `${printable(p.reason)}\n    then: ${printable(p.restored)}${counts ? ` (${counts})` : ''}\n    next: fix the cause (docs/rotation.md), then re-run`,
+      ];
+    case 'skipped':
+      return ['skipped', printable(p.reason)];
+    case 'unverified':
+      return [
+        p.keyProof ? 'not verified, key unproven' : 'not verified',
+        `${printable(p.reason)}${p.keyProof ? `; the new key's probe could not run (${printable(p.keyProofReason ?? '')})` : ''}`,
+      ];
   }
 }
 
@@ -46,7 +76,9 @@ export function renderSummary(r: RunResult): string {
   const unverified = r.pairs.filter((p): p is Extract<PairOutcome, { status: 'unverified' }> => p.status === 'unverified');
   const fold = r.pairs.length > 20;
   const verified = r.pairs.filter((p) => p.status === 'verified');
-  const pairRows = r.pairs.filter((p) => p.status !== 'unverified' && !(fold && p.status === 'verified')).map((p) => [p.name, ...pairLine(p)] as [string, string, string]);
+  const pairRows = r.pairs
+    .filter((p) => p.status !== 'unverified' && !(fold && p.status === 'verified'))
+    .map((p) => [p.name, ...pairLine(p)] as [string, string, string]);
   if (fold && verified.length) pairRows.unshift([`${verified.length} pairs`, 'ESP verified', '(each in --json)']);
   if (unverified.length === 1) pairRows.push([unverified[0]!.name, ...pairLine(unverified[0]!)]);
   if (unverified.length > 1) pairRows.push([`${unverified.length} pairs`, 'not verified', unverified[0]!.reason]);
@@ -55,7 +87,7 @@ export function renderSummary(r: RunResult): string {
     out.push(table(pairRows));
   }
   out.push(resultLine(r));
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 /** The last line of a run: what changed, what failed, how many pairs were proved. */
@@ -68,6 +100,7 @@ export function resultLine(r: RunResult): string {
   if (r.interrupted) {
     return 'Interrupted by Ctrl-C: the steps under way finished (every file write is atomic; a key change is on both ends of a pair or neither); nothing else was started. Re-run to converge.';
   }
-  if (r.dryRun) return `Dry run: ${r.hosts.size} hosts looked at in ${secs} s; nothing was changed.${failedHosts ? ` ${failedHosts} host(s) could not be planned.` : ''}`;
+  if (r.dryRun)
+    return `Dry run: ${r.hosts.size} hosts looked at in ${secs} s; nothing was changed.${failedHosts ? ` ${failedHosts} host(s) could not be planned.` : ''}`;
   return `${changed} changed, ${r.hosts.size - changed - failedHosts} unchanged, ${failedHosts} failed; ${verified} of ${r.pairs.length} pairs ESP-verified${failedPairs ? `, ${failedPairs} failed` : ''} (${secs} s).`;
 }

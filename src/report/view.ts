@@ -1,7 +1,7 @@
 import type { Hooks, RunResult } from '../apply/outcome.js';
 import type { Changeset } from '../plan/types.js';
 import { toJson } from './json.js';
-import { renderPlan, type Detail } from './plan-text.js';
+import { type Detail, renderPlan } from './plan-text.js';
 import { progressHooks, type Verbosity } from './progress.js';
 import { renderSummary } from './summary.js';
 
@@ -54,7 +54,7 @@ export function jsonView(io: Io): View {
       onNote: (message) => event({ event: 'note', message }),
       stop: () => undefined,
     },
-    plan: (cs, result) => io.stdout.write(JSON.stringify(toJson(cs, result), null, 2) + '\n'),
-    result: (r) => io.stdout.write(JSON.stringify(toJson(r.changeset!, r), null, 2) + '\n'),
+    plan: (cs, result) => io.stdout.write(`${JSON.stringify(toJson(cs, result), null, 2)}\n`),
+    result: (r) => io.stdout.write(`${JSON.stringify(toJson(r.changeset!, r), null, 2)}\n`),
   };
 }

@@ -37,10 +37,14 @@ export function parseXfrmPolicies(text: string): XfrmPolicy[] {
         return m ? Number(m[1]) : undefined;
       };
       cur = {
-        src: sel[1]!, dst: sel[2]!,
-        proto: proto === undefined ? 0 : /^\d+$/.test(proto) ? Number(proto) : PROTOCOLS[proto] ?? -1,
+        src: sel[1]!,
+        dst: sel[2]!,
+        proto: proto === undefined ? 0 : /^\d+$/.test(proto) ? Number(proto) : (PROTOCOLS[proto] ?? -1),
         ...optional({ type: num('type'), sport: num('sport'), dport: num('dport') }),
-        dir: 'out', priority: 0, action: 'allow', ipsec: false,
+        dir: 'out',
+        priority: 0,
+        action: 'allow',
+        ipsec: false,
       };
       continue;
     }
@@ -100,7 +104,8 @@ export function bypasses(policies: readonly XfrmPolicy[], local: string, peer: s
 
 /** One line for people: `src ::/0 dst ::/0 (any protocol) out, priority 199999`. */
 export function describePolicy(p: XfrmPolicy): string {
-  const proto = p.proto === 0 ? 'any protocol' : `protocol ${p.proto}${p.type !== undefined ? ` type ${p.type}` : ''}${p.dport !== undefined ? ` port ${p.dport}` : ''}`;
+  const proto =
+    p.proto === 0 ? 'any protocol' : `protocol ${p.proto}${p.type !== undefined ? ` type ${p.type}` : ''}${p.dport !== undefined ? ` port ${p.dport}` : ''}`;
   return `src ${p.src} dst ${p.dst} (${proto}) ${p.dir}, priority ${p.priority}`;
 }
 
@@ -110,21 +115,41 @@ export function describePolicy(p: XfrmPolicy): string {
  * not an exposure.
  */
 export function declaredPolicies(content: string): XfrmPolicy[] {
-  return parseXfrmPolicies(content.split('\n').filter((l) => l.startsWith('xfrm policy update ')).map((l) => {
-    const m = /^xfrm policy update (src \S+ dst \S+ proto \d+ [sd]port \d+) dir (in|out) priority (\d+) action allow$/.exec(l);
-    return m ? `${m[1]}\n\tdir ${m[2]} priority ${m[3]} ptype main` : '';
-  }).join('\n'));
+  return parseXfrmPolicies(
+    content
+      .split('\n')
+      .filter((l) => l.startsWith('xfrm policy update '))
+      .map((l) => {
+        const m = /^xfrm policy update (src \S+ dst \S+ proto \d+ [sd]port \d+) dir (in|out) priority (\d+) action allow$/.exec(l);
+        return m ? `${m[1]}\n\tdir ${m[2]} priority ${m[3]} ptype main` : '';
+      })
+      .join('\n'),
+  );
 }
 
 /** Whether `p` is one of `declared` (same selector and direction, in clear). */
 export function isDeclared(p: XfrmPolicy, declared: readonly XfrmPolicy[]): boolean {
-  return !p.ipsec && p.action === 'allow' && declared.some((d) => d.dir === p.dir && d.proto === p.proto && d.sport === p.sport && d.dport === p.dport &&
-    normalizeAddress(d.src.split('/')[0]!) === normalizeAddress(p.src.split('/')[0]!) && normalizeAddress(d.dst.split('/')[0]!) === normalizeAddress(p.dst.split('/')[0]!) &&
-    d.src.split('/')[1] === p.src.split('/')[1] && d.dst.split('/')[1] === p.dst.split('/')[1]);
+  return (
+    !p.ipsec &&
+    p.action === 'allow' &&
+    declared.some(
+      (d) =>
+        d.dir === p.dir &&
+        d.proto === p.proto &&
+        d.sport === p.sport &&
+        d.dport === p.dport &&
+        normalizeAddress(d.src.split('/')[0]!) === normalizeAddress(p.src.split('/')[0]!) &&
+        normalizeAddress(d.dst.split('/')[0]!) === normalizeAddress(p.dst.split('/')[0]!) &&
+        d.src.split('/')[1] === p.src.split('/')[1] &&
+        d.dst.split('/')[1] === p.dst.split('/')[1],
+    )
+  );
 }
 
 /** A host's policies without those its SSH-path files declare: read once per host, not per pair. */
 export function undeclared(policies: readonly XfrmPolicy[], facts: Facts): XfrmPolicy[] {
-  const declared = [...facts.files.values()].filter((f) => /^\/etc\/provision\/ssh-[^/]+\.xfrm$/.test(f.path) && f.owner.kind === 'fleet').flatMap((f) => declaredPolicies(f.content ?? ''));
+  const declared = [...facts.files.values()]
+    .filter((f) => /^\/etc\/provision\/ssh-[^/]+\.xfrm$/.test(f.path) && f.owner.kind === 'fleet')
+    .flatMap((f) => declaredPolicies(f.content ?? ''));
   return declared.length ? policies.filter((p) => !isDeclared(p, declared)) : [...policies];
 }

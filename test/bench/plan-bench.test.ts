@@ -6,7 +6,9 @@ import { spawnSync } from 'node:child_process';
 
 test('bench/plan-bench.mjs completes at a small size and prints its table, with every host planned', () => {
   const r = spawnSync('node', ['bench/plan-bench.mjs'], {
-    encoding: 'utf8', timeout: 120_000, env: { ...process.env, BENCH_HOSTS: '60', BENCH_MESH_SIZE: '25', BENCH_FULL_MESH: '12', BENCH_RUNS: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, BENCH_HOSTS: '60', BENCH_MESH_SIZE: '25', BENCH_FULL_MESH: '12', BENCH_RUNS: '1' },
   });
   expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   // 60 hosts in meshes of 25, 25 and 10: 300 + 300 + 45 pairs; one mesh of 12: 66 pairs.

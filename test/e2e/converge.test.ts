@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
 import { watchWire } from '../helpers/wire.js';
 import type { Result } from '../lab/control.js';
+import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
 import { dir, inventory, json, keyOf, outcome, provision, recordCommands, snapshot, wireCheck } from './support.js';
 
 // Converging real servers (Debian 12 guests, nothing installed at first): from nothing, a
@@ -17,7 +17,10 @@ const S = ['server-01', 'server-02', 'server-03'];
 const seed = () => inventory('seed.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n', { fleet: 'lab' });
 /** The seed pair with the responder on `add`: the same fleet, another file. */
 const seedAdd = () => inventory('seed-add.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - {hosts: [server-01, server-02], responder: add}\n', { fleet: 'lab' });
-const mesh = () => inventory('mesh.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }], 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n', { fleet: 'lab' });
+const mesh = () =>
+  inventory('mesh.yaml', [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }], 'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\n', {
+    fleet: 'lab',
+  });
 const seenKeys = new Set<string>();
 const collectKeys = (): void => {
   for (const n of S) for (const m of onServer(n, 'cat /etc/ipsec.d/*.secrets 2>/dev/null').stdout.matchAll(/PSK (0s\S+)/g)) seenKeys.add(m[1]!);
@@ -36,14 +39,22 @@ describeLab('converging real servers', () => {
     expect(wire.stop([[hostIp(1), hostIp(2)]])).toEqual([]);
     const j = json(r);
     expect({ code: r.code, stderr: r.code ? r.stderr.slice(-2000) : '' }).toEqual({ code: 0, stderr: '' });
-    expect(j.hosts.map((h: any) => [h.name, h.status])).toEqual([['server-01', 'changed'], ['server-02', 'changed']]);
+    expect(j.hosts.map((h: any) => [h.name, h.status])).toEqual([
+      ['server-01', 'changed'],
+      ['server-02', 'changed'],
+    ]);
     expect(j.hosts[0].did.join('; ')).toMatch(/installed libreswan/);
     expect(j.hosts[0].did).toContain(`guard loaded (1 peer; ${hostIp(2)} joined)`);
     const pair = j.pairs.find((p: any) => p.name === 'server-01--server-02');
     expect(pair.status).toBe('verified');
     for (const d of pair.directions) expect(d.counts).toMatchObject({ clearOut: 0, espOut: expect.any(Number) });
-    const files = onServer('server-02', 'stat -c "%a %U %n" /etc/ipsec.d/server-01--server-02.* /etc/provision/guard-lab.nft; head -n 1 /etc/ipsec.d/server-01--server-02.conf; nft list set inet provision_lab peers4 | grep -c elements');
-    expect(files.stdout).toBe(`644 root /etc/ipsec.d/server-01--server-02.conf\n600 root /etc/ipsec.d/server-01--server-02.secrets\n600 root /etc/provision/guard-lab.nft\n# managed by provision for fleet lab: edits are overwritten\n1\n`);
+    const files = onServer(
+      'server-02',
+      'stat -c "%a %U %n" /etc/ipsec.d/server-01--server-02.* /etc/provision/guard-lab.nft; head -n 1 /etc/ipsec.d/server-01--server-02.conf; nft list set inet provision_lab peers4 | grep -c elements',
+    );
+    expect(files.stdout).toBe(
+      `644 root /etc/ipsec.d/server-01--server-02.conf\n600 root /etc/ipsec.d/server-01--server-02.secrets\n600 root /etc/provision/guard-lab.nft\n# managed by provision for fleet lab: edits are overwritten\n1\n`,
+    );
     expect(wireCheck('server-01', hostIp(2))).toMatchObject({ esp: 4, clear: 0, replies: 4 });
     expect(onServer('server-01', 'systemctl is-enabled provision-guard').stdout.trim()).toBe('enabled');
     collectKeys();
@@ -69,8 +80,8 @@ describeLab('converging real servers', () => {
     const r = provision('--inventory', seedAdd(), '--dry-run', '--detailed-exitcode');
     expect(r.code).toBe(5);
     expect(r.stdout).toMatch(/~ \/etc\/ipsec\.d\/server-01--server-02\.conf {2}\(update, 0644\)/);
-    expect(r.stdout).toMatch(/^ {6}-    auto=route$/m);
-    expect(r.stdout).toMatch(/^ {6}\+    auto=add$/m);
+    expect(r.stdout).toMatch(/^ {6}- {4}auto=route$/m);
+    expect(r.stdout).toMatch(/^ {6}\+ {4}auto=add$/m);
     expect(r.stdout).toMatch(/then: reload server-01--server-02/);
     expect(r.stdout).not.toMatch(/secrets {2}\(update/);
     expect(r.stdout).not.toMatch(/0s[A-Za-z0-9+/]{20}/);
@@ -105,22 +116,42 @@ describeLab('converging real servers', () => {
   test('(d) the seed pair grows into a mesh with a strongSwan server (a reload, not a restart, where the tunnel was); status: a healthy mesh exits 0, a stopped daemon names exactly its pairs, a key edited disagrees, a file edited is drift', () => {
     provision('--inventory', seed(), '--no-verify');
     const r = provision('--inventory', mesh(), '--json');
-    expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-01--server-03', 'verified'], ['server-02--server-03', 'verified']] });
+    expect(outcome(r)).toEqual({
+      code: 0,
+      pairs: [
+        ['server-01--server-02', 'verified'],
+        ['server-01--server-03', 'verified'],
+        ['server-02--server-03', 'verified'],
+      ],
+    });
     expect(json(r).hosts.find((h: any) => h.name === 'server-01').service).toBe('reload');
     expect(wireCheck('server-03', hostIp(1))).toMatchObject({ clear: 0, replies: 4 });
     collectKeys();
     const healthy = provision('status', '--inventory', mesh(), '--json');
     expect({ code: healthy.code, pairs: json(healthy).pairs.map((p: any) => [p.name, p.status, p.keys]) }).toEqual({
-      code: 0, pairs: [['server-01--server-02', 'up', 'agree'], ['server-01--server-03', 'up', 'agree'], ['server-02--server-03', 'up', 'agree']],
+      code: 0,
+      pairs: [
+        ['server-01--server-02', 'up', 'agree'],
+        ['server-01--server-03', 'up', 'agree'],
+        ['server-02--server-03', 'up', 'agree'],
+      ],
     });
     expect(onServer('server-03', 'systemctl stop ipsec').code).toBe(0);
     const down = provision('status', '--inventory', mesh(), '--json');
     expect({ code: down.code, pairs: json(down).pairs.map((p: any) => [p.name, p.status]) }).toEqual({
-      code: 1, pairs: [['server-01--server-02', 'up'], ['server-01--server-03', 'down'], ['server-02--server-03', 'down']],
+      code: 1,
+      pairs: [
+        ['server-01--server-02', 'up'],
+        ['server-01--server-03', 'down'],
+        ['server-02--server-03', 'down'],
+      ],
     });
     expect(provision('status', '--inventory', mesh(), '--nagios').code).toBe(2);
     expect(provision('--inventory', mesh()).code).toBe(0);
-    const edit = onServer('server-02', "sed -i 's/PSK 0s.*/PSK 0sc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3Q=/' /etc/ipsec.d/server-01--server-02.secrets; echo '# edited' >> /etc/ipsec.d/server-02--server-03.conf");
+    const edit = onServer(
+      'server-02',
+      "sed -i 's/PSK 0s.*/PSK 0sc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3RhbGUgc3Q=/' /etc/ipsec.d/server-01--server-02.secrets; echo '# edited' >> /etc/ipsec.d/server-02--server-03.conf",
+    );
     expect(edit.code).toBe(0);
     const bad = provision('status', '--inventory', mesh(), '--json');
     const pairs = Object.fromEntries(json(bad).pairs.map((p: any) => [p.name, p]));
@@ -148,8 +179,12 @@ describeLab('converging real servers', () => {
     const ra = provision('--inventory', a, '--json');
     expect(outcome(ra)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified']] });
     expect(json(ra).hosts.map((h: any) => h.status)).toEqual(['unchanged', 'unchanged']);
-    expect(onServer('server-01', 'head -qn 1 /etc/ipsec.d/server-01--server-02.conf /etc/ipsec.d/server-01--server-03.conf; nft list tables | grep provision | sort').stdout)
-      .toBe('# managed by provision for fleet a: edits are overwritten\n# managed by provision for fleet b: edits are overwritten\ntable inet provision_a\ntable inet provision_b\n');
+    expect(
+      onServer('server-01', 'head -qn 1 /etc/ipsec.d/server-01--server-02.conf /etc/ipsec.d/server-01--server-03.conf; nft list tables | grep provision | sort')
+        .stdout,
+    ).toBe(
+      '# managed by provision for fleet a: edits are overwritten\n# managed by provision for fleet b: edits are overwritten\ntable inet provision_a\ntable inet provision_b\n',
+    );
     expect(wireCheck('server-01', hostIp(2))).toMatchObject({ clear: 0, replies: 4 });
     expect(wireCheck('server-01', hostIp(3))).toMatchObject({ clear: 0, replies: 4 });
   }, 1_200_000);

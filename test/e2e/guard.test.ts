@@ -1,6 +1,6 @@
-import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
+import { type OutageSeen, watchPair } from '../helpers/outage.js';
 import { watchWire } from '../helpers/wire.js';
-import { watchPair, type OutageSeen } from '../helpers/outage.js';
+import { describeLab, hostIp, labDown, labUp, onServer } from '../lab/control.js';
 import { inventory, json, outcome, provision, spin } from './support.js';
 
 // The fail-closed guard, watched on the wire outside the servers (tcpdump on the lab's taps,
@@ -10,11 +10,18 @@ import { inventory, json, outcome, provision, spin } from './support.js';
 // no clear packet between the two servers, ever; traffic resumes within a bound. Without it
 // (guard: off), a restart leaks, so the test can fail.
 
-const PAIRS = [[1, 2], [3, 4]] as const;
+const PAIRS = [
+  [1, 2],
+  [3, 4],
+] as const;
 const name = (i: number) => `server-0${i}`;
-const inv = (guard = true) => inventory(guard ? 'guarded.yaml' : 'guarded-off.yaml',
-  [{ i: 1 }, { i: 2 }, { i: 3 }, { i: 4, backend: 'strongswan' }],
-  'pairs:\n  - [server-01, server-02]\n  - [server-03, server-04]\n', { fleet: 'guarded', ...(guard ? {} : { defaults: '  ipsec: {guard: off}\n' }) });
+const inv = (guard = true) =>
+  inventory(
+    guard ? 'guarded.yaml' : 'guarded-off.yaml',
+    [{ i: 1 }, { i: 2 }, { i: 3 }, { i: 4, backend: 'strongswan' }],
+    'pairs:\n  - [server-01, server-02]\n  - [server-03, server-04]\n',
+    { fleet: 'guarded', ...(guard ? {} : { defaults: '  ipsec: {guard: off}\n' }) },
+  );
 const seen: string[] = [];
 
 /**
@@ -35,7 +42,10 @@ function scenario(what: string, servers: [number, number], act: (server: string)
     }
     const deadline = Date.now() + maxSec * 1000;
     servers.forEach((s, k) => {
-      const done = () => /yes/.test(onServer(name(s), `test -e /run/act.done || [ "$(cat /proc/sys/kernel/random/boot_id)" != "${boot[k]}" ] && echo yes`, undefined, 20_000).stdout);
+      const done = () =>
+        /yes/.test(
+          onServer(name(s), `test -e /run/act.done || [ "$(cat /proc/sys/kernel/random/boot_id)" != "${boot[k]}" ] && echo yes`, undefined, 20_000).stdout,
+        );
       while (!done()) {
         if (Date.now() > deadline) throw new Error(`${what}: not finished on ${name(s)} within ${maxSec} s`);
         spin(2);
@@ -49,12 +59,13 @@ function scenario(what: string, servers: [number, number], act: (server: string)
   results.forEach((r, k) => {
     const [a, b] = PAIRS[k]!;
     const gap = Math.max(...r.directions.map((d) => d.longestGap));
-    seen.push(`${what}, ${name(a)}/${name(b)}: traffic stopped ${gap.toFixed(1)} s; clear ICMP from ${name(a)}: ${r.clear[name(a)]!.length}, from ${name(b)}: ${r.clear[name(b)]!.length}`);
+    seen.push(
+      `${what}, ${name(a)}/${name(b)}: traffic stopped ${gap.toFixed(1)} s; clear ICMP from ${name(a)}: ${r.clear[name(a)]!.length}, from ${name(b)}: ${r.clear[name(b)]!.length}`,
+    );
   });
   process.stdout.write(`${seen.slice(-2).join('\n')}\n`);
   return results;
 }
-
 
 const noClear = (rs: OutageSeen[]) => rs.map((r) => Object.fromEntries(Object.entries(r.clear).map(([k, v]) => [k, v.length])));
 
@@ -65,7 +76,13 @@ describeLab('the fail-closed guard', () => {
     const wire = watchWire('guarded');
     const r = provision('--inventory', inv(), '--json');
     expect(wire.stop(PAIRS.map(([a, b]) => [hostIp(a), hostIp(b)]))).toEqual([]);
-    expect(outcome(r)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-03--server-04', 'verified']] });
+    expect(outcome(r)).toEqual({
+      code: 0,
+      pairs: [
+        ['server-01--server-02', 'verified'],
+        ['server-03--server-04', 'verified'],
+      ],
+    });
   }, 1_200_000);
   afterAll(() => {
     process.stdout.write(`guard, all scenarios:\n  ${seen.join('\n  ')}\n`);
@@ -89,26 +106,53 @@ describeLab('the fail-closed guard', () => {
     // libreswan's restart took 25 to 40 s on a lab alone, and over 180 s with two labs on
     // two cores: the bound is generous, the point is that nothing leaves in clear meanwhile.
     const rs = scenario('restart ipsec on server-01 and server-04', [1, 4], () => 'systemctl restart ipsec', 300);
-    expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+    expect(noClear(rs)).toEqual([
+      { 'server-01': 0, 'server-02': 0 },
+      { 'server-03': 0, 'server-04': 0 },
+    ]);
     for (const r of rs) for (const d of r.directions) expect(d.longestGap).toBeLessThan(300);
   }, 1_200_000);
 
   test('(b) the IPsec package is reinstalled (what an upgrade does): no clear packet', () => {
     for (const s of [2, 4]) expect(onServer(name(s), 'apt-get update -q >/dev/null 2>&1; echo ok').code).toBe(0);
-    const rs = scenario('apt-get install --reinstall on server-02 (libreswan) and server-04 (strongSwan)', [2, 4],
-      (s) => `DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q ${s === 'server-04' ? 'strongswan-starter' : 'libreswan'}`, 300);
-    expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+    const rs = scenario(
+      'apt-get install --reinstall on server-02 (libreswan) and server-04 (strongSwan)',
+      [2, 4],
+      (s) => `DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q ${s === 'server-04' ? 'strongswan-starter' : 'libreswan'}`,
+      300,
+    );
+    expect(noClear(rs)).toEqual([
+      { 'server-01': 0, 'server-02': 0 },
+      { 'server-03': 0, 'server-04': 0 },
+    ]);
   }, 900_000);
 
   test('(c) a server reboots, with an application pinging its peer from early boot: no clear packet', () => {
     // A unit that pings the peer from before the IKE daemon starts, on each rebooting server.
-    for (const [s, peer] of [[2, 1], [3, 4]] as const) {
-      expect(onServer(name(s), `printf '[Unit]\\nDefaultDependencies=no\\nAfter=network.target\\nBefore=ipsec.service\\n[Service]\\nExecStart=/bin/ping -i 0.05 -w 120 ${hostIp(peer)}\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/early-ping.service && systemctl enable --quiet early-ping`).code).toBe(0);
+    for (const [s, peer] of [
+      [2, 1],
+      [3, 4],
+    ] as const) {
+      expect(
+        onServer(
+          name(s),
+          `printf '[Unit]\\nDefaultDependencies=no\\nAfter=network.target\\nBefore=ipsec.service\\n[Service]\\nExecStart=/bin/ping -i 0.05 -w 120 ${hostIp(peer)}\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/early-ping.service && systemctl enable --quiet early-ping`,
+        ).code,
+      ).toBe(0);
     }
     const rs = scenario('reboot of server-02 and server-03', [2, 3], () => 'systemctl reboot', 420, true);
-    expect(noClear(rs)).toEqual([{ 'server-01': 0, 'server-02': 0 }, { 'server-03': 0, 'server-04': 0 }]);
+    expect(noClear(rs)).toEqual([
+      { 'server-01': 0, 'server-02': 0 },
+      { 'server-03': 0, 'server-04': 0 },
+    ]);
     // The guard was loaded before ipsec started.
-    const order = onServer('server-02', 'systemctl show provision-guard -p ActiveEnterTimestampMonotonic --value; systemctl show ipsec -p ExecMainStartTimestampMonotonic --value').stdout.trim().split('\n').map(Number);
+    const order = onServer(
+      'server-02',
+      'systemctl show provision-guard -p ActiveEnterTimestampMonotonic --value; systemctl show ipsec -p ExecMainStartTimestampMonotonic --value',
+    )
+      .stdout.trim()
+      .split('\n')
+      .map(Number);
     expect(order[0]).toBeGreaterThan(0);
     expect(order[0]).toBeLessThan(order[1]!);
     for (const s of [2, 3]) onServer(name(s), 'systemctl disable --quiet early-ping; rm -f /etc/systemd/system/early-ping.service');
@@ -124,7 +168,13 @@ describeLab('the fail-closed guard', () => {
       }
     }
     const off = provision('--inventory', inv(false), '--json');
-    expect(outcome(off)).toEqual({ code: 0, pairs: [['server-01--server-02', 'verified'], ['server-03--server-04', 'verified']] });
+    expect(outcome(off)).toEqual({
+      code: 0,
+      pairs: [
+        ['server-01--server-02', 'verified'],
+        ['server-03--server-04', 'verified'],
+      ],
+    });
     expect(onServer('server-02', 'nft list tables | grep -c provision_guarded || true').stdout.trim()).toBe('0');
     const rs = scenario('restart ipsec on server-02 and server-04 without the guard', [2, 4], () => 'systemctl restart ipsec', 300);
     expect(rs[0]!.clear['server-02']!.length).toBeGreaterThan(0);

@@ -1,13 +1,30 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  CACHE, DEBIAN_MAJOR, describeLab, hostIp, hostIp6, hostName, hostPreinstall, hostRelease, IDENTITY, KNOWN_HOSTS, lab, LAB_SCRIPT, labDown,
-  labUp, NETNS, onServer, type Release, sshTo, STATE,
-} from '../lab/control.js';
-import { watchPair, type OutageSeen } from '../helpers/outage.js';
-import { watchWire } from '../helpers/wire.js';
 import { clearPassthroughs, describePolicy, parseXfrmPolicies } from '../../src/status/policies.js';
+import { type OutageSeen, watchPair } from '../helpers/outage.js';
+import { watchWire } from '../helpers/wire.js';
+import {
+  CACHE,
+  DEBIAN_MAJOR,
+  describeLab,
+  hostIp,
+  hostIp6,
+  hostName,
+  hostPreinstall,
+  hostRelease,
+  IDENTITY,
+  KNOWN_HOSTS,
+  LAB_SCRIPT,
+  lab,
+  labDown,
+  labUp,
+  NETNS,
+  onServer,
+  type Release,
+  STATE,
+  sshTo,
+} from '../lab/control.js';
 import { inventory, json, keyOf, outcome, provision, spin, wireCheck } from './support.js';
 
 // The lab itself first (its servers, addresses, host keys, kernel ESP and mirrors), then
@@ -32,7 +49,12 @@ const PREINSTALL = ['libreswan', 'strongswan', 'libreswan', 'strongswan', 'none'
 const name = (i: number) => `server-0${i}`;
 const all = LAB.map((h) => name(h.i));
 /** Every pair of the mesh: 15, each (release, backend) with every other once. */
-const v4 = () => inventory('matrix.yaml', LAB.map((h) => ({ i: h.i, backend: h.backend })), `meshes:\n  - {name: all, hosts: [${all.join(', ')}]}\n`);
+const v4 = () =>
+  inventory(
+    'matrix.yaml',
+    LAB.map((h) => ({ i: h.i, backend: h.backend })),
+    `meshes:\n  - {name: all, hosts: [${all.join(', ')}]}\n`,
+  );
 /** Every two servers of the lab: 15 pairs, each (release, backend) with every other once. */
 const V4_PAIRS = ALL_PAIRS();
 function ALL_PAIRS(): [number, number][] {
@@ -45,8 +67,12 @@ function ALL_PAIRS(): [number, number][] {
  */
 const V6_PAIRS = ALL_PAIRS().map(([a, b]) => (a === 2 && b === 5 ? [5, 2] : [a, b]) as [number, number]);
 const v6Name = (a: number, b: number): string => `v6-0${Math.min(a, b)}-0${Math.max(a, b)}`;
-const v6 = () => inventory('matrix6.yaml', LAB.map((h) => ({ i: h.i, backend: h.backend, v6: true })),
-  `pairs:\n${V6_PAIRS.map(([a, b]) => `  - {hosts: [${name(a)}, ${name(b)}], name: ${v6Name(a, b)}}\n`).join('')}`);
+const v6 = () =>
+  inventory(
+    'matrix6.yaml',
+    LAB.map((h) => ({ i: h.i, backend: h.backend, v6: true })),
+    `pairs:\n${V6_PAIRS.map(([a, b]) => `  - {hosts: [${name(a)}, ${name(b)}], name: ${v6Name(a, b)}}\n`).join('')}`,
+  );
 
 // apt candidates the local mirror must offer, per release.
 const CANDIDATES: Record<Release, { libreswan: RegExp; strongswan: RegExp }> = {
@@ -57,14 +83,16 @@ const CANDIDATES: Record<Release, { libreswan: RegExp; strongswan: RegExp }> = {
 
 /** Command lines of running UML guests rooted in this lab's state folder. */
 function umlProcesses(): string[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      return cmd.includes('rootfstype=hostfs') && cmd.includes(`${STATE}/`) ? [cmd] : [];
-    } catch {
-      return [];
-    }
-  });
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((d) => {
+      try {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        return cmd.includes('rootfstype=hostfs') && cmd.includes(`${STATE}/`) ? [cmd] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 function sh(cmd: string): string {
@@ -74,8 +102,11 @@ function sh(cmd: string): string {
 /** Runs the same command on the given servers in parallel (one background ssh each); outputs by server number. */
 function onAll(servers: readonly number[], command: (i: number) => string, timeoutMs = 120_000): Record<number, { code: number; out: string }> {
   const script = servers.map((i) => `("$LAB" ssh ${hostName(i)} ${shellQuote(command(i))} > "$D/${i}.out" 2>&1; echo $? > "$D/${i}.rc") &`).join('\n');
-  const r = spawnSync('sh', ['-c', `D=$(mktemp -d); ${script}\nwait; for i in ${servers.join(' ')}; do printf '@@%s %s\\n' $i "$(cat $D/$i.rc)"; cat $D/$i.out; done; rm -rf "$D"`],
-    { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, LAB: LAB_SCRIPT } });
+  const r = spawnSync(
+    'sh',
+    ['-c', `D=$(mktemp -d); ${script}\nwait; for i in ${servers.join(' ')}; do printf '@@%s %s\\n' $i "$(cat $D/$i.rc)"; cat $D/$i.out; done; rm -rf "$D"`],
+    { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, LAB: LAB_SCRIPT } },
+  );
   const result: Record<number, { code: number; out: string }> = {};
   for (const part of (r.stdout ?? '').split('@@').slice(1)) {
     const m = /^(\d+) (\d+)\n([\s\S]*)$/.exec(part);
@@ -126,21 +157,42 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
   });
 
   test('a wrong host key is refused (the check is real)', () => {
-    const r = spawnSync('ip', ['netns', 'exec', NETNS, 'ssh', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes',
-      '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'HostKeyAlias=' + hostIp(2),
-      '-i', IDENTITY, `root@${hostIp(1)}`, 'true'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        NETNS,
+        'ssh',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        `UserKnownHostsFile=${KNOWN_HOSTS}`,
+        '-o',
+        `HostKeyAlias=${hostIp(2)}`,
+        '-i',
+        IDENTITY,
+        `root@${hostIp(1)}`,
+        'true',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
   });
 
   test('each server reaches its peers and the bridge over IPv4 and IPv6, with no DAD or router advertisement left over', () => {
-    const r = onAll(ONE_EACH, (i) => [
-      ...ONE_EACH.filter((j) => j !== i).flatMap((j) => [`ping -c 1 -W 3 ${hostIp(j)} >/dev/null`, `ping -6 -c 1 -W 3 ${hostIp6(j)} >/dev/null`]),
-      'ping -6 -c 1 -W 3 fd77::1 >/dev/null',
-      'ip -6 addr show dev eth0 | grep -cE "tentative|dadfailed" || true',
-      'ip -6 route show default | wc -l',
-      'ip -br -6 addr show dev eth0',
-    ].join(' && '));
+    const r = onAll(ONE_EACH, (i) =>
+      [
+        ...ONE_EACH.filter((j) => j !== i).flatMap((j) => [`ping -c 1 -W 3 ${hostIp(j)} >/dev/null`, `ping -6 -c 1 -W 3 ${hostIp6(j)} >/dev/null`]),
+        'ping -6 -c 1 -W 3 fd77::1 >/dev/null',
+        'ip -6 addr show dev eth0 | grep -cE "tentative|dadfailed" || true',
+        'ip -6 route show default | wc -l',
+        'ip -br -6 addr show dev eth0',
+      ].join(' && '),
+    );
     for (const i of ONE_EACH) {
       expect(r[i]?.code).toBe(0);
       const [tentative, defaults, addrs] = (r[i]?.out ?? '').trim().split('\n');
@@ -150,22 +202,29 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
   });
 
   test('modules for IPsec and nftables are loaded; nftables takes `rt ipsec missing`; only the preinstalled IPsec package is there', () => {
-    const r = onAll(ONE_EACH, () => 'for m in ipv6 esp4 esp6 xfrm_user nf_tables nft_xfrm; do grep -q "^$m " /proc/modules && echo "$m"; done; ' +
-      'nft add table inet labsmoke && nft add chain inet labsmoke o "{ type filter hook output priority 0; }" && ' +
-      'nft add rule inet labsmoke o rt ipsec missing counter && ' +
-      // `meta ipsec` (the packet was decrypted) is only valid on the way in.
-      'nft add chain inet labsmoke i "{ type filter hook input priority 0; }" && nft add rule inet labsmoke i meta ipsec missing counter && ' +
-      'nft list table inet labsmoke | grep -c "ipsec missing"; nft delete table inet labsmoke; ' +
-      "dpkg-query -W -f='${Package} ${Status}\\n' libreswan strongswan-starter strongswan-swanctl 2>/dev/null | grep 'install ok installed' | cut -d' ' -f1");
+    const r = onAll(
+      ONE_EACH,
+      () =>
+        'for m in ipv6 esp4 esp6 xfrm_user nf_tables nft_xfrm; do grep -q "^$m " /proc/modules && echo "$m"; done; ' +
+        'nft add table inet labsmoke && nft add chain inet labsmoke o "{ type filter hook output priority 0; }" && ' +
+        'nft add rule inet labsmoke o rt ipsec missing counter && ' +
+        // `meta ipsec` (the packet was decrypted) is only valid on the way in.
+        'nft add chain inet labsmoke i "{ type filter hook input priority 0; }" && nft add rule inet labsmoke i meta ipsec missing counter && ' +
+        'nft list table inet labsmoke | grep -c "ipsec missing"; nft delete table inet labsmoke; ' +
+        "dpkg-query -W -f='${Package} ${Status}\\n' libreswan strongswan-starter strongswan-swanctl 2>/dev/null | grep 'install ok installed' | cut -d' ' -f1",
+    );
     for (const i of ONE_EACH) {
       const pkgs = { none: [], libreswan: ['libreswan'], strongswan: ['strongswan-starter'] }[PREINSTALL[i - 1]!];
-      expect({ server: i, out: r[i]?.out.trim().split('\n') }).toEqual({ server: i, out: ['ipv6', 'esp4', 'esp6', 'xfrm_user', 'nf_tables', 'nft_xfrm', '2', ...pkgs] });
+      expect({ server: i, out: r[i]?.out.trim().split('\n') }).toEqual({
+        server: i,
+        out: ['ipv6', 'esp4', 'esp6', 'xfrm_user', 'nf_tables', 'nft_xfrm', '2', ...pkgs],
+      });
     }
   });
 
   test('ESP carries traffic between two servers over IPv4 and over IPv6 (manual keys, transport mode)', () => {
     // Static SAs between server-01 (bullseye) and server-05 (trixie): the kernels' ESP, not an IKE daemon.
-    const key = '0x' + '11'.repeat(36);
+    const key = `0x${'11'.repeat(36)}`;
     const setup = (me: number, peer: number, addr: (i: number) => string): string => {
       const spiOut = me === 1 ? '0x1001' : '0x5001';
       const spiIn = me === 1 ? '0x5001' : '0x1001';
@@ -177,14 +236,19 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
       ].join(' && ');
     };
     try {
-      for (const [me, peer] of [[1, 5], [5, 1]] as const) {
+      for (const [me, peer] of [
+        [1, 5],
+        [5, 1],
+      ] as const) {
         const r = onServer(hostName(me), `${setup(me, peer, hostIp)} && ${setup(me, peer, hostIp6)}`);
         expect({ me, code: r.code, err: r.stderr }).toEqual({ me, code: 0, err: '' });
       }
       const ping = onServer(hostName(1), `ping -c 3 -W 3 ${hostIp(5)} >/dev/null && ping -6 -c 3 -W 3 ${hostIp6(5)} >/dev/null && echo ok`);
       expect(ping.stdout.trim()).toBe('ok');
       // Packets decrypted on server-05, in both SAs it received on (IPv4 and IPv6).
-      const seen = onServer(hostName(5), 'ip -s xfrm state list spi 0x1001 | grep -A1 "lifetime current" | grep -oE "[0-9]+\\(packets\\)"').stdout.trim().split('\n');
+      const seen = onServer(hostName(5), 'ip -s xfrm state list spi 0x1001 | grep -A1 "lifetime current" | grep -oE "[0-9]+\\(packets\\)"')
+        .stdout.trim()
+        .split('\n');
       expect(seen).toHaveLength(2);
       for (const s of seen) expect(Number.parseInt(s, 10)).toBeGreaterThanOrEqual(3);
     } finally {
@@ -192,10 +256,15 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     }
   });
 
-  test('apt installs from the release\'s own mirror: libreswan, strongswan-starter and strongswan-swanctl have the expected candidates', () => {
-    const r = onAll(ONE_EACH, () => 'apt-get update -q >/dev/null && cat /etc/apt/sources.list && ' +
-      "for p in libreswan strongswan-starter strongswan-charon strongswan-swanctl openswan; do echo \"$p $(apt-cache policy $p | awk '/Candidate/{print $2}')\"; done && " +
-      'cd /tmp && apt-get download -q strongswan-swanctl >/dev/null && dpkg-deb -c strongswan-swanctl_*.deb | grep -c "plugins/libstrongswan-vici.so"', 300_000);
+  test("apt installs from the release's own mirror: libreswan, strongswan-starter and strongswan-swanctl have the expected candidates", () => {
+    const r = onAll(
+      ONE_EACH,
+      () =>
+        'apt-get update -q >/dev/null && cat /etc/apt/sources.list && ' +
+        'for p in libreswan strongswan-starter strongswan-charon strongswan-swanctl openswan; do echo "$p $(apt-cache policy $p | awk \'/Candidate/{print $2}\')"; done && ' +
+        'cd /tmp && apt-get download -q strongswan-swanctl >/dev/null && dpkg-deb -c strongswan-swanctl_*.deb | grep -c "plugins/libstrongswan-vici.so"',
+      300_000,
+    );
     for (const i of ONE_EACH) {
       const rel = LAB[i - 1]!.release;
       expect({ server: i, code: r[i]?.code }).toEqual({ server: i, code: 0 });
@@ -214,7 +283,11 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
   test('status lists each server with its addresses, release and preinstall', () => {
     const r = lab('status');
     for (const h of LAB) {
-      expect(r.stdout).toMatch(new RegExp(`${hostName(h.i)} +${hostIp(h.i).replace(/\./g, '\\.')} +${hostIp6(h.i)} +pid \\d+ +running +${h.release} +preinstall ${PREINSTALL[h.i - 1]}`));
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `${hostName(h.i)} +${hostIp(h.i).replace(/\./g, '\\.')} +${hostIp6(h.i)} +pid \\d+ +running +${h.release} +preinstall ${PREINSTALL[h.i - 1]}`,
+        ),
+      );
     }
   });
 
@@ -229,13 +302,23 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     expect(o.pairs).toHaveLength(15);
     const versions = Object.fromEntries(json(r).hosts.map((h: any) => [h.name, `${h.backend.package} ${h.backend.version}`]));
     expect(versions).toEqual({
-      'server-01': 'libreswan 4.3', 'server-02': 'strongswan-starter 5.9.1', 'server-03': 'libreswan 4.10',
-      'server-04': 'strongswan-starter 5.9.8', 'server-05': 'libreswan 5.2', 'server-06': 'strongswan-starter 6.0.1',
+      'server-01': 'libreswan 4.3',
+      'server-02': 'strongswan-starter 5.9.1',
+      'server-03': 'libreswan 4.10',
+      'server-04': 'strongswan-starter 5.9.8',
+      'server-05': 'libreswan 5.2',
+      'server-06': 'strongswan-starter 6.0.1',
     });
-    const installed = Object.fromEntries(json(r).hosts.filter((h: any) => h.did?.some((d: string) => d.startsWith('installed ')))
-      .map((h: any) => [h.name, h.did.find((d: string) => d.startsWith('installed '))]));
+    const installed = Object.fromEntries(
+      json(r)
+        .hosts.filter((h: any) => h.did?.some((d: string) => d.startsWith('installed ')))
+        .map((h: any) => [h.name, h.did.find((d: string) => d.startsWith('installed '))]),
+    );
     // The preinstalled strongSwan servers lack strongswan-swanctl (the vici plugin rotation uses): the tool adds it.
-    expect(installed).toMatchObject({ 'server-02': expect.stringMatching(/^installed .*strongswan-swanctl/), 'server-04': expect.stringMatching(/^installed .*strongswan-swanctl/) });
+    expect(installed).toMatchObject({
+      'server-02': expect.stringMatching(/^installed .*strongswan-swanctl/),
+      'server-04': expect.stringMatching(/^installed .*strongswan-swanctl/),
+    });
     expect(Object.keys(installed).sort()).toEqual(['server-02', 'server-04', 'server-05', 'server-06']);
     expect(installed['server-05']).toMatch(/^installed libreswan( nftables)?$/);
     expect(installed['server-06']).toMatch(/^installed strongswan-starter strongswan-charon strongswan-swanctl( nftables)?$/);
@@ -247,7 +330,11 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
   }, 1_800_000);
 
   test('from outside: each server sends ESP, never clear text, to a peer of every other release', () => {
-    for (const [from, to] of [[1, 6], [4, 1], [6, 3]] as const) {
+    for (const [from, to] of [
+      [1, 6],
+      [4, 1],
+      [6, 3],
+    ] as const) {
       expect({ from, to, seen: wireCheck(name(from), hostIp(to)) }).toMatchObject({ seen: { esp: 4, clear: 0, replies: 4 } });
     }
   }, 600_000);
@@ -287,7 +374,9 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // Again with reread: strongSwan 5.9.1 probes libreswan 5.2 over IPv6.
     const reread = provision('--inventory', v6(), '--rotate-psk', 'v6-02-05', '--rotate-mode', 'reread', '--json');
     expect(outcome(reread)).toMatchObject({ code: 0 });
-    expect(json(reread).hosts.find((h: any) => h.name === 'server-02').did).toContain('authenticated the new key of v6-02-05 with a probe IKE SA; its SAs kept');
+    expect(json(reread).hosts.find((h: any) => h.name === 'server-02').did).toContain(
+      'authenticated the new key of v6-02-05 with a probe IKE SA; its SAs kept',
+    );
     expect(keyOf('server-02', 'v6-02-05')).toBe(keyOf('server-05', 'v6-02-05'));
   }, 1_200_000);
 
@@ -310,7 +399,8 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     const pair = json(r).pairs.find((p: any) => p.hosts.includes(name(a)) && p.hosts.includes(name(b)));
     const did: string[] = json(r).hosts.flatMap((h: any) => h.did ?? []);
     const probed = did.includes(`authenticated the new key of ${conn} with a probe IKE SA; its SAs kept`);
-    const line = `${name(a)} (${LAB[a - 1]!.backend} on ${LAB[a - 1]!.release}) / ${name(b)} (${LAB[b - 1]!.backend} on ${LAB[b - 1]!.release}), ${mode}: ` +
+    const line =
+      `${name(a)} (${LAB[a - 1]!.backend} on ${LAB[a - 1]!.release}) / ${name(b)} (${LAB[b - 1]!.backend} on ${LAB[b - 1]!.release}), ${mode}: ` +
       seen.directions.map((d) => `${d.from} -> ${d.to} ${d.lost} of ${d.sent} lost`).join(', ') +
       `; clear ${Object.values(seen.clear).reduce((n, t) => n + t.length, 0)}; ${pair.status}${pair.reauthBy ? ` (re-authenticated by ${pair.reauthBy})` : ''}${probed ? ' (key probed)' : ''}` +
       // Why, when it did not verify: a rollback that the test's retry then hides is still on record.
@@ -324,7 +414,9 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
       // The reason, and any host's error, only when it did not verify: CI shows why.
       status: pair.status === 'verified' ? 'verified' : `${pair.status}: ${pair.reason ?? ''} ${(outcome(r!).hosts ?? []).join('; ')}`,
       rotated: keys[0] !== before && keys[0] === keys[1],
-      lost: seen.directions.map((d) => d.lost), clear: Object.values(seen.clear).flat().length, sent: seen.directions.map((d) => d.sent),
+      lost: seen.directions.map((d) => d.lost),
+      clear: Object.values(seen.clear).flat().length,
+      sent: seen.directions.map((d) => d.sent),
     };
   };
 
@@ -334,11 +426,24 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // version gap); the benchmark adds libreswan 4.10 with strongSwan 5.9.8 (Debian 12's
     // own) and strongSwan 5.9.8 with 6.0.1.
     const seen: Record<string, unknown> = {};
-    for (const [a, b] of ALL_ROTATIONS ? [[1, 6], [3, 4], [4, 6]] as const : [[1, 6]] as const) {
+    for (const [a, b] of ALL_ROTATIONS
+      ? ([
+          [1, 6],
+          [3, 4],
+          [4, 6],
+        ] as const)
+      : ([[1, 6]] as const)) {
       const m = measure(a, b, 'reauth', v4());
-      seen[`${a}-${b}`] = { status: m.status, rotated: m.rotated, clear: m.clear, lostWithin: m.lost.every((l) => l <= 8), enoughSent: m.sent.every((n) => n > 40) };
+      seen[`${a}-${b}`] = {
+        status: m.status,
+        rotated: m.rotated,
+        clear: m.clear,
+        lostWithin: m.lost.every((l) => l <= 8),
+        enoughSent: m.sent.every((n) => n > 40),
+      };
     }
-    for (const k of Object.keys(seen)) expect({ pair: k, ...(seen[k] as object) }).toEqual({ pair: k, status: 'verified', rotated: true, clear: 0, lostWithin: true, enoughSent: true });
+    for (const k of Object.keys(seen))
+      expect({ pair: k, ...(seen[k] as object) }).toEqual({ pair: k, status: 'verified', rotated: true, clear: 0, lostWithin: true, enoughSent: true });
   }, 1_800_000);
 
   test('--rotate-mode reread with a strongSwan end: a probe IKE SA authenticates the new key and nothing is lost; a key the peer does not take is rolled back, still without loss', () => {
@@ -347,25 +452,65 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // initiates); the IPv6 test has it probe libreswan 5.2, and the benchmark adds libreswan
     // 5.2 as initiator (with strongSwan 6.0.1).
     // The pair's ESP SAs (SPIs, on the libreswan end), and what the probe leaves on the strongSwan end.
-    const spis = (a: number, b: number) => onServer(name(a), `{ ip xfrm state list src ${hostIp(a)} dst ${hostIp(b)}; ip xfrm state list src ${hostIp(b)} dst ${hostIp(a)}; } | awk '$1 == "proto" && $2 == "esp" {print $4}' | sort | tr '\\n' ' '`).stdout.trim();
-    const leftovers = (s: number) => onServer(name(s), 'ls /etc/swanctl/conf.d | grep -c provision-probe; swanctl --list-conns 2>/dev/null | grep -c provision-probe; swanctl --list-sas 2>/dev/null | grep -c provision-probe').stdout.split('\n').slice(0, 3).join(' ');
+    const spis = (a: number, b: number) =>
+      onServer(
+        name(a),
+        `{ ip xfrm state list src ${hostIp(a)} dst ${hostIp(b)}; ip xfrm state list src ${hostIp(b)} dst ${hostIp(a)}; } | awk '$1 == "proto" && $2 == "esp" {print $4}' | sort | tr '\\n' ' '`,
+      ).stdout.trim();
+    const leftovers = (s: number) =>
+      onServer(
+        name(s),
+        'ls /etc/swanctl/conf.d | grep -c provision-probe; swanctl --list-conns 2>/dev/null | grep -c provision-probe; swanctl --list-sas 2>/dev/null | grep -c provision-probe',
+      )
+        .stdout.split('\n')
+        .slice(0, 3)
+        .join(' ');
     const seen: Record<string, unknown> = {};
-    for (const [a, b, ls, ss] of ALL_ROTATIONS ? [[2, 3, 3, 2], [5, 6, 5, 6]] as const : [[2, 3, 3, 2]] as const) {
+    for (const [a, b, ls, ss] of ALL_ROTATIONS
+      ? ([
+          [2, 3, 3, 2],
+          [5, 6, 5, 6],
+        ] as const)
+      : ([[2, 3, 3, 2]] as const)) {
       const before = spis(ls, ss);
       const m = measure(a, b, 'reread', v4());
-      seen[`${a}-${b}`] = { status: m.status, rotated: m.rotated, probed: m.probed, clear: m.clear, lost: m.lost, sasKept: before !== '' && spis(ls, ss) === before, leftovers: leftovers(ss) };
+      seen[`${a}-${b}`] = {
+        status: m.status,
+        rotated: m.rotated,
+        probed: m.probed,
+        clear: m.clear,
+        lost: m.lost,
+        sasKept: before !== '' && spis(ls, ss) === before,
+        leftovers: leftovers(ss),
+      };
     }
     for (const k of Object.keys(seen)) {
-      expect({ pair: k, ...(seen[k] as object) }).toEqual({ pair: k, status: 'verified', rotated: true, probed: true, clear: 0, lost: [0, 0], sasKept: true, leftovers: '0 0 0' });
+      expect({ pair: k, ...(seen[k] as object) }).toEqual({
+        pair: k,
+        status: 'verified',
+        rotated: true,
+        probed: true,
+        clear: 0,
+        lost: [0, 0],
+        sasKept: true,
+        leftovers: '0 0 0',
+      });
     }
     // A stale secrets line on the libreswan end, read before provision's file, keeps the old
     // key in force there: both files agree (the keys compare equal), but the probe is refused.
     const stale = '/etc/ipsec.d/00-stale.secrets';
-    expect(onServer('server-03', `grep PSK /etc/ipsec.d/server-02--server-03.secrets > ${stale}; chmod 600 ${stale}; ipsec auto --rereadsecrets >/dev/null`).code).toBe(0);
+    expect(
+      onServer('server-03', `grep PSK /etc/ipsec.d/server-02--server-03.secrets > ${stale}; chmod 600 ${stale}; ipsec auto --rereadsecrets >/dev/null`).code,
+    ).toBe(0);
     try {
       const m = measure(2, 3, 'reread', v4());
-      expect({ status: m.status.split(':')[0], refused: /did not authenticate with server-03: .*AUTHENTICATION_FAILED/.test(m.status), kept: m.kept, clear: m.clear, lost: m.lost })
-        .toEqual({ status: 'rolled-back', refused: true, kept: true, clear: 0, lost: [0, 0] });
+      expect({
+        status: m.status.split(':')[0],
+        refused: /did not authenticate with server-03: .*AUTHENTICATION_FAILED/.test(m.status),
+        kept: m.kept,
+        clear: m.clear,
+        lost: m.lost,
+      }).toEqual({ status: 'rolled-back', refused: true, kept: true, clear: 0, lost: [0, 0] });
     } finally {
       onServer('server-03', `rm -f ${stale}; ipsec auto --rereadsecrets >/dev/null`);
     }
@@ -375,7 +520,12 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // libreswan 4.3 with 5.2: the oldest and the newest. The reread first, on a pair at rest
     // (CI once counted 2 lost each way when it ran just after the re-authentication).
     const quiet = measure(1, 5, 'reread', v4());
-    expect({ status: quiet.status, rotated: quiet.rotated, clear: quiet.clear, lost: quiet.lost }).toEqual({ status: 'verified', rotated: true, clear: 0, lost: [0, 0] });
+    expect({ status: quiet.status, rotated: quiet.rotated, clear: quiet.clear, lost: quiet.lost }).toEqual({
+      status: 'verified',
+      rotated: true,
+      clear: 0,
+      lost: [0, 0],
+    });
     // Under traffic both ends start the new IKE SA at once; before the tool cleared what such
     // crossed negotiations leave (strays, docs/rotation.md), this rotation rolled back in
     // about one run in four. It must now verify at the first try.
@@ -393,7 +543,11 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     expect(umlProcesses()).toEqual([]);
     expect(sh(`grep -c " ${STATE}/" /proc/mounts || true`).trim()).toBe('0');
     expect(sh(`grep -F "${CACHE}/" /proc/mounts | grep -c "${STATE}/" || true`).trim()).toBe('0');
-    expect(sh('ip netns list').split('\n').map((l) => l.split(' ')[0])).not.toContain(NETNS);
+    expect(
+      sh('ip netns list')
+        .split('\n')
+        .map((l) => l.split(' ')[0]),
+    ).not.toContain(NETNS);
     expect(sh('ip -o link show | grep -c " tap[0-9]" || true').trim()).toBe('0');
     expect(existsSync(STATE)).toBe(false);
     expect(lab('down').code).toBe(0);

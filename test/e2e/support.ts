@@ -65,16 +65,25 @@ export function json(r: Result): any {
  */
 export function outcome(r: Result): { code: number; pairs: [string, string][]; hosts?: string[] } {
   const j = json(r);
-  const failed = j.hosts.filter((h: any) => !['changed', 'unchanged', 'planned'].includes(h.status)).map((h: any) => `${h.name} ${h.status} ${h.step ?? ''}: ${h.error ?? ''} ${h.tail ?? ''}`);
-  return { code: r.code, pairs: j.pairs.map((p: any) => [p.name, p.status === 'verified' ? 'verified' : `${p.status}: ${p.reason ?? ''}`]), ...(failed.length ? { hosts: failed } : {}) };
+  const failed = j.hosts
+    .filter((h: any) => !['changed', 'unchanged', 'planned'].includes(h.status))
+    .map((h: any) => `${h.name} ${h.status} ${h.step ?? ''}: ${h.error ?? ''} ${h.tail ?? ''}`);
+  return {
+    code: r.code,
+    pairs: j.pairs.map((p: any) => [p.name, p.status === 'verified' ? 'verified' : `${p.status}: ${p.reason ?? ''}`]),
+    ...(failed.length ? { hosts: failed } : {}),
+  };
 }
 
 /** mtime of every file of provision's, and when ipsec last (re)started, per server. */
 export function snapshot(names: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of names) {
-    out[n] = onServer(n, 'stat -c "%n %Y.%y" /etc/ipsec.d/*.conf /etc/ipsec.d/*.secrets /etc/ipsec.conf /etc/ipsec.secrets /etc/provision/*.nft 2>/dev/null; ' +
-      'systemctl show ipsec -p ExecMainStartTimestampMonotonic -p ActiveState').stdout;
+    out[n] = onServer(
+      n,
+      'stat -c "%n %Y.%y" /etc/ipsec.d/*.conf /etc/ipsec.d/*.secrets /etc/ipsec.conf /etc/ipsec.secrets /etc/provision/*.nft 2>/dev/null; ' +
+        'systemctl show ipsec -p ExecMainStartTimestampMonotonic -p ActiveState',
+    ).stdout;
   }
   return out;
 }
@@ -90,12 +99,17 @@ export function keyOf(host: string, pair: string): string {
  */
 export function wireCheck(from: string, to: string): { esp: number; clear: number; replies: number } {
   const v6 = to.includes(':');
-  const r = onServer(from, `
+  const r = onServer(
+    from,
+    `
     timeout 12 tcpdump -n -p -i eth0 -c 4 "esp and dst host ${to}" > /tmp/wire.esp 2>/dev/null & e=$!
     timeout 12 tcpdump -n -p -i eth0 "${v6 ? 'icmp6 and ip6[40] == 128' : 'icmp[icmptype] == icmp-echo'} and dst host ${to}" > /tmp/wire.clear 2>/dev/null & c=$!
     sleep 2; ping -c 4 -i 0.3 -W 2 ${to} > /tmp/wire.ping 2>&1; sleep 1
     kill $c 2>/dev/null; wait $e
-    echo "esp $(grep -c ESP /tmp/wire.esp) clear $(grep -c ICMP /tmp/wire.clear) replies $(sed -n 's/.* \\([0-9]*\\) received.*/\\1/p' /tmp/wire.ping)"`, undefined, 60_000);
+    echo "esp $(grep -c ESP /tmp/wire.esp) clear $(grep -c ICMP /tmp/wire.clear) replies $(sed -n 's/.* \\([0-9]*\\) received.*/\\1/p' /tmp/wire.ping)"`,
+    undefined,
+    60_000,
+  );
   const m = /esp (\d+) clear (\d+) replies (\d+)/.exec(r.stdout);
   if (!m) throw new Error(`wire check on ${from}: ${r.stdout} ${r.stderr}`);
   return { esp: Number(m[1]), clear: Number(m[2]), replies: Number(m[3]) };
@@ -105,8 +119,12 @@ export function wireCheck(from: string, to: string): { esp: number; clear: numbe
 export function recordCommands(names: string[]): void {
   const wrapper = readFileSync(join(REPO, 'test', 'lab', 'record-ssh'), 'utf8');
   for (const n of names) {
-    const r = onServer(n, 'cat > /usr/local/sbin/record-ssh && chmod 755 /usr/local/sbin/record-ssh && ' +
-      "echo 'ForceCommand /usr/local/sbin/record-ssh' > /etc/ssh/sshd_config.d/record.conf && systemctl reload ssh", wrapper);
+    const r = onServer(
+      n,
+      'cat > /usr/local/sbin/record-ssh && chmod 755 /usr/local/sbin/record-ssh && ' +
+        "echo 'ForceCommand /usr/local/sbin/record-ssh' > /etc/ssh/sshd_config.d/record.conf && systemctl reload ssh",
+      wrapper,
+    );
     if (r.code !== 0) throw new Error(`recording wrapper on ${n}: ${r.stderr}`);
   }
 }

@@ -39,9 +39,13 @@ export const TEST_CHALLENGE = '0123456789abcdef0123456789abcdef';
 export function withFiles(facts: string, files: FakeFile[]): string {
   const size = (f: FakeFile): number => Buffer.byteLength(f.content ?? 'operator file\n');
   const managed = files.filter((f) => f.content !== undefined);
-  const keys = managed.filter((f) => f.path.endsWith('.secrets')).map((f) => [f.path, /:[ \t]*PSK[ \t]+(.*)/.exec(f.content!)?.[1]] as const)
-    .filter(([, k]) => k !== undefined).map(([path, k]) => `${path} ${testMac(k!)}\n`);
-  const section = `@@files\n${files.map((f) => `${f.mode} ${size(f)} ${f.path}\n`).join('')}` +
+  const keys = managed
+    .filter((f) => f.path.endsWith('.secrets'))
+    .map((f) => [f.path, /:[ \t]*PSK[ \t]+(.*)/.exec(f.content!)?.[1]] as const)
+    .filter(([, k]) => k !== undefined)
+    .map(([path, k]) => `${path} ${testMac(k!)}\n`);
+  const section =
+    `@@files\n${files.map((f) => `${f.mode} ${size(f)} ${f.path}\n`).join('')}` +
     `@@managed\n${managed.map((f) => `${f.path}\n`).join('')}` +
     `@@content\n${Buffer.from(maskSecrets(managed.map((f) => f.content).join(''))).toString('base64')}\n@@keys\n${keys.join('')}`;
   return facts.replace('@@files\n', section);
@@ -60,18 +64,23 @@ export function withSas(facts: string, me: string, peers: string[]): string {
 /** What a healthy host's verification prints: ESP both ways with every peer, every probe answered. */
 export function healthyVerify(me: string, peers: string[]): string {
   const n = VERIFY.pings;
-  return peers.map((p) => `@@sa ${p} yes\n`).join('') +
+  return (
+    peers.map((p) => `@@sa ${p} yes\n`).join('') +
     peers.map((p) => `@@ping ${p}\n${n} packets transmitted, ${n} received, 0% packet loss\n`).join('') +
-    '@@capture\n' + peers.map((p) => `t eth0 Out IP ${me} > ${p}: ESP(spi=0x1,seq=0x1), length 1244\nt eth0 In IP ${p} > ${me}: ESP(spi=0x2,seq=0x1), length 1244\n`).join('') +
-    '@@tcpdump\n';
+    '@@capture\n' +
+    peers.map((p) => `t eth0 Out IP ${me} > ${p}: ESP(spi=0x1,seq=0x1), length 1244\nt eth0 In IP ${p} > ${me}: ESP(spi=0x2,seq=0x1), length 1244\n`).join('') +
+    '@@tcpdump\n'
+  );
 }
 
 /** `facts` with the fleet's guard table loaded with these peers, and its boot unit enabled. */
 export function withGuard(facts: string, table: string, peers: string[], dropped = { out: 0, in: 0 }): string {
   const v4 = peers.filter((p) => !p.includes(':'));
   const v6 = peers.filter((p) => p.includes(':'));
-  const set = (name: string, type: string, els: string[]) => `\tset ${name} {\n\t\ttype ${type}\n${els.length ? `\t\telements = { ${els.join(', ')} }\n` : ''}\t}\n`;
-  const listing = `@table ${table}\ntable inet ${table} {\n${set('peers4', 'ipv4_addr', v4)}${set('peers6', 'ipv6_addr', v6)}` +
+  const set = (name: string, type: string, els: string[]) =>
+    `\tset ${name} {\n\t\ttype ${type}\n${els.length ? `\t\telements = { ${els.join(', ')} }\n` : ''}\t}\n`;
+  const listing =
+    `@table ${table}\ntable inet ${table} {\n${set('peers4', 'ipv4_addr', v4)}${set('peers6', 'ipv6_addr', v6)}` +
     `\tchain output {\n\t\tip daddr @peers4 rt ipsec missing counter packets ${dropped.out} bytes 0 drop\n\t}\n` +
     `\tchain input {\n\t\tip saddr @peers4 meta ipsec missing counter packets ${dropped.in} bytes 0 drop\n\t}\n}\n`;
   return facts.replace('@@files\n', `@@nft\n${listing}@@unit\nenabled\n@@files\n`);
@@ -84,7 +93,10 @@ export type Responder = (call: Call) => Partial<ExecResult> | undefined;
  * unless `facts` says otherwise), verification (healthy, from the inventory's pairs), and
  * exit 0 for everything else, unless `respond` answers first.
  */
-export function fakeFleet(inv: Inventory, opts: { facts?: (host: string) => string | undefined; respond?: Responder; connectFail?: Record<string, Error> } = {}) {
+export function fakeFleet(
+  inv: Inventory,
+  opts: { facts?: (host: string) => string | undefined; respond?: Responder; connectFail?: Record<string, Error> } = {},
+) {
   const sent: Call[] = [];
   const address = (h: string): string => inv.hosts.get(h)!.address;
   const peersOf = (h: string): string[] => inv.pairs.flatMap((p) => (p.left === h ? [p.right] : p.right === h ? [p.left] : [])).map(address);
@@ -102,8 +114,13 @@ export function fakeFleet(inv: Inventory, opts: { facts?: (host: string) => stri
         const call: Call = { host: host.name, step: o.step ?? '?', script, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) };
         sent.push(call);
         const own = opts.respond?.(call);
-        const r = own ?? (call.step === 'facts' ? { stdout: opts.facts?.(host.name) ?? READY_FACTS }
-          : call.step.startsWith('verify') ? { stdout: healthyVerify(address(host.name), peersOf(host.name)) } : {});
+        const r =
+          own ??
+          (call.step === 'facts'
+            ? { stdout: opts.facts?.(host.name) ?? READY_FACTS }
+            : call.step.startsWith('verify')
+              ? { stdout: healthyVerify(address(host.name), peersOf(host.name)) }
+              : {});
         return { code: 0, stdout: '', stderr: '', timedOut: false, ...r };
       },
       async close() {},

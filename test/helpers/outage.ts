@@ -42,8 +42,23 @@ export function watchPair(a: number, b: number, pingers: number[] = [a, b]): { w
   const captures = [a, b].map((i) => {
     const file = join(tmpdir(), `${tag}-tap${i}-${process.pid}.txt`);
     const fd = openSync(file, 'w');
-    const child = spawn('ip', ['netns', 'exec', NETNS, 'tcpdump', '-n', '-p', '-l', '-tt', '-i', `tap${i}`, `(icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply) and host ${hostIp(a)} and host ${hostIp(b)}`],
-      { stdio: ['ignore', fd, 'ignore'] });
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        NETNS,
+        'tcpdump',
+        '-n',
+        '-p',
+        '-l',
+        '-tt',
+        '-i',
+        `tap${i}`,
+        `(icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply) and host ${hostIp(a)} and host ${hostIp(b)}`,
+      ],
+      { stdio: ['ignore', fd, 'ignore'] },
+    );
     closeSync(fd);
     child.unref();
     return { file, child, server: name(i) };

@@ -1,13 +1,18 @@
 import { loadInventory } from '../../src/inventory/load.js';
 import type { Inventory } from '../../src/inventory/types.js';
-import { offlineFacts, planChanges, type PlanOptions } from '../../src/plan/plan.js';
+import { offlineFacts, type PlanOptions, planChanges } from '../../src/plan/plan.js';
 import type { Changeset } from '../../src/plan/types.js';
 import { shownContent } from '../../src/report/plan-text.js';
 
 /** The offline changeset of an inventory: every host as if nothing were installed. */
 export function planInventory(inv: Inventory, opts: Partial<PlanOptions> = {}): Changeset {
-  return planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, offlineFacts()])),
-    { mode: 'offline', prune: true, retireLegacy: false, tool: 'test', ...opts });
+  return planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, offlineFacts()])), {
+    mode: 'offline',
+    prune: true,
+    retireLegacy: false,
+    tool: 'test',
+    ...opts,
+  });
 }
 
 export function planText(yaml: string, file = 'test.yaml'): Changeset {

@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
+import { type AddressInfo, connect as connectTcp, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -24,10 +24,12 @@ function ed25519KeyPair(): { private: string; public: string } {
  * command; `dropFirst` closes that many connections before the SSH banner, as sshd does
  * when MaxStartups is exceeded.
  */
-export async function sshServer(opts: {
-  exec?: (command: string, stdin: string) => { stdout?: string; stderr?: string; code?: number; hang?: boolean; flood?: number };
-  dropFirst?: number;
-} = {}) {
+export async function sshServer(
+  opts: {
+    exec?: (command: string, stdin: string) => { stdout?: string; stderr?: string; code?: number; hang?: boolean; flood?: number };
+    dropFirst?: number;
+  } = {},
+) {
   const hostKey = ed25519KeyPair();
   const clientKey = ed25519KeyPair();
   const dir = mkdtempSync(join(tmpdir(), 'sshd-'));
@@ -123,6 +125,10 @@ export async function sshServer(opts: {
     cut(): void {
       for (const s of sockets) s.destroy();
     },
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); front.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        front.close(() => resolve());
+      }),
   };
 }

@@ -12,9 +12,12 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // test/lab/global-setup.mjs). The lab script reads the same variables.
 const worker = Number(process.env.JEST_WORKER_ID ?? '1');
 const suffix = worker > 1 ? `-${worker}` : '';
-export const STATE = (process.env.PROVISION_LAB_STATE ??= join(REPO, `.lab${suffix}`));
-export const CACHE = (process.env.PROVISION_LAB_CACHE ??= '/var/cache/provision-lab');
-export const NETNS = (process.env.PROVISION_LAB_NETNS ??= `provision-lab${suffix}`);
+process.env.PROVISION_LAB_STATE ??= join(REPO, `.lab${suffix}`);
+process.env.PROVISION_LAB_CACHE ??= '/var/cache/provision-lab';
+process.env.PROVISION_LAB_NETNS ??= `provision-lab${suffix}`;
+export const STATE = process.env.PROVISION_LAB_STATE;
+export const CACHE = process.env.PROVISION_LAB_CACHE;
+export const NETNS = process.env.PROVISION_LAB_NETNS;
 /** The private key the lab's servers accept for root. */
 export const IDENTITY = join(CACHE, 'id_ed25519');
 
@@ -135,8 +138,26 @@ export function hostPreinstall(name: string): Preinstall {
 
 /** Runs a command over SSH to any lab address (IPv4 or IPv6), with the lab's key and known_hosts. */
 export function sshTo(address: string, command: string, input?: string, timeoutMs?: number): Result {
-  return inLab(['ssh', '-q', '-i', IDENTITY, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, `root@${address}`, command], input, timeoutMs);
+  return inLab(
+    [
+      'ssh',
+      '-q',
+      '-i',
+      IDENTITY,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=5',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${KNOWN_HOSTS}`,
+      `root@${address}`,
+      command,
+    ],
+    input,
+    timeoutMs,
+  );
 }
 
 export function labCount(): number {

@@ -25,9 +25,10 @@ export default class Durations {
       lines.push(`| ${f.file} | (whole file, ${f.tests.length} tests) | ${fmt(f.seconds)} |`);
       // Every lab test; of the quick files only the whole file.
       if (f.seconds < 60) continue;
-      for (const t of f.tests) lines.push(`| ${f.file} | ${t.name.replace(/\|/g, '\\|').slice(0, 110)}${t.status === 'passed' ? '' : ` (${t.status})`} | ${fmt(t.seconds)} |`);
+      for (const t of f.tests)
+        lines.push(`| ${f.file} | ${t.name.replace(/\|/g, '\\|').slice(0, 110)}${t.status === 'passed' ? '' : ` (${t.status})`} | ${fmt(t.seconds)} |`);
     }
-    const table = lines.join('\n') + '\n';
+    const table = `${lines.join('\n')}\n`;
     process.stdout.write(table);
     if (process.env.PROVISION_TEST_DURATIONS) writeFileSync(process.env.PROVISION_TEST_DURATIONS, table);
   }

@@ -18,7 +18,9 @@ test('npm pack, installed into an empty prefix: provision --version and an offli
   // does not ship, no development notes.
   const listed = sh('tar', ['-tzf', tarball]).stdout.split('\n').filter(Boolean);
   expect(listed.filter((f) => /\.map$|docs\/(development|lab)\.md$|^package\/(src|test)\//.test(f))).toEqual([]);
-  expect(listed).toEqual(expect.arrayContaining(['package/docs/provision.schema.json', 'package/docs/inventory.md', 'package/README.md', 'package/man/provision.1']));
+  expect(listed).toEqual(
+    expect.arrayContaining(['package/docs/provision.schema.json', 'package/docs/inventory.md', 'package/README.md', 'package/man/provision.1']),
+  );
   const prefix = mkdtempSync(join(tmpdir(), 'prefix-'));
   // As the README says: no native add-on (on Debian with Node.js from npm they crash).
   const install = sh('npm', ['install', '--global', '--ignore-scripts', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', tarball]);
@@ -32,5 +34,8 @@ test('npm pack, installed into an empty prefix: provision --version and an offli
   expect(plan.stdout).toMatch(/^Plan for .*inventory\.example\.yaml \(fleet example\): 3 hosts, 3 pairs/m);
   // The JSON Schema is reachable from an installed copy.
   const schema = sh(bin, ['schema']);
-  expect({ code: schema.status, schema: JSON.parse(schema.stdout) }).toEqual({ code: 0, schema: JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')) });
+  expect({ code: schema.status, schema: JSON.parse(schema.stdout) }).toEqual({
+    code: 0,
+    schema: JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')),
+  });
 }, 300_000);

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { wantsColor } from '../../src/report/view.js';
 import { main } from '../../src/cli.js';
+import { wantsColor } from '../../src/report/view.js';
 import { run } from '../helpers/io.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'provision-cli-'));
@@ -20,19 +20,26 @@ describe('provision --dry-run --offline', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^Plan for inventory\.example\.yaml \(fleet example\): 3 hosts, 3 pairs \(offline: no host was contacted\)$/m);
     expect(r.stdout).toMatch(/^server-01 {2}192\.0\.2\.11 {2}libreswan 4\.10 \(assumed\)$/m);
-    expect(r.stdout).toMatch(/^ {2}install libreswan nftables \(auto: the first apt offers of openswan, libreswan, strongswan-starter\), after apt-get update/m);
+    expect(r.stdout).toMatch(
+      /^ {2}install libreswan nftables \(auto: the first apt offers of openswan, libreswan, strongswan-starter\), after apt-get update/m,
+    );
     expect(r.stdout).toMatch(/^ {2}guard: load table inet provision_example; 192\.0\.2\.12, 192\.0\.2\.21 join before the daemons load their pairs$/m);
     expect(r.stdout).toMatch(/^db-01 {2}192\.0\.2\.21 {2}strongswan-starter 5\.9\.8 \(assumed\)$/m);
     expect(r.stdout).toMatch(/^ {2}install strongswan-starter strongswan-charon strongswan-swanctl nftables, after apt-get update/m);
-    expect(r.stdout).toMatch(/^ {6}\+    auto=start$/m);
+    expect(r.stdout).toMatch(/^ {6}\+ {4}auto=start$/m);
     expect(r.stdout).toMatch(/server-01--server-02 +server-01 \(auto=start\) -> server-02 \(auto=route\)/);
     expect(r.stdout).toMatch(/PSK <redacted: new 256-bit key>/);
     expect(r.stdout).not.toMatch(/PSK 0s/);
-    expect(r.stdout).toMatch(/^19 files to create, 0 to update, 0 to delete, 3 installs, 3 restarts, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged\. Nothing was changed\.$/m);
+    expect(r.stdout).toMatch(
+      /^19 files to create, 0 to update, 0 to delete, 3 installs, 3 restarts, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged\. Nothing was changed\.$/m,
+    );
   });
 
   test('--limit applies offline too, and a host in no pair is not shown getting a package', async () => {
-    const f = write('lonely.yaml', 'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\n  c: {address: 192.0.2.3}\n  lonely: {address: 192.0.2.4}\npairs: [[a, b], [a, c]]\n');
+    const f = write(
+      'lonely.yaml',
+      'hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\n  c: {address: 192.0.2.3}\n  lonely: {address: 192.0.2.4}\npairs: [[a, b], [a, c]]\n',
+    );
     const r = await run('-i', f, '--dry-run', '--offline', '--limit', 'a,b,lonely');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^1 host not read \(outside --limit, or not reached\): c$/m);
@@ -57,13 +64,20 @@ describe('provision --dry-run --offline', () => {
 
   test('plans that read at size: totals first, a file identical on many hosts shown once, guard peer lists cut short, --summary and --detail', async () => {
     const hosts = Array.from({ length: 8 }, (_, i) => `  h${i}: {address: 192.0.2.${i + 1}}`).join('\n');
-    const f = write('eight.yaml', `fleet: eight\nhosts:\n${hosts}\nmeshes:\n  - {name: all, hosts: [${Array.from({ length: 8 }, (_, i) => `h${i}`).join(', ')}]}\n`);
+    const f = write(
+      'eight.yaml',
+      `fleet: eight\nhosts:\n${hosts}\nmeshes:\n  - {name: all, hosts: [${Array.from({ length: 8 }, (_, i) => `h${i}`).join(', ')}]}\n`,
+    );
     const full = await run('-i', f, '--dry-run', '--offline');
     const lines = full.stdout.split('\n');
-    expect(lines[2]).toMatch(/^\d+ files to create, 0 to update, 0 to delete, 8 installs, 8 restarts, 8 guards to load or remove on 8 of 8 hosts; 0 hosts unchanged\. Nothing was changed\.$/);
+    expect(lines[2]).toMatch(
+      /^\d+ files to create, 0 to update, 0 to delete, 8 installs, 8 restarts, 8 guards to load or remove on 8 of 8 hosts; 0 hosts unchanged\. Nothing was changed\.$/,
+    );
     // The guard's boot unit is the same file everywhere: its diff once, then "same as on h0".
     expect(full.stdout.match(/\+ \/etc\/systemd\/system\/provision-guard\.service {2}\(create, 0644\)\n {6}same as on h0$/gm)).toHaveLength(7);
-    expect(full.stdout).toMatch(/guard: load table inet provision_eight; 192\.0\.2\.2, 192\.0\.2\.3, 192\.0\.2\.4, 192\.0\.2\.5 and 3 more join before the daemons load their pairs/);
+    expect(full.stdout).toMatch(
+      /guard: load table inet provision_eight; 192\.0\.2\.2, 192\.0\.2\.3, 192\.0\.2\.4, 192\.0\.2\.5 and 3 more join before the daemons load their pairs/,
+    );
     const summary = await run('-i', f, '--dry-run', '--offline', '--summary');
     expect(summary.stdout.split('\n').filter((l) => /^ {2}h\d /.test(l))).toHaveLength(8);
     expect(summary.stdout).not.toMatch(/---|\+\+\+/);
@@ -84,7 +98,10 @@ describe('provision --dry-run --offline', () => {
     expect(j.problems.map((p: { message: string }) => p.message).join(' ')).toMatch(/adress/);
     expect(r.stderr).toMatch(/^error: .*typo\.yaml has \d+ problems?; nothing was done\./);
     const usage = await run('-i', f, '--json', '--offline');
-    expect({ code: usage.code, out: JSON.parse(usage.stdout) }).toEqual({ code: 2, out: { error: 'usage', message: expect.stringMatching(/--offline .* needs --dry-run/) } });
+    expect({ code: usage.code, out: JSON.parse(usage.stdout) }).toEqual({
+      code: 2,
+      out: { error: 'usage', message: expect.stringMatching(/--offline .* needs --dry-run/) },
+    });
   });
 
   test('colour: --color paints the diffs, --no-color and a pipe never; NO_COLOR and TERM=dumb turn the terminal default off', async () => {
@@ -97,8 +114,13 @@ describe('provision --dry-run --offline', () => {
       expect(plain.stdout).not.toContain('\u001b[');
     }
     const tty = Object.assign(new PassThrough(), { isTTY: true });
-    expect([wantsColor(undefined, tty, {}), wantsColor(undefined, tty, { NO_COLOR: '1' }), wantsColor(undefined, tty, { TERM: 'dumb' }), wantsColor(true, new PassThrough(), {}), wantsColor(false, tty, {})])
-      .toEqual([true, false, false, true, false]);
+    expect([
+      wantsColor(undefined, tty, {}),
+      wantsColor(undefined, tty, { NO_COLOR: '1' }),
+      wantsColor(undefined, tty, { TERM: 'dumb' }),
+      wantsColor(true, new PassThrough(), {}),
+      wantsColor(false, tty, {}),
+    ]).toEqual([true, false, false, true, false]);
   });
 
   test('--json prints the same plan as versioned JSON', async () => {
@@ -148,12 +170,16 @@ describe('provision --dry-run --offline', () => {
     const err = new PassThrough();
     let text = '';
     err.on('data', (d) => (text += d));
-    const code = await main(['-i', 'inventory.example.yaml', '--rotate-psk', 'nobody--nowhere'], { stdout: new PassThrough(), stderr: err }, {
-      connect: async () => {
-        connects++;
-        throw new Error('no connection expected');
+    const code = await main(
+      ['-i', 'inventory.example.yaml', '--rotate-psk', 'nobody--nowhere'],
+      { stdout: new PassThrough(), stderr: err },
+      {
+        connect: async () => {
+          connects++;
+          throw new Error('no connection expected');
+        },
       },
-    });
+    );
     expect({ code, connects }).toEqual({ code: 2, connects: 0 });
     expect(text).toMatch(/--rotate-psk: no pair "nobody--nowhere" in the inventory \(pairs: /);
   });
@@ -174,18 +200,29 @@ describe('flags: only the forms they document', () => {
     let stdout = '';
     err.on('data', (d) => (text += d));
     out.on('data', (d) => (stdout += d));
-    const code = await main(argv, { stdout: out, stderr: err }, {
-      connect: async () => {
-        connects++;
-        throw new Error('no connection expected');
+    const code = await main(
+      argv,
+      { stdout: out, stderr: err },
+      {
+        connect: async () => {
+          connects++;
+          throw new Error('no connection expected');
+        },
       },
-    });
+    );
     return { code, connects, stderr: text, stdout };
   };
 
   test.each([
-    ['--dry-run=yes'], ['--dry-run=1'], ['--dry-run=on'], ['--json=maybe'], ['--verify=no'], ['--no-verify=x'],
-    ['--prune=0'], ['--offline=yes'], ['--accept-new-host-keys=y'],
+    ['--dry-run=yes'],
+    ['--dry-run=1'],
+    ['--dry-run=on'],
+    ['--json=maybe'],
+    ['--verify=no'],
+    ['--no-verify=x'],
+    ['--prune=0'],
+    ['--offline=yes'],
+    ['--accept-new-host-keys=y'],
   ])('%s is refused with exit 2 before any connection', async (flag) => {
     const r = await noConnect(['-i', 'inventory.example.yaml', flag]);
     expect({ code: r.code, connects: r.connects }).toEqual({ code: 2, connects: 0 });
@@ -266,13 +303,16 @@ describe('the command line people expect', () => {
     expect(cmd.stderr).toMatch(/statsu: did you mean `provision status`\?/);
   });
 
-  test("a flag of another command says so; a number flag repeats what was typed; --nagios makes bad input UNKNOWN (3)", async () => {
+  test('a flag of another command says so; a number flag repeats what was typed; --nagios makes bad input UNKNOWN (3)', async () => {
     const other = await run('status', '-i', 'inventory.example.yaml', '--dry-run');
     expect(other.code).toBe(2);
     expect(other.stderr).toContain('--dry-run is not an option of `provision status`');
     expect(other.stderr).not.toContain('did you mean --dry-run');
     const nan = await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--concurrency', 'abc');
-    expect({ code: nan.code, stderr: nan.stderr.split('\n')[0] }).toEqual({ code: 2, stderr: 'error: --concurrency takes a whole number of at least 1, not "abc"' });
+    expect({ code: nan.code, stderr: nan.stderr.split('\n')[0] }).toEqual({
+      code: 2,
+      stderr: 'error: --concurrency takes a whole number of at least 1, not "abc"',
+    });
     expect((await run('-i', 'inventory.example.yaml', '--dry-run', '--offline', '--connect-timeout=soon')).stderr).toContain('not "soon"');
     expect((await run('status', '-i', join(dir, 'missing.yaml'), '--nagios')).code).toBe(3);
     expect((await run('status', '-i', write('typo.yaml', 'hosts:\n  a: {adress: 10.0.0.1}\n'), '--nagios')).code).toBe(3);
@@ -299,7 +339,7 @@ describe('the command line people expect', () => {
     expect(fish.code).toBe(0);
     const { KNOWN_FLAGS } = await import('../../src/cli/args.js');
     for (const f of KNOWN_FLAGS) expect(fish.stdout).toMatch(new RegExp(`^complete -c provision .*-l ${f}\\b`, 'm'));
-    expect(fish.stdout).toContain("complete -c provision -s i -l inventory -r -F");
+    expect(fish.stdout).toContain('complete -c provision -s i -l inventory -r -F');
     expect(fish.stdout).toContain("complete -c provision -l detail -x -a 'summary hosts full'");
     const { spawnSync } = await import('node:child_process');
     const file = write('provision.fish', fish.stdout);

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { libreswanDropStates, libreswanReauth, libreswanStates } from '../../src/backends/pluto.js';
 import { settleDecision } from '../../src/apply/steps/crossing.js';
+import { libreswanDropStates, libreswanReauth, libreswanStates } from '../../src/backends/pluto.js';
 import { negotiating, parseStates, strayStates } from '../../src/backends/pluto-states.js';
 
 const conn = 'server-01--server-02';
@@ -48,17 +48,23 @@ describe('crossed negotiations of a libreswan pair', () => {
   });
 
   test('a stray Child SA of an IKE SA that also has a good one is deleted alone; a childless IKE SA is left', () => {
-    const a = parseStates(`#1: "c":500 ESTABLISHED_IKE_SA (established IKE SA);
+    const a = parseStates(
+      `#1: "c":500 ESTABLISHED_IKE_SA (established IKE SA);
 #2: "c":500 ESTABLISHED_CHILD_SA (established Child SA); IKE SA #1;
 #2: "c" esp.0a@10.0.0.2 esp.0b@10.0.0.1 Traffic:
 #3: "c":500 ESTABLISHED_CHILD_SA (established Child SA); IKE SA #1;
 #3: "c" esp.0c@10.0.0.2 esp.0d@10.0.0.1 Traffic:
 #4: "c":500 ESTABLISHED_IKE_SA (established IKE SA);
-`, 'c');
-    const b = parseStates(`#8: "c":500 ESTABLISHED_IKE_SA (established IKE SA);
+`,
+      'c',
+    );
+    const b = parseStates(
+      `#8: "c":500 ESTABLISHED_IKE_SA (established IKE SA);
 #9: "c":500 ESTABLISHED_CHILD_SA (established Child SA); IKE SA #8;
 #9: "c" esp.0b@10.0.0.1 esp.0a@10.0.0.2 Traffic:
-`, 'c');
+`,
+      'c',
+    );
     expect(strayStates(a, b)).toEqual({ serials: [3], sas: ['esp.0c@10.0.0.2', 'esp.0d@10.0.0.1'] });
   });
 
@@ -89,18 +95,25 @@ describe('libreswan re-authentication script (run by sh against a fake ipsec)', 
     };
     try {
       // Each `--showstates` prints the next listing (the last one repeats).
-      states.forEach((s, i) => writeFileSync(join(bin, `states.${i}`), s));
-      fake('ipsec', `echo "$*" >> ${bin}/calls
+      for (const [i, s] of states.entries()) writeFileSync(join(bin, `states.${i}`), s);
+      fake(
+        'ipsec',
+        `echo "$*" >> ${bin}/calls
 case "$*" in *--showstates*)
   n=$(cat ${bin}/n 2>/dev/null || echo 0); f=${bin}/states.$n; [ -f "$f" ] || f=${bin}/states.${states.length - 1}
   cat "$f"; echo $((n + 1)) > ${bin}/n;;
-esac`);
+esac`,
+      );
       writeFileSync(join(bin, 'journal'), journal);
       fake('journalctl', `cat ${bin}/journal`);
       fake('sleep', 'exit 0');
       // A clock 20 s further on at each reading, for the 40 s bound.
       if (clock) fake('date', `n=$(cat ${bin}/clock 2>/dev/null || echo 0); echo $((1000 + n * 20)); echo $((n + 1)) > ${bin}/clock`);
-      const r = spawnSync('sh', ['-c', libreswanReauth({ version }, conn)], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` }, timeout: 20_000 });
+      const r = spawnSync('sh', ['-c', libreswanReauth({ version }, conn)], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
+        timeout: 20_000,
+      });
       return { code: r.status, stderr: r.stderr, calls: readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n') };
     } finally {
       rmSync(bin, { recursive: true, force: true });
@@ -114,12 +127,16 @@ esac`);
   });
 
   test('under traffic: a negotiation already started after the down, so no --up (libreswan 5.x verbs)', () => {
-    const r = run('5.2', [`#4: "${conn}":500 IKE_SA_INIT_I (sent IKE_SA_INIT request);\n`, `#7: "${conn}":500 ESTABLISHED_CHILD_SA (established Child SA); IKE SA #6;\n`], '');
+    const r = run(
+      '5.2',
+      [`#4: "${conn}":500 IKE_SA_INIT_I (sent IKE_SA_INIT request);\n`, `#7: "${conn}":500 ESTABLISHED_CHILD_SA (established Child SA); IKE SA #6;\n`],
+      '',
+    );
     expect(r.code).toBe(0);
     expect(r.calls).toEqual([`down ${conn}`, 'whack --showstates', 'whack --showstates']);
   });
 
-  test('the peer refuses the key: exit 1 with the daemon\'s AUTHENTICATION_FAILED line, without waiting out the 40 s', () => {
+  test("the peer refuses the key: exit 1 with the daemon's AUTHENTICATION_FAILED line, without waiting out the 40 s", () => {
     const r = run('4.10', [''], `"${conn}" #3: IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED\n"other" #1: AUTHENTICATION_FAILED\n`);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(`"${conn}" #3: IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED`);
@@ -134,8 +151,13 @@ esac`);
 
 describe('the settle step deletes only on evidence', () => {
   const [a, b] = [parseStates(server01, conn), parseStates(server02, conn)];
-  test('both listings read, nobody negotiating, both ends holding the pair: each end\'s strays', () => {
-    expect(settleDecision([a, b], false)).toEqual({ drop: [{ serials: [5], sas: ['esp.54d9cabe@10.77.0.12', 'esp.79a2f6e1@10.77.0.11'] }, { serials: [], sas: [] }] });
+  test("both listings read, nobody negotiating, both ends holding the pair: each end's strays", () => {
+    expect(settleDecision([a, b], false)).toEqual({
+      drop: [
+        { serials: [5], sas: ['esp.54d9cabe@10.77.0.12', 'esp.79a2f6e1@10.77.0.11'] },
+        { serials: [], sas: [] },
+      ],
+    });
   });
   test('an unread listing, an empty one, or a negotiation still under way: nothing is deleted, and the reason is given', () => {
     expect(settleDecision([a, undefined], false)).toEqual({ leave: 'the states of one end could not be read' });
@@ -158,4 +180,3 @@ describe('the settle step deletes only on evidence', () => {
     }
   });
 });
-

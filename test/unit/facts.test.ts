@@ -2,11 +2,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { HEADER_CASE_PATTERNS, ownerOf, type Owner } from '../../src/core/ownership.js';
 import { join } from 'node:path';
+import { HEADER_CASE_PATTERNS, type Owner, ownerOf } from '../../src/core/ownership.js';
+import { keyBits } from '../../src/plan/keys.js';
 import { factsScript, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
 import { keyMac, MASK_SECRETS, maskSecrets, parseKeys } from '../../src/remote/secrets.js';
-import { keyBits } from '../../src/plan/keys.js';
 import { withFiles } from '../helpers/fake-session.js';
 
 // Recorded from lab servers (Debian 12) after a provision run; keys replaced by a fixture key.
@@ -50,7 +50,9 @@ describe('facts, from recorded output', () => {
   });
 
   test('a fresh host: nothing installed, no package lists, no ipsec files', () => {
-    const f = parseFacts('@@os\ndebian 12\n@@init\nsystemd\n@@installed\n@@candidates\nopenswan (none)\nlibreswan (none)\n@@lists\n0\n@@version\n@@running\ninactive\n@@includes\nmissing /etc/ipsec.conf\nmissing /etc/ipsec.secrets\n@@files\n@@end\n');
+    const f = parseFacts(
+      '@@os\ndebian 12\n@@init\nsystemd\n@@installed\n@@candidates\nopenswan (none)\nlibreswan (none)\n@@lists\n0\n@@version\n@@running\ninactive\n@@includes\nmissing /etc/ipsec.conf\nmissing /etc/ipsec.secrets\n@@files\n@@end\n',
+    );
     expect(f).toMatchObject({ running: false, hasPackageLists: false });
     expect(f.installed.size + f.candidates.size + f.files.size).toBe(0);
     expect(f.missingIncludes.map((i) => i.line)).toEqual(['include /etc/ipsec.d/*.conf', 'include /etc/ipsec.d/*.secrets']);
@@ -68,18 +70,27 @@ describe('facts, from recorded output', () => {
   test('files of ours are cut from the one dump by their sizes, in the listed order', () => {
     const a = '# managed by provision for fleet web: edits are overwritten\nconn a\n';
     const b = '# managed by provision for fleet web: edits are overwritten\nx y : PSK 0sAAAA\n';
-    const f = parseFacts(withFiles('@@files\n@@end\n', [
-      { path: '/etc/ipsec.d/a.conf', mode: '644', content: a },
-      { path: '/etc/ipsec.d/mine.conf', mode: '640' },
-      { path: '/etc/ipsec.d/a.secrets', mode: '600', content: b },
-    ]));
+    const f = parseFacts(
+      withFiles('@@files\n@@end\n', [
+        { path: '/etc/ipsec.d/a.conf', mode: '644', content: a },
+        { path: '/etc/ipsec.d/mine.conf', mode: '640' },
+        { path: '/etc/ipsec.d/a.secrets', mode: '600', content: b },
+      ]),
+    );
     expect(f.files.get('/etc/ipsec.d/a.conf')).toEqual({ path: '/etc/ipsec.d/a.conf', mode: '644', owner: { kind: 'fleet', fleet: 'web' }, content: a });
-    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({ path: '/etc/ipsec.d/a.secrets', mode: '600', owner: { kind: 'fleet', fleet: 'web' }, content: b.replace('0sAAAA', '0s****') });
+    expect(f.files.get('/etc/ipsec.d/a.secrets')).toEqual({
+      path: '/etc/ipsec.d/a.secrets',
+      mode: '600',
+      owner: { kind: 'fleet', fleet: 'web' },
+      content: b.replace('0sAAAA', '0s****'),
+    });
     expect(f.files.get('/etc/ipsec.d/mine.conf')?.owner).toEqual({ kind: 'operator' });
   });
 
   test('a file that changed size between stat and cat is an error, not a wrong content', () => {
-    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.conf', mode: '644', content: '# managed by provision for fleet x: edits are overwritten\n' }]);
+    const text = withFiles('@@files\n@@end\n', [
+      { path: '/etc/ipsec.d/a.conf', mode: '644', content: '# managed by provision for fleet x: edits are overwritten\n' },
+    ]);
     expect(() => parseFacts(text.replace(/^644 \d+ /m, '644 5 '))).toThrow(/changed while it was read/);
   });
 
@@ -92,8 +103,10 @@ describe('facts, from recorded output', () => {
 
   test('a key that reached the controller unmasked (an older host script) is masked as it is read', () => {
     const b = '# managed by provision for fleet web: edits are overwritten\nx y : PSK 0sAAAA\n';
-    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.secrets', mode: '600', content: b }])
-      .replace(/(@@content\n)\S+/, (_m, h: string) => h + Buffer.from(b).toString('base64'));
+    const text = withFiles('@@files\n@@end\n', [{ path: '/etc/ipsec.d/a.secrets', mode: '600', content: b }]).replace(
+      /(@@content\n)\S+/,
+      (_m, h: string) => h + Buffer.from(b).toString('base64'),
+    );
     expect(parseFacts(text).files.get('/etc/ipsec.d/a.secrets')!.content).toBe(b.replace('0sAAAA', '0s****'));
   });
 
@@ -102,8 +115,13 @@ describe('facts, from recorded output', () => {
   });
 
   test('every conn the config defines, with its file; the staging a killed write left; where SSH comes from', () => {
-    const f = parseFacts('@@conns\noperator-vpn /etc/ipsec.conf\nweb--db /etc/ipsec.d/web--db.conf\n@@stale\n/etc/ipsec.d/.provision-backup.AbC123\n/etc/passwd\n@@ssh\n10.77.0.1 50412 10.77.0.11 22\n@@end\n');
-    expect(f.conns).toEqual([{ name: 'operator-vpn', file: '/etc/ipsec.conf' }, { name: 'web--db', file: '/etc/ipsec.d/web--db.conf' }]);
+    const f = parseFacts(
+      '@@conns\noperator-vpn /etc/ipsec.conf\nweb--db /etc/ipsec.d/web--db.conf\n@@stale\n/etc/ipsec.d/.provision-backup.AbC123\n/etc/passwd\n@@ssh\n10.77.0.1 50412 10.77.0.11 22\n@@end\n',
+    );
+    expect(f.conns).toEqual([
+      { name: 'operator-vpn', file: '/etc/ipsec.conf' },
+      { name: 'web--db', file: '/etc/ipsec.d/web--db.conf' },
+    ]);
     expect(f.staleStaging).toEqual(['/etc/ipsec.d/.provision-backup.AbC123']);
     expect(f.sshClient).toEqual({ address: '10.77.0.1', port: 50412, serverPort: 22 });
   });
@@ -125,7 +143,7 @@ describe('whose file it is: the whole first line decides', () => {
     expect(ownerOf(line)).toEqual(fleet ? { kind, fleet } : { kind });
   });
 
-  test("the facts script reads no operator file, even one whose header starts like ours (its key stays on the host)", () => {
+  test('the facts script reads no operator file, even one whose header starts like ours (its key stays on the host)', () => {
     for (const [line, kind] of lines) {
       const r = spawnSync('sh', ['-c', `case "$1" in ${HEADER_CASE_PATTERNS}) echo read ;; *) echo skip ;; esac`, 'sh', line], { encoding: 'utf8' });
       // The shell may read a near miss (the planner then treats it as the operator's), never a plainly different header.
@@ -136,10 +154,12 @@ describe('whose file it is: the whole first line decides', () => {
 });
 
 describe('no key leaves a host: the facts script masks every secret and sends keys only as MACs', () => {
-  const key = '0s' + Buffer.alloc(32, 9).toString('base64');
-  const content = `# managed by provision for fleet web: edits are overwritten\n10.0.0.1 10.0.0.2 : PSK ${key}\n` +
+  const key = `0s${Buffer.alloc(32, 9).toString('base64')}`;
+  const content =
+    `# managed by provision for fleet web: edits are overwritten\n10.0.0.1 10.0.0.2 : PSK ${key}\n` +
     '# an old line : PSK "my old secret"\n@user : XAUTH "pa=ss"\nx : PSK 0x00ff00ff\nno newline at the end : PSK 0sQUJD';
-  const sh = (script: string, input?: string): string => execFileSync('sh', ['-c', `export LC_ALL=C\n${script}`], { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
+  const sh = (script: string, input?: string): string =>
+    execFileSync('sh', ['-c', `export LC_ALL=C\n${script}`], { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
 
   test('the host masks byte for byte, as the controller does: sizes unchanged, no key character left', () => {
     const masked = sh(MASK_SECRETS, content);
@@ -147,7 +167,7 @@ describe('no key leaves a host: the facts script masks every secret and sends ke
     expect(Buffer.byteLength(masked)).toBe(Buffer.byteLength(content));
     expect(masked).not.toContain(key.slice(2, 10));
     expect(masked).not.toMatch(/old secret|pa=ss|00ff|QUJD/);
-    expect(masked).toContain(': PSK 0s' + '*'.repeat(43) + '=\n');
+    expect(masked).toContain(`: PSK 0s${'*'.repeat(43)}=\n`);
     // Its strength can still be judged: 256 bits.
     expect(keyBits(pskOf(masked.split('\n').slice(0, 2).join('\n'))!)).toBe(256);
   });
@@ -157,15 +177,21 @@ describe('no key leaves a host: the facts script masks every secret and sends ke
     const [a, b, c] = ['a', 'b', 'c'].map((n) => join(dir, `${n}.secrets`));
     writeFileSync(a!, content);
     writeFileSync(b!, content.replace(/fleet web/, 'fleet db'));
-    writeFileSync(c!, content.replace(key, '0s' + Buffer.alloc(32, 8).toString('base64')));
+    writeFileSync(c!, content.replace(key, `0s${Buffer.alloc(32, 8).toString('base64')}`));
     const macs = (challenge: string) => parseKeys(sh(`for f in ${a} ${b} ${c}; do ${keyMac(challenge)}; done`).split('\n'));
     const one = macs('1'.repeat(32));
     expect(one.get(a!)!.mac).toBe(one.get(b!)!.mac);
     expect(one.get(a!)!.mac).not.toBe(one.get(c!)!.mac);
-    expect(one.get(a!)!.mac).toBe(createHash('sha256').update(`${'1'.repeat(32)}\n${key}`).digest('hex').slice(0, 32));
+    expect(one.get(a!)!.mac).toBe(
+      createHash('sha256')
+        .update(`${'1'.repeat(32)}\n${key}`)
+        .digest('hex')
+        .slice(0, 32),
+    );
     expect(macs('2'.repeat(32)).get(a!)!.mac).not.toBe(one.get(a!)!.mac);
     const raw = Buffer.from(key.slice(2), 'base64');
-    for (const plain of [createHash('sha256').update(key).digest('hex'), createHash('sha256').update(raw).digest('hex')]) expect(plain.slice(0, 32)).not.toBe(one.get(a!)!.mac);
+    for (const plain of [createHash('sha256').update(key).digest('hex'), createHash('sha256').update(raw).digest('hex')])
+      expect(plain.slice(0, 32)).not.toBe(one.get(a!)!.mac);
   });
 
   test('the facts script sends file contents through the mask and keys only through the MAC', () => {
@@ -173,7 +199,10 @@ describe('no key leaves a host: the facts script masks every secret and sends ke
     expect(script).toContain(`cat -- "$@" | ${MASK_SECRETS} | base64 -w0`);
     expect(script).toContain(keyMac('3'.repeat(32)));
     // The one command that sends file contents.
-    expect(script.split('\n').filter((l) => !l.startsWith('#') && /\bcat\b|base64 -w/.test(l))).toEqual([`[ $# -eq 0 ] || cat -- "$@" | ${MASK_SECRETS.split('\n')[0]}`, "}' | base64 -w0"]);
+    expect(script.split('\n').filter((l) => !l.startsWith('#') && /\bcat\b|base64 -w/.test(l))).toEqual([
+      `[ $# -eq 0 ] || cat -- "$@" | ${MASK_SECRETS.split('\n')[0]}`,
+      "}' | base64 -w0",
+    ]);
     expect(() => factsScript("x'; rm -rf /")).toThrow(/hex/);
   });
 });

@@ -28,16 +28,18 @@ describe.each(readdirSync(root))('golden %s', (name) => {
   const inv = loadInventory(readFileSync(join(dir, 'inventory.yaml'), 'utf8'), 'inventory.yaml');
   const factsDir = join(dir, 'facts');
   const recorded = existsSync(factsDir);
-  const facts = new Map([...inv.hosts.keys()].map((h) => {
-    const f = join(factsDir, `${h}.txt`);
-    return [h, existsSync(f) ? parseFacts(readFileSync(f, 'utf8')) : offlineFacts()];
-  }));
+  const facts = new Map(
+    [...inv.hosts.keys()].map((h) => {
+      const f = join(factsDir, `${h}.txt`);
+      return [h, existsSync(f) ? parseFacts(readFileSync(f, 'utf8')) : offlineFacts()];
+    }),
+  );
   const cs = planChanges(inv, facts, { mode: recorded ? 'live' : 'offline', prune: true, retireLegacy: false, tool: 'golden' });
   const files = renderedFiles(cs);
   const cases = [...files].flatMap(([host, fs]) => [...fs].map(([path, content]) => [host, path, content] as const));
 
   test('the changeset', () => {
-    check(join(dir, 'expected', 'changeset.json'), JSON.stringify(toJson(cs), null, 2) + '\n');
+    check(join(dir, 'expected', 'changeset.json'), `${JSON.stringify(toJson(cs), null, 2)}\n`);
   });
 
   test.each(cases)('%s %s', (host, path, content) => {
@@ -46,7 +48,9 @@ describe.each(readdirSync(root))('golden %s', (name) => {
 
   test('no expected file is left without a rendered one', () => {
     const expectedDir = join(dir, 'expected');
-    const expected = readdirSync(expectedDir).filter((h) => h !== 'changeset.json').flatMap((h) => readdirSync(join(expectedDir, h)).map((f) => `${h}/${f}`));
+    const expected = readdirSync(expectedDir)
+      .filter((h) => h !== 'changeset.json')
+      .flatMap((h) => readdirSync(join(expectedDir, h)).map((f) => `${h}/${f}`));
     const rendered = cases.map(([h, p]) => `${h}/${p.split('/').pop()}`);
     expect(rendered.sort()).toEqual(expected.sort());
   });

@@ -1,5 +1,5 @@
-import { resolveLimit } from '../../src/cli/scope.js';
 import { UsageError } from '../../src/cli/flags.js';
+import { resolveLimit } from '../../src/cli/scope.js';
 import { InventoryError } from '../../src/inventory/errors.js';
 import { loadInventory } from '../../src/inventory/load.js';
 
@@ -22,7 +22,7 @@ meshes:
 describe('groups', () => {
   const inv = loadInventory(text, 'fleet.yaml');
 
-  test('members take the group settings; the host\'s own win; defaults come last', () => {
+  test("members take the group settings; the host's own win; defaults come last", () => {
     expect(inv.hosts.get('web-1')!.ssh).toMatchObject({ user: 'deploy', port: 2222 });
     expect(inv.hosts.get('web-2')!.ssh).toMatchObject({ user: 'root', port: 2222 });
     expect(inv.hosts.get('lb-1')!.ssh).toMatchObject({ user: 'root', port: 22 });

@@ -2,13 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sshPathScript } from '../../src/apply/steps/guard.js';
-import { deleteLine, pathPolicies, renderDropin, SSH_PATH_DROPINS, sshPathFile } from '../../src/plan/ssh-path.js';
-import type { HostPlan } from '../../src/plan/types.js';
 import { run } from '../../src/apply/run.js';
+import { sshPathScript } from '../../src/apply/steps/guard.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { GUARD_UNIT, guardFile, guardPeers, guardSshTo, guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
 import { planChanges } from '../../src/plan/plan.js';
+import { deleteLine, pathPolicies, renderDropin, SSH_PATH_DROPINS, sshPathFile } from '../../src/plan/ssh-path.js';
+import type { HostPlan } from '../../src/plan/types.js';
 import { parseFacts, parseGuards } from '../../src/remote/facts.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { fakeFleet, READY_FACTS, withFiles, withGuard } from '../helpers/fake-session.js';
@@ -29,7 +29,12 @@ const fixed = (n: number) => new Uint8Array(n).fill(9);
 
 function plan(text: string, facts: Record<string, string> = {}) {
   const inv = loadInventory(text, 'web.yaml');
-  return planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, parseFacts(facts[h] ?? READY_FACTS)])), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+  return planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, parseFacts(facts[h] ?? READY_FACTS)])), {
+    mode: 'live',
+    prune: true,
+    retireLegacy: false,
+    tool: 't',
+  });
 }
 
 describe('the guard file', () => {
@@ -71,10 +76,30 @@ describe('the guard file', () => {
   });
 
   test("nft's listing: members of both sets (wrapped over lines) and the drop counters", () => {
-    const lines = ['@table provision_web', 'table inet provision_web {', '\tset peers4 {', '\t\ttype ipv4_addr', '\t\telements = { 10.0.0.2, 10.0.0.3,', '\t\t\t     10.0.0.4 }', '\t}',
-      '\tset peers6 {', '\t\ttype ipv6_addr', '\t}', '\tset ssh4 {', '\t\ttype ipv4_addr', '\t\telements = { 10.0.0.9 }', '\t}',
-      '\tchain output {', '\t\tip daddr @peers4 rt ipsec missing counter packets 7 bytes 588 drop', '\t\tip6 daddr @peers6 rt ipsec missing counter packets 1 bytes 88 drop', '\t}',
-      '\tchain input {', '\t\tip saddr @peers4 meta ipsec missing counter packets 3 bytes 252 drop', '\t}', '}'];
+    const lines = [
+      '@table provision_web',
+      'table inet provision_web {',
+      '\tset peers4 {',
+      '\t\ttype ipv4_addr',
+      '\t\telements = { 10.0.0.2, 10.0.0.3,',
+      '\t\t\t     10.0.0.4 }',
+      '\t}',
+      '\tset peers6 {',
+      '\t\ttype ipv6_addr',
+      '\t}',
+      '\tset ssh4 {',
+      '\t\ttype ipv4_addr',
+      '\t\telements = { 10.0.0.9 }',
+      '\t}',
+      '\tchain output {',
+      '\t\tip daddr @peers4 rt ipsec missing counter packets 7 bytes 588 drop',
+      '\t\tip6 daddr @peers6 rt ipsec missing counter packets 1 bytes 88 drop',
+      '\t}',
+      '\tchain input {',
+      '\t\tip saddr @peers4 meta ipsec missing counter packets 3 bytes 252 drop',
+      '\t}',
+      '}',
+    ];
     expect(parseGuards(lines).get('provision_web')).toEqual({ peers: ['10.0.0.2', '10.0.0.3', '10.0.0.4'], droppedOut: 8, droppedIn: 3 });
   });
 });
@@ -83,7 +108,8 @@ describe('who is in the guard', () => {
   test('a first converge loads the guard with the new peers before any daemon loads their pairs; a pair that fails to verify keeps them (fail closed)', async () => {
     const inv = loadInventory(yaml(), 'web.yaml');
     const fake = fakeFleet(inv, {
-      respond: (c) => (c.host === 'd' && c.step.startsWith('verify') ? { stdout: '@@ping fd00::3\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined),
+      respond: (c) =>
+        c.host === 'd' && c.step.startsWith('verify') ? { stdout: '@@ping fd00::3\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined,
     });
     const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
     const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
@@ -121,9 +147,18 @@ describe('who is in the guard', () => {
     expect(guards.c).toMatchObject({ members: ['fd00::4'], joins: [{ pair: 'c--d', address: 'fd00::4' }], joinsVerified: [] });
     // Loaded empty before the daemons; joined once a--b verified, after the verification.
     expect(fake.steps('a').indexOf('guard: join')).toBeGreaterThan(fake.steps('a').findIndex((s) => s.startsWith('verify')));
-    expect(fake.sent.filter((s) => s.host === 'b' && s.step === 'guard: join').map((s) => s.script).join('')).toContain('nft add element inet provision_web peers4 { 10.0.0.1 }');
-    expect(result.hosts.get('a')).toMatchObject({ did: expect.arrayContaining(['guard loaded (0 peers)', 'guard: 10.0.0.2 joined (verified; SSH runs between the two)']) });
-    expect(renderPlan(result.changeset!)).toMatch(/guard: load table inet provision_web with no peer; 10\.0\.0\.2 joins once verified \(the tool's SSH runs between the two\)/);
+    expect(
+      fake.sent
+        .filter((s) => s.host === 'b' && s.step === 'guard: join')
+        .map((s) => s.script)
+        .join(''),
+    ).toContain('nft add element inet provision_web peers4 { 10.0.0.1 }');
+    expect(result.hosts.get('a')).toMatchObject({
+      did: expect.arrayContaining(['guard loaded (0 peers)', 'guard: 10.0.0.2 joined (verified; SSH runs between the two)']),
+    });
+    expect(renderPlan(result.changeset!)).toMatch(
+      /guard: load table inet provision_web with no peer; 10\.0\.0\.2 joins once verified \(the tool's SSH runs between the two\)/,
+    );
   });
 
   test('the jump host and its peer: their SSH passes outside IPsec, by kernel policies on both ends (before any daemon), the guard lets it by, and the plan says so', async () => {
@@ -132,15 +167,25 @@ describe('who is in the guard', () => {
     const fake = fakeFleet(inv, { facts: (h) => (h === 'b' ? viaA : undefined) });
     const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect });
     const hosts = Object.fromEntries(result.changeset!.hosts.map((h) => [h.host, h]));
-    expect(hosts.b!.sshPath).toEqual({ reloadUnits: true, remove: [], add: [
-      'xfrm policy update src 10.0.0.1/32 dst 10.0.0.2/32 proto 6 dport 2222 dir in priority 1 action allow',
-      'xfrm policy update src 10.0.0.2/32 dst 10.0.0.1/32 proto 6 sport 2222 dir out priority 1 action allow'] });
+    expect(hosts.b!.sshPath).toEqual({
+      reloadUnits: true,
+      remove: [],
+      add: [
+        'xfrm policy update src 10.0.0.1/32 dst 10.0.0.2/32 proto 6 dport 2222 dir in priority 1 action allow',
+        'xfrm policy update src 10.0.0.2/32 dst 10.0.0.1/32 proto 6 sport 2222 dir out priority 1 action allow',
+      ],
+    });
     expect(hosts.a!.sshPath!.add).toEqual([
       'xfrm policy update src 10.0.0.1/32 dst 10.0.0.2/32 proto 6 dport 2222 dir out priority 1 action allow',
-      'xfrm policy update src 10.0.0.2/32 dst 10.0.0.1/32 proto 6 sport 2222 dir in priority 1 action allow']);
+      'xfrm policy update src 10.0.0.2/32 dst 10.0.0.1/32 proto 6 sport 2222 dir in priority 1 action allow',
+    ]);
     expect(hosts.c!.sshPath).toBeUndefined();
     expect(hosts.a!.files.filter((f) => f.kind === 'unit' || f.path.endsWith('.xfrm')).map((f) => [f.path, f.action])).toEqual([
-      [GUARD_UNIT, 'create'], [sshPathFile('web'), 'create'], [SSH_PATH_DROPINS[0], 'create'], [SSH_PATH_DROPINS[1], 'create']]);
+      [GUARD_UNIT, 'create'],
+      [sshPathFile('web'), 'create'],
+      [SSH_PATH_DROPINS[0], 'create'],
+      [SSH_PATH_DROPINS[1], 'create'],
+    ]);
     expect(hosts.c!.files.some((f) => f.path.endsWith('.xfrm') || (SSH_PATH_DROPINS as readonly string[]).includes(f.path))).toBe(false);
     // a's guard lets its SSH to b by; b's lets SSH from a in.
     expect(hosts.a!.guard!.sshTo).toEqual([{ address: '10.0.0.2', port: 2222 }]);
@@ -157,29 +202,46 @@ describe('who is in the guard', () => {
     }
     expect(fake.steps('c')).not.toContain('ssh path');
     const text = renderPlan(result.changeset!);
-    expect(text).toMatch(/ssh path: kernel policies pass the tool's SSH with its peer outside IPsec, so the pair being down cannot cut it \(10\.0\.0\.2\); systemd reloads/);
+    expect(text).toMatch(
+      /ssh path: kernel policies pass the tool's SSH with its peer outside IPsec, so the pair being down cannot cut it \(10\.0\.0\.2\); systemd reloads/,
+    );
     expect(text).toMatch(/SSH to 10\.0\.0\.2 port 2222 stays open/);
   });
 
   test('the SSH path script, run with sh: the drop-in reloaded, old policies removed (gone ones tolerated), new ones added in one batch', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sshpath-'));
-    for (const bin of ['ip', 'systemctl']) writeFileSync(join(dir, bin), `#!/bin/sh\necho "${bin} $*" >> ${dir}/calls\n[ "$1" = -batch ] && cat >> ${dir}/batch\n[ "$1" = -force ] && { cat >> ${dir}/batch; exit 1; }\nexit 0\n`, { mode: 0o755 });
+    for (const bin of ['ip', 'systemctl'])
+      writeFileSync(
+        join(dir, bin),
+        `#!/bin/sh\necho "${bin} $*" >> ${dir}/calls\n[ "$1" = -batch ] && cat >> ${dir}/batch\n[ "$1" = -force ] && { cat >> ${dir}/batch; exit 1; }\nexit 0\n`,
+        { mode: 0o755 },
+      );
     const add = pathPolicies('10.0.0.1', '10.0.0.2', { side: 'client', port: 22 });
     const old = pathPolicies('10.0.0.1', '10.0.0.9', { side: 'client', port: 22 });
     const host = { host: 'a', sshPath: { add, remove: old.map(deleteLine), reloadUnits: true } } as unknown as HostPlan;
     const r = spawnSync('sh', ['-c', sshPathScript(host)], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(readFileSync(join(dir, 'calls'), 'utf8')).toBe('systemctl daemon-reload\nip -force -batch -\nip -batch -\n');
-    expect(readFileSync(join(dir, 'batch'), 'utf8')).toBe([...old.map(deleteLine), ...add].join('\n') + '\n');
-    expect(old.map(deleteLine)).toEqual(['xfrm policy delete src 10.0.0.1/32 dst 10.0.0.9/32 proto 6 dport 22 dir out', 'xfrm policy delete src 10.0.0.9/32 dst 10.0.0.1/32 proto 6 sport 22 dir in']);
-    expect(renderDropin()).toContain("ExecStartPost=-/bin/sh -c 'for f in /etc/provision/ssh-*.xfrm; do [ -e \"$f\" ] && /sbin/ip -batch \"$f\"; done; exit 0'");
+    expect(readFileSync(join(dir, 'batch'), 'utf8')).toBe(`${[...old.map(deleteLine), ...add].join('\n')}\n`);
+    expect(old.map(deleteLine)).toEqual([
+      'xfrm policy delete src 10.0.0.1/32 dst 10.0.0.9/32 proto 6 dport 22 dir out',
+      'xfrm policy delete src 10.0.0.9/32 dst 10.0.0.1/32 proto 6 sport 22 dir in',
+    ]);
+    expect(renderDropin()).toContain('ExecStartPost=-/bin/sh -c \'for f in /etc/provision/ssh-*.xfrm; do [ -e "$f" ] && /sbin/ip -batch "$f"; done; exit 0\'');
   });
 
   test('a path whose other end is not read this time (a failed login, --limit) is left as it is: dropping one half would cut the SSH', () => {
     const inv = loadInventory(yaml(), 'web.yaml');
     // The file as a run through a (b's SSH from a) wrote it.
     const viaA = READY_FACTS.replace('10.0.0.100 50000 10.0.0.1 22', '10.0.0.1 50000 10.0.0.2 22');
-    const first = planChanges(inv, new Map([['a', parseFacts(READY_FACTS)], ['b', parseFacts(viaA)]]), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const first = planChanges(
+      inv,
+      new Map([
+        ['a', parseFacts(READY_FACTS)],
+        ['b', parseFacts(viaA)],
+      ]),
+      { mode: 'live', prune: true, retireLegacy: false, tool: 't' },
+    );
     const content = first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === sshPathFile('web'))!.content;
     expect(content).toContain('# a--b: SSH to b, port 22\n');
     const files = [{ path: sshPathFile('web'), mode: '644', content }, ...SSH_PATH_DROPINS.map((path) => ({ path, mode: '644', content: renderDropin() }))];
@@ -188,36 +250,64 @@ describe('who is in the guard', () => {
     const a = cs.hosts.find((h) => h.host === 'a')!;
     expect(a.sshPath).toBeUndefined();
     // The guard keeps letting a's SSH to b by too.
-    expect(guardSshTo(first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === guardFile('web'))!.content)).toEqual([{ address: '10.0.0.2', port: 22 }]);
+    expect(guardSshTo(first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === guardFile('web'))!.content)).toEqual([
+      { address: '10.0.0.2', port: 22 },
+    ]);
     const guardA = first.hosts.find((h) => h.host === 'a')!.files.find((f) => f.path === guardFile('web'))!;
-    const again = planChanges(inv, new Map([['a', parseFacts(withGuard(withFiles(READY_FACTS, [...files, { path: guardFile('web'), mode: '600', content: guardA.content }]), 'provision_web', []))]]),
-      { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const again = planChanges(
+      inv,
+      new Map([
+        ['a', parseFacts(withGuard(withFiles(READY_FACTS, [...files, { path: guardFile('web'), mode: '600', content: guardA.content }]), 'provision_web', []))],
+      ]),
+      { mode: 'live', prune: true, retireLegacy: false, tool: 't' },
+    );
     expect(again.hosts.find((h) => h.host === 'a')!.guard!.sshTo).toEqual([{ address: '10.0.0.2', port: 22 }]);
-    expect(a.files.filter((f) => f.path.endsWith('.xfrm') || (SSH_PATH_DROPINS as readonly string[]).includes(f.path)).map((f) => f.action)).toEqual(['noop', 'noop', 'noop']);
+    expect(a.files.filter((f) => f.path.endsWith('.xfrm') || (SSH_PATH_DROPINS as readonly string[]).includes(f.path)).map((f) => f.action)).toEqual([
+      'noop',
+      'noop',
+      'noop',
+    ]);
   });
 
   test('a path no longer taken: its policies are removed and its file and the drop-ins go; a no-op changes nothing', () => {
     const inv = loadInventory(yaml(), 'web.yaml');
-    const content = (side: 'client' | 'server') => `# managed by provision for fleet web: edits are overwritten\n${pathPolicies('10.0.0.1', '10.0.0.2', { side, port: 22 }).join('\n')}\n`;
-    const files = [{ path: sshPathFile('web'), mode: '644', content: content('client') }, ...SSH_PATH_DROPINS.map((path) => ({ path, mode: '644', content: renderDropin() }))];
+    const content = (side: 'client' | 'server') =>
+      `# managed by provision for fleet web: edits are overwritten\n${pathPolicies('10.0.0.1', '10.0.0.2', { side, port: 22 }).join('\n')}\n`;
+    const files = [
+      { path: sshPathFile('web'), mode: '644', content: content('client') },
+      ...SSH_PATH_DROPINS.map((path) => ({ path, mode: '644', content: renderDropin() })),
+    ];
     // From the controller now, not through a: no path.
-    const gone = planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, parseFacts(h === 'a' ? withFiles(READY_FACTS, files) : READY_FACTS)])), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const gone = planChanges(inv, new Map([...inv.hosts.keys()].map((h) => [h, parseFacts(h === 'a' ? withFiles(READY_FACTS, files) : READY_FACTS)])), {
+      mode: 'live',
+      prune: true,
+      retireLegacy: false,
+      tool: 't',
+    });
     const a = gone.hosts.find((h) => h.host === 'a')!;
     expect(a.sshPath).toEqual({ add: [], reloadUnits: true, remove: pathPolicies('10.0.0.1', '10.0.0.2', { side: 'client', port: 22 }).map(deleteLine) });
     expect(a.files.filter((f) => f.action === 'delete').map((f) => f.path)).toEqual([sshPathFile('web'), ...SSH_PATH_DROPINS]);
   });
 
   test('a member stays while its pair is in the inventory, failing or not; nothing changes on a no-op', () => {
-    const facts = withGuard(withFiles(READY_FACTS, [
-      { path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) },
-      { path: GUARD_UNIT, mode: '644', content: renderGuardUnit() },
-    ]), 'provision_web', ['10.0.0.2']);
+    const facts = withGuard(
+      withFiles(READY_FACTS, [
+        { path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) },
+        { path: GUARD_UNIT, mode: '644', content: renderGuardUnit() },
+      ]),
+      'provision_web',
+      ['10.0.0.2'],
+    );
     const cs = plan(yaml(), { a: facts });
     expect(cs.hosts.find((h) => h.host === 'a')!.guard).toMatchObject({ load: false, members: ['10.0.0.2'], joins: [], leaves: [], enableUnit: false });
   });
 
   test('a retired pair leaves the guard; a host with no guarded pair left has its table removed', () => {
-    const facts = withGuard(withFiles(READY_FACTS, [{ path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2', '10.0.0.7'], ssh: [], sshPort: 22 }) }]), 'provision_web', ['10.0.0.2', '10.0.0.7']);
+    const facts = withGuard(
+      withFiles(READY_FACTS, [{ path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2', '10.0.0.7'], ssh: [], sshPort: 22 }) }]),
+      'provision_web',
+      ['10.0.0.2', '10.0.0.7'],
+    );
     const a = plan(yaml(), { a: facts }).hosts.find((h) => h.host === 'a')!;
     expect(a.guard).toMatchObject({ load: true, members: ['10.0.0.2'], leaves: ['10.0.0.7'] });
     const alone = plan('hosts:\n  a: {address: 10.0.0.1}\n  x: {address: 10.0.0.8}\n  y: {address: 10.0.0.9}\npairs: [[x, y]]\n', { a: facts });
@@ -234,7 +324,11 @@ describe('who is in the guard', () => {
     const hostOff = plan(yaml().replace('a: {address: 10.0.0.1}', 'a: {address: 10.0.0.1, ipsec: {guard: off}}'));
     expect(hostOff.hosts.find((h) => h.host === 'a')!.guard).toBeUndefined();
     expect(hostOff.hosts.find((h) => h.host === 'b')!.guard).toBeDefined();
-    const facts = withGuard(withFiles(READY_FACTS, [{ path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) }]), 'provision_web', ['10.0.0.2']);
+    const facts = withGuard(
+      withFiles(READY_FACTS, [{ path: guardFile('web'), mode: '600', content: renderGuard('web', { peers: ['10.0.0.2'], ssh: [], sshPort: 22 }) }]),
+      'provision_web',
+      ['10.0.0.2'],
+    );
     const allOff = plan(yaml('defaults: {ipsec: {guard: false}}\n'), { a: facts });
     expect(allOff.hosts.find((h) => h.host === 'a')!.guard).toMatchObject({ remove: true });
   });

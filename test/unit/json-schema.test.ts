@@ -3,14 +3,17 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { toJson } from '../../src/report/json.js';
-import { planInventory } from '../helpers/plan.js';
 import { fakeFleet } from '../helpers/fake-session.js';
+import { planInventory } from '../helpers/plan.js';
 
 // Every --json output matches the one documented shape: docs/provision.schema.json.
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validate = ajv.compile(JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')));
-const inv = loadInventory('hosts:\n  a: {address: 10.0.0.1}\n  b: {address: 10.0.0.2, ipsec: {backend: strongswan}}\n  c: {address: 10.0.0.3}\npairs: [[a, b]]\nmeshes: [{name: m, hosts: [a, c], guard: off}]\n', 'inv.yaml');
+const inv = loadInventory(
+  'hosts:\n  a: {address: 10.0.0.1}\n  b: {address: 10.0.0.2, ipsec: {backend: strongswan}}\n  c: {address: 10.0.0.3}\npairs: [[a, b]]\nmeshes: [{name: m, hosts: [a, c], guard: off}]\n',
+  'inv.yaml',
+);
 
 function valid(value: unknown): void {
   const ok = validate(JSON.parse(JSON.stringify(value)));
@@ -32,7 +35,7 @@ test('the schema rejects what it should (the check can fail)', () => {
   expect(validate(j)).toBe(false);
 });
 
-test("each guarded host carries its guard (table, members, joins, ssh exemptions) in the JSON", () => {
+test('each guarded host carries its guard (table, members, joins, ssh exemptions) in the JSON', () => {
   const j = toJson(planInventory(inv)) as { hosts: { name: string; guard?: { table: string; joins: { address: string }[] } }[] };
   const a = j.hosts.find((h) => h.name === 'a')!;
   expect(a.guard).toMatchObject({ table: 'provision_inv', joins: [{ address: '10.0.0.2' }] });

@@ -2,8 +2,8 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KnownHostsStore } from '../../src/remote/known-hosts-store.js';
 import { blobType, fingerprint, hostKeyAlgorithms, judgeHostKey, keysFor, knownHostsLine } from '../../src/remote/known-hosts.js';
+import { KnownHostsStore } from '../../src/remote/known-hosts-store.js';
 
 // Real key blobs: the two lab servers' ed25519 keys would do; these are fixed test keys.
 const KEY_A = 'AAAAC3NzaC1lZDI1NTE5AAAAIHp0b3RhbGx5LWEtdGVzdC1rZXktZm9yLWhvc3QtYQ==';
@@ -42,7 +42,9 @@ describe('known_hosts', () => {
     expect(judgeHostKey(keysFor(`h ssh-ed25519 ${KEY_A}`, 'h', 22), blobA)).toEqual({ kind: 'known' });
     expect(judgeHostKey([], blobA)).toEqual({ kind: 'unknown', offered: fingerprint(blobA) });
     expect(judgeHostKey(keysFor(`h ssh-ed25519 ${KEY_A}`, 'h', 22), blobB)).toEqual({
-      kind: 'changed', offered: fingerprint(blobB), known: [`ssh-ed25519 ${fingerprint(blobA)}`],
+      kind: 'changed',
+      offered: fingerprint(blobB),
+      known: [`ssh-ed25519 ${fingerprint(blobA)}`],
     });
     expect(judgeHostKey(keysFor(`@revoked h ssh-ed25519 ${KEY_A}`, 'h', 22), blobA).kind).toBe('revoked');
   });
@@ -72,10 +74,10 @@ describe('known_hosts as OpenSSH reads it', () => {
   });
 });
 
-describe('the run\'s known_hosts store', () => {
+describe("the run's known_hosts store", () => {
   const dir = mkdtempSync(join(tmpdir(), 'known-hosts-'));
 
-  test('the system-wide file is read as well as the user\'s', async () => {
+  test("the system-wide file is read as well as the user's", async () => {
     const global = join(dir, 'ssh_known_hosts');
     writeFileSync(global, `192.0.2.5 ssh-ed25519 ${KEY_A}\n`);
     const store = new KnownHostsStore(global);
@@ -99,6 +101,10 @@ describe('the run\'s known_hosts store', () => {
     expect(readFileSync(file, 'utf8')).toBe(`bastion ssh-ed25519 ${KEY_A}\n[other]:2222 ssh-ed25519 ${KEY_B}\n`);
     // A second run does not write it again either.
     await new KnownHostsStore(join(dir, 'none')).record(file, 'bastion', 22, blobA);
-    expect(readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('bastion'))).toHaveLength(1);
+    expect(
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('bastion')),
+    ).toHaveLength(1);
   });
 });

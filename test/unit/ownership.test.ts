@@ -3,12 +3,12 @@ import { planChanges } from '../../src/plan/plan.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
 import { parseFacts } from '../../src/remote/facts.js';
 import { renderPlan } from '../../src/report/plan-text.js';
-import { READY_FACTS, withConns, withFiles, type FakeFile } from '../helpers/fake-session.js';
+import { type FakeFile, READY_FACTS, withConns, withFiles } from '../helpers/fake-session.js';
 
 // Whose files provision may change: its own fleet's, those of provision from before fleets
 // (adopted when planned, left alone otherwise), never an operator's or another fleet's.
 
-const KEY = '0s' + Buffer.alloc(32, 7).toString('base64');
+const KEY = `0s${Buffer.alloc(32, 7).toString('base64')}`;
 const header = (fleet: string) => `# managed by provision for fleet ${fleet}: edits are overwritten\n`;
 const legacyHeader = (a: string, b: string) => `# managed by provision: edits are overwritten. Pair ${a}/${b}; ${a} initiates.\n`;
 
@@ -37,8 +37,12 @@ describe('fleets: several inventories sharing a host', () => {
     const cs = plan(B, 'b.yaml', { 'server-01': s1 });
     const h = cs.hosts.find((x) => x.host === 'server-01')!;
     expect(h.status).toBe('planned');
-    expect(h.files.map((f) => [f.path, f.action])).toEqual([['/etc/ipsec.d/server-01--server-03.conf', 'create'], ['/etc/ipsec.d/server-01--server-03.secrets', 'create'],
-      ['/etc/provision/guard-b.nft', 'create'], ['/etc/systemd/system/provision-guard.service', 'create']]);
+    expect(h.files.map((f) => [f.path, f.action])).toEqual([
+      ['/etc/ipsec.d/server-01--server-03.conf', 'create'],
+      ['/etc/ipsec.d/server-01--server-03.secrets', 'create'],
+      ['/etc/provision/guard-b.nft', 'create'],
+      ['/etc/systemd/system/provision-guard.service', 'create'],
+    ]);
     expect(h.unload).toEqual([]);
     expect(cs.retired).toEqual([]);
   });
@@ -56,7 +60,9 @@ describe('fleets: several inventories sharing a host', () => {
     const s1 = withFiles(READY_FACTS, pairFiles(header('hosts'), 'server-01--server-02', '10.0.0.1', '10.0.0.2'));
     const renamed = plan(A, 'prod.yaml', { 'server-01': s1 });
     const h = renamed.hosts.find((x) => x.host === 'server-01')!;
-    expect(h.problems[0]!.hint).toBe("This inventory sets no `fleet:`, so its fleet is its file's name, prod. If it is fleet hosts's inventory under a new name, add `fleet: hosts` at its top; if not, a pair is managed by one inventory: remove it from one of the two.");
+    expect(h.problems[0]!.hint).toBe(
+      "This inventory sets no `fleet:`, so its fleet is its file's name, prod. If it is fleet hosts's inventory under a new name, add `fleet: hosts` at its top; if not, a pair is managed by one inventory: remove it from one of the two.",
+    );
     expect(renderPlan(renamed)).toMatch(/^Plan for prod\.yaml \(fleet prod, the file's name: set `fleet:` to keep it if the file is renamed\)/);
     // With the old name set, the same host is planned as a no-op for its own files.
     const kept = plan(`fleet: hosts\n${A}`, 'prod.yaml', { 'server-01': s1 });
@@ -79,9 +85,16 @@ describe('fleets: several inventories sharing a host', () => {
 
 describe('the ownership header is matched whole', () => {
   test("an operator's file whose header only begins like ours is neither overwritten, nor retired, nor read", () => {
-    const text = withFiles(READY_FACTS, [{ path: '/etc/ipsec.d/server-01--server-02.conf', mode: '644' }, { path: '/etc/ipsec.d/old--pair.conf', mode: '644' }]);
+    const text = withFiles(READY_FACTS, [
+      { path: '/etc/ipsec.d/server-01--server-02.conf', mode: '644' },
+      { path: '/etc/ipsec.d/old--pair.conf', mode: '644' },
+    ]);
     // The facts script does not send such a file's content; the planner sees an operator file.
-    expect(parseFacts(text).files.get('/etc/ipsec.d/old--pair.conf')).toEqual({ path: '/etc/ipsec.d/old--pair.conf', mode: '644', owner: { kind: 'operator' } });
+    expect(parseFacts(text).files.get('/etc/ipsec.d/old--pair.conf')).toEqual({
+      path: '/etc/ipsec.d/old--pair.conf',
+      mode: '644',
+      owner: { kind: 'operator' },
+    });
     const cs = plan(A, 'a.yaml', { 'server-01': text });
     const h = cs.hosts.find((x) => x.host === 'server-01')!;
     expect(h.status).toBe('blocked');
@@ -94,13 +107,20 @@ describe('files from before fleets (no identity)', () => {
   test('planned by this inventory: adopted, the conn rewritten but not replaced (its SAs stay), the key kept', () => {
     // What an earlier version wrote: the same conn and key, under the old header.
     const fresh = plan(A, 'a.yaml', {});
-    const legacy = (host: string): FakeFile[] => fresh.hosts.find((x) => x.host === host)!.files.map((f) => ({
-      path: f.path, mode: f.mode.slice(1),
-      content: legacyHeader('server-01', 'server-02') + f.content.split('\n').slice(2).join('\n').replace(KEY_SLOT, KEY),
-    }));
+    const legacy = (host: string): FakeFile[] =>
+      fresh.hosts
+        .find((x) => x.host === host)!
+        .files.map((f) => ({
+          path: f.path,
+          mode: f.mode.slice(1),
+          content: legacyHeader('server-01', 'server-02') + f.content.split('\n').slice(2).join('\n').replace(KEY_SLOT, KEY),
+        }));
     const cs = plan(A, 'a.yaml', { 'server-01': withFiles(READY_FACTS, legacy('server-01')), 'server-02': withFiles(READY_FACTS, legacy('server-02')) });
     const h = cs.hosts.find((x) => x.host === 'server-01')!;
-    expect(h.files.map((f) => [f.kind, f.action, f.why])).toEqual([['conf', 'update', 'adopted: written by provision before fleets'], ['secrets', 'update', 'adopted: written by provision before fleets']]);
+    expect(h.files.map((f) => [f.kind, f.action, f.why])).toEqual([
+      ['conf', 'update', 'adopted: written by provision before fleets'],
+      ['secrets', 'update', 'adopted: written by provision before fleets'],
+    ]);
     expect(h.reload).toEqual([]);
     expect(cs.pairs[0]).toMatchObject({ key: 'unchanged', agreement: 'agree' });
   });
@@ -113,17 +133,29 @@ describe('files from before fleets (no identity)', () => {
     expect(h.files.filter((f) => f.action === 'delete')).toEqual([]);
     expect(renderPlan(kept)).toMatch(/\? \/etc\/ipsec\.d\/server-01--server-09\.conf {2}\(no identity: not retired; --retire-legacy removes it\)/);
     const gone = plan(A, 'a.yaml', { 'server-01': legacy }, { retireLegacy: true });
-    expect(gone.hosts.find((x) => x.host === 'server-01')!.files.filter((f) => f.action === 'delete').map((f) => f.path))
-      .toEqual(['/etc/ipsec.d/server-01--server-09.conf', '/etc/ipsec.d/server-01--server-09.secrets']);
+    expect(
+      gone.hosts
+        .find((x) => x.host === 'server-01')!
+        .files.filter((f) => f.action === 'delete')
+        .map((f) => f.path),
+    ).toEqual(['/etc/ipsec.d/server-01--server-09.conf', '/etc/ipsec.d/server-01--server-09.secrets']);
     expect(gone.retired).toEqual([{ name: 'server-01--server-09', hosts: ['server-01'] }]);
   });
 });
 
 describe('conn names an operator already uses', () => {
   test('a planned conn defined in /etc/ipsec.conf (or any file it includes) blocks that host', () => {
-    const cs = plan(A, 'a.yaml', { 'server-02': withConns(READY_FACTS, [{ name: 'server-01--server-02', file: '/etc/ipsec.conf' }, { name: 'mine', file: '/etc/ipsec.d/mine.conf' }]) });
+    const cs = plan(A, 'a.yaml', {
+      'server-02': withConns(READY_FACTS, [
+        { name: 'server-01--server-02', file: '/etc/ipsec.conf' },
+        { name: 'mine', file: '/etc/ipsec.d/mine.conf' },
+      ]),
+    });
     const h = cs.hosts.find((x) => x.host === 'server-02')!;
-    expect(h).toMatchObject({ status: 'blocked', problems: [{ problem: 'conn server-01--server-02 is already defined in /etc/ipsec.conf', hint: expect.stringMatching(/name:/) }] });
+    expect(h).toMatchObject({
+      status: 'blocked',
+      problems: [{ problem: 'conn server-01--server-02 is already defined in /etc/ipsec.conf', hint: expect.stringMatching(/name:/) }],
+    });
     expect(cs.hosts.find((x) => x.host === 'server-01')!.files).toEqual([]);
   });
 

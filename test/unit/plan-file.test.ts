@@ -19,9 +19,13 @@ async function save(out: string): Promise<number> {
   writeFileSync(file, text);
   const fleet = fakeFleet(loadInventory(text, file));
   const inv = loadInventory(text, file);
-  return main(['-i', file, '--dry-run', '--out', out, '--ssh-config', '/dev/null'], { stdout: new PassThrough(), stderr: new PassThrough() }, {
-    connect: async (name) => fleet.connect(inv.hosts.get(name)!),
-  });
+  return main(
+    ['-i', file, '--dry-run', '--out', out, '--ssh-config', '/dev/null'],
+    { stdout: new PassThrough(), stderr: new PassThrough() },
+    {
+      connect: async (name) => fleet.connect(inv.hosts.get(name)!),
+    },
+  );
 }
 
 describe('--out', () => {
@@ -47,7 +51,7 @@ describe('--out', () => {
 });
 
 describe('provision apply', () => {
-  test('a host and a pair added to the saved plan\'s inventory text are refused (exit 4), nothing is applied to them, and the listed pair\'s hosts are refused too', async () => {
+  test("a host and a pair added to the saved plan's inventory text are refused (exit 4), nothing is applied to them, and the listed pair's hosts are refused too", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'planfile-'));
     const plan = join(dir, 'plan.json');
     expect(await save(plan)).toBe(0);
@@ -60,9 +64,13 @@ describe('provision apply', () => {
     const out = new PassThrough();
     let stdout = '';
     out.on('data', (d) => (stdout += d));
-    const code = await main(['apply', plan, '--ssh-config', '/dev/null'], { stdout: out, stderr: new PassThrough() }, {
-      connect: async (name) => fleet.connect(inv3.hosts.get(name)!),
-    });
+    const code = await main(
+      ['apply', plan, '--ssh-config', '/dev/null'],
+      { stdout: out, stderr: new PassThrough() },
+      {
+        connect: async (name) => fleet.connect(inv3.hosts.get(name)!),
+      },
+    );
     expect(code).toBe(4);
     expect(stdout).toMatch(/c +STALE PLAN +not in the saved plan/);
     expect(fleet.steps('c')).toEqual(['facts']);
@@ -83,9 +91,13 @@ describe('--trace', () => {
     symlinkSync(victim, trace);
     const inv = loadInventory(text, file);
     const fleet = fakeFleet(inv);
-    const code = await main(['-i', file, '--no-verify', '--trace', trace, '--ssh-config', '/dev/null'], { stdout: new PassThrough(), stderr: new PassThrough() }, {
-      connect: async (name) => fleet.connect(inv.hosts.get(name)!),
-    });
+    const code = await main(
+      ['-i', file, '--no-verify', '--trace', trace, '--ssh-config', '/dev/null'],
+      { stdout: new PassThrough(), stderr: new PassThrough() },
+      {
+        connect: async (name) => fleet.connect(inv.hosts.get(name)!),
+      },
+    );
     expect(code).toBe(0);
     expect(readFileSync(victim, 'utf8')).toBe('precious\n');
     expect(lstatSync(trace).mode & 0o777).toBe(0o600);
@@ -112,10 +124,21 @@ describe('on a terminal, the plan first, then a question', () => {
     let stderr = '';
     const err = new PassThrough();
     err.on('data', (d) => (stderr += d));
-    const code = await main(['-i', file, '--no-verify', '--ssh-config', '/dev/null', ...extra], { stdout: new PassThrough(), stderr: err }, {
-      connect: async (name) => fleet.connect(inv.hosts.get(name)!),
-      ...(answer !== undefined ? { ask: async (q: string) => (asked.push(q), answer) } : {}),
-    });
+    const code = await main(
+      ['-i', file, '--no-verify', '--ssh-config', '/dev/null', ...extra],
+      { stdout: new PassThrough(), stderr: err },
+      {
+        connect: async (name) => fleet.connect(inv.hosts.get(name)!),
+        ...(answer !== undefined
+          ? {
+              ask: async (q: string) => {
+                asked.push(q);
+                return answer;
+              },
+            }
+          : {}),
+      },
+    );
     return { code, asked, stderr, steps: fleet.steps() };
   }
 
@@ -161,7 +184,11 @@ describe('-q and -v', () => {
     const out = new PassThrough();
     err.on('data', (d) => (stderr += d));
     out.on('data', (d) => (stdout += d));
-    const code = await main(['-i', file, '--no-verify', '--ssh-config', '/dev/null', ...flags], { stdout: out, stderr: err }, { connect: async (name) => fleet.connect(inv.hosts.get(name)!) });
+    const code = await main(
+      ['-i', file, '--no-verify', '--ssh-config', '/dev/null', ...flags],
+      { stdout: out, stderr: err },
+      { connect: async (name) => fleet.connect(inv.hosts.get(name)!) },
+    );
     return { code, stderr, stdout };
   }
 
@@ -182,7 +209,10 @@ describe('the question on a real terminal (a pseudo-terminal from script(1))', (
   const askOn = (input: string): string => {
     const dir = mkdtempSync(join(tmpdir(), 'pty-'));
     const prog = join(dir, 'ask.mjs');
-    writeFileSync(prog, `import { terminalAsk } from ${JSON.stringify(join(process.cwd(), 'dist/cli/live.js'))};\nconst ask = terminalAsk();\nconsole.log(ask ? 'ANSWER<' + (await ask('Apply? [y/N] ')) + '>' : 'NO-TTY');\n`);
+    writeFileSync(
+      prog,
+      `import { terminalAsk } from ${JSON.stringify(join(process.cwd(), 'dist/cli/live.js'))};\nconst ask = terminalAsk();\nconsole.log(ask ? 'ANSWER<' + (await ask('Apply? [y/N] ')) + '>' : 'NO-TTY');\n`,
+    );
     const r = spawnSync('sh', ['-c', `(sleep 1; printf '${input}') | script -qec "node ${prog}" /dev/null`], { encoding: 'utf8', timeout: 20_000 });
     return /ANSWER<([^>]*)>|NO-TTY/.exec(r.stdout.replace(/\r/g, ''))?.[0] ?? `nothing: ${r.stdout} ${r.stderr}`;
   };
@@ -193,7 +223,11 @@ describe('the question on a real terminal (a pseudo-terminal from script(1))', (
   });
 
   test('without a terminal, nothing is asked', () => {
-    const r = spawnSync('node', ['-e', `import(${JSON.stringify(join(process.cwd(), 'dist/cli/live.js'))}).then((m) => console.log(m.terminalAsk() ? 'TTY' : 'NO-TTY'))`], { input: '', encoding: 'utf8' });
+    const r = spawnSync(
+      'node',
+      ['-e', `import(${JSON.stringify(join(process.cwd(), 'dist/cli/live.js'))}).then((m) => console.log(m.terminalAsk() ? 'TTY' : 'NO-TTY'))`],
+      { input: '', encoding: 'utf8' },
+    );
     expect(r.stdout.trim()).toBe('NO-TTY');
   });
 });

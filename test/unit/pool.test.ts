@@ -3,7 +3,14 @@ import { SessionPool } from '../../src/remote/pool.js';
 import type { Session } from '../../src/remote/session.js';
 
 const host = (name: string): HostSpec => ({
-  name, address: '192.0.2.1', family: 4, backend: 'auto', guard: true, groups: [], sshSet: {}, at: { line: 1, column: 1 },
+  name,
+  address: '192.0.2.1',
+  family: 4,
+  backend: 'auto',
+  guard: true,
+  groups: [],
+  sshSet: {},
+  at: { line: 1, column: 1 },
   ssh: { host: name, port: 22, user: 'root', knownHostsFile: '/dev/null' },
 });
 

@@ -10,7 +10,10 @@ import { atLeast } from '../../src/backends/types.js';
 
 const probe = (name = 'web-1--db-1', local = '10.0.0.1', peer = 'fd77::12') => BACKENDS.strongswan.probe!({ name, local, peer });
 
-function runProbe(initiate: { out: string; code: number; sleep?: number }, opts: { stale?: string; killAfterMs?: number; runDir?: (dir: string) => void } = {}) {
+function runProbe(
+  initiate: { out: string; code: number; sleep?: number },
+  opts: { stale?: string; killAfterMs?: number; runDir?: (dir: string) => void } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'probe-'));
   opts.runDir?.(join(dir, 'run'));
   const conf = join(dir, 'conf.d');
@@ -18,25 +21,37 @@ function runProbe(initiate: { out: string; code: number; sleep?: number }, opts:
   if (opts.stale) writeFileSync(join(conf, opts.stale), 'left by a killed run\n');
   const log = join(dir, 'calls');
   writeFileSync(join(dir, 'initiate.out'), `${initiate.out}\n`);
-  writeFileSync(join(dir, 'swanctl'), `#!/bin/sh
+  writeFileSync(
+    join(dir, 'swanctl'),
+    `#!/bin/sh
 echo "$* | $(ls ${conf} | tr '\\n' ' ')" >> ${log}
 case "$1" in
   --initiate) sleep ${initiate.sleep ?? 0}; cat ${join(dir, 'initiate.out')}; exit ${initiate.code} ;;
 esac
 exit 0
-`);
+`,
+  );
   chmodSync(join(dir, 'swanctl'), 0o755);
   // The lock folder inside the test's own, owned by whoever runs the test.
   const script = probe().replaceAll('/etc/swanctl/conf.d', conf).replaceAll('/run/provision', join(dir, 'run')).replace('"0 700"', '"$(id -u) 700"');
-  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` }, timeout: 20_000,
-    ...(opts.killAfterMs ? { timeout: opts.killAfterMs, killSignal: 'SIGTERM' as const } : {}) });
-  const calls = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => l.trimEnd()) : [];
+  const r = spawnSync('sh', ['-c', script], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` },
+    timeout: 20_000,
+    ...(opts.killAfterMs ? { timeout: opts.killAfterMs, killSignal: 'SIGTERM' as const } : {}),
+  });
+  const calls = existsSync(log)
+    ? readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.trimEnd())
+    : [];
   const left = existsSync(conf) ? spawnSync('ls', ['-A', conf], { encoding: 'utf8' }).stdout.trim() : '';
   rmSync(dir, { recursive: true, force: true });
   return { code: r.status, stderr: r.stderr, calls, left };
 }
 
-test('the probe conn: childless, the pair\'s own IDs (so the very secrets line the pair uses), its own name', () => {
+test("the probe conn: childless, the pair's own IDs (so the very secrets line the pair uses), its own name", () => {
   const s = probe();
   expect(s).toContain('provision-probe-web-1--db-1 {');
   expect(s).toMatch(/local_addrs = 10\.0\.0\.1\n\s+remote_addrs = fd77::12/);
@@ -46,7 +61,7 @@ test('the probe conn: childless, the pair\'s own IDs (so the very secrets line t
 });
 
 test('authenticated: exit 0; the probe IKE SA is terminated, its file removed and the conns loaded again', () => {
-  const r = runProbe({ out: "[IKE] IKE_SA provision-probe-web-1--db-1[3] established\ninitiate completed successfully", code: 0 });
+  const r = runProbe({ out: '[IKE] IKE_SA provision-probe-web-1--db-1[3] established\ninitiate completed successfully', code: 0 });
   expect(r.code).toBe(0);
   expect(r.calls).toEqual([
     '--load-conns | provision-probe-web-1--db-1.conf',
@@ -57,8 +72,11 @@ test('authenticated: exit 0; the probe IKE SA is terminated, its file removed an
   expect(r.left).toBe('');
 });
 
-test('the peer refuses the key: exit 1 with the daemon\'s words; cleaned up all the same', () => {
-  const r = runProbe({ out: "plugin 'ldap': failed to load\n[ENC] parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]\n[IKE] received AUTHENTICATION_FAILED notify error\ninitiate failed: establishing IKE_SA 'provision-probe-web-1--db-1' failed", code: 1 });
+test("the peer refuses the key: exit 1 with the daemon's words; cleaned up all the same", () => {
+  const r = runProbe({
+    out: "plugin 'ldap': failed to load\n[ENC] parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]\n[IKE] received AUTHENTICATION_FAILED notify error\ninitiate failed: establishing IKE_SA 'provision-probe-web-1--db-1' failed",
+    code: 1,
+  });
   expect(r.code).toBe(1);
   expect(r.stderr).toBe('[IKE] received AUTHENTICATION_FAILED notify error\n');
   expect(r.calls.at(-1)).toBe('--load-conns |');
@@ -66,7 +84,10 @@ test('the peer refuses the key: exit 1 with the daemon\'s words; cleaned up all 
 });
 
 test('a probe that cannot run (a peer without childless support) says so with exit 2, not as a refusal', () => {
-  const r = runProbe({ out: "plugin 'ldap': failed to load\n[IKE] peer does not support childless IKE_SA initiation\ninitiate failed: establishing IKE_SA 'provision-probe-web-1--db-1' failed", code: 1 });
+  const r = runProbe({
+    out: "plugin 'ldap': failed to load\n[IKE] peer does not support childless IKE_SA initiation\ninitiate failed: establishing IKE_SA 'provision-probe-web-1--db-1' failed",
+    code: 1,
+  });
   expect(r.code).toBe(2);
   expect(r.stderr).not.toMatch(/plugin/);
   expect(r.stderr).toMatch(/does not support childless/);
@@ -103,7 +124,7 @@ test('a pair name too long for a swanctl section gets a short probe name of its 
   expect(BACKENDS.strongswan.probe!({ name: long.replace('a', 'c'), local: '10.0.0.1', peer: '10.0.0.2' })).not.toContain(name);
 });
 
-test('the lock lives in a folder of root\'s own: one that is a link (or not 0700) stops the probe before anything is loaded', () => {
+test("the lock lives in a folder of root's own: one that is a link (or not 0700) stops the probe before anything is loaded", () => {
   const elsewhere = mkdtempSync(join(tmpdir(), 'elsewhere-'));
   const r = runProbe({ out: '', code: 0 }, { runDir: (d) => symlinkSync(elsewhere, d) });
   expect({ code: r.code, calls: r.calls }).toEqual({ code: 2, calls: [] });

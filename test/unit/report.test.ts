@@ -5,7 +5,10 @@ import { renderSummary } from '../../src/report/summary.js';
 
 class Tty extends Writable {
   text = '';
-  constructor(readonly isTTY: boolean, readonly columns: number | undefined) {
+  constructor(
+    readonly isTTY: boolean,
+    readonly columns: number | undefined,
+  ) {
     super();
   }
   override _write(chunk: Buffer, _e: string, cb: () => void): void {
@@ -43,7 +46,10 @@ describe('text from hosts is printed inert', () => {
   test('the summary and the progress lines escape a host error', () => {
     const evil = 'apt said \x1b[2J\x1b[Hall fine';
     const summary = renderSummary({
-      dryRun: false, interrupted: false, pairs: [], warnings: [],
+      dryRun: false,
+      interrupted: false,
+      pairs: [],
+      warnings: [],
       hosts: new Map([['server-01', { status: 'failed', step: 'install', error: evil, hint: 'look' }]]),
       stats: { hosts: 1, connections: 1, commands: 1, wallMs: 1 },
     });
@@ -60,9 +66,12 @@ describe('big fleets read well', () => {
   test('beyond 20 pairs, verified pairs are counted in one line; the others are named', () => {
     const pairs = Array.from({ length: 30 }, (_, i) => ({ name: `p${i}`, initiator: 'a', responder: 'b', status: 'verified' as const, directions: [] }));
     const text = renderSummary({
-      dryRun: false, interrupted: false, warnings: [],
+      dryRun: false,
+      interrupted: false,
+      warnings: [],
       pairs: [...pairs, { name: 'bad', initiator: 'a', responder: 'c', status: 'failed', reason: 'no ESP', directions: [] }],
-      hosts: new Map([['a', { status: 'unchanged' }]]), stats: { hosts: 1, connections: 1, commands: 1, wallMs: 1 },
+      hosts: new Map([['a', { status: 'unchanged' }]]),
+      stats: { hosts: 1, connections: 1, commands: 1, wallMs: 1 },
     });
     expect(text).toMatch(/^ {2}30 pairs +ESP verified +\(each in --json\)$/m);
     expect(text).toMatch(/^ {2}bad +FAILED +no ESP$/m);

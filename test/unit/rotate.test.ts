@@ -1,28 +1,31 @@
-import { loadInventory } from '../../src/inventory/load.js';
-import { run, type RunOptions } from '../../src/apply/run.js';
+import { type RunOptions, run } from '../../src/apply/run.js';
 import { exitCode, parseRotate, UsageError } from '../../src/cli.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
-import { fakeFleet, READY_FACTS, withFiles, withGuard, withSas, type Call, type FakeFile, type Responder } from '../helpers/fake-session.js';
+import { type Call, type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas } from '../helpers/fake-session.js';
 
 // Rotation, repair, all-or-nothing key changes and roll back, against fake sessions: which
 // steps run, in which order, and what is reported. The lab e2e proves it on the wire.
 
-const inv = loadInventory(`hosts:
+const inv = loadInventory(
+  `hosts:
   a: {address: 10.0.0.1}
   b: {address: 10.0.0.2}
   c: {address: 10.0.0.3}
 pairs:
   - [a, b]
   - [a, c]
-`, 'inv.yaml');
+`,
+  'inv.yaml',
+);
 
 const OLD = (n: number) => new Uint8Array(n).fill(1);
 const NEW = (n: number) => new Uint8Array(n).fill(2);
-const key = (r: (n: number) => Uint8Array) => '0s' + Buffer.from(r(32)).toString('base64');
+const key = (r: (n: number) => Uint8Array) => `0s${Buffer.from(r(32)).toString('base64')}`;
 const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
 const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
@@ -33,7 +36,8 @@ async function converged(saUp = true, edit: (host: string, files: FakeFile[]) =>
   const facts = new Map<string, string>();
   for (const h of first.changeset!.hosts) {
     const files: FakeFile[] = h.files.map((f) => ({
-      path: f.path, mode: f.mode.slice(1),
+      path: f.path,
+      mode: f.mode.slice(1),
       content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, key(OLD)),
     }));
     edit(h.host, files);
@@ -76,7 +80,10 @@ describe('--rotate-psk', () => {
   test('a working pair: new secrets on both ends, reread (no conn replaced), the initiator re-authenticates, then ESP is verified', async () => {
     const { result, sent } = await rotate(await converged());
     expect(exitCode(result)).toBe(0);
-    expect(result.changeset!.pairs.map((p) => [p.name, p.key])).toEqual([['a--b', 'rotated'], ['a--c', 'unchanged']]);
+    expect(result.changeset!.pairs.map((p) => [p.name, p.key])).toEqual([
+      ['a--b', 'rotated'],
+      ['a--c', 'unchanged'],
+    ]);
     const writes = sent.filter((s) => s.stdin);
     expect(writes.map((w) => w.host).sort()).toEqual(['a', 'b']);
     for (const w of writes) {
@@ -98,22 +105,42 @@ describe('--rotate-psk', () => {
   test('a pair that is down is not rotated: it keeps its key and fails, saying why', async () => {
     const { result, sent } = await rotate(await converged(false));
     expect(sent.some((s) => s.stdin)).toBe(false);
-    expect(result.pairs.find((x) => x.name === 'a--b')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/not rotated: a holds no ESP SAs with b/) });
+    expect(result.pairs.find((x) => x.name === 'a--b')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/not rotated: a holds no ESP SAs with b/),
+    });
     expect(exitCode(result)).toBe(1);
   });
 
   test('the new key refused: the old secrets go back on both ends, the pair comes up with them, ROLLED BACK, exit 1', async () => {
     let reauths = 0;
     const { result, sent, steps } = await rotate(await converged(), (c) =>
-      (c.host === 'a' && /re-authenticate|bring up/.test(c.step) && reauths++ === 0 ? { code: 1, stderr: 'IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED' } : undefined));
+      c.host === 'a' && /re-authenticate|bring up/.test(c.step) && reauths++ === 0
+        ? { code: 1, stderr: 'IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED' }
+        : undefined,
+    );
     const writes = sent.filter((s) => s.stdin);
     // New key to both, then the old secrets back on both, from the copies the write kept there.
-    expect(writes.filter((w) => w.stdin!.includes(key(NEW))).map((w) => w.host).sort()).toEqual(['a', 'b']);
-    expect(sent.filter((s) => s.step === 'put back a--b' && restoresKept(s, 'a--b.secrets')).map((s) => s.host).sort()).toEqual(['a', 'b']);
+    expect(
+      writes
+        .filter((w) => w.stdin!.includes(key(NEW)))
+        .map((w) => w.host)
+        .sort(),
+    ).toEqual(['a', 'b']);
+    expect(
+      sent
+        .filter((s) => s.step === 'put back a--b' && restoresKept(s, 'a--b.secrets'))
+        .map((s) => s.host)
+        .sort(),
+    ).toEqual(['a', 'b']);
     neverSent(sent, key(OLD));
     expect(steps('a').at(-1)).toBe('remove kept copies');
     const p = result.pairs.find((x) => x.name === 'a--b')!;
-    expect(p).toMatchObject({ status: 'rolled-back', reason: expect.stringMatching(/did not authenticate with b: .*AUTHENTICATION_FAILED/), restored: expect.stringMatching(/ESP-verified/) });
+    expect(p).toMatchObject({
+      status: 'rolled-back',
+      reason: expect.stringMatching(/did not authenticate with b: .*AUTHENTICATION_FAILED/),
+      restored: expect.stringMatching(/ESP-verified/),
+    });
     expect(exitCode(result)).toBe(1);
     const text = renderSummary(result);
     expect(text).toMatch(/a--b\s+ROLLED BACK/);
@@ -125,16 +152,25 @@ describe('--rotate-psk', () => {
 
   test('--no-verify: a refused key is still rolled back, since the re-authentication took the pair down', async () => {
     let reauths = 0;
-    const { result } = await rotate(await converged(), (c) =>
-      (c.host === 'a' && /re-authenticate|bring up/.test(c.step) && reauths++ === 0 ? { code: 1, stderr: 'AUTHENTICATION_FAILED' } : undefined), { verify: false });
-    expect(result.pairs.map((p) => [p.name, p.status])).toEqual([['a--b', 'rolled-back'], ['a--c', 'unverified']]);
+    const { result } = await rotate(
+      await converged(),
+      (c) => (c.host === 'a' && /re-authenticate|bring up/.test(c.step) && reauths++ === 0 ? { code: 1, stderr: 'AUTHENTICATION_FAILED' } : undefined),
+      { verify: false },
+    );
+    expect(result.pairs.map((p) => [p.name, p.status])).toEqual([
+      ['a--b', 'rolled-back'],
+      ['a--c', 'unverified'],
+    ]);
     expect(reauths).toBe(2);
   });
 
   test('a rotated pair that stops verifying is rolled back too', async () => {
     let verifies = 0;
     const { result } = await rotate(await converged(), (c) =>
-      (c.host === 'b' && c.step.startsWith('verify') && verifies++ === 0 ? { stdout: '@@ping 10.0.0.1\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' } : undefined));
+      c.host === 'b' && c.step.startsWith('verify') && verifies++ === 0
+        ? { stdout: '@@ping 10.0.0.1\n5 packets transmitted, 0 received\n@@capture\n@@tcpdump\n' }
+        : undefined,
+    );
     expect(result.pairs.find((x) => x.name === 'a--b')!.status).toBe('rolled-back');
   });
 
@@ -154,7 +190,9 @@ describe('--rotate-psk', () => {
 
 describe('a key change is all or nothing', () => {
   test('one end fails to write: the other gets its previous secrets back, the pair is not changed, and says why', async () => {
-    const { result, sent, steps } = await rotate(await converged(), (c) => (c.host === 'b' && c.step === 'write' ? { code: 1, stderr: 'No space left on device' } : undefined));
+    const { result, sent, steps } = await rotate(await converged(), (c) =>
+      c.host === 'b' && c.step === 'write' ? { code: 1, stderr: 'No space left on device' } : undefined,
+    );
     expect(result.hosts.get('b')).toMatchObject({ status: 'failed', step: 'write' });
     expect(steps('a')).toContain('put back a--b');
     const back = sent.find((s) => s.host === 'a' && s.step === 'put back a--b')!;
@@ -162,12 +200,17 @@ describe('a key change is all or nothing', () => {
     expect(back.stdin ?? '').not.toContain(key(NEW));
     neverSent(sent, key(OLD));
     expect(steps('a')).not.toContain('re-authenticate a--b');
-    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'skipped', reason: 'not changed: b failed at write; a has the previous files back' });
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({
+      status: 'skipped',
+      reason: 'not changed: b failed at write; a has the previous files back',
+    });
     expect(result.pairs.find((p) => p.name === 'a--c')!.status).toBe('verified');
   });
 
   test('one end fails to reread: both ends get the previous secrets back, and reread them where they can', async () => {
-    const { result, sent } = await rotate(await converged(), (c) => (c.host === 'b' && c.step === 'reload conns' ? { code: 1, stderr: 'whack: Pluto is not running' } : undefined));
+    const { result, sent } = await rotate(await converged(), (c) =>
+      c.host === 'b' && c.step === 'reload conns' ? { code: 1, stderr: 'whack: Pluto is not running' } : undefined,
+    );
     expect(result.hosts.get('b')).toMatchObject({ status: 'failed', step: 'reload conns' });
     const backA = sent.filter((s) => s.host === 'a' && s.step.startsWith('put back a--b'));
     expect(backA.map((s) => s.step)).toEqual(['put back a--b', 'put back a--b: reload']);
@@ -175,7 +218,10 @@ describe('a key change is all or nothing', () => {
     expect(backA[1]!.script).toMatch(/--rereadsecrets/);
     expect(restoresKept(sent.find((s) => s.host === 'b' && s.step === 'put back a--b')!, 'a--b.secrets')).toBe(true);
     neverSent(sent, key(OLD));
-    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'skipped', reason: 'not changed: b failed at reload conns; a and b have the previous files back' });
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({
+      status: 'skipped',
+      reason: 'not changed: b failed at reload conns; a and b have the previous files back',
+    });
   });
 });
 
@@ -210,8 +256,15 @@ describe('roll back when ipsec will not start', () => {
     // a's include line is missing: the change needs a restart, which fails once.
     facts.set('a', facts.get('a')!.replace('present /etc/ipsec.conf', 'missing /etc/ipsec.conf'));
     let restarts = 0;
-    const { result, sent } = await rotate(facts, (c) => (c.host === 'a' && c.step.startsWith('restart ipsec') && restarts++ === 0 ? { code: 1, stderr: 'ipsec.service: Failed with result exit-code.' } : undefined));
-    expect(result.hosts.get('a')).toMatchObject({ status: 'failed', error: expect.stringMatching(/did not start with the new files, so the previous files are back and ipsec runs again/) });
+    const { result, sent } = await rotate(facts, (c) =>
+      c.host === 'a' && c.step.startsWith('restart ipsec') && restarts++ === 0
+        ? { code: 1, stderr: 'ipsec.service: Failed with result exit-code.' }
+        : undefined,
+    );
+    expect(result.hosts.get('a')).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/did not start with the new files, so the previous files are back and ipsec runs again/),
+    });
     expect(restarts).toBe(2);
     const undo = sent.filter((s) => s.host === 'a' && s.step === 'roll back files').at(-1)!;
     expect(restoresKept(undo, 'a--b.secrets')).toBe(true);
@@ -230,7 +283,9 @@ describe('a secrets file with the right key but the wrong mode', () => {
     });
     const { result, sent } = await rotate(facts, undefined, { rotate: new Set() });
     const b = result.changeset!.hosts.find((h) => h.host === 'b')!;
-    expect(b.files.filter((f) => f.action !== 'noop').map((f) => [f.path, f.mode, f.keyState, f.why])).toEqual([['/etc/ipsec.d/a--b.secrets', '0600', 'unchanged', 'mode 0644 → 0600']]);
+    expect(b.files.filter((f) => f.action !== 'noop').map((f) => [f.path, f.mode, f.keyState, f.why])).toEqual([
+      ['/etc/ipsec.d/a--b.secrets', '0600', 'unchanged', 'mode 0644 → 0600'],
+    ]);
     expect(sent.find((s) => s.host === 'b' && s.step === 'reload conns')!.script).toMatch(/--rereadsecrets/);
     expect(sent.some((s) => /re-authenticate/.test(s.step) || /--replace/.test(s.script))).toBe(false);
     expect(exitCode(result)).toBe(0);

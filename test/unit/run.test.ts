@@ -1,33 +1,39 @@
-import { loadInventory } from '../../src/inventory/load.js';
-import { run, type RunOptions } from '../../src/apply/run.js';
 import { createHash } from 'node:crypto';
+import { type RunOptions, run } from '../../src/apply/run.js';
 import { NO_CANDIDATE } from '../../src/apply/steps/install.js';
-import { savePlan } from '../../src/plan/saved.js';
 import { exitCode } from '../../src/cli.js';
-import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { guardTable, renderGuard } from '../../src/plan/guard.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { savePlan } from '../../src/plan/saved.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
+import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
+import { parseFacts } from '../../src/remote/facts.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { renderGuard, guardTable } from '../../src/plan/guard.js';
-import { planChanges } from '../../src/plan/plan.js';
-import { parseFacts } from '../../src/remote/facts.js';
-import { testMac, fakeFleet, FRESH_FACTS, READY_FACTS, withFiles, withGuard, type Responder } from '../helpers/fake-session.js';
+import { FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, testMac, withFiles, withGuard } from '../helpers/fake-session.js';
 
 // The executor against fake sessions that answer by step. The lab e2e proves it for real.
 
-const inv = loadInventory(`hosts:
+const inv = loadInventory(
+  `hosts:
   a: {address: 10.0.0.1}
   b: {address: 10.0.0.2}
   c: {address: 10.0.0.3}
 meshes:
   - {name: all, hosts: [a, b, c]}
-`, 'inv.yaml');
+`,
+  'inv.yaml',
+);
 
 const fixed = (n: number) => new Uint8Array(n).fill(42);
-const KEY = '0s' + Buffer.from(fixed(32)).toString('base64');
+const KEY = `0s${Buffer.from(fixed(32)).toString('base64')}`;
 
-async function go(o: { respond?: Responder; facts?: (h: string) => string | undefined; connectFail?: Record<string, Error> } = {}, extra: Partial<RunOptions> = {}) {
+async function go(
+  o: { respond?: Responder; facts?: (h: string) => string | undefined; connectFail?: Record<string, Error> } = {},
+  extra: Partial<RunOptions> = {},
+) {
   const fake = fakeFleet(inv, o);
   const result = await run(inv, { dryRun: false, verify: true, concurrency: 4, random: fixed, connect: fake.connect, ...extra });
   return { result, sent: fake.sent, steps: fake.steps };
@@ -38,10 +44,23 @@ const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0
 /** The files a host holds after a first run with these keys, its peers in the guard: what a re-run's facts show. */
 async function converged(): Promise<Map<string, string>> {
   const first = await go();
-  return new Map(first.result.changeset!.hosts.map((h) => [h.host, withGuard(withFiles(READY_FACTS, h.files.map((f) => ({
-    path: f.path, mode: f.mode.slice(1),
-    content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
-  }))), guardTable('inv'), peers[h.host]!)]));
+  return new Map(
+    first.result.changeset!.hosts.map((h) => [
+      h.host,
+      withGuard(
+        withFiles(
+          READY_FACTS,
+          h.files.map((f) => ({
+            path: f.path,
+            mode: f.mode.slice(1),
+            content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
+          })),
+        ),
+        guardTable('inv'),
+        peers[h.host]!,
+      ),
+    ]),
+  );
 }
 
 describe('the executor, against fake sessions', () => {
@@ -52,10 +71,14 @@ describe('the executor, against fake sessions', () => {
     const lastRestart = Math.max(...['a', 'b', 'c'].map((h) => at(h, 'restart ipsec')));
     expect(lastRestart).toBeGreaterThan(0);
     // a initiates a--b and a--c, b initiates b--c; c initiates nothing.
-    for (const [h, conns] of [['a', ['a--b', 'a--c']], ['b', ['b--c']]] as const) {
+    for (const [h, conns] of [
+      ['a', ['a--b', 'a--c']],
+      ['b', ['b--c']],
+    ] as const) {
       expect(at(h, 'bring up')).toBeGreaterThan(lastRestart);
       const script = sent[at(h, 'bring up')]!.script;
-      for (const n of conns) expect(script).toContain(`ipsec whack --showstates 2>/dev/null | grep -qF '"${n}":' || ipsec auto --asynchronous --up ${n} >/dev/null`);
+      for (const n of conns)
+        expect(script).toContain(`ipsec whack --showstates 2>/dev/null | grep -qF '"${n}":' || ipsec auto --asynchronous --up ${n} >/dev/null`);
     }
     expect(at('c', 'bring up')).toBe(-1);
   });
@@ -82,9 +105,17 @@ describe('the executor, against fake sessions', () => {
     const { result } = await go({}, { verify: false });
     const text = renderSummary(result);
     expect(text).toMatch(/^ {2}3 pairs +not verified +--no-verify$/m);
-    expect(text.split('Pairs\n')[1]!.split('\n').filter((l) => l.startsWith('  '))).toHaveLength(1);
-    expect((toJson(result.changeset!, result) as { pairs: { name: string; status: string }[] }).pairs.map((p) => [p.name, p.status]))
-      .toEqual([['a--b', 'unverified'], ['a--c', 'unverified'], ['b--c', 'unverified']]);
+    expect(
+      text
+        .split('Pairs\n')[1]!
+        .split('\n')
+        .filter((l) => l.startsWith('  ')),
+    ).toHaveLength(1);
+    expect((toJson(result.changeset!, result) as { pairs: { name: string; status: string }[] }).pairs.map((p) => [p.name, p.status])).toEqual([
+      ['a--b', 'unverified'],
+      ['a--c', 'unverified'],
+      ['b--c', 'unverified'],
+    ]);
   });
 
   test('keys travel on stdin only, never in a script (a command line)', async () => {
@@ -106,7 +137,11 @@ describe('the executor, against fake sessions', () => {
     const { result } = await go({ connectFail: { b: new ConnectError('b', 'cannot connect to root@10.0.0.2:22: ECONNREFUSED', 'check sshd') } });
     expect(result.hosts.get('b')).toMatchObject({ status: 'unreachable', error: expect.stringMatching(/ECONNREFUSED/) });
     expect(result.hosts.get('a')!.status).toBe('changed');
-    expect(result.pairs.map((p) => [p.name, p.status])).toEqual([['a--b', 'skipped'], ['a--c', 'verified'], ['b--c', 'skipped']]);
+    expect(result.pairs.map((p) => [p.name, p.status])).toEqual([
+      ['a--b', 'skipped'],
+      ['a--c', 'verified'],
+      ['b--c', 'skipped'],
+    ]);
     expect(exitCode(result)).toBe(1);
   });
 
@@ -117,10 +152,14 @@ describe('the executor, against fake sessions', () => {
   });
 
   test('a refused config is reported against that host with the step, the exit code and the output', async () => {
-    const { result } = await go({ respond: (c) => (c.host === 'a' && c.step === 'write' ? { code: 30, stderr: 'addconn: /etc/ipsec.d/x.conf:3: syntax error' } : undefined) });
+    const { result } = await go({
+      respond: (c) => (c.host === 'a' && c.step === 'write' ? { code: 30, stderr: 'addconn: /etc/ipsec.d/x.conf:3: syntax error' } : undefined),
+    });
     expect(result.hosts.get('a')).toMatchObject({ status: 'failed', step: 'check config', exitCode: 30, tail: expect.stringMatching(/syntax error/) });
     expect(result.pairs.find((p) => p.name === 'b--c')!.status).toBe('verified');
-    expect(renderSummary(result)).toMatch(/a +FAILED +check config: libreswan rejected the new config, so the previous files are back\n +output \(exit 30\): addconn: .*syntax error/);
+    expect(renderSummary(result)).toMatch(
+      /a +FAILED +check config: libreswan rejected the new config, so the previous files are back\n +output \(exit 30\): addconn: .*syntax error/,
+    );
   });
 
   test('sudo asking for a password is named as such', async () => {
@@ -130,15 +169,23 @@ describe('the executor, against fake sessions', () => {
 
   test('a step that outlives its limit says the host may be part-way and that a re-run converges', async () => {
     const { result } = await go({ respond: (c) => (c.host === 'a' && c.step === 'reload conns' ? { code: 124, timedOut: true } : undefined) });
-    expect(result.hosts.get('a')).toMatchObject({ status: 'failed', step: 'reload conns', error: expect.stringMatching(/did not finish within 300 s/), hint: expect.stringMatching(/re-run: the run is idempotent/) });
+    expect(result.hosts.get('a')).toMatchObject({
+      status: 'failed',
+      step: 'reload conns',
+      error: expect.stringMatching(/did not finish within 300 s/),
+      hint: expect.stringMatching(/re-run: the run is idempotent/),
+    });
   });
 
   test('a dry run sends only the facts script', async () => {
     const { result, sent } = await go({}, { dryRun: true });
     expect(new Set(sent.map((s) => s.step))).toEqual(new Set(['facts']));
     expect(result.changeset!.hosts.flatMap((h) => h.files.map((f) => `${f.kind} ${f.action}`))).toEqual(
-      Array(3).fill(['conf create', 'secrets create', 'conf create', 'secrets create', 'guard create', 'unit create']).flat());
-    expect(renderPlan(result.changeset!)).toMatch(/18 files to create, 0 to update, 0 to delete, 6 conns to reload, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged/);
+      Array(3).fill(['conf create', 'secrets create', 'conf create', 'secrets create', 'guard create', 'unit create']).flat(),
+    );
+    expect(renderPlan(result.changeset!)).toMatch(
+      /18 files to create, 0 to update, 0 to delete, 6 conns to reload, 3 guards to load or remove on 3 of 3 hosts; 0 hosts unchanged/,
+    );
   });
 
   test('--limit: hosts outside are not contacted; their pairs are skipped, and say why', async () => {
@@ -153,17 +200,31 @@ describe('the executor, against fake sessions', () => {
     const { result, sent } = await go({ facts: () => FRESH_FACTS }, { limit: new Set(['a']) });
     expect(sent.map((s) => `${s.host}:${s.step}`)).toEqual(['a:facts']);
     const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
-    expect({ install: a.install, service: a.service, guard: a.guard, files: a.files.filter((f) => f.action !== 'noop').length }).toEqual({ install: undefined, service: 'none', guard: undefined, files: 0 });
+    expect({ install: a.install, service: a.service, guard: a.guard, files: a.files.filter((f) => f.action !== 'noop').length }).toEqual({
+      install: undefined,
+      service: 'none',
+      guard: undefined,
+      files: 0,
+    });
     expect(result.hosts.get('a')).toMatchObject({ status: 'unchanged' });
   });
 
   test('clear text on the wire fails the pair and the run', async () => {
-    const { result } = await go({ respond: (c) => (c.host === 'a' && c.step.startsWith('verify') ? {
-      stdout: '@@ping 10.0.0.2\n5 packets transmitted, 5 received\n@@ping 10.0.0.3\n5 packets transmitted, 5 received\n@@capture\n' +
-        't eth0 Out IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 1208\n' +
-        't eth0 Out IP 10.0.0.1 > 10.0.0.3: ESP(spi=0x1,seq=0x1), length 1244\nt eth0 In IP 10.0.0.3 > 10.0.0.1: ESP(spi=0x2,seq=0x1), length 1244\n@@tcpdump\n',
-    } : undefined) });
-    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/a sent 1 probe\(s\) to b in CLEAR TEXT/) });
+    const { result } = await go({
+      respond: (c) =>
+        c.host === 'a' && c.step.startsWith('verify')
+          ? {
+              stdout:
+                '@@ping 10.0.0.2\n5 packets transmitted, 5 received\n@@ping 10.0.0.3\n5 packets transmitted, 5 received\n@@capture\n' +
+                't eth0 Out IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 1208\n' +
+                't eth0 Out IP 10.0.0.1 > 10.0.0.3: ESP(spi=0x1,seq=0x1), length 1244\nt eth0 In IP 10.0.0.3 > 10.0.0.1: ESP(spi=0x2,seq=0x1), length 1244\n@@tcpdump\n',
+            }
+          : undefined,
+    });
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/a sent 1 probe\(s\) to b in CLEAR TEXT/),
+    });
     expect(result.pairs.find((p) => p.name === 'a--c')!.status).toBe('verified');
     expect(exitCode(result)).toBe(1);
   });
@@ -193,12 +254,18 @@ describe('the executor, against fake sessions', () => {
     const saved = savePlan(dry.result.changeset!, 'inventory text', { prune: true, retireLegacy: false });
     const body = KEY.replace(/^0s/, '');
     const raw = Buffer.from(body, 'base64');
-    for (const form of [body, raw.toString('hex'), createHash('sha256').update(KEY).digest('hex').slice(0, 16), createHash('sha256').update(raw).digest('hex').slice(0, 16)]) {
+    for (const form of [
+      body,
+      raw.toString('hex'),
+      createHash('sha256').update(KEY).digest('hex').slice(0, 16),
+      createHash('sha256').update(raw).digest('hex').slice(0, 16),
+    ]) {
       expect(saved).not.toContain(form);
     }
-    const other = '0s' + Buffer.alloc(32, 7).toString('base64');
+    const other = `0s${Buffer.alloc(32, 7).toString('base64')}`;
     // The same files with another key in them: the hosts send it only as MACs.
-    const swap = (text: string): string => text.replace(/(@@keys\n)((?:\S+ [0-9a-f]{32}\n)*)/, (_m, h: string, body: string) => h + body.replace(/[0-9a-f]{32}/g, testMac(other)));
+    const swap = (text: string): string =>
+      text.replace(/(@@keys\n)((?:\S+ [0-9a-f]{32}\n)*)/, (_m, h: string, body: string) => h + body.replace(/[0-9a-f]{32}/g, testMac(other)));
     expect(swap(facts.get('a')!)).not.toBe(facts.get('a'));
     const rekeyed = await go({ facts: (h) => swap(facts.get(h)!) }, { dryRun: true });
     expect(rekeyed.result.changeset!.hosts.map((h) => h.facts)).toEqual(dry.result.changeset!.hosts.map((h) => h.facts));
@@ -225,13 +292,24 @@ describe('installing', () => {
     expect(steps('c').slice(0, 4)).toEqual(['facts', 'install (auto)', 'facts', 'write']);
     expect(sent.find((s) => s.host === 'c' && s.step.startsWith('install'))!.script).toMatch(/\$apt update/);
     // Installed, running, its includes in place (Debian's libreswan): the new conns are loaded, no second restart.
-    expect(result.hosts.get('c')).toMatchObject({ status: 'changed', did: ['installed libreswan', '6 files written', 'guard loaded (2 peers; 10.0.0.1, 10.0.0.2 joined)', 'secrets reread', 'reloaded a--c, b--c'] });
+    expect(result.hosts.get('c')).toMatchObject({
+      status: 'changed',
+      did: ['installed libreswan', '6 files written', 'guard loaded (2 peers; 10.0.0.1, 10.0.0.2 joined)', 'secrets reread', 'reloaded a--c, b--c'],
+    });
     expect(result.changeset!.hosts.find((h) => h.host === 'c')!.backend).toMatchObject({ version: '4.10', assumed: false });
   });
 
   test('package lists that offer no IPsec package (sources changed since the last update): update, then install', () => {
     const stale = FRESH_FACTS.replace('@@lists\n0', '@@lists\n3');
-    const cs = planChanges(inv, new Map([['a', parseFacts(stale)], ['b', parseFacts(READY_FACTS)], ['c', parseFacts(READY_FACTS)]]), { mode: 'live', prune: true, retireLegacy: false, tool: 't' });
+    const cs = planChanges(
+      inv,
+      new Map([
+        ['a', parseFacts(stale)],
+        ['b', parseFacts(READY_FACTS)],
+        ['c', parseFacts(READY_FACTS)],
+      ]),
+      { mode: 'live', prune: true, retireLegacy: false, tool: 't' },
+    );
     const a = cs.hosts.find((h) => h.host === 'a')!;
     expect(a.status).toBe('planned');
     expect(a.install).toMatchObject({ aptUpdate: true, choose: [{ backend: 'openswan' }, { backend: 'libreswan' }, { backend: 'strongswan' }] });
@@ -242,13 +320,18 @@ describe('installing', () => {
       facts: (h) => (h === 'c' ? FRESH_FACTS : undefined),
       respond: (c) => (c.host === 'c' && c.step.startsWith('install') ? { code: NO_CANDIDATE, stderr: 'E: Failed to fetch http://mirror/ 404' } : undefined),
     });
-    expect(result.hosts.get('c')).toMatchObject({ status: 'failed', step: 'install (auto)', error: 'apt has no candidate for openswan, libreswan or strongswan-starter, even after apt-get update' });
+    expect(result.hosts.get('c')).toMatchObject({
+      status: 'failed',
+      step: 'install (auto)',
+      error: 'apt has no candidate for openswan, libreswan or strongswan-starter, even after apt-get update',
+    });
     expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
   });
 
   test("the dpkg lock held past apt's timeout names the lock and what to do, for that host only", async () => {
     // apt-get's own words after DPkg::Lock::Timeout (recorded on a bookworm lab server).
-    const held = 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1234 (perl)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?';
+    const held =
+      'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1234 (perl)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?';
     const { result } = await go({
       facts: (h) => (h === 'c' ? FRESH_FACTS : undefined),
       respond: (c) => (c.host === 'c' && c.step.startsWith('install') ? { code: 100, stdout: 'installing libreswan\n', stderr: held } : undefined),
@@ -261,19 +344,24 @@ describe('installing', () => {
 
 describe('retiring pairs', () => {
   const fleetHeader = (fleet: string) => `# managed by provision for fleet ${fleet}: edits are overwritten\n`;
-  const files = (host: string, header: string) => withFiles(READY_FACTS, [
-    { path: `/etc/ipsec.d/gone--${host}.conf`, mode: '644', content: `${header}conn gone--${host}\n    auto=start\n` },
-    { path: `/etc/ipsec.d/gone--${host}.secrets`, mode: '600', content: `${header}10.0.0.1 10.0.0.9 : PSK 0sOLDKEYOLDKEY\n` },
-    { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
-    { path: '/etc/ipsec.d/operator-vpn.secrets', mode: '600' },
-  ]);
+  const files = (host: string, header: string) =>
+    withFiles(READY_FACTS, [
+      { path: `/etc/ipsec.d/gone--${host}.conf`, mode: '644', content: `${header}conn gone--${host}\n    auto=start\n` },
+      { path: `/etc/ipsec.d/gone--${host}.secrets`, mode: '600', content: `${header}10.0.0.1 10.0.0.9 : PSK 0sOLDKEYOLDKEY\n` },
+      { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
+      { path: '/etc/ipsec.d/operator-vpn.secrets', mode: '600' },
+    ]);
 
   test("a pair of this fleet gone from the inventory: its files are deleted and its conn taken down; the operator's are not touched", async () => {
     const { result, sent } = await go({ facts: (h) => files(h, fleetHeader('inv')) });
     const a = result.changeset!.hosts.find((h) => h.host === 'a')!;
     expect(a.files.filter((f) => f.action === 'delete').map((f) => f.path)).toEqual(['/etc/ipsec.d/gone--a.conf', '/etc/ipsec.d/gone--a.secrets']);
     expect(a.unload).toEqual(['gone--a']);
-    expect(result.changeset!.retired).toEqual([{ name: 'gone--a', hosts: ['a'] }, { name: 'gone--b', hosts: ['b'] }, { name: 'gone--c', hosts: ['c'] }]);
+    expect(result.changeset!.retired).toEqual([
+      { name: 'gone--a', hosts: ['a'] },
+      { name: 'gone--b', hosts: ['b'] },
+      { name: 'gone--c', hosts: ['c'] },
+    ]);
     const writeA = sent.find((s) => s.host === 'a' && s.step === 'write')!;
     expect(writeA.script).toMatch(/^x 0 gone--a\.conf\nx 0 gone--a\.secrets$/m);
     expect(writeA.script).not.toMatch(/operator-vpn/);
@@ -309,7 +397,11 @@ describe('Ctrl-C', () => {
     const abort = new AbortController();
     const fake = fakeFleet(inv, {
       // Ctrl-C arrives while host a is writing (concurrency 1: b and c have not started).
-      respond: (c) => (c.host === 'a' && c.step === 'write' ? (abort.abort(), {}) : undefined),
+      respond: (c) => {
+        if (c.host !== 'a' || c.step !== 'write') return undefined;
+        abort.abort();
+        return {};
+      },
     });
     const result = await run(inv, { dryRun: false, verify: true, concurrency: 1, random: fixed, signal: abort.signal, connect: fake.connect });
     expect(result.interrupted).toBe(true);
@@ -318,7 +410,10 @@ describe('Ctrl-C', () => {
     expect(fake.steps().some((s) => /reload|verify|bring up/.test(s))).toBe(false);
     // a's new keys landed on a alone: both its pairs are put back, so no end holds a key its peer lacks.
     expect(fake.steps('a')).toEqual(['facts', 'write', 'put back a--b', 'put back a--c']);
-    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'skipped', reason: 'not changed: b was not written (interrupted); a has the previous files back' });
+    expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({
+      status: 'skipped',
+      reason: 'not changed: b was not written (interrupted); a has the previous files back',
+    });
     expect(exitCode(result)).toBe(130);
   });
 });

@@ -25,7 +25,10 @@ pairs:
 
 /** The conn block without our header comment, trimmed of indentation. */
 function connLines(content: string): string[] {
-  return content.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.trim());
+  return content
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.trim());
 }
 
 describe('the seed recipe rendered for openswan with responder: add', () => {
@@ -40,7 +43,11 @@ describe('the seed recipe rendered for openswan with responder: add', () => {
   });
 
   test('parameter lines are indented, as ipsec.conf requires', () => {
-    const body = files.get('server-01')!.get('/etc/ipsec.d/foo-connection.conf')!.split('\n').filter((l) => l.includes('='));
+    const body = files
+      .get('server-01')!
+      .get('/etc/ipsec.d/foo-connection.conf')!
+      .split('\n')
+      .filter((l) => l.includes('='));
     for (const l of body) expect(l).toMatch(/^\s+\S/);
   });
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { SshSettings } from '../../src/inventory/types.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
 import { KnownHostsStore } from '../../src/remote/known-hosts-store.js';
-import { connect, JumpCache, OUTPUT_CAP, type ConnectOptions } from '../../src/remote/session.js';
+import { type ConnectOptions, connect, JumpCache, OUTPUT_CAP } from '../../src/remote/session.js';
 import { sshServer } from '../helpers/ssh-server.js';
 
 // The session layer against a real SSH server (ssh2's, on 127.0.0.1).
@@ -103,12 +103,29 @@ describe('SSH session', () => {
     const knownHosts = new KnownHostsStore(join(bastion.dir, 'no-global'));
     const jumpSsh: SshSettings = { host: '127.0.0.1', port: bastion.port, user: 'root', identityFile: bastion.identityFile, knownHostsFile: known };
     const opts: ConnectOptions = { ...options, acceptNewHostKeys: true, jumps, knownHosts, resolveJump: () => jumpSsh };
-    const sessions = await Promise.all(targets.map((t, i) => connect(`h${i}`, {
-      host: '127.0.0.1', port: t.port, user: 'root', identityFile: t.identityFile, knownHostsFile: known, jump: 'bastion',
-    }, opts)));
+    const sessions = await Promise.all(
+      targets.map((t, i) =>
+        connect(
+          `h${i}`,
+          {
+            host: '127.0.0.1',
+            port: t.port,
+            user: 'root',
+            identityFile: t.identityFile,
+            knownHostsFile: known,
+            jump: 'bastion',
+          },
+          opts,
+        ),
+      ),
+    );
     for (const s of sessions) expect((await s.run('true')).code).toBe(0);
     expect({ connections: bastion.connections, forwards: bastion.forwards, open: jumps.size }).toEqual({ connections: 1, forwards: 3, open: 1 });
-    expect(readFileSync(known, 'utf8').split('\n').filter((l) => l.startsWith(`[127.0.0.1]:${bastion.port} `))).toHaveLength(1);
+    expect(
+      readFileSync(known, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith(`[127.0.0.1]:${bastion.port} `)),
+    ).toHaveLength(1);
     for (const s of sessions) await s.close();
     expect(jumps.size).toBe(0);
     await Promise.all([bastion, ...targets].map((x) => x.close()));

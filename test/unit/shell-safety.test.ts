@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { run } from '../../src/apply/run.js';
-import { loadInventory } from '../../src/inventory/load.js';
 import { quote } from '../../src/core/shell.js';
+import { loadInventory } from '../../src/inventory/load.js';
 import { fakeFleet } from '../helpers/fake-session.js';
 
 // No inventory value may reach a remote shell unquoted. Values that pass validation but
@@ -10,7 +10,27 @@ import { fakeFleet } from '../helpers/fake-session.js';
 // newlines in user and host names are refused at load time (hostile-inventories.test.ts).
 
 describe('quote()', () => {
-  const nasty = ["o'brien", '$(reboot)', '`id`', 'a;b', 'a\nb', "'", "''", '"', '\\', '*', '~root', '-rf', ' lead', 'trail ', '', '$HOME', '!!', 'a\tb', '\u00e9t\u00e9'];
+  const nasty = [
+    "o'brien",
+    '$(reboot)',
+    '`id`',
+    'a;b',
+    'a\nb',
+    "'",
+    "''",
+    '"',
+    '\\',
+    '*',
+    '~root',
+    '-rf',
+    ' lead',
+    'trail ',
+    '',
+    '$HOME',
+    '!!',
+    'a\tb',
+    '\u00e9t\u00e9',
+  ];
   test.each(nasty)('%j comes back from sh unchanged', (value) => {
     expect(execFileSync('sh', ['-c', `printf %s ${quote(value)}`]).toString()).toBe(value);
   });
@@ -25,14 +45,17 @@ describe('quote()', () => {
 });
 
 test('every script sent for an inventory with odd but valid values parses, and carries no user name', async () => {
-  const inv = loadInventory(`defaults:
+  const inv = loadInventory(
+    `defaults:
   ssh: {user: "o.brien-x", identityFile: "/tmp/key with space"}
 hosts:
   web-1.example_a: {address: "2001:db8::1"}
   db.2-b: {address: "2001:db8::2", ssh: {user: "_adm.in"}}
 pairs:
   - {hosts: [web-1.example_a, db.2-b], name: a.b-c_d}
-`, 'odd.yaml');
+`,
+    'odd.yaml',
+  );
   const fake = fakeFleet(inv);
   await run(inv, { dryRun: false, verify: true, concurrency: 2, random: randomBytes, connect: fake.connect });
   expect(fake.sent.length).toBeGreaterThan(4);

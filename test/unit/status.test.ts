@@ -1,16 +1,16 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { run } from '../../src/apply/run.js';
 import { main } from '../../src/cli.js';
 import { loadInventory } from '../../src/inventory/load.js';
+import type { HostSpec } from '../../src/inventory/types.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
-import type { HostSpec } from '../../src/inventory/types.js';
 import { parseDaemon } from '../../src/status/script.js';
-import { fakeFleet, READY_FACTS, withFiles, withGuard, withSas, type Call } from '../helpers/fake-session.js';
+import { type Call, fakeFleet, READY_FACTS, withFiles, withGuard, withSas } from '../helpers/fake-session.js';
 
 // provision status against fake hosts: what it reads (one command per host), what it
 // concludes per pair, and how it says it to people, JSON and Prometheus.
@@ -27,7 +27,7 @@ pairs:
 `;
 writeFileSync(file, text);
 const inv = loadInventory(text, file);
-const KEY = '0s' + Buffer.alloc(32, 5).toString('base64');
+const KEY = `0s${Buffer.alloc(32, 5).toString('base64')}`;
 const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
 const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
@@ -35,10 +35,28 @@ const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3'
 async function converged(): Promise<Map<string, string>> {
   const fake = fakeFleet(inv);
   const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: () => new Uint8Array(32).fill(5), connect: fake.connect });
-  return new Map(first.changeset!.hosts.map((h) => [h.host, withGuard(withSas(withFiles(READY_FACTS, h.files.map((f) => ({
-    path: f.path, mode: f.mode.slice(1),
-    content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
-  }))), me[h.host]!, peers[h.host]!), guardTable('web'), peers[h.host]!, { out: 4, in: 1 })]));
+  return new Map(
+    first.changeset!.hosts.map((h) => [
+      h.host,
+      withGuard(
+        withSas(
+          withFiles(
+            READY_FACTS,
+            h.files.map((f) => ({
+              path: f.path,
+              mode: f.mode.slice(1),
+              content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
+            })),
+          ),
+          me[h.host]!,
+          peers[h.host]!,
+        ),
+        guardTable('web'),
+        peers[h.host]!,
+        { out: 4, in: 1 },
+      ),
+    ]),
+  );
 }
 
 class Sink extends Writable {
@@ -49,8 +67,13 @@ class Sink extends Writable {
   }
 }
 
-async function status(facts: Map<string, string>, argv: string[] = [], macs: (host: string, path: string) => string = () => 'ab'.repeat(16), daemon: (h: string) => string = () => '',
-  policies: (h: string) => string = () => '') {
+async function status(
+  facts: Map<string, string>,
+  argv: string[] = [],
+  macs: (host: string, path: string) => string = () => 'ab'.repeat(16),
+  daemon: (h: string) => string = () => '',
+  policies: (h: string) => string = () => '',
+) {
   const sent: Call[] = [];
   const fake = fakeFleet(inv, {
     respond: (c) => {
@@ -72,8 +95,10 @@ describe('provision status', () => {
     const r = await status(await converged(), ['--json']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.pairs.map((p: { name: string; hosts: string[]; status: string; keys: string }) => [p.name, p.hosts, p.status, p.keys]))
-      .toEqual([['a--b', ['a', 'b'], 'up', 'agree'], ['a--c', ['a', 'c'], 'up', 'agree']]);
+    expect(j.pairs.map((p: { name: string; hosts: string[]; status: string; keys: string }) => [p.name, p.hosts, p.status, p.keys])).toEqual([
+      ['a--b', ['a', 'b'], 'up', 'agree'],
+      ['a--c', ['a', 'c'], 'up', 'agree'],
+    ]);
     expect(j.healthy).toBe(true);
     const validate = new Ajv2020({ strict: false }).compile(JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')));
     expect(validate(j)).toBe(true);
@@ -85,7 +110,7 @@ describe('provision status', () => {
     expect(challenge(r.sent[0]!.script)).not.toBe(challenge(again.sent[0]!.script));
   });
 
-  test("a host whose daemon stopped: exactly its pairs are down, exit 1; --nagios says CRITICAL (2)", async () => {
+  test('a host whose daemon stopped: exactly its pairs are down, exit 1; --nagios says CRITICAL (2)', async () => {
     const facts = await converged();
     facts.set('c', facts.get('c')!.replace(/@@sas\n[^@]*/, '@@sas\n'));
     facts.set('a', facts.get('a')!.replace('10.0.0.1 10.0.0.3\n10.0.0.3 10.0.0.1\n', ''));
@@ -104,13 +129,23 @@ describe('provision status', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).not.toContain('abababab');
     expect(r.stdout).not.toContain(KEY);
-    expect((await status(await converged(), ['--nagios'], (h, p) => (h === 'c' && p.endsWith('a--c.secrets') ? 'cd'.repeat(16) : 'ab'.repeat(16)))).code).toBe(1);
+    expect((await status(await converged(), ['--nagios'], (h, p) => (h === 'c' && p.endsWith('a--c.secrets') ? 'cd'.repeat(16) : 'ab'.repeat(16)))).code).toBe(
+      1,
+    );
   });
 
   test('a file edited on a host is drift', async () => {
     const facts = await converged();
-    facts.set('b', facts.get('b')!.replace(/^644 (\d+) \/etc\/ipsec\.d\/a--b\.conf$/m, (_m, n) => `644 ${Number(n) + 1} /etc/ipsec.d/a--b.conf`)
-      .replace(/@@content\n(.*)\n/, (_m, b64) => `@@content\n${Buffer.from(Buffer.from(b64, 'base64').toString().replace('auto=route', 'auto=routeX')).toString('base64')}\n`));
+    facts.set(
+      'b',
+      facts
+        .get('b')!
+        .replace(/^644 (\d+) \/etc\/ipsec\.d\/a--b\.conf$/m, (_m, n) => `644 ${Number(n) + 1} /etc/ipsec.d/a--b.conf`)
+        .replace(
+          /@@content\n(.*)\n/,
+          (_m, b64) => `@@content\n${Buffer.from(Buffer.from(b64, 'base64').toString().replace('auto=route', 'auto=routeX')).toString('base64')}\n`,
+        ),
+    );
     const r = await status(facts, ['--json']);
     const j = JSON.parse(r.stdout);
     expect(j.pairs.find((p: { name: string }) => p.name === 'a--b').drift).toEqual(['b: /etc/ipsec.d/a--b.conf (differs)']);
@@ -118,7 +153,9 @@ describe('provision status', () => {
   });
 
   test('Prometheus text format, for the textfile collector', async () => {
-    const r = await status(await converged(), ['--format', 'prometheus'], undefined, (h) => (h === 'b' ? '006 #4: "a--b", type=ESP, add_time=1000, inBytes=2048, outBytes=4096, maxBytes=2^63B, id=\'10.0.0.1\'\n' : ''));
+    const r = await status(await converged(), ['--format', 'prometheus'], undefined, (h) =>
+      h === 'b' ? '006 #4: "a--b", type=ESP, add_time=1000, inBytes=2048, outBytes=4096, maxBytes=2^63B, id=\'10.0.0.1\'\n' : '',
+    );
     expect(r.stdout).toMatch(/^# TYPE provision_pair_up gauge$/m);
     expect(r.stdout).toMatch(/^provision_pair_up\{fleet="web",pair="a--b",initiator="a",responder="b"\} 1$/m);
     expect(r.stdout).toMatch(/^provision_pair_keys_agree\{fleet="web",pair="a--c",initiator="a",responder="c"\} 1$/m);
@@ -133,16 +170,21 @@ describe('provision status', () => {
     const sas = (h: string) => (h === 'b' ? '006 #4: "a--b", type=ESP, add_time=1000, inBytes=24576, outBytes=0, maxBytes=2^63B, id=\'10.0.0.1\'\n' : '');
     const r = await status(await converged(), ['--json'], undefined, sas);
     const ab = JSON.parse(r.stdout).pairs.find((p: { name: string }) => p.name === 'a--b');
-    expect(ab).toMatchObject({ status: 'exposed', exposures: ['b: its outbound SA carried 0 bytes while its inbound one carried 24576: its traffic to 10.0.0.1 goes outside IPsec'] });
+    expect(ab).toMatchObject({
+      status: 'exposed',
+      exposures: ['b: its outbound SA carried 0 bytes while its inbound one carried 24576: its traffic to 10.0.0.1 goes outside IPsec'],
+    });
     expect(r.code).toBe(1);
     const text = await status(await converged(), [], undefined, sas);
     expect(text.stdout).toMatch(/^ {2}a--b +EXPOSED, keys agree/m);
     expect(text.stdout).toContain('a--b: EXPOSED: b: its outbound SA carried 0 bytes');
     expect((await status(await converged(), ['--nagios'], undefined, sas)).code).toBe(2);
-    expect((await status(await converged(), ['--format', 'prometheus'], undefined, sas)).stdout).toMatch(/^provision_pair_exposed\{fleet="web",pair="a--b",initiator="a",responder="b"\} 1$/m);
+    expect((await status(await converged(), ['--format', 'prometheus'], undefined, sas)).stdout).toMatch(
+      /^provision_pair_exposed\{fleet="web",pair="a--b",initiator="a",responder="b"\} 1$/m,
+    );
   });
 
-  test('a peer missing from a guarded end\'s guard is exposed', async () => {
+  test("a peer missing from a guarded end's guard is exposed", async () => {
     const facts = await converged();
     // c's guard is loaded, without a as a peer.
     facts.set('c', facts.get('c')!.replace('\t\telements = { 10.0.0.1 }\n', ''));
@@ -153,8 +195,9 @@ describe('provision status', () => {
     ]);
   });
 
-  test('a passthrough policy that outranks the pair\'s own is exposed; one it outranks is not', async () => {
-    const own = 'src 10.0.0.1/32 dst 10.0.0.2/32 \n\tdir out priority 268927 ptype main \n\ttmpl src 0.0.0.0 dst 0.0.0.0\n\t\tproto esp reqid 1 mode transport\n';
+  test("a passthrough policy that outranks the pair's own is exposed; one it outranks is not", async () => {
+    const own =
+      'src 10.0.0.1/32 dst 10.0.0.2/32 \n\tdir out priority 268927 ptype main \n\ttmpl src 0.0.0.0 dst 0.0.0.0\n\t\tproto esp reqid 1 mode transport\n';
     const wide = (prio: number) => `src 0.0.0.0/0 dst 0.0.0.0/0 \n\tdir out priority ${prio} ptype main \n`;
     const j = JSON.parse((await status(await converged(), ['--json'], undefined, undefined, (h) => (h === 'a' ? own + wide(199999) : ''))).stdout);
     expect(j.pairs.map((p: { name: string; status: string; exposures: string[] }) => [p.name, p.status, p.exposures])).toEqual([
@@ -170,7 +213,12 @@ describe('provision status', () => {
     const r = await status(await converged(), ['--verify', '--json']);
     const j = JSON.parse(r.stdout);
     expect(j.pairs.map((p: { wire: { verdict: string } }) => p.wire.verdict)).toEqual(['verified', 'verified']);
-    expect(r.sent.filter((c) => c.step.startsWith('verify')).map((c) => c.host).sort()).toEqual(['a', 'b', 'c']);
+    expect(
+      r.sent
+        .filter((c) => c.step.startsWith('verify'))
+        .map((c) => c.host)
+        .sort(),
+    ).toEqual(['a', 'b', 'c']);
   });
 });
 
@@ -178,10 +226,13 @@ describe("the daemons' views of their SAs", () => {
   test('libreswan traffic status and strongSwan statusall', () => {
     const lib = parseDaemon(['006 #3: "a--b", type=ESP, add_time=1732700000, inBytes=1234, outBytes=5678, maxBytes=2^63B, id=\'10.0.0.2\''], 1732700060_000);
     expect(lib.get('a--b')).toEqual({ ageSec: 60, bytesIn: 1234, bytesOut: 5678 });
-    const ss = parseDaemon([
-      'a--c[1]: ESTABLISHED 3 minutes ago, 10.0.0.3[10.0.0.3]...10.0.0.1[10.0.0.1]',
-      'a--c{1}:  AES_GCM_16_256, 840 bytes_i (10 pkts, 5s ago), 1680 bytes_o (20 pkts, 5s ago), rekeying in 44 minutes',
-    ], 0);
+    const ss = parseDaemon(
+      [
+        'a--c[1]: ESTABLISHED 3 minutes ago, 10.0.0.3[10.0.0.3]...10.0.0.1[10.0.0.1]',
+        'a--c{1}:  AES_GCM_16_256, 840 bytes_i (10 pkts, 5s ago), 1680 bytes_o (20 pkts, 5s ago), rekeying in 44 minutes',
+      ],
+      0,
+    );
     expect(ss.get('a--c')).toEqual({ ageSec: 180, bytesIn: 840, bytesOut: 1680 });
   });
 });

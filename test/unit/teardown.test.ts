@@ -1,5 +1,5 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -11,7 +11,7 @@ import { loadInventory } from '../../src/inventory/load.js';
 import type { HostSpec } from '../../src/inventory/types.js';
 import { guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
 import { KEY_SLOT } from '../../src/plan/types.js';
-import { fakeFleet, READY_FACTS, withFiles, withGuard, type Call } from '../helpers/fake-session.js';
+import { type Call, fakeFleet, READY_FACTS, withFiles, withGuard } from '../helpers/fake-session.js';
 
 // provision teardown against fake hosts. The lab e2e does it for real, an operator conn beside.
 
@@ -26,10 +26,30 @@ const withMark = (facts: string) => facts.replace('present /etc/ipsec.conf\n', '
 async function converged(): Promise<Map<string, string>> {
   const fake = fakeFleet(inv);
   const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: () => new Uint8Array(32).fill(3), connect: fake.connect });
-  return new Map(first.changeset!.hosts.map((h) => [h.host, withMark(withGuard(withFiles(READY_FACTS, [
-    ...h.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.kind === 'unit' ? renderGuardUnit() : f.content.replace(KEY_SLOT, '0s' + 'A'.repeat(43) + '=') })),
-    { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
-  ]), guardTable('web'), peers[h.host]!))]));
+  return new Map(
+    first.changeset!.hosts.map((h) => [
+      h.host,
+      withMark(
+        withGuard(
+          withFiles(READY_FACTS, [
+            ...h.files.map((f) => ({
+              path: f.path,
+              mode: f.mode.slice(1),
+              content:
+                f.kind === 'guard'
+                  ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 })
+                  : f.kind === 'unit'
+                    ? renderGuardUnit()
+                    : f.content.replace(KEY_SLOT, `0s${'A'.repeat(43)}=`),
+            })),
+            { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
+          ]),
+          guardTable('web'),
+          peers[h.host]!,
+        ),
+      ),
+    ]),
+  );
 }
 
 class Sink extends Writable {
@@ -44,7 +64,11 @@ async function teardown(argv: string[], facts: Map<string, string>) {
   const sent: Call[] = [];
   const fake = fakeFleet(inv, { facts: (h) => facts.get(h), respond: (c) => void sent.push(c) });
   const stdout = new Sink();
-  const code = await main(['teardown', '-i', file, ...argv], { stdout, stderr: new PassThrough() }, { connect: (name: string) => fake.connect(inv.hosts.get(name) as HostSpec) });
+  const code = await main(
+    ['teardown', '-i', file, ...argv],
+    { stdout, stderr: new PassThrough() },
+    { connect: (name: string) => fake.connect(inv.hosts.get(name) as HostSpec) },
+  );
   return { code, stdout: stdout.text, sent };
 }
 
@@ -70,7 +94,7 @@ describe('provision teardown', () => {
     expect(r.sent.find((c) => c.host === 'b' && c.step === 'write')!.script).toMatch(/dropline \/etc\/ipsec\.conf/);
   });
 
-  test('--limit c: only c\'s pair goes, on c and on its peer a; b is not contacted', async () => {
+  test("--limit c: only c's pair goes, on c and on its peer a; b is not contacted", async () => {
     const r = await teardown(['--limit', 'c', '--dry-run'], await converged());
     expect(r.code).toBe(0);
     expect(new Set(r.sent.map((c) => c.host))).toEqual(new Set(['a', 'c']));

@@ -2,9 +2,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { CURRENT_KEY, keptCopy, writeScript, type WriteSet } from '../../src/apply/scripts.js';
-import { wrap } from '../../src/core/shell.js';
+import { CURRENT_KEY, keptCopy, type WriteSet, writeScript } from '../../src/apply/scripts.js';
 import { INCLUDE_MARK, STAGING_MARK } from '../../src/core/paths.js';
+import { wrap } from '../../src/core/shell.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
 
@@ -25,10 +25,12 @@ function runScript(script: string, stdin: string) {
 describe('the write script', () => {
   test('writes every file with its mode, from stdin, and leaves no temp or backup behind', () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
-    const { script, stdin } = writeScript(change(dir, [
-      { name: 'p.conf', mode: '0644', after: 'conn p\n    auto=start\n' },
-      { name: 'p.secrets', mode: '0600', after: 'a b : PSK 0sSECRET\n' },
-    ]));
+    const { script, stdin } = writeScript(
+      change(dir, [
+        { name: 'p.conf', mode: '0644', after: 'conn p\n    auto=start\n' },
+        { name: 'p.secrets', mode: '0600', after: 'a b : PSK 0sSECRET\n' },
+      ]),
+    );
     expect(script).not.toContain('SECRET');
     const r = runScript(script, stdin);
     expect(r.status).toBe(0);
@@ -80,7 +82,7 @@ describe('the write script', () => {
     writeFileSync(join(dir, 'gone.conf'), 'retired\n');
     writeFileSync(join(dir, 'mine.conf'), 'operator\n');
     const files = Array.from({ length: 40 }, (_, i) => [
-      { name: `p${i}.conf`, mode: '0644' as const, after: `conn p${i}\n`, action: i === 0 ? 'update' as const : 'create' as const },
+      { name: `p${i}.conf`, mode: '0644' as const, after: `conn p${i}\n`, action: i === 0 ? ('update' as const) : ('create' as const) },
       { name: `p${i}.secrets`, mode: '0600' as const, after: `a b : PSK 0sKEY${i}\n` },
     ]).flat();
     const { script, stdin } = writeScript(change(dir, [...files, { name: 'gone.conf', mode: '0644', after: '', action: 'delete' }]));
@@ -99,11 +101,15 @@ describe('the write script', () => {
     writeFileSync(join(dir, 'a.conf'), 'before\n', { mode: 0o640 });
     writeFileSync(join(dir, 'gone.secrets'), 'x y : PSK 0sOLD\n', { mode: 0o600 });
     writeFileSync(join(dir, 'ipsec.conf'), 'config setup\n');
-    const c = change(dir, [
-      { name: 'a.conf', mode: '0644', after: 'after\n', action: 'update' },
-      { name: 'gone.secrets', mode: '0600', after: '', action: 'delete' },
-      { name: 'b.conf', mode: '0644', after: 'new\n' },
-    ], [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }]);
+    const c = change(
+      dir,
+      [
+        { name: 'a.conf', mode: '0644', after: 'after\n', action: 'update' },
+        { name: 'gone.secrets', mode: '0600', after: '', action: 'delete' },
+        { name: 'b.conf', mode: '0644', after: 'new\n' },
+      ],
+      [{ path: join(dir, 'ipsec.conf'), line: 'include /etc/ipsec.d/*.conf' }],
+    );
     const r = runScript(writeScript(c, 'false').script, writeScript(c).stdin);
     expect(r.status).toBe(30);
     expect(readFileSync(join(dir, 'a.conf'), 'utf8')).toBe('before\n');
@@ -130,7 +136,10 @@ describe('the write script', () => {
   });
 
   test('sh accepts the script (syntax check)', () => {
-    const { script } = writeScript(change('/nonexistent', [{ name: 'a.conf', mode: '0644', after: 'x' }], [{ path: '/nonexistent/ipsec.conf', line: 'include x' }]), 'true');
+    const { script } = writeScript(
+      change('/nonexistent', [{ name: 'a.conf', mode: '0644', after: 'x' }], [{ path: '/nonexistent/ipsec.conf', line: 'include x' }]),
+      'true',
+    );
     expect(() => execFileSync('sh', ['-n', '-c', script])).not.toThrow();
   });
 
@@ -139,7 +148,12 @@ describe('the write script', () => {
   test('killed while the files arrive (its time limit): nothing changes and no staging folder is left', () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
     writeFileSync(join(dir, 'a.conf'), 'old\n');
-    const { script } = writeScript(change(dir, [{ name: 'a.conf', mode: '0644', after: 'new content\n' }, { name: 'a.secrets', mode: '0600', after: 'a b : PSK 0sNEWKEY\n' }]));
+    const { script } = writeScript(
+      change(dir, [
+        { name: 'a.conf', mode: '0644', after: 'new content\n' },
+        { name: 'a.secrets', mode: '0600', after: 'a b : PSK 0sNEWKEY\n' },
+      ]),
+    );
     const r = spawnSync('sh', ['-c', '(printf new; sleep 3) | timeout -s TERM 1 sh -c "$0"', script], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);
     expect(readFileSync(join(dir, 'a.conf'), 'utf8')).toBe('old\n');
@@ -159,7 +173,10 @@ describe('the write script', () => {
   test('staging folders a killed write left behind are removed by the next write; only those with our marker, never through a link', () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
     // What a killed write leaves: its staging folder, marked.
-    const killed = runScript(writeScript(change(dir, [{ name: 'k.secrets', mode: '0600', after: 'a b : PSK 0sLEFTOVER\n' }]), 'kill -KILL $$').script, 'a b : PSK 0sLEFTOVER\n');
+    const killed = runScript(
+      writeScript(change(dir, [{ name: 'k.secrets', mode: '0600', after: 'a b : PSK 0sLEFTOVER\n' }]), 'kill -KILL $$').script,
+      'a b : PSK 0sLEFTOVER\n',
+    );
     expect(killed.status).not.toBe(0);
     const left = staging(dir);
     expect(left).toHaveLength(1);
@@ -181,8 +198,12 @@ describe('the write script', () => {
     const b = mkdtempSync(join(tmpdir(), 'w-'));
     writeFileSync(join(b, 'old.nft'), 'old\n');
     const set: WriteSet = {
-      puts: [{ path: join(a, 'p.conf'), mode: '0644', content: 'conn p\n' }, { path: join(b, 'guard.nft'), mode: '0600', content: 'table inet x {}\n' }],
-      deletes: [join(b, 'old.nft')], includes: [],
+      puts: [
+        { path: join(a, 'p.conf'), mode: '0644', content: 'conn p\n' },
+        { path: join(b, 'guard.nft'), mode: '0600', content: 'table inet x {}\n' },
+      ],
+      deletes: [join(b, 'old.nft')],
+      includes: [],
     };
     const { script, stdin } = writeScript(set);
     expect(runScript(script, stdin).status).toBe(0);
@@ -201,7 +222,7 @@ describe('the write script', () => {
 });
 
 describe('keys that never travel', () => {
-  const KEY = '0s' + Buffer.alloc(32, 5).toString('base64');
+  const KEY = `0s${Buffer.alloc(32, 5).toString('base64')}`;
   const header = '# managed by provision for fleet web: edits are overwritten\n';
   const setup = () => {
     const dir = mkdtempSync(join(tmpdir(), 'w-'));
@@ -215,7 +236,12 @@ describe('keys that never travel', () => {
 
   test('a kept key is put in on the host from its own file: the script and stdin never hold it', () => {
     const { dir, keep } = setup();
-    const { script, stdin } = writeScript({ puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a c : PSK ${CURRENT_KEY}\n` }], deletes: [], includes: [], keep });
+    const { script, stdin } = writeScript({
+      puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a c : PSK ${CURRENT_KEY}\n` }],
+      deletes: [],
+      includes: [],
+      keep,
+    });
     expect(script + stdin).not.toContain(KEY);
     expect(runScript(script, stdin).status).toBe(0);
     expect(readFileSync(join(dir, 'p.secrets'), 'utf8')).toBe(`${header}a c : PSK ${KEY}\n`);
@@ -225,7 +251,14 @@ describe('keys that never travel', () => {
   test('a file that lost its key since it was read: nothing is written, exit 21', () => {
     const { dir } = setup();
     writeFileSync(join(dir, 'p.secrets'), `${header}# no key here\n`);
-    const { script, stdin } = writeScript({ puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a c : PSK ${CURRENT_KEY}\n` }, { path: join(dir, 'p.conf'), mode: '0644', content: 'conn p2\n' }], deletes: [], includes: [] });
+    const { script, stdin } = writeScript({
+      puts: [
+        { path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a c : PSK ${CURRENT_KEY}\n` },
+        { path: join(dir, 'p.conf'), mode: '0644', content: 'conn p2\n' },
+      ],
+      deletes: [],
+      includes: [],
+    });
     const r = runScript(script, stdin);
     expect(r.status).toBe(21);
     expect(r.stderr).toMatch(/no longer holds a key/);
@@ -235,14 +268,28 @@ describe('keys that never travel', () => {
 
   test('the files a write replaces or deletes are kept in a root-only folder, and put back from there: no content from the controller', () => {
     const { dir, keep } = setup();
-    const NEW = '0s' + Buffer.alloc(32, 6).toString('base64');
-    const w = writeScript({ puts: [{ path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a b : PSK ${NEW}\n` }, { path: join(dir, 'n.conf'), mode: '0644', content: 'conn n\n' }],
-      deletes: [join(dir, 'q.conf')], includes: [], keep });
+    const NEW = `0s${Buffer.alloc(32, 6).toString('base64')}`;
+    const w = writeScript({
+      puts: [
+        { path: join(dir, 'p.secrets'), mode: '0600', content: `${header}a b : PSK ${NEW}\n` },
+        { path: join(dir, 'n.conf'), mode: '0644', content: 'conn n\n' },
+      ],
+      deletes: [join(dir, 'q.conf')],
+      includes: [],
+      keep,
+    });
     expect(runScript(w.script, w.stdin).status).toBe(0);
     expect((statSync(keep).mode & 0o777).toString(8)).toBe('700');
-    expect(readdirSync(keep).sort()).toEqual([STAGING_MARK, basename(keptCopy(keep, join(dir, 'p.secrets'))), basename(keptCopy(keep, join(dir, 'q.conf')))].sort());
+    expect(readdirSync(keep).sort()).toEqual(
+      [STAGING_MARK, basename(keptCopy(keep, join(dir, 'p.secrets'))), basename(keptCopy(keep, join(dir, 'q.conf')))].sort(),
+    );
     expect(readFileSync(keptCopy(keep, join(dir, 'p.secrets')), 'utf8')).toContain(KEY);
-    const undo = writeScript({ puts: [], deletes: [join(dir, 'n.conf')], includes: [], restores: [join(dir, 'p.secrets'), join(dir, 'q.conf')].map((path) => ({ path, from: keptCopy(keep, path) })) });
+    const undo = writeScript({
+      puts: [],
+      deletes: [join(dir, 'n.conf')],
+      includes: [],
+      restores: [join(dir, 'p.secrets'), join(dir, 'q.conf')].map((path) => ({ path, from: keptCopy(keep, path) })),
+    });
     expect(undo.script + undo.stdin).not.toContain(KEY);
     expect(runScript(undo.script, undo.stdin).status).toBe(0);
     expect(readFileSync(join(dir, 'p.secrets'), 'utf8')).toBe(`${header}a b : PSK ${KEY}\n`);
@@ -256,7 +303,12 @@ describe('keys that never travel', () => {
     mkdirSync(keep, { mode: 0o700 });
     symlinkSync(join(dir, 'q.conf'), keptCopy(keep, join(dir, 'p.conf')));
     for (const from of [keptCopy(keep, join(dir, 'p.secrets')), keptCopy(keep, join(dir, 'p.conf'))]) {
-      const undo = writeScript({ puts: [], deletes: [], includes: [], restores: [{ path: join(dir, from.endsWith('secrets') ? 'p.secrets' : 'p.conf'), from }] });
+      const undo = writeScript({
+        puts: [],
+        deletes: [],
+        includes: [],
+        restores: [{ path: join(dir, from.endsWith('secrets') ? 'p.secrets' : 'p.conf'), from }],
+      });
       expect(runScript(undo.script, undo.stdin).status).toBe(22);
     }
     expect(readFileSync(join(dir, 'p.conf'), 'utf8')).toBe('conn p\n');
@@ -287,7 +339,14 @@ describe('a leftover staging folder in the plan', () => {
     const { READY_FACTS } = await import('../helpers/fake-session.js');
     const inv = loadInventory('hosts:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\npairs: [[a, b]]\n', 'f.yaml');
     const leftover = READY_FACTS.replace('@@stale\n', '@@stale\n/etc/ipsec.d/.provision-backup.AbC123\n/etc/.provision.x1\n');
-    const cs = planChanges(inv, new Map([['a', parseFacts(leftover)], ['b', parseFacts(READY_FACTS)]]), { mode: 'live', prune: true, retireLegacy: false, tool: 'test' });
+    const cs = planChanges(
+      inv,
+      new Map([
+        ['a', parseFacts(leftover)],
+        ['b', parseFacts(READY_FACTS)],
+      ]),
+      { mode: 'live', prune: true, retireLegacy: false, tool: 'test' },
+    );
     const a = cs.hosts.find((h) => h.host === 'a')!;
     expect(a.staleStaging).toEqual(['/etc/ipsec.d/.provision-backup.AbC123']);
     expect(renderPlan(cs)).toContain("  - /etc/ipsec.d/.provision-backup.AbC123/  (delete: the staging folder an interrupted write of provision's left)");

@@ -1,7 +1,7 @@
 import { BACKENDS } from '../../backends/index.js';
-import { negotiating, parseStates, strayStates, type PlutoState, type Strays } from '../../backends/pluto-states.js';
+import { negotiating, type PlutoState, parseStates, type Strays, strayStates } from '../../backends/pluto-states.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
-import { runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type Ctx, runStep, STEP_TIMEOUT } from '../context.js';
 
 /** Seconds to wait for negotiations still under way on either end (a slow end answers late). */
 export const SETTLE_SEC = 10;
@@ -51,12 +51,14 @@ export async function settleCrossed(ctx: Ctx, p: PairPlan, planOf: (h: string) =
     did.set(p.initiator, `${p.name}: no SA deleted after the re-authentication (${decision.leave}); the verification decides`);
     return did;
   }
-  await Promise.all(ends.map(async (h, i) => {
-    const peer = ends[1 - i]!;
-    const stray = decision.drop[i]!;
-    if (!stray.serials.length) return;
-    const r = await runStep(ctx, h, `settle ${p.name}`, cmds[i]!.dropStates!(stray), STEP_TIMEOUT.facts);
-    if (r.ok) did.set(h, `${p.name}: removed SAs that ${peer} does not hold, left by crossed negotiations (states #${stray.serials.join(', #')})`);
-  }));
+  await Promise.all(
+    ends.map(async (h, i) => {
+      const peer = ends[1 - i]!;
+      const stray = decision.drop[i]!;
+      if (!stray.serials.length) return;
+      const r = await runStep(ctx, h, `settle ${p.name}`, cmds[i]!.dropStates!(stray), STEP_TIMEOUT.facts);
+      if (r.ok) did.set(h, `${p.name}: removed SAs that ${peer} does not hold, left by crossed negotiations (states #${stray.serials.join(', #')})`);
+    }),
+  );
   return did;
 }

@@ -1,8 +1,8 @@
 import type { Backend } from '../../backends/index.js';
-import { KEY_SLOT, type FileChange, type HostPlan } from '../../plan/types.js';
-import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type FileChange, type HostPlan, KEY_SLOT } from '../../plan/types.js';
+import { type Ctx, failed, runStep, STEP_TIMEOUT } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
-import { CURRENT_KEY, keptCopy, WRITE_EXIT, writeScript, type WriteSet } from '../scripts.js';
+import { CURRENT_KEY, keptCopy, WRITE_EXIT, type WriteSet, writeScript } from '../scripts.js';
 
 /**
  * The host's changed files with their new keys in place: what the write script sends over
@@ -44,27 +44,61 @@ export function undoSet(plan: HostPlan, keep: string, only: (f: FileChange) => b
 }
 
 /** Writes a set of files on a host, atomically as a whole; the config is checked and a refused one put back. */
-export async function writeFiles(ctx: Ctx, host: string, step: string, set: WriteSet, check?: { backend: Backend; version: string }): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+export async function writeFiles(
+  ctx: Ctx,
+  host: string,
+  step: string,
+  set: WriteSet,
+  check?: { backend: Backend; version: string },
+): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const backend = check?.backend;
   const { script, stdin } = writeScript(set, backend?.commands({ version: check!.version }).checkConfig);
   const r = await runStep(ctx, host, step, script, STEP_TIMEOUT.write, stdin);
   if (!r.ok) return r;
   if (r.code === 0) return { ok: true };
   if (r.code === WRITE_EXIT.checkFailed) {
-    return { ok: false, outcome: failed('check config', `${backend?.package ?? 'the daemon'} rejected the new config, so the previous files are back`,
-      'Look at the file and line named above; an operator conn in /etc/ipsec.d that no longer parses can cause it. Nothing changed on this host.', { exitCode: r.code, output: r.stderr }) };
+    return {
+      ok: false,
+      outcome: failed(
+        'check config',
+        `${backend?.package ?? 'the daemon'} rejected the new config, so the previous files are back`,
+        'Look at the file and line named above; an operator conn in /etc/ipsec.d that no longer parses can cause it. Nothing changed on this host.',
+        { exitCode: r.code, output: r.stderr },
+      ),
+    };
   }
   if (r.code === WRITE_EXIT.noCurrentKey) {
-    return { ok: false, outcome: failed(step, 'a secrets file changed on the host since it was read, so its key could not be kept', 'Nothing changed on this host. Re-run: the pair is planned again from what the host holds now.', { exitCode: r.code, output: r.stderr }) };
+    return {
+      ok: false,
+      outcome: failed(
+        step,
+        'a secrets file changed on the host since it was read, so its key could not be kept',
+        'Nothing changed on this host. Re-run: the pair is planned again from what the host holds now.',
+        { exitCode: r.code, output: r.stderr },
+      ),
+    };
   }
-  return { ok: false, outcome: failed(step, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', { exitCode: r.code, output: r.stderr }) };
+  return {
+    ok: false,
+    outcome: failed(step, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', {
+      exitCode: r.code,
+      output: r.stderr,
+    }),
+  };
 }
 
 export function describeWrite(set: WriteSet): string {
   const n = set.puts.length;
   const d = set.deletes.length;
   const r = set.restores?.length ?? 0;
-  return [n ? `${n} file${n === 1 ? '' : 's'} written` : '', r ? `${r} put back` : '', d ? `${d} deleted` : '', set.includes.length ? `${set.includes.length} include line(s) added` : '',
+  return [
+    n ? `${n} file${n === 1 ? '' : 's'} written` : '',
+    r ? `${r} put back` : '',
+    d ? `${d} deleted` : '',
+    set.includes.length ? `${set.includes.length} include line(s) added` : '',
     set.dropIncludes?.length ? `${set.dropIncludes.length} include line(s) of provision removed` : '',
-    set.stale?.length ? `${set.stale.length} leftover staging folder(s) of an interrupted write removed` : ''].filter(Boolean).join(', ');
+    set.stale?.length ? `${set.stale.length} leftover staging folder(s) of an interrupted write removed` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
 }

@@ -1,7 +1,7 @@
 import { addressFamily } from '../../core/address.js';
 import { guardFile, renderGuard } from '../../plan/guard.js';
 import type { HostPlan } from '../../plan/types.js';
-import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type Ctx, failed, runStep, STEP_TIMEOUT } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 import { writeFiles } from './files.js';
 
@@ -12,7 +12,7 @@ export function guardScript(plan: HostPlan, fleet: string): string {
   if (g.enableUnit) lines.push('systemctl daemon-reload', 'systemctl enable --quiet provision-guard.service');
   if (g.load) lines.push(`nft -c -f ${guardFile(fleet)}`, `nft -f ${guardFile(fleet)}`);
   if (g.remove) lines.push(`nft delete table inet ${g.table} 2>/dev/null || true`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -20,20 +20,34 @@ export function guardScript(plan: HostPlan, fleet: string): string {
  * not land on both ends (it was undone); the file is written again without them first, so
  * that no host drops traffic of a pair that has no conns.
  */
-export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string, without: readonly string[] = []): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
+export async function applyGuard(
+  ctx: Ctx,
+  plan: HostPlan,
+  fleet: string,
+  without: readonly string[] = [],
+): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
   const g = plan.guard!;
   const members = g.members.filter((a) => !without.includes(a));
   if (without.length && g.load) {
     const w = await writeFiles(ctx, plan.host, 'guard', {
-      puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }], deletes: [], includes: [],
+      puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }],
+      deletes: [],
+      includes: [],
     });
     if (!w.ok) return w;
   }
   const r = await runStep(ctx, plan.host, 'guard', guardScript(plan, fleet), STEP_TIMEOUT.write);
   if (!r.ok) return r;
   if (r.code !== 0) {
-    return { ok: false, outcome: failed('guard', `loading the guard (nftables table ${g.table}) failed (exit ${r.code})`,
-      'Check that the kernel has nf_tables and nft_xfrm (modprobe nft_xfrm), or set `guard: off` for this host; see docs/security.md.', { exitCode: r.code, output: r.stderr }) };
+    return {
+      ok: false,
+      outcome: failed(
+        'guard',
+        `loading the guard (nftables table ${g.table}) failed (exit ${r.code})`,
+        'Check that the kernel has nf_tables and nft_xfrm (modprobe nft_xfrm), or set `guard: off` for this host; see docs/security.md.',
+        { exitCode: r.code, output: r.stderr },
+      ),
+    };
   }
   if (g.remove) return { ok: true, did: 'guard removed' };
   if (!g.load) return { ok: true, did: 'guard unit enabled' };
@@ -46,20 +60,37 @@ export async function applyGuard(ctx: Ctx, plan: HostPlan, fleet: string, withou
  * Peers that carry the tool's SSH join once their pair has verified: the file gets them (for
  * the next boot) and the loaded table too, element by element, so its counters are kept.
  */
-export async function joinGuard(ctx: Ctx, plan: HostPlan, fleet: string, addresses: string[], without: readonly string[] = []): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+export async function joinGuard(
+  ctx: Ctx,
+  plan: HostPlan,
+  fleet: string,
+  addresses: string[],
+  without: readonly string[] = [],
+): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const g = plan.guard!;
   const members = [...new Set([...g.members.filter((a) => !without.includes(a)), ...addresses])];
   const w = await writeFiles(ctx, plan.host, 'guard: join', {
-    puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }], deletes: [], includes: [],
+    puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }],
+    deletes: [],
+    includes: [],
   });
   if (!w.ok) return w;
   const add = (family: 4 | 6): string[] => {
     const of = addresses.filter((a) => addressFamily(a) === family);
     return of.length ? [`nft add element inet ${g.table} peers${family} { ${of.join(', ')} }`] : [];
   };
-  const r = await runStep(ctx, plan.host, 'guard: join', ['set -e', ...add(4), ...add(6)].join('\n') + '\n', STEP_TIMEOUT.write);
+  const r = await runStep(ctx, plan.host, 'guard: join', `${['set -e', ...add(4), ...add(6)].join('\n')}\n`, STEP_TIMEOUT.write);
   if (!r.ok) return r;
-  if (r.code !== 0) return { ok: false, outcome: failed('guard: join', `adding ${addresses.join(', ')} to the guard failed (exit ${r.code})`, 'The file has them: `systemctl reload provision-guard` on the host loads it.', { exitCode: r.code, output: r.stderr }) };
+  if (r.code !== 0)
+    return {
+      ok: false,
+      outcome: failed(
+        'guard: join',
+        `adding ${addresses.join(', ')} to the guard failed (exit ${r.code})`,
+        'The file has them: `systemctl reload provision-guard` on the host loads it.',
+        { exitCode: r.code, output: r.stderr },
+      ),
+    };
   return { ok: true };
 }
 
@@ -74,16 +105,30 @@ export function sshPathScript(plan: HostPlan): string {
   // A policy to remove may be gone already (a daemon stop flushes them): -force goes on.
   if (p.remove.length) lines.push(`ip -force -batch - <<'EOF' || true`, ...p.remove, 'EOF');
   if (p.add.length) lines.push(`ip -batch - <<'EOF'`, ...p.add, 'EOF');
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 export async function applySshPath(ctx: Ctx, plan: HostPlan): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
   const r = await runStep(ctx, plan.host, 'ssh path', sshPathScript(plan), STEP_TIMEOUT.write);
   if (!r.ok) return r;
   if (r.code !== 0) {
-    return { ok: false, outcome: failed('ssh path', `adding the kernel policies that keep SSH with a peer outside IPsec failed (exit ${r.code})`,
-      'Run `ip -batch /etc/provision/ssh-*.xfrm` on the host to see why; the IKE daemon was not touched.', { exitCode: r.code, output: r.stderr }) };
+    return {
+      ok: false,
+      outcome: failed(
+        'ssh path',
+        `adding the kernel policies that keep SSH with a peer outside IPsec failed (exit ${r.code})`,
+        'Run `ip -batch /etc/provision/ssh-*.xfrm` on the host to see why; the IKE daemon was not touched.',
+        { exitCode: r.code, output: r.stderr },
+      ),
+    };
   }
   const p = plan.sshPath!;
-  return { ok: true, did: p.add.length ? `SSH with a peer kept outside IPsec (${p.add.length / 2} path${p.add.length === 2 ? '' : 's'})` : p.remove.length ? 'SSH path policies removed' : 'IKE daemon drop-in reloaded' };
+  return {
+    ok: true,
+    did: p.add.length
+      ? `SSH with a peer kept outside IPsec (${p.add.length / 2} path${p.add.length === 2 ? '' : 's'})`
+      : p.remove.length
+        ? 'SSH path policies removed'
+        : 'IKE daemon drop-in reloaded',
+  };
 }

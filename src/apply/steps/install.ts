@@ -1,6 +1,6 @@
 import { quote } from '../../core/shell.js';
 import type { Install } from '../../plan/types.js';
-import { DPKG_LOCK_WAIT, failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type Ctx, DPKG_LOCK_WAIT, failed, runStep, STEP_TIMEOUT } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 
 /**
@@ -41,7 +41,12 @@ $apt -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold insta
 
 /** What the install did, or why it failed, named for the operator. */
 export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ ok: true; packages: string } | { ok: false; outcome: HostOutcome }> {
-  const wanted = plan.choose ? plan.choose.map((c) => c.packages[0]).join(', ').replace(/, ([^,]*)$/, ' or $1') : plan.packages.join(' ');
+  const wanted = plan.choose
+    ? plan.choose
+        .map((c) => c.packages[0])
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1')
+    : plan.packages.join(' ');
   const step = plan.choose ? 'install (auto)' : `install ${wanted}`;
   const r = await runStep(ctx, host, step, installScript(plan), STEP_TIMEOUT.install);
   if (!r.ok) return r;
@@ -49,13 +54,43 @@ export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ 
   if (r.code === 0) return { ok: true, packages };
   const out = r.stderr + r.stdout;
   if (r.code === NO_CANDIDATE) {
-    return { ok: false, outcome: failed(step, `apt has no candidate for ${wanted}, even after apt-get update`, 'Check /etc/apt/sources.list on the host (libreswan is in Debian main and Ubuntu universe), or choose another backend.', { exitCode: r.code, output: out }) };
+    return {
+      ok: false,
+      outcome: failed(
+        step,
+        `apt has no candidate for ${wanted}, even after apt-get update`,
+        'Check /etc/apt/sources.list on the host (libreswan is in Debian main and Ubuntu universe), or choose another backend.',
+        { exitCode: r.code, output: out },
+      ),
+    };
   }
   if (/Could not get lock|dpkg frontend lock|is held by process/.test(out)) {
-    return { ok: false, outcome: failed(step, `another process held the dpkg lock for ${DPKG_LOCK_WAIT} s`, 'Wait for the other apt or unattended-upgrades run to finish (`ps aux | grep -E "apt|dpkg"`), then re-run.', { exitCode: r.code, output: out }) };
+    return {
+      ok: false,
+      outcome: failed(
+        step,
+        `another process held the dpkg lock for ${DPKG_LOCK_WAIT} s`,
+        'Wait for the other apt or unattended-upgrades run to finish (`ps aux | grep -E "apt|dpkg"`), then re-run.',
+        { exitCode: r.code, output: out },
+      ),
+    };
   }
   if (/Unable to locate package|has no installation candidate/.test(out)) {
-    return { ok: false, outcome: failed(step, `apt has no package ${packages}`, 'Check /etc/apt/sources.list on the host, or choose another backend.', { exitCode: r.code, output: out }) };
+    return {
+      ok: false,
+      outcome: failed(step, `apt has no package ${packages}`, 'Check /etc/apt/sources.list on the host, or choose another backend.', {
+        exitCode: r.code,
+        output: out,
+      }),
+    };
   }
-  return { ok: false, outcome: failed(step, `apt-get install ${packages} failed (exit ${r.code})`, `Run \`apt-get install ${packages}\` on the host to see the whole error; fix apt, then re-run.`, { exitCode: r.code, output: out }) };
+  return {
+    ok: false,
+    outcome: failed(
+      step,
+      `apt-get install ${packages} failed (exit ${r.code})`,
+      `Run \`apt-get install ${packages}\` on the host to see the whole error; fix apt, then re-run.`,
+      { exitCode: r.code, output: out },
+    ),
+  };
 }

@@ -4,7 +4,7 @@ import { pairFile } from '../../core/paths.js';
 import { quote } from '../../core/shell.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
 import { keyMac, parseKeys } from '../../remote/secrets.js';
-import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type Ctx, phase, runStep, STEP_TIMEOUT } from '../context.js';
 
 /** Prints a MAC of a fresh challenge and each named secrets file's key: the key stays on the host. */
 export function keyMacScript(challenge: string, paths: readonly string[]): string {

@@ -1,6 +1,6 @@
 import { BACKENDS, type ConnLoad } from '../../backends/index.js';
 import type { HostPlan } from '../../plan/types.js';
-import { failed, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type Ctx, failed, runStep, STEP_TIMEOUT } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 import { restartScript } from '../scripts.js';
 
@@ -14,7 +14,7 @@ export function reloadScript(plan: Pick<HostPlan, 'unload' | 'reload' | 'backend
   if (plan.unload.length) parts.push(cmd.unloadConns(plan.unload));
   if (reread) parts.push(`${cmd.rereadSecrets} >/dev/null`);
   if (plan.reload.length) parts.push(cmd.reloadConns(plan.reload));
-  return parts.join('\n') + '\n';
+  return `${parts.join('\n')}\n`;
 }
 
 export async function reload(ctx: Ctx, host: string, plan: HostPlan, reread: boolean): Promise<Result> {
@@ -22,7 +22,15 @@ export async function reload(ctx: Ctx, host: string, plan: HostPlan, reread: boo
   if (!r.ok) return r;
   const names = [...plan.reload.map((c) => c.name), ...plan.unload].join(', ');
   if (r.code !== 0) {
-    return { ok: false, outcome: failed('reload conns', `reloading ${names || 'the secrets'} failed (exit ${r.code})`, 'See docs/troubleshooting.md; `ipsec status` on the host.', { exitCode: r.code, output: r.stderr }) };
+    return {
+      ok: false,
+      outcome: failed(
+        'reload conns',
+        `reloading ${names || 'the secrets'} failed (exit ${r.code})`,
+        'See docs/troubleshooting.md; `ipsec status` on the host.',
+        { exitCode: r.code, output: r.stderr },
+      ),
+    };
   }
   const did: string[] = [];
   if (reread) did.push('secrets reread');
@@ -32,25 +40,58 @@ export async function reload(ctx: Ctx, host: string, plan: HostPlan, reread: boo
 }
 
 /** Restarts ipsec; `false` with the daemon's message when it will not start. */
-export async function restart(ctx: Ctx, host: string, plan: HostPlan, init: 'systemd' | 'sysv', conns: readonly ConnLoad[], step = 'restart ipsec'): Promise<{ ok: true } | { ok: false; outcome: HostOutcome; refused: boolean }> {
+export async function restart(
+  ctx: Ctx,
+  host: string,
+  plan: HostPlan,
+  init: 'systemd' | 'sysv',
+  conns: readonly ConnLoad[],
+  step = 'restart ipsec',
+): Promise<{ ok: true } | { ok: false; outcome: HostOutcome; refused: boolean }> {
   const after = BACKENDS[plan.backend.id].commands({ version: plan.backend.version }).afterRestart(conns);
   const r = await runStep(ctx, host, step, restartScript(init, after), STEP_TIMEOUT.service);
   if (!r.ok) return { ...r, refused: false };
   if (r.code === 0) return { ok: true };
-  return { ok: false, refused: true, outcome: failed(step, 'ipsec did not start', 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.', { exitCode: r.code, output: r.stderr }) };
+  return {
+    ok: false,
+    refused: true,
+    outcome: failed(step, 'ipsec did not start', 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.', {
+      exitCode: r.code,
+      output: r.stderr,
+    }),
+  };
 }
 
 /** Initiators bring up their pairs: those they reloaded, or, after a restart, those not up yet. */
-export async function bringUp(ctx: Ctx, host: string, plan: HostPlan, names: readonly string[], unlessUp: boolean): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
+export async function bringUp(
+  ctx: Ctx,
+  host: string,
+  plan: HostPlan,
+  names: readonly string[],
+  unlessUp: boolean,
+): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
-  const r = await runStep(ctx, host, 'bring up', names.map((n) => (unlessUp ? cmd.upUnlessEstablished(n) : cmd.up(n))).join('\n') + '\n', STEP_TIMEOUT.service);
+  const r = await runStep(ctx, host, 'bring up', `${names.map((n) => (unlessUp ? cmd.upUnlessEstablished(n) : cmd.up(n))).join('\n')}\n`, STEP_TIMEOUT.service);
   if (!r.ok) return r;
-  if (r.code !== 0) return { ok: false, outcome: failed('bring up', `starting ${names.join(', ')} failed (exit ${r.code})`, 'Run `ipsec status` on the host; see docs/troubleshooting.md.', { exitCode: r.code, output: r.stderr + r.stdout }) };
+  if (r.code !== 0)
+    return {
+      ok: false,
+      outcome: failed('bring up', `starting ${names.join(', ')} failed (exit ${r.code})`, 'Run `ipsec status` on the host; see docs/troubleshooting.md.', {
+        exitCode: r.code,
+        output: r.stderr + r.stdout,
+      }),
+    };
   return { ok: true };
 }
 
 /** The initiator proves a new key with a new IKE SA; a refusal is the pair's failure, not the host's. */
-export async function reauth(ctx: Ctx, host: string, plan: HostPlan, pair: string, step = `re-authenticate ${pair}`): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function reauth(
+  ctx: Ctx,
+  host: string,
+  plan: HostPlan,
+  pair: string,
+  step = `re-authenticate ${pair}`,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
   const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
   const r = await runStep(ctx, host, step, cmd.reauth(pair), STEP_TIMEOUT.reauth);
   if (!r.ok) return { ok: false, reason: r.outcome.status === 'failed' ? r.outcome.error : `${host} ${r.outcome.status}` };

@@ -1,6 +1,6 @@
 import { normalizeAddress } from '../../core/address.js';
-import { judge, parseVerify, verifyScript, type HostCapture } from '../../verify/esp.js';
-import { phase, runStep, STEP_TIMEOUT, type Ctx } from '../context.js';
+import { type HostCapture, judge, parseVerify, verifyScript } from '../../verify/esp.js';
+import { type Ctx, phase, runStep, STEP_TIMEOUT } from '../context.js';
 import type { DirectionResult, PairOutcome } from '../outcome.js';
 
 /**
@@ -8,7 +8,11 @@ import type { DirectionResult, PairOutcome } from '../outcome.js';
  * a pair and direction comes from each end's capture. The whole fleet takes about as long
  * as one pair.
  */
-export async function verifyPairs(ctx: Ctx, pairs: readonly { name: string; initiator: string; responder: string }[], address: (host: string) => string): Promise<Map<string, PairOutcome>> {
+export async function verifyPairs(
+  ctx: Ctx,
+  pairs: readonly { name: string; initiator: string; responder: string }[],
+  address: (host: string) => string,
+): Promise<Map<string, PairOutcome>> {
   const peersOf = new Map<string, string[]>();
   for (const p of pairs) {
     peersOf.set(p.initiator, [...(peersOf.get(p.initiator) ?? []), p.responder]);
@@ -16,8 +20,13 @@ export async function verifyPairs(ctx: Ctx, pairs: readonly { name: string; init
   }
   const captures = new Map<string, HostCapture | string>();
   await phase(ctx, [...peersOf], async ([host, peers]) => {
-    const r = await runStep(ctx, host, `verify ${peers.length} pair${peers.length === 1 ? '' : 's'}: ping + tcpdump`,
-      verifyScript(address(host), peers.map(address)), STEP_TIMEOUT.verify);
+    const r = await runStep(
+      ctx,
+      host,
+      `verify ${peers.length} pair${peers.length === 1 ? '' : 's'}: ping + tcpdump`,
+      verifyScript(address(host), peers.map(address)),
+      STEP_TIMEOUT.verify,
+    );
     if (!r.ok) captures.set(host, 'error' in r.outcome ? r.outcome.error : `${host} ${r.outcome.status}`);
     else captures.set(host, parseVerify(r.stdout, address(host), peers.map(address)));
   });
@@ -28,7 +37,12 @@ export async function verifyPairs(ctx: Ctx, pairs: readonly { name: string; init
     const missing = ends.find((h) => typeof captures.get(h) !== 'object');
     if (missing) {
       const why = captures.get(missing);
-      out.set(pair.name, { ...base, status: 'failed', reason: `verification could not run on ${missing}${typeof why === 'string' ? `: ${why}` : ' (interrupted)'}`, directions: [] });
+      out.set(pair.name, {
+        ...base,
+        status: 'failed',
+        reason: `verification could not run on ${missing}${typeof why === 'string' ? `: ${why}` : ' (interrupted)'}`,
+        directions: [],
+      });
       continue;
     }
     const directions: DirectionResult[] = ends.map((from, i) => {
@@ -37,7 +51,14 @@ export async function verifyPairs(ctx: Ctx, pairs: readonly { name: string; init
       const counts = cap.counts.get(normalizeAddress(address(to)))!;
       return { from, to, verdict: judge(counts, cap.tcpdumpError), counts };
     });
-    out.set(pair.name, verdictOf(base, directions, ends.filter((h) => (captures.get(h) as HostCapture).unsettled.has(normalizeAddress(address(h === pair.initiator ? pair.responder : pair.initiator))))));
+    out.set(
+      pair.name,
+      verdictOf(
+        base,
+        directions,
+        ends.filter((h) => (captures.get(h) as HostCapture).unsettled.has(normalizeAddress(address(h === pair.initiator ? pair.responder : pair.initiator)))),
+      ),
+    );
   }
   return out;
 }
@@ -45,13 +66,20 @@ export async function verifyPairs(ctx: Ctx, pairs: readonly { name: string; init
 function verdictOf(base: { name: string; initiator: string; responder: string }, directions: DirectionResult[], unsettled: string[]): PairOutcome {
   const bad = directions.filter((d) => d.verdict !== 'encrypted');
   if (bad.length === 0) return { ...base, status: 'verified', directions };
-  const reason = bad.map((d) => {
-    switch (d.verdict) {
-      case 'clear-text': return `${d.from} sent ${d.counts.clearOut} probe(s) to ${d.to} in CLEAR TEXT`;
-      case 'error': return `tcpdump failed on ${d.from}`;
-      case 'no-reply': return `ESP flows both ways but ${d.from}'s pings to ${d.to} got no reply (0/${d.counts.sent}): SAs out of step`;
-      default: return `no ESP ${d.counts.espOut === 0 ? `from ${d.from}` : `to ${d.from}`} (out ${d.counts.espOut}, in ${d.counts.espIn})`;
-    }
-  }).join('; ') + (unsettled.length ? ` (no SAs on ${unsettled.join(' and ')} after ${25} s)` : '');
+  const reason =
+    bad
+      .map((d) => {
+        switch (d.verdict) {
+          case 'clear-text':
+            return `${d.from} sent ${d.counts.clearOut} probe(s) to ${d.to} in CLEAR TEXT`;
+          case 'error':
+            return `tcpdump failed on ${d.from}`;
+          case 'no-reply':
+            return `ESP flows both ways but ${d.from}'s pings to ${d.to} got no reply (0/${d.counts.sent}): SAs out of step`;
+          default:
+            return `no ESP ${d.counts.espOut === 0 ? `from ${d.from}` : `to ${d.from}`} (out ${d.counts.espOut}, in ${d.counts.espIn})`;
+        }
+      })
+      .join('; ') + (unsettled.length ? ` (no SAs on ${unsettled.join(' and ')} after ${25} s)` : '');
   return { ...base, status: 'failed', reason, directions };
 }
