@@ -7,20 +7,43 @@ import type { SessionPool } from '../remote/pool.js';
 import { FAILED_STATUSES, type Hooks, type HostOutcome } from './outcome.js';
 
 /**
- * Seconds each kind of step may take on a host. Measured on the UML lab of a 2-core machine,
- * the slowest known case, with a wide margin for a busy controller or host:
- * - facts: 0.6 s on an idle host, 4 s at 64 hosts at once;
- * - install: 58 s for libreswan and its 41 dependencies in a UML guest, plus up to 120 s
- *   waiting for another apt to release the dpkg lock (DPKG_LOCK_WAIT);
- * - write: under 1 s for 2,000 files;
- * - service: a libreswan restart took 12 to 30 s in the lab, and over 120 s once on a loaded
- *   machine (three guests, two restarting at once);
- * - reauth: one negotiation, bounded by the `timeout 40` inside;
- * - verify: the settle wait (25 s at most), the warm-up (15 s at most) plus pings and
- *   captures (6 s); a 5-peer verification on a six-guest lab installing packages at once
- *   outlived 90 s.
+ * Every kind of step sent to a host, with the seconds it may take there. Fakes in tests and
+ * traces know a step by its id; its label is what the operator reads. The limits are wide
+ * margins over the slowest cases seen on a busy 2-core lab (docs/performance.md): an install
+ * also waits up to DPKG_LOCK_WAIT for another apt; a restart of libreswan once took over 120 s;
+ * a verification waits for the pair to settle and warm up before it pings and captures.
  */
-export const STEP_TIMEOUT = { facts: 90, install: 900, write: 120, service: 300, reauth: 60, verify: 150 } as const;
+export const STEPS = {
+  facts: 90,
+  status: 90,
+  install: 900,
+  write: 120,
+  'ssh-path': 120,
+  guard: 120,
+  'guard-join': 120,
+  restart: 300,
+  reload: 300,
+  'bring-up': 300,
+  reauth: 60,
+  probe: 60,
+  'compare-keys': 90,
+  settle: 90,
+  verify: 150,
+  'roll-back-files': 120,
+  'roll-back-reload': 300,
+  'roll-back-restart': 300,
+  'roll-back-up': 60,
+  'remove-kept': 90,
+} as const satisfies Record<string, number>;
+export type StepId = keyof typeof STEPS;
+
+/** One step on one host: what fakes and traces know it by, and what the operator reads. */
+export interface Step {
+  id: StepId;
+  label: string;
+}
+export const step = (id: StepId, label: string = id): Step => ({ id, label });
+
 /** Seconds apt waits for another process (unattended-upgrades) to release the dpkg lock. */
 export const DPKG_LOCK_WAIT = 120;
 
@@ -70,12 +93,13 @@ export function failed(step: string, error: string, hint: string, extra: { exitC
  * once). A lost connection, a refused host key or a step that outlived its limit comes back
  * as the host's outcome; any exit code comes back to the step, which judges it.
  */
-export async function runStep(ctx: Ctx, host: string, step: string, script: string, timeoutSec: number, stdin?: string): Promise<StepRun> {
+export async function runStep(ctx: Ctx, host: string, { id, label: step }: Step, script: string, stdin?: string): Promise<StepRun> {
+  const timeoutSec = STEPS[id];
   const s = ctx.states.get(host)!;
   try {
     return await ctx.pool.use(s.spec, async (session) => {
       ctx.hooks.onStep?.(host, step);
-      const r = await session.run(script, { timeoutSec, step, ...(stdin !== undefined ? { stdin } : {}) });
+      const r = await session.run(script, { timeoutSec, step, id, ...(stdin !== undefined ? { stdin } : {}) });
       if (r.code !== 0 && /sudo: (a password is required|a terminal is required)/.test(r.stderr)) {
         return {
           ok: false,

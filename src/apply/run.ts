@@ -8,7 +8,7 @@ import type { Changeset } from '../plan/types.js';
 import { type Facts, FactsRaceError, factsScript, parseFacts } from '../remote/facts.js';
 import { SessionPool } from '../remote/pool.js';
 import type { Session } from '../remote/session.js';
-import { alive, type Ctx, fail, failed, interrupted, phase, runStep, STEP_TIMEOUT } from './context.js';
+import { alive, type Ctx, fail, failed, interrupted, phase, runStep, step } from './context.js';
 import { execute } from './execute.js';
 import { FAILED_STATUSES, type Hooks, type PairOutcome, type RunResult } from './outcome.js';
 
@@ -48,7 +48,7 @@ export interface RunOptions {
 
 /** Reads one host's facts: one command. */
 export async function gather(ctx: Ctx, host: string): Promise<Facts | undefined> {
-  const r = await runStep(ctx, host, 'facts', factsScript(ctx.challenge), STEP_TIMEOUT.facts);
+  const r = await runStep(ctx, host, step('facts'), factsScript(ctx.challenge));
   if (!r.ok) return void fail(ctx, host, r.outcome);
   try {
     return parseFacts(r.stdout);

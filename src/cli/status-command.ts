@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Ctx, interrupted, phase, runStep, STEP_TIMEOUT } from '../apply/context.js';
+import { type Ctx, interrupted, phase, runStep, step } from '../apply/context.js';
 import type { Hooks } from '../apply/outcome.js';
 import { verifyPairs } from '../apply/steps/verify.js';
 import { offlineFacts, planChanges } from '../plan/plan.js';
@@ -41,7 +41,7 @@ export async function statusCommand(args: Args, io: Io, deps: Deps, now: () => n
   const at = now();
   try {
     await phase(ctx, inScope, async (h) => {
-      const r = await runStep(ctx, h.name, 'status', statusScript(challenge), STEP_TIMEOUT.facts);
+      const r = await runStep(ctx, h.name, step('status'), statusScript(challenge));
       if (!r.ok) {
         const o = r.outcome;
         return void readings.set(h.name, {

@@ -16,7 +16,7 @@ export interface ExecResult {
  */
 export interface Session {
   readonly host: string;
-  run(script: string, opts?: { stdin?: string; timeoutSec?: number; step?: string }): Promise<ExecResult>;
+  run(script: string, opts?: { stdin?: string; timeoutSec?: number; step?: string; id?: string }): Promise<ExecResult>;
   /** Remote commands run so far on this connection. */
   readonly commands: number;
   /** False once the connection dropped: the pool opens a new one for the next step. */

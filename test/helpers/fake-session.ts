@@ -4,9 +4,10 @@ import { maskSecrets } from '../../src/remote/secrets.js';
 import type { ExecResult, Session } from '../../src/remote/session.js';
 import { VERIFY } from '../../src/verify/esp.js';
 
-/** One command a host was sent: the executor's step label, the script, and what went over stdin. */
+/** One command a host was sent: the step's id and label, the script, and what went over stdin. */
 export interface Call {
   host: string;
+  id: string;
   step: string;
   script: string;
   stdin?: string;
@@ -111,14 +112,14 @@ export function fakeFleet(
       },
       async run(script, o = {}) {
         commands++;
-        const call: Call = { host: host.name, step: o.step ?? '?', script, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) };
+        const call: Call = { host: host.name, id: o.id ?? '?', step: o.step ?? '?', script, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) };
         sent.push(call);
         const own = opts.respond?.(call);
         const r =
           own ??
-          (call.step === 'facts'
+          (call.id === 'facts'
             ? { stdout: opts.facts?.(host.name) ?? READY_FACTS }
-            : call.step.startsWith('verify')
+            : call.id === 'verify'
               ? { stdout: healthyVerify(address(host.name), peersOf(host.name)) }
               : {});
         return { code: 0, stdout: '', stderr: '', timedOut: false, ...r };

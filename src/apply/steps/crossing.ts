@@ -1,7 +1,7 @@
 import { BACKENDS } from '../../backends/index.js';
 import { negotiating, type PlutoState, parseStates, type Strays, strayStates } from '../../backends/pluto-states.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
-import { type Ctx, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, runStep, step } from '../context.js';
 
 /** Seconds to wait for negotiations still under way on either end (a slow end answers late). */
 export const SETTLE_SEC = 10;
@@ -40,7 +40,7 @@ export async function settleCrossed(ctx: Ctx, p: PairPlan, planOf: (h: string) =
   let seen: (PlutoState[] | undefined)[];
   let busy: boolean;
   for (;;) {
-    const runs = await Promise.all(ends.map((h, i) => runStep(ctx, h, `settle ${p.name}`, cmds[i]!.states!(p.name), STEP_TIMEOUT.facts)));
+    const runs = await Promise.all(ends.map((h, i) => runStep(ctx, h, step('settle', `settle ${p.name}`), cmds[i]!.states!(p.name))));
     seen = runs.map((r) => (r.ok ? parseStates(r.stdout, p.name) : undefined));
     busy = seen.some((s) => s !== undefined && negotiating(s));
     if (seen.includes(undefined) || !busy || Date.now() > deadline) break;
@@ -56,7 +56,7 @@ export async function settleCrossed(ctx: Ctx, p: PairPlan, planOf: (h: string) =
       const peer = ends[1 - i]!;
       const stray = decision.drop[i]!;
       if (!stray.serials.length) return;
-      const r = await runStep(ctx, h, `settle ${p.name}`, cmds[i]!.dropStates!(stray), STEP_TIMEOUT.facts);
+      const r = await runStep(ctx, h, step('settle', `settle ${p.name}`), cmds[i]!.dropStates!(stray));
       if (r.ok) did.set(h, `${p.name}: removed SAs that ${peer} does not hold, left by crossed negotiations (states #${stray.serials.join(', #')})`);
     }),
   );

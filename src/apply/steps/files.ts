@@ -1,13 +1,13 @@
 import type { Backend } from '../../backends/index.js';
 import { type FileChange, type HostPlan, KEY_SLOT } from '../../plan/types.js';
-import { type Ctx, failed, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, failed, runStep, type Step } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 import { CURRENT_KEY, keptCopy, WRITE_EXIT, type WriteSet, writeScript } from '../scripts.js';
 
 /**
  * The host's changed files with their new keys in place: what the write script sends over
  * stdin. A kept key is not known here: the host puts it in (CURRENT_KEY). With `keep`, the
- * files replaced or deleted are kept on the host for undoSet.
+ * files replaced or deleted are kept on the host for rollBackSet.
  */
 export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, opts: { only?: (f: FileChange) => boolean; keep?: string } = {}): WriteSet {
   const { only, keep } = opts;
@@ -31,10 +31,10 @@ function withKey(f: FileChange, keys: ReadonlyMap<string, string>): string {
 }
 
 /**
- * The files as they were before this run's write, what an undo writes back: those it
+ * The files as they were before this run's write, what a roll back writes: those it
  * created are deleted, the others come back from the copies the write kept on the host.
  */
-export function undoSet(plan: HostPlan, keep: string, only: (f: FileChange) => boolean): WriteSet {
+export function rollBackSet(plan: HostPlan, keep: string, only: (f: FileChange) => boolean): WriteSet {
   const set: WriteSet = { puts: [], deletes: [], includes: [], restores: [] };
   for (const f of plan.files.filter((x) => x.action !== 'noop' && only(x))) {
     if (f.action === 'create') set.deletes.push(f.path);
@@ -47,13 +47,13 @@ export function undoSet(plan: HostPlan, keep: string, only: (f: FileChange) => b
 export async function writeFiles(
   ctx: Ctx,
   host: string,
-  step: string,
+  at: Step,
   set: WriteSet,
   check?: { backend: Backend; version: string },
 ): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const backend = check?.backend;
   const { script, stdin } = writeScript(set, backend?.commands({ version: check!.version }).checkConfig);
-  const r = await runStep(ctx, host, step, script, STEP_TIMEOUT.write, stdin);
+  const r = await runStep(ctx, host, at, script, stdin);
   if (!r.ok) return r;
   if (r.code === 0) return { ok: true };
   if (r.code === WRITE_EXIT.checkFailed) {
@@ -71,7 +71,7 @@ export async function writeFiles(
     return {
       ok: false,
       outcome: failed(
-        step,
+        at.label,
         'a secrets file changed on the host since it was read, so its key could not be kept',
         'Nothing changed on this host. Re-run: the pair is planned again from what the host holds now.',
         { exitCode: r.code, output: r.stderr },
@@ -80,7 +80,7 @@ export async function writeFiles(
   }
   return {
     ok: false,
-    outcome: failed(step, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', {
+    outcome: failed(at.label, `writing files failed (exit ${r.code})`, 'Nothing was left half-written; fix the cause and re-run.', {
       exitCode: r.code,
       output: r.stderr,
     }),

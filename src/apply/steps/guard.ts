@@ -1,7 +1,7 @@
 import { addressFamily } from '../../core/address.js';
 import { guardFile, renderGuard } from '../../plan/guard.js';
 import type { HostPlan } from '../../plan/types.js';
-import { type Ctx, failed, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, failed, runStep, step } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 import { writeFiles } from './files.js';
 
@@ -29,14 +29,14 @@ export async function applyGuard(
   const g = plan.guard!;
   const members = g.members.filter((a) => !without.includes(a));
   if (without.length && g.load) {
-    const w = await writeFiles(ctx, plan.host, 'guard', {
+    const w = await writeFiles(ctx, plan.host, step('guard'), {
       puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }],
       deletes: [],
       includes: [],
     });
     if (!w.ok) return w;
   }
-  const r = await runStep(ctx, plan.host, 'guard', guardScript(plan, fleet), STEP_TIMEOUT.write);
+  const r = await runStep(ctx, plan.host, step('guard'), guardScript(plan, fleet));
   if (!r.ok) return r;
   if (r.code !== 0) {
     return {
@@ -69,7 +69,7 @@ export async function joinGuard(
 ): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const g = plan.guard!;
   const members = [...new Set([...g.members.filter((a) => !without.includes(a)), ...addresses])];
-  const w = await writeFiles(ctx, plan.host, 'guard: join', {
+  const w = await writeFiles(ctx, plan.host, step('guard-join', 'guard: join'), {
     puts: [{ path: guardFile(fleet), mode: '0600', content: renderGuard(fleet, { peers: members, ssh: g.ssh, sshPort: g.sshPort, sshTo: g.sshTo }) }],
     deletes: [],
     includes: [],
@@ -79,7 +79,7 @@ export async function joinGuard(
     const of = addresses.filter((a) => addressFamily(a) === family);
     return of.length ? [`nft add element inet ${g.table} peers${family} { ${of.join(', ')} }`] : [];
   };
-  const r = await runStep(ctx, plan.host, 'guard: join', `${['set -e', ...add(4), ...add(6)].join('\n')}\n`, STEP_TIMEOUT.write);
+  const r = await runStep(ctx, plan.host, step('guard-join', 'guard: join'), `${['set -e', ...add(4), ...add(6)].join('\n')}\n`);
   if (!r.ok) return r;
   if (r.code !== 0)
     return {
@@ -109,7 +109,7 @@ export function sshPathScript(plan: HostPlan): string {
 }
 
 export async function applySshPath(ctx: Ctx, plan: HostPlan): Promise<{ ok: true; did: string } | { ok: false; outcome: HostOutcome }> {
-  const r = await runStep(ctx, plan.host, 'ssh path', sshPathScript(plan), STEP_TIMEOUT.write);
+  const r = await runStep(ctx, plan.host, step('ssh-path', 'ssh path'), sshPathScript(plan));
   if (!r.ok) return r;
   if (r.code !== 0) {
     return {

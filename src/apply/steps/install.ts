@@ -1,6 +1,6 @@
 import { quote } from '../../core/shell.js';
 import type { Install } from '../../plan/types.js';
-import { type Ctx, DPKG_LOCK_WAIT, failed, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, DPKG_LOCK_WAIT, failed, runStep, step } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 
 /**
@@ -47,8 +47,8 @@ export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ 
         .join(', ')
         .replace(/, ([^,]*)$/, ' or $1')
     : plan.packages.join(' ');
-  const step = plan.choose ? 'install (auto)' : `install ${wanted}`;
-  const r = await runStep(ctx, host, step, installScript(plan), STEP_TIMEOUT.install);
+  const label = plan.choose ? 'install (auto)' : `install ${wanted}`;
+  const r = await runStep(ctx, host, step('install', label), installScript(plan));
   if (!r.ok) return r;
   const packages = /^installing (.+)$/m.exec(r.stdout)?.[1] ?? wanted;
   if (r.code === 0) return { ok: true, packages };
@@ -57,7 +57,7 @@ export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ 
     return {
       ok: false,
       outcome: failed(
-        step,
+        label,
         `apt has no candidate for ${wanted}, even after apt-get update`,
         'Check /etc/apt/sources.list on the host (libreswan is in Debian main and Ubuntu universe), or choose another backend.',
         { exitCode: r.code, output: out },
@@ -68,7 +68,7 @@ export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ 
     return {
       ok: false,
       outcome: failed(
-        step,
+        label,
         `another process held the dpkg lock for ${DPKG_LOCK_WAIT} s`,
         'Wait for the other apt or unattended-upgrades run to finish (`ps aux | grep -E "apt|dpkg"`), then re-run.',
         { exitCode: r.code, output: out },
@@ -78,7 +78,7 @@ export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ 
   if (/Unable to locate package|has no installation candidate/.test(out)) {
     return {
       ok: false,
-      outcome: failed(step, `apt has no package ${packages}`, 'Check /etc/apt/sources.list on the host, or choose another backend.', {
+      outcome: failed(label, `apt has no package ${packages}`, 'Check /etc/apt/sources.list on the host, or choose another backend.', {
         exitCode: r.code,
         output: out,
       }),
@@ -87,7 +87,7 @@ export async function install(ctx: Ctx, host: string, plan: Install): Promise<{ 
   return {
     ok: false,
     outcome: failed(
-      step,
+      label,
       `apt-get install ${packages} failed (exit ${r.code})`,
       `Run \`apt-get install ${packages}\` on the host to see the whole error; fix apt, then re-run.`,
       { exitCode: r.code, output: out },

@@ -4,7 +4,7 @@ import { pairFile } from '../../core/paths.js';
 import { quote } from '../../core/shell.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
 import { keyMac, parseKeys } from '../../remote/secrets.js';
-import { type Ctx, phase, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, phase, runStep, step } from '../context.js';
 
 /** Prints a MAC of a fresh challenge and each named secrets file's key: the key stays on the host. */
 export function keyMacScript(challenge: string, paths: readonly string[]): string {
@@ -22,7 +22,7 @@ export async function compareKeys(ctx: Ctx, pairs: readonly PairPlan[]): Promise
   for (const p of pairs) for (const h of [p.initiator, p.responder]) byHost.set(h, [...(byHost.get(h) ?? []), pairFile(p.name, 'secrets')]);
   const macs = new Map<string, Map<string, string>>();
   await phase(ctx, [...byHost], async ([host, paths]) => {
-    const r = await runStep(ctx, host, 'compare keys', keyMacScript(challenge, paths), STEP_TIMEOUT.facts);
+    const r = await runStep(ctx, host, step('compare-keys', 'compare keys'), keyMacScript(challenge, paths));
     if (r.ok) macs.set(host, new Map([...parseKeys(r.stdout.split('\n'))].map(([path, k]) => [path, k.mac])));
   });
   const out = new Map<string, string>();
@@ -46,7 +46,7 @@ export type ProbeResult = { ok: true } | { ok: false; refused: boolean; reason: 
 export async function probeKey(ctx: Ctx, by: string, plan: HostPlan, pair: string, local: string, peer: string): Promise<ProbeResult> {
   const script = BACKENDS[plan.backend.id].probe?.({ name: pair, local, peer });
   if (!script) return { ok: false, refused: false, reason: `${plan.backend.package} on ${by} cannot probe` };
-  const r = await runStep(ctx, by, `probe the new key of ${pair}`, script, STEP_TIMEOUT.reauth);
+  const r = await runStep(ctx, by, step('probe', `probe the new key of ${pair}`), script);
   if (!r.ok) return { ok: false, refused: false, reason: r.outcome.status === 'failed' ? r.outcome.error : `${by} ${r.outcome.status}` };
   if (r.code === 0) return { ok: true };
   const said = r.stderr.trim().split('\n').slice(-3).join(' | ');

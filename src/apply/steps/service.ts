@@ -1,6 +1,6 @@
 import { BACKENDS, type ConnLoad } from '../../backends/index.js';
 import type { HostPlan } from '../../plan/types.js';
-import { type Ctx, failed, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, failed, runStep, type Step, step } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 import { restartScript } from '../scripts.js';
 
@@ -18,7 +18,7 @@ export function reloadScript(plan: Pick<HostPlan, 'unload' | 'reload' | 'backend
 }
 
 export async function reload(ctx: Ctx, host: string, plan: HostPlan, reread: boolean): Promise<Result> {
-  const r = await runStep(ctx, host, 'reload conns', reloadScript(plan, reread), STEP_TIMEOUT.service);
+  const r = await runStep(ctx, host, step('reload', 'reload conns'), reloadScript(plan, reread));
   if (!r.ok) return r;
   const names = [...plan.reload.map((c) => c.name), ...plan.unload].join(', ');
   if (r.code !== 0) {
@@ -46,16 +46,16 @@ export async function restart(
   plan: HostPlan,
   init: 'systemd' | 'sysv',
   conns: readonly ConnLoad[],
-  step = 'restart ipsec',
+  at: Step = step('restart', 'restart ipsec'),
 ): Promise<{ ok: true } | { ok: false; outcome: HostOutcome; refused: boolean }> {
   const after = BACKENDS[plan.backend.id].commands({ version: plan.backend.version }).afterRestart(conns);
-  const r = await runStep(ctx, host, step, restartScript(init, after), STEP_TIMEOUT.service);
+  const r = await runStep(ctx, host, at, restartScript(init, after));
   if (!r.ok) return { ...r, refused: false };
   if (r.code === 0) return { ok: true };
   return {
     ok: false,
     refused: true,
-    outcome: failed(step, 'ipsec did not start', 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.', {
+    outcome: failed(at.label, 'ipsec did not start', 'See docs/troubleshooting.md for the daemon messages; `journalctl -u ipsec` on the host.', {
       exitCode: r.code,
       output: r.stderr,
     }),
@@ -71,7 +71,7 @@ export async function bringUp(
   unlessUp: boolean,
 ): Promise<{ ok: true } | { ok: false; outcome: HostOutcome }> {
   const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
-  const r = await runStep(ctx, host, 'bring up', `${names.map((n) => (unlessUp ? cmd.upUnlessEstablished(n) : cmd.up(n))).join('\n')}\n`, STEP_TIMEOUT.service);
+  const r = await runStep(ctx, host, step('bring-up', 'bring up'), `${names.map((n) => (unlessUp ? cmd.upUnlessEstablished(n) : cmd.up(n))).join('\n')}\n`);
   if (!r.ok) return r;
   if (r.code !== 0)
     return {
@@ -90,10 +90,10 @@ export async function reauth(
   host: string,
   plan: HostPlan,
   pair: string,
-  step = `re-authenticate ${pair}`,
+  at: Step = step('reauth', `re-authenticate ${pair}`),
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   const cmd = BACKENDS[plan.backend.id].commands({ version: plan.backend.version });
-  const r = await runStep(ctx, host, step, cmd.reauth(pair), STEP_TIMEOUT.reauth);
+  const r = await runStep(ctx, host, at, cmd.reauth(pair));
   if (!r.ok) return { ok: false, reason: r.outcome.status === 'failed' ? r.outcome.error : `${host} ${r.outcome.status}` };
   if (r.code !== 0) return { ok: false, reason: `the new key did not authenticate: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` };
   return { ok: true };

@@ -1,6 +1,6 @@
 import { normalizeAddress } from '../../core/address.js';
 import { type HostCapture, judge, parseVerify, verifyScript } from '../../verify/esp.js';
-import { type Ctx, phase, runStep, STEP_TIMEOUT } from '../context.js';
+import { type Ctx, phase, runStep, step } from '../context.js';
 import type { DirectionResult, PairOutcome } from '../outcome.js';
 
 /**
@@ -23,9 +23,8 @@ export async function verifyPairs(
     const r = await runStep(
       ctx,
       host,
-      `verify ${peers.length} pair${peers.length === 1 ? '' : 's'}: ping + tcpdump`,
+      step('verify', `verify ${peers.length} pair${peers.length === 1 ? '' : 's'}: ping + tcpdump`),
       verifyScript(address(host), peers.map(address)),
-      STEP_TIMEOUT.verify,
     );
     if (!r.ok) captures.set(host, 'error' in r.outcome ? r.outcome.error : `${host} ${r.outcome.status}`);
     else captures.set(host, parseVerify(r.stdout, address(host), peers.map(address)));

@@ -2,8 +2,8 @@ import { BACKENDS } from '../../backends/index.js';
 import { pairFile } from '../../core/paths.js';
 import type { HostPlan } from '../../plan/types.js';
 import type { Facts } from '../../remote/facts.js';
-import { type Ctx, runStep, STEP_TIMEOUT } from '../context.js';
-import { undoSet, writeFiles } from './files.js';
+import { type Ctx, runStep, step } from '../context.js';
+import { rollBackSet, writeFiles } from './files.js';
 import { reloadScript } from './service.js';
 
 /**
@@ -12,7 +12,7 @@ import { reloadScript } from './service.js';
  * reread, the conn replaced with its old version, or taken down where it is new. A failure
  * is returned as words; the caller decides whose failure it is.
  */
-export async function undoPair(
+export async function rollBackPair(
   ctx: Ctx,
   host: string,
   plan: HostPlan,
@@ -20,9 +20,12 @@ export async function undoPair(
   pair: string,
   daemonRuns: boolean,
 ): Promise<{ ok: true } | { ok: false; error: string }> {
-  const set = undoSet(plan, ctx.keep, (f) => f.pair === pair);
+  const set = rollBackSet(plan, ctx.keep, (f) => f.pair === pair);
   if (set.deletes.length + (set.restores?.length ?? 0) === 0) return { ok: true };
-  const w = await writeFiles(ctx, host, `put back ${pair}`, set, { backend: BACKENDS[plan.backend.id], version: plan.backend.version });
+  const w = await writeFiles(ctx, host, step('roll-back-files', `put back ${pair}`), set, {
+    backend: BACKENDS[plan.backend.id],
+    version: plan.backend.version,
+  });
   if (!w.ok)
     return { ok: false, error: `restoring the files of ${pair} on ${host} failed: ${w.outcome.status === 'failed' ? w.outcome.error : w.outcome.status}` };
   if (!daemonRuns) return { ok: true };
@@ -38,7 +41,7 @@ export async function undoPair(
     },
     true,
   );
-  const r = await runStep(ctx, host, `put back ${pair}: reload`, script, STEP_TIMEOUT.service);
+  const r = await runStep(ctx, host, step('roll-back-reload', `put back ${pair}: reload`), script);
   if (!r.ok) return { ok: false, error: `${host} ${r.outcome.status} while putting ${pair} back` };
   if (r.code !== 0) return { ok: false, error: `reloading the previous files of ${pair} on ${host} failed (exit ${r.code})` };
   return { ok: true };
