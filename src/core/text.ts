@@ -24,3 +24,8 @@ export function tail(text: string, lines = 3): string {
       .slice(0, 400),
   );
 }
+
+/** A list that stays one line: the first few, then how many more. */
+export function some(items: readonly string[], max = 5): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max - 1).join(', ')} and ${items.length - max + 1} more`;
+}

@@ -1,6 +1,7 @@
 import type { HostOutcome, PairOutcome, RunResult } from '../apply/outcome.js';
 import type { Changeset, HostPlan, PairPlan } from '../plan/types.js';
-import { countLine, shownContent } from './plan-text.js';
+import { countLine } from './plan-counts.js';
+import { shownContent } from './plan-text.js';
 import { resultLine } from './summary.js';
 
 /** The version of the JSON shape (docs/provision.schema.json); a saved plan carries it too. */

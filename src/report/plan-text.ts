@@ -1,15 +1,16 @@
 import { createTwoFilesPatch } from 'diff';
-import { BACKENDS } from '../backends/index.js';
 import { redacted } from '../core/psk.js';
-import { printable } from '../core/text.js';
-import { changes } from '../plan/changes.js';
-import { type Changeset, FILE_ACTIONS, type FileChange, type HostPlan, KEY_SLOT, type PairPlan } from '../plan/types.js';
+import { printable, some } from '../core/text.js';
+import { type Changeset, FILE_ACTIONS, type FileChange, KEY_SLOT } from '../plan/types.js';
+import { guardLine, hostLine, installLine, serviceLine, sshPathLine } from './host-lines.js';
+import { countLine } from './plan-counts.js';
+import { trailer } from './plan-trailer.js';
 
 /** How much a plan shows: every file's diff, a line per host, or counts only. */
 export type Detail = 'full' | 'hosts' | 'summary';
 
 /** The default: every diff for a handful of hosts, a line per host beyond 10. */
-export function defaultDetail(cs: Changeset): Detail {
+function defaultDetail(cs: Changeset): Detail {
   return cs.hosts.length > 10 ? 'hosts' : 'full';
 }
 
@@ -49,25 +50,6 @@ function fileDiff(f: FileChange): string {
     .filter((l, i, all) => !/^(Index: |====)/.test(l) && !(i === all.length - 1 && l === ''))
     .map((l) => `      ${l}`)
     .join('\n');
-}
-
-export function serviceLine(h: HostPlan): string {
-  if (h.service === 'restart') return `restart ipsec (${h.serviceReason})`;
-  if (h.service === 'none') return `no restart (${h.serviceReason})`;
-  return `${[
-    h.unload.length ? `take down ${h.unload.join(', ')}` : '',
-    h.files.some((f) => f.kind === 'secrets' && f.action !== 'noop' && f.action !== 'delete') ? 'reread secrets' : '',
-    h.reload.length ? `reload ${h.reload.map((r) => r.name).join(', ')}` : '',
-    h.reauth.length ? `re-authenticate ${h.reauth.join(', ')} (new IKE SA with the new key)` : '',
-  ]
-    .filter(Boolean)
-    .join('; ')} (${h.serviceReason})`;
-}
-
-function counts(h: HostPlan): Record<'create' | 'update' | 'delete', number> {
-  const c = { create: 0, update: 0, delete: 0 };
-  for (const f of h.files) if (f.action !== 'noop') c[f.action]++;
-  return c;
 }
 
 /**
@@ -134,172 +116,4 @@ export function renderPlan(cs: Changeset, opts: { detail?: Detail; asking?: bool
   // Whatever the detail, the pairs a run takes down or leaves out are named.
   out.push(...trailer(cs, detail === 'full'));
   return `${out.join('\n')}\n`;
-}
-
-/** The guard's change in a few words, for a line per host: counts, not addresses. */
-function guardCount(h: HostPlan): string {
-  const g = h.guard!;
-  if (g.remove) return 'remove';
-  const joining = g.joins.length + g.joinsVerified.length;
-  const change = [joining ? `${joining} join` : '', g.leaves.length ? `${g.leaves.length} leave` : ''].filter(Boolean).join(', ');
-  return `${g.load ? 'load' : 'as it is'} (${g.members.length + g.joinsVerified.length} peer${g.members.length + g.joinsVerified.length === 1 ? '' : 's'}${change ? `; ${change}` : ''})`;
-}
-
-/** What happens to the host's guard: for the plan and the per-host lines. */
-export function guardLine(h: HostPlan): string {
-  const g = h.guard!;
-  if (g.remove) return `remove table inet ${g.table}${g.leaves.length ? ` (had ${g.leaves.join(', ')})` : ''}`;
-  const parts = [
-    g.load ? loadLine(g) : `table inet ${g.table} as it is (${g.members.length} peer${g.members.length === 1 ? '' : 's'})`,
-    g.leaves.length ? `${some(g.leaves)} leave${g.leaves.length === 1 ? 's' : ''} (pair retired)` : '',
-    g.joinsVerified.length
-      ? `${some(g.joinsVerified.map((j) => j.address))} join${g.joinsVerified.length === 1 ? 's' : ''} once verified (the tool's SSH runs between the two)`
-      : '',
-    g.ssh.length ? `SSH from ${g.ssh.join(', ')} stays open` : '',
-    g.sshTo.length ? `SSH to ${g.sshTo.map((t) => `${t.address} port ${t.port}`).join(', ')} stays open` : '',
-    g.dropped && (g.dropped.out || g.dropped.in) ? `dropped so far: ${g.dropped.out} out, ${g.dropped.in} in` : '',
-  ];
-  return parts.filter(Boolean).join('; ');
-}
-
-/** The kernel policies that keep the tool's SSH with a peer outside IPsec, as they change. */
-export function sshPathLine(h: HostPlan): string {
-  const p = h.sshPath!;
-  const n = p.add.length / 2;
-  return [
-    n
-      ? `kernel policies pass the tool's SSH with ${n === 1 ? 'its peer' : `${n} peers`} outside IPsec, so the pair being down cannot cut it (${p.add
-          .filter((l) => / dir out /.test(l))
-          .map((l) => /dst (\S+)\/\d+ /.exec(l)![1])
-          .join(', ')})`
-      : '',
-    p.remove.length ? `${p.remove.length} such polic${p.remove.length === 1 ? 'y' : 'ies'} removed` : '',
-    p.reloadUnits ? "systemd reloads the IKE daemon's drop-in" : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
-}
-
-function loadLine(g: NonNullable<HostPlan['guard']>): string {
-  const joining = g.joins.map((j) => j.address);
-  const kept = g.members.filter((a) => !joining.includes(a));
-  const join = joining.length
-    ? `${some(joining)} join${joining.length === 1 ? 's' : ''} before the daemons load ${joining.length === 1 ? 'its pair' : 'their pairs'}`
-    : '';
-  return [`load table inet ${g.table}${kept.length ? ` with ${some(kept)}` : joining.length ? '' : ' with no peer'}`, join].filter(Boolean).join('; ');
-}
-
-function installLine(h: HostPlan): string {
-  const i = h.install!;
-  const what = i.choose ? `${i.packages.join(' ')} (auto: the first apt offers of ${i.choose.map((c) => c.packages[0]).join(', ')})` : i.packages.join(' ');
-  return `install ${what}${i.aptUpdate ? ', after apt-get update (apt offers no candidate yet)' : ''}`;
-}
-
-function hostLine(h: HostPlan): string {
-  if (h.status === 'unread') return `  ${h.host}  not read`;
-  if (h.status === 'blocked') return `  ${h.host}  BLOCKED: ${printable(h.problems[0]!.problem)}`;
-  const c = counts(h);
-  const files = c.create + c.update + c.delete ? `+${c.create} ~${c.update} -${c.delete}` : 'no file changes';
-  return `  ${h.host}  ${h.install ? `install ${h.install.packages.join(' ')}; ` : ''}${files}; ${serviceLine(h)}${h.guard ? `; guard: ${guardCount(h)}` : ''}${h.sshPath ? '; ssh path' : ''}`;
-}
-
-function trailer(cs: Changeset, full: boolean): string[] {
-  const out: string[] = [];
-  if (cs.retired.length) {
-    out.push('', 'Retired (no longer in the inventory: files deleted, conns taken down)');
-    for (const r of cs.retired) out.push(`  ${r.name}: on ${r.hosts.join(', ')}`);
-  }
-  if (!full) {
-    // Skipped pairs by reason: at --limit one of 200 hosts, one line, not 199.
-    const byReason = new Map<string, string[]>();
-    // The reason without the host it names ("h7 is outside --limit"): one line per kind.
-    for (const p of cs.pairs.filter((x) => x.skipped)) {
-      const why = `one end ${p.skipped!.replace(/^\S+ /, '')}`;
-      byReason.set(why, [...(byReason.get(why) ?? []), p.name]);
-    }
-    if (byReason.size) out.push('', 'Skipped pairs');
-    for (const [why, names] of byReason) out.push(`  ${names.length} skipped (${why}): ${some(names)}`);
-    return out;
-  }
-  const keyed = cs.pairs.filter((p) => !p.skipped && (p.key !== 'unchanged' || p.notRotated));
-  if (keyed.length && cs.mode === 'live') {
-    out.push('', 'Keys');
-    for (const p of keyed) out.push(`  ${p.name}: ${keyLine(cs, p)}`);
-  }
-  if (cs.pairs.length) {
-    out.push('', 'Pairs');
-    const width = Math.max(...cs.pairs.map((p) => p.name.length), 4);
-    for (const p of cs.pairs) {
-      out.push(
-        `  ${p.name.padEnd(width)}  ${p.initiator} (auto=start) -> ${p.responder} (auto=${p.responderMode})${p.skipped ? `  skipped: ${p.skipped}` : ''}`,
-      );
-    }
-  }
-  return out;
-}
-
-/** A list that stays one line: the first few, then how many more. */
-function some(items: readonly string[], max = 5): string {
-  return items.length <= max ? items.join(', ') : `${items.slice(0, max - 1).join(', ')} and ${items.length - max + 1} more`;
-}
-
-function mbb(cs: Changeset, host: string | undefined): boolean {
-  const h = cs.hosts.find((x) => x.host === host);
-  return Boolean(h && BACKENDS[h.backend.id].makeBeforeBreak);
-}
-
-function keyLine(cs: Changeset, p: PairPlan): string {
-  if (p.notRotated) return `${p.notRotated}; run without --rotate-psk to see why it is down`;
-  switch (p.key) {
-    case 'new':
-      return 'new pair, new key';
-    case 'repaired':
-      return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.reauthBy ?? p.initiator} re-authenticates`;
-    case 'rotated':
-      if (p.proof === 'keys compared') {
-        const proof = p.probeBy
-          ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one`
-          : ' (no new authentication now: the next one uses it, docs/rotation.md)';
-        return `rotate: new key on both peers, reread; the two ends' keys are compared${proof}; the pair's SAs are kept; ESP is verified; the old key comes back if that fails`;
-      }
-      return `rotate: new key on both peers, ${p.reauthBy} re-authenticates ${p.reauthBy !== p.initiator || mbb(cs, p.reauthBy) ? 'make-before-break (the new SAs are up before the old ones go)' : '(its SAs are replaced: break-before-make)'}, then ESP is verified; the old key comes back if that fails`;
-    default:
-      return 'key kept';
-  }
-}
-
-/** "3 files to create, 1 to update, 2 conns to reload on 2 of 5 hosts; 3 hosts unchanged. Nothing was changed." */
-export function countLine(cs: Changeset, asking = false): string {
-  const t = { create: 0, update: 0, delete: 0 };
-  let reloads = 0;
-  let restarts = 0;
-  let installs = 0;
-  let guards = 0;
-  for (const h of cs.hosts.filter((x) => x.status === 'planned')) {
-    guards += h.guard && (h.guard.load || h.guard.remove) ? 1 : 0;
-    const c = counts(h);
-    t.create += c.create;
-    t.update += c.update;
-    t.delete += c.delete;
-    reloads += h.service === 'reload' ? h.reload.length + h.unload.length : 0;
-    restarts += h.service === 'restart' ? 1 : 0;
-    installs += h.install ? 1 : 0;
-  }
-  const acting = cs.hosts.filter(changes).length;
-  const parts = [
-    `${t.create} file${t.create === 1 ? '' : 's'} to create`,
-    `${t.update} to update`,
-    `${t.delete} to delete`,
-    installs ? `${installs} install${installs === 1 ? '' : 's'}` : '',
-    reloads ? `${reloads} conn${reloads === 1 ? '' : 's'} to reload` : '',
-    restarts ? `${restarts} restart${restarts === 1 ? '' : 's'}` : '',
-    guards ? `${guards} guard${guards === 1 ? '' : 's'} to load or remove` : '',
-  ].filter(Boolean);
-  const blocked = cs.hosts.filter((h) => h.status === 'blocked').length;
-  const unread = cs.hosts.filter((h) => h.status === 'unread').length;
-  const unchanged = cs.hosts.length - acting - blocked - unread;
-  return (
-    `${parts.join(', ')} on ${acting} of ${cs.hosts.length} hosts; ${unchanged} host${unchanged === 1 ? '' : 's'} unchanged` +
-    `${blocked ? `, ${blocked} blocked` : ''}${unread ? `, ${unread} not read` : ''}.${asking ? '' : ' Nothing was changed.'}`
-  );
 }
