@@ -6,7 +6,8 @@
 // Run `npm run build` first (npm run bench does). CI runs it small (BENCH_HOSTS=50 BENCH_RUNS=1).
 import { cpus } from 'node:os';
 import { loadInventory } from '../dist/inventory/load.js';
-import { offlineFacts, planChanges } from '../dist/plan/plan.js';
+import { planChanges } from '../dist/plan/plan.js';
+import { offlineFacts } from '../dist/remote/facts.js';
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
 const MESH = Number(process.env.BENCH_MESH_SIZE ?? 25);

@@ -1,9 +1,10 @@
 import type { RunResult } from '../apply/outcome.js';
 import { run } from '../apply/run.js';
 import { changes } from '../plan/changes.js';
-import { offlineFacts, planChanges } from '../plan/plan.js';
+import { planChanges } from '../plan/plan.js';
 import { savePlan } from '../plan/saved.js';
 import type { Changeset } from '../plan/types.js';
+import { offlineFacts } from '../remote/facts.js';
 import { type Detail, renderPlan } from '../report/plan-text.js';
 import { type Io, jsonView, textView, type View, wantsColor } from '../report/view.js';
 import type { Args } from './args.js';

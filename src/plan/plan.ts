@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { BACKENDS } from '../backends/index.js';
 import { normalizeAddress } from '../core/address.js';
-import { INCLUDES, pairFile } from '../core/paths.js';
+import { pairFile } from '../core/paths.js';
 import type { HostSpec, Inventory } from '../inventory/types.js';
-import { type Facts, pskOf, saUp } from '../remote/facts.js';
+import { digest, type Facts, pskOf, saUp } from '../remote/facts.js';
 import { connsByHost, type HostConn } from './desired.js';
 import { planHost } from './host.js';
 import { decideKey, type KeyDecision, type KeyRead, keyBits } from './keys.js';
@@ -31,27 +30,6 @@ export interface PlanOptions {
    * and compares the two ends' keys by MAC, no new authentication (no packet lost).
    */
   rotateMode?: 'reauth' | 'reread';
-}
-
-/** A host as an offline plan sees it: nothing installed, no package lists, no files. */
-export function offlineFacts(): Facts {
-  return {
-    os: 'unknown',
-    init: 'systemd',
-    installed: new Map(),
-    candidates: new Map(),
-    hasPackageLists: false,
-    running: false,
-    missingIncludes: [...INCLUDES],
-    ourIncludes: [],
-    files: new Map(),
-    conns: [],
-    sas: new Set(),
-    staleStaging: [],
-    guards: new Map(),
-    guardUnitEnabled: false,
-    keys: new Map(),
-  };
 }
 
 /**
@@ -278,26 +256,4 @@ function warnings(inv: Inventory, hosts: ReadonlyMap<string, HostPlan>): string[
     }
   }
   return out;
-}
-
-/**
- * A digest of what the plan depends on in a host's facts: packages, versions, daemon state,
- * includes, conns, and the files with their owners and modes. Keys are left out (a saved
- * plan records agreement, never a key or a hash of one), and so are the kernel's SAs, which
- * come and go with rekeys.
- */
-export function digest(f: Facts): string {
-  const files = [...f.files.values()].map((x) => [x.path, x.mode, x.owner, x.content?.replace(/(:\s*PSK\s+)\S+/g, '$1<key>') ?? null]);
-  const canonical = JSON.stringify([
-    f.os,
-    f.init,
-    [...f.installed].sort(),
-    f.hasPackageLists,
-    f.ipsecVersion ?? null,
-    f.running,
-    f.missingIncludes.map((i) => i.path),
-    f.conns,
-    files.sort(),
-  ]);
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

@@ -1,19 +1,24 @@
-import { factsScript } from '../remote/facts.js';
+import { PROBES } from '../remote/fact-probes.js';
+import type { Section } from '../remote/fact-types.js';
+import { sectionsScript } from '../remote/facts.js';
+
+/** What status reads beyond a run's facts: the daemon's SAs, and the kernel's IPsec policies (selectors and templates: no keys). */
+const STATUS_SECTIONS: readonly Section[] = [
+  {
+    name: 'daemon',
+    script: () =>
+      "if ipsec --version 2>/dev/null | grep -qi strongswan; then ipsec statusall 2>/dev/null | grep -E '(ESTABLISHED|INSTALLED|bytes_i)'; else ipsec whack --trafficstatus 2>/dev/null; fi",
+  },
+  { name: 'policies', script: () => 'ip xfrm policy 2>/dev/null' },
+];
 
 /**
  * What `provision status` asks a host, in one command: its facts as a run reads them (keys
  * masked, compared by MACs of the fresh challenge: no key, nor a plain hash of one, leaves
  * the host), what the daemon says of its SAs (libreswan's traffic status, or strongSwan's
- * statusall), and the kernel's IPsec policies (selectors and templates: no keys).
+ * statusall), and the kernel's IPsec policies.
  */
-export function statusScript(challenge: string): string {
-  return `${factsScript(challenge).replace(/echo '@@end'\n$/, '')}echo '@@daemon'
-if ipsec --version 2>/dev/null | grep -qi strongswan; then ipsec statusall 2>/dev/null | grep -E '(ESTABLISHED|INSTALLED|bytes_i)'; else ipsec whack --trafficstatus 2>/dev/null; fi
-echo '@@policies'
-ip xfrm policy 2>/dev/null
-echo '@@end'
-`;
-}
+export const statusScript = (challenge: string): string => sectionsScript([...PROBES, ...STATUS_SECTIONS], challenge);
 
 export interface DaemonSa {
   /** Seconds since the Child SA was made (its last rekey), when the daemon says. */

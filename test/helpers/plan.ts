@@ -1,7 +1,8 @@
 import { loadInventory } from '../../src/inventory/load.js';
 import type { Inventory } from '../../src/inventory/types.js';
-import { offlineFacts, type PlanOptions, planChanges } from '../../src/plan/plan.js';
+import { type PlanOptions, planChanges } from '../../src/plan/plan.js';
 import type { Changeset } from '../../src/plan/types.js';
+import { offlineFacts } from '../../src/remote/facts.js';
 import { shownContent } from '../../src/report/plan-text.js';
 
 /** The offline changeset of an inventory: every host as if nothing were installed. */

@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HEADER_CASE_PATTERNS, type Owner, ownerOf } from '../../src/core/ownership.js';
 import { keyBits } from '../../src/plan/keys.js';
-import { factsScript, parseFacts, parseIpsecVersion, pskOf, saUp } from '../../src/remote/facts.js';
+import { PROBES } from '../../src/remote/fact-probes.js';
+import { factsScript, offlineFacts, PACKAGES, parseFacts, parseIpsecVersion, pskOf, saUp, sections } from '../../src/remote/facts.js';
 import { keyMac, MASK_SECRETS, maskSecrets, parseKeys } from '../../src/remote/secrets.js';
-import { withFiles } from '../helpers/fake-session.js';
+import { statusScript } from '../../src/status/script.js';
+import { TEST_CHALLENGE, withFiles } from '../helpers/fake-session.js';
 
 // Recorded from lab servers (Debian 12) after a provision run; keys replaced by a fixture key.
 // The files sections were converted to the one-dump format (stat lines, managed list, base64)
@@ -204,5 +206,36 @@ describe('no key leaves a host: the facts script masks every secret and sends ke
       "}' | base64 -w0",
     ]);
     expect(() => factsScript("x'; rm -rf /")).toThrow(/hex/);
+  });
+});
+
+describe('the facts model', () => {
+  test('each probe gives its own facts: no two give the same one, and together they give every fact a recorded host has', () => {
+    const byProbe = PROBES.map((p) => Object.keys(p.parse(sections(readFileSync('test/fixtures/facts-libreswan-up.txt', 'utf8')))));
+    const all = byProbe.flat();
+    expect(new Set(all).size).toBe(all.length);
+    const recorded = parseFacts(readFileSync('test/fixtures/facts-libreswan-up.txt', 'utf8'));
+    expect(new Set(all)).toEqual(new Set(Object.keys(recorded)));
+    expect(all).toEqual(expect.arrayContaining(['os', 'installed', 'candidates', 'files', 'keys', 'guards']));
+  });
+
+  test('an offline host gets fresh maps each time, so one plan cannot change another host', () => {
+    const a = offlineFacts();
+    a.installed.set('libreswan', '4.10');
+    a.missingIncludes.pop();
+    expect(offlineFacts().installed.size).toBe(0);
+    expect(offlineFacts().missingIncludes.length).toBe(2);
+  });
+
+  test('the scripts are the probes in order, each under its own section; status adds the daemon and the policies last', () => {
+    const marks = (script: string) => [...script.matchAll(/^echo '@@(\w+)'$/gm)].map((m) => m[1]);
+    const facts = marks(factsScript(TEST_CHALLENGE));
+    expect(facts.filter((m) => PROBES.some((p) => p.name === m))).toEqual(PROBES.map((p) => p.name));
+    expect(facts.at(-1)).toBe('end');
+    expect(marks(statusScript(TEST_CHALLENGE))).toEqual([...facts.slice(0, -1), 'daemon', 'policies', 'end']);
+  });
+
+  test('the packages asked about are those of every backend, and nftables', () => {
+    expect([...PACKAGES].sort()).toEqual(['libreswan', 'nftables', 'openswan', 'strongswan-charon', 'strongswan-starter', 'strongswan-swanctl']);
   });
 });

@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadInventory } from '../../src/inventory/load.js';
-import { offlineFacts, planChanges } from '../../src/plan/plan.js';
-import { parseFacts } from '../../src/remote/facts.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { offlineFacts, parseFacts } from '../../src/remote/facts.js';
 import { toJson } from '../../src/report/json.js';
 import { renderedFiles } from '../helpers/plan.js';
 
