@@ -1,6 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { applyCommand } from './cli/apply-command.js';
-import { type Args, BOOLEAN_FLAGS, COMMANDS, EXIT, KNOWN_FLAGS, parser, SINGLE_FLAGS } from './cli/args.js';
+import {
+  type ApplyArgs,
+  type Args,
+  BOOLEAN_FLAGS,
+  COMMANDS,
+  EXIT,
+  KNOWN_FLAGS,
+  parser,
+  type RunArgs,
+  SINGLE_FLAGS,
+  type StatusArgs,
+  type TeardownArgs,
+} from './cli/args.js';
 import { completionScript } from './cli/completion.js';
 import { checkBooleanForms, checkSingles, positiveSeconds, UsageError, wholeAtLeastOne } from './cli/flags.js';
 import { type Deps, terminalAsk } from './cli/live.js';
@@ -90,14 +102,15 @@ export async function main(argv: string[], io: Io = process, deps: Deps = defaul
       case 'completion':
         io.stdout.write(completionScript(String(args.shell ?? 'bash')));
         return EXIT.ok;
+      // yargs has checked each command's flags against its definition (args.ts): types, choices, defaults.
       case 'apply':
-        return await applyCommand(args, io, deps);
+        return await applyCommand(args as unknown as ApplyArgs, io, deps);
       case 'status':
-        return await statusCommand(args, io, deps);
+        return await statusCommand(args as unknown as StatusArgs, io, deps);
       case 'teardown':
-        return await teardownCommand(args, io, deps);
+        return await teardownCommand(args as unknown as TeardownArgs, io, deps);
       default:
-        return await runCommand(args, io, deps);
+        return await runCommand(args as unknown as RunArgs, io, deps);
     }
   } catch (err) {
     if (err instanceof InventoryError) {

@@ -4,6 +4,61 @@ import { toolVersion } from './flags.js';
 /** The parsed command line, as yargs gives it. */
 export type Args = Record<string, unknown> & { _: (string | number)[] };
 
+/** The flags of every command that reaches hosts (connectOptions), as yargs checked them. */
+export interface ConnectArgs {
+  concurrency: number;
+  acceptNewHostKeys: boolean;
+  connectTimeout: number;
+  sshConfig?: string;
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  trace?: string;
+  color?: boolean;
+}
+
+/** What selects the inventory and its hosts (scopeOptions). */
+export interface ScopeArgs {
+  inventory?: string;
+  limit?: string[];
+  rotatePsk?: string[];
+  offline?: boolean;
+  sshConfig?: string;
+}
+
+/** `provision -i FILE`, the default command. */
+export interface RunArgs extends ConnectArgs, ScopeArgs {
+  inventory: string;
+  dryRun: boolean;
+  yes: boolean;
+  offline: boolean;
+  out?: string;
+  detailedExitcode: boolean;
+  summary: boolean;
+  detail?: 'summary' | 'hosts' | 'full';
+  prune: boolean;
+  retireLegacy: boolean;
+  verify: boolean;
+  rotateMode: 'reauth' | 'reread';
+}
+
+export interface ApplyArgs extends ConnectArgs {
+  plan: string;
+  verify: boolean;
+}
+
+export interface StatusArgs extends ConnectArgs, ScopeArgs {
+  inventory: string;
+  verify: boolean;
+  format: 'text' | 'json' | 'prometheus';
+  nagios: boolean;
+}
+
+export interface TeardownArgs extends ConnectArgs, ScopeArgs {
+  inventory: string;
+  dryRun: boolean;
+}
+
 /** Exit codes, as documented in --help, the README and docs/cli.md. */
 export const EXIT = {
   ok: 0,

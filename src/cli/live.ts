@@ -6,7 +6,7 @@ import { KnownHostsStore } from '../remote/known-hosts-store.js';
 import { passphrasesFor } from '../remote/passphrase.js';
 import { type connect, expandHome, JumpCache, parseJump, type Session } from '../remote/session.js';
 import type { Verbosity } from '../report/progress.js';
-import { EXIT } from './args.js';
+import { type ConnectArgs, EXIT } from './args.js';
 import { UsageError } from './flags.js';
 import { openTrace, traced } from './trace.js';
 
@@ -35,7 +35,7 @@ export function terminalAsk(): Deps['ask'] {
   };
 }
 
-export interface ConnectFlags {
+interface ConnectFlags {
   concurrency: number;
   acceptNewHostKeys: boolean;
   connectTimeoutSec: number;
@@ -43,17 +43,17 @@ export interface ConnectFlags {
   trace?: string;
 }
 
-export function connectFlags(args: Record<string, unknown>): ConnectFlags {
+function connectFlags(args: ConnectArgs): ConnectFlags {
   return {
-    concurrency: args.concurrency as number,
-    acceptNewHostKeys: args.acceptNewHostKeys === true,
-    connectTimeoutSec: args.connectTimeout as number,
-    ...(typeof args.trace === 'string' ? { trace: args.trace } : {}),
+    concurrency: args.concurrency,
+    acceptNewHostKeys: args.acceptNewHostKeys,
+    connectTimeoutSec: args.connectTimeout,
+    ...(args.trace !== undefined ? { trace: args.trace } : {}),
   };
 }
 
 /** How a run connects: one known_hosts store and one jump cache for all hosts; passphrases asked once. */
-export async function connector(
+async function connector(
   inv: Inventory,
   hosts: readonly HostSpec[],
   deps: Deps,
@@ -85,11 +85,37 @@ export async function connector(
   return trace ? async (h) => traced(await open(h), trace) : open;
 }
 
+/** The hosts a command reaches, and how. */
+export interface Reach {
+  inventory: Inventory;
+  hosts: readonly HostSpec[];
+  deps: Deps;
+  args: ConnectArgs;
+  /** Jump hosts that are ssh config aliases (Scope.jumps). */
+  jumps: ReadonlyMap<string, Partial<SshSettings>>;
+}
+
 /**
- * First Ctrl-C: finish the steps under way (atomic), start nothing new, report. Second: quit.
- * Returns the signal, and a function that stops listening.
+ * Runs a command's work on its hosts: connected as the flags say, stopped by Ctrl-C (the
+ * first finishes the steps under way and starts nothing new, a second quits), and its
+ * progress stopped when the work ends, however it ends.
  */
-export function onCtrlC(hooks: Hooks): { signal: AbortSignal; done: () => void } {
+export async function onHosts<T>(
+  hooks: Hooks & { stop(): void },
+  reach: Reach,
+  work: (w: { signal: AbortSignal; connect: (h: HostSpec) => Promise<Session> }) => Promise<T>,
+): Promise<T> {
+  const ctrlC = onCtrlC(hooks);
+  try {
+    const connect = await connector(reach.inventory, reach.hosts, reach.deps, connectFlags(reach.args), reach.jumps);
+    return await work({ signal: ctrlC.signal, connect });
+  } finally {
+    ctrlC.done();
+    hooks.stop();
+  }
+}
+
+function onCtrlC(hooks: Hooks): { signal: AbortSignal; done: () => void } {
   const abort = new AbortController();
   const handler = (): void => {
     if (abort.signal.aborted) process.exit(EXIT.interrupted);
@@ -103,7 +129,7 @@ export function onCtrlC(hooks: Hooks): { signal: AbortSignal; done: () => void }
 export const random = randomBytes;
 
 /** -q: no progress on stderr (the result and errors still); -v: a line per event, even on a terminal. */
-export function verbosity(args: Record<string, unknown>): Verbosity {
+export function verbosity(args: Pick<ConnectArgs, 'quiet' | 'verbose'>): Verbosity {
   if (args.quiet && args.verbose) throw new UsageError('-q (--quiet) and -v (--verbose) say opposite things: give one');
   return args.quiet ? 'quiet' : args.verbose ? 'verbose' : 'normal';
 }

@@ -7,16 +7,15 @@ import type { Changeset } from '../plan/types.js';
 import { offlineFacts } from '../remote/facts.js';
 import { type Detail, renderPlan } from '../report/plan-text.js';
 import { type Io, jsonView, textView, type View, wantsColor } from '../report/view.js';
-import type { Args } from './args.js';
-import { EXIT } from './args.js';
+import { EXIT, type RunArgs } from './args.js';
 import { toolVersion, UsageError } from './flags.js';
-import { connectFlags, connector, type Deps, onCtrlC, random, verbosity } from './live.js';
+import { type Deps, onHosts, random, verbosity } from './live.js';
 import { writePrivateFile } from './private-file.js';
 import { loadScope } from './scope.js';
 
 /** `provision --inventory FILE`: plan (offline or from the hosts), or apply and verify. */
-export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number> {
-  const dryRun = args.dryRun === true;
+export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<number> {
+  const dryRun = args.dryRun;
   if (args.offline && !dryRun) throw new UsageError('--offline plans without contacting any host, so it needs --dry-run');
   if (args.offline && args.rotatePsk !== undefined) {
     throw new UsageError('--rotate-psk works from the keys on the hosts, which --offline does not read; drop --offline to see the rotation plan');
@@ -27,9 +26,9 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   const scope = await loadScope(args);
   const { inventory, limit, rotate, inScope } = scope;
   if (args.summary && args.detail !== undefined) throw new UsageError('--summary is --detail hosts: give one of the two');
-  const detail = (args.detail as Detail | undefined) ?? (args.summary ? 'hosts' : undefined);
-  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail, wantsColor(args.color as boolean | undefined, io.stdout), verbosity(args));
-  const planOpts = { prune: args.prune !== false, retireLegacy: args.retireLegacy === true, tool: toolVersion(), ...(limit ? { limit } : {}) };
+  const detail: Detail | undefined = args.detail ?? (args.summary ? 'hosts' : undefined);
+  const view = args.json ? jsonView(io) : textView(io, inScope.length, detail, wantsColor(args.color, io.stdout), verbosity(args));
+  const planOpts = { prune: args.prune, retireLegacy: args.retireLegacy, tool: toolVersion(), ...(limit ? { limit } : {}) };
   if (args.offline) {
     const cs = planChanges(inventory, new Map(inScope.map((h) => [h.name, offlineFacts()])), { mode: 'offline', ...planOpts });
     view.plan(cs);
@@ -39,28 +38,23 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
     view.hooks.onNote?.(
       `--limit: acting on ${inScope.length} of ${inventory.hosts.size} hosts; pairs with ${[...inventory.hosts.keys()].filter((h) => !limit.has(h)).join(', ')} are skipped`,
     );
-  const ctrlC = onCtrlC(view.hooks);
-  let result: RunResult;
-  try {
-    result = await run(inventory, {
-      signal: ctrlC.signal,
+  const result: RunResult = await onHosts(view.hooks, { inventory, hosts: inScope, deps, args, jumps: scope.jumps }, ({ signal, connect }) =>
+    run(inventory, {
+      signal,
+      connect,
       dryRun,
-      verify: args.verify !== false,
+      verify: args.verify,
       prune: planOpts.prune,
       retireLegacy: planOpts.retireLegacy,
-      concurrency: args.concurrency as number,
+      concurrency: args.concurrency,
       random,
       tool: toolVersion(),
       hooks: view.hooks,
       ...(limit ? { limit } : {}),
-      ...(rotate ? { rotate, rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
-      connect: await connector(inventory, inScope, deps, connectFlags(args), scope.jumps),
+      ...(rotate ? { rotate, rotateMode: args.rotateMode } : {}),
       ...(!dryRun && !args.yes && !args.json && deps.ask ? { confirm: confirmer(io, view, deps.ask) } : {}),
-    });
-  } finally {
-    ctrlC.done();
-    view.hooks.stop();
-  }
+    }),
+  );
   if (result.declined) {
     io.stderr.write('Not applied: nothing was changed.\n');
     return EXIT.ok;
@@ -72,15 +66,15 @@ export async function runCommand(args: Args, io: Io, deps: Deps): Promise<number
   view.plan(result.changeset!, result);
   if (args.out !== undefined) {
     await writePrivateFile(
-      String(args.out),
+      args.out,
       savePlan(result.changeset!, scope.text, {
         prune: planOpts.prune,
         retireLegacy: planOpts.retireLegacy,
         ...(limit ? { limit: [...limit] } : {}),
-        ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode as 'reauth' | 'reread' } : {}),
+        ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode } : {}),
       }),
     );
-    io.stderr.write(`plan saved to ${String(args.out)}: \`provision apply ${String(args.out)}\` applies it to the hosts that have not changed since\n`);
+    io.stderr.write(`plan saved to ${args.out}: \`provision apply ${args.out}\` applies it to the hosts that have not changed since\n`);
   }
   const code = exitCode(result);
   return code === EXIT.ok && args.detailedExitcode && result.changeset!.hosts.some(changes) ? EXIT.changesPending : code;

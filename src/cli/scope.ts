@@ -5,7 +5,7 @@ import { loadInventory } from '../inventory/load.js';
 import type { HostSpec, Inventory, PlannedPair, SshSettings } from '../inventory/types.js';
 import { expandHome } from '../remote/session.js';
 import { applySshConfig } from '../remote/ssh-config.js';
-import type { Args } from './args.js';
+import type { ScopeArgs } from './args.js';
 import { UsageError } from './flags.js';
 import { readBoundedText } from './inventory-file.js';
 import { readSshConfig } from './ssh-config-file.js';
@@ -23,17 +23,17 @@ export interface Scope {
 }
 
 /** The inventory and what the flags select in it; every check made before any connection. */
-export async function loadScope(args: Args, fromText?: { text: string; file: string }): Promise<Scope> {
+export async function loadScope(args: ScopeArgs, fromText?: { text: string; file: string }): Promise<Scope> {
   const file = fromText?.file ?? String(args.inventory);
   const text = fromText?.text ?? (await readBoundedText(file));
   const loaded = loadInventory(text, file);
   // An offline plan contacts no host, so it needs no ssh config and reads none.
-  const configPath = args.offline ? undefined : sshConfigPath(args.sshConfig as string | undefined, loaded.sshConfig);
+  const configPath = args.offline ? undefined : sshConfigPath(args.sshConfig, loaded.sshConfig);
   const { inventory, jumps } = configPath
     ? applySshConfig(loaded, await readSshConfig(configPath), userInfo().username)
     : { inventory: loaded, jumps: new Map() };
-  const limit = resolveLimit(args.limit as string[] | undefined, inventory);
-  const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk as string[], inventory, limit);
+  const limit = resolveLimit(args.limit, inventory);
+  const rotate = args.rotatePsk === undefined ? undefined : parseRotate(args.rotatePsk, inventory, limit);
   const inScope = [...inventory.hosts.values()].filter((h) => !limit || limit.has(h.name));
   return { inventory, text, inScope, jumps, ...(limit ? { limit } : {}), ...(rotate ? { rotate } : {}) };
 }

@@ -1,8 +1,8 @@
 import { run } from '../apply/run.js';
 import { type Io, jsonView, textView, wantsColor } from '../report/view.js';
-import type { Args } from './args.js';
+import type { TeardownArgs } from './args.js';
 import { toolVersion } from './flags.js';
-import { connectFlags, connector, type Deps, onCtrlC, random, verbosity } from './live.js';
+import { type Deps, onHosts, random, verbosity } from './live.js';
 import { exitCode } from './run-command.js';
 import { loadScope } from './scope.js';
 
@@ -13,7 +13,7 @@ import { loadScope } from './scope.js';
  * added go once nothing of provision is left on a host. An operator's conns and another
  * fleet's are never touched.
  */
-export async function teardownCommand(args: Args, io: Io, deps: Deps): Promise<number> {
+export async function teardownCommand(args: TeardownArgs, io: Io, deps: Deps): Promise<number> {
   const scope = await loadScope(args);
   const { inventory, limit } = scope;
   const torn = new Set(inventory.pairs.filter((p) => !limit || limit.has(p.initiator) || limit.has(p.responder)).map((p) => p.name));
@@ -22,30 +22,26 @@ export async function teardownCommand(args: Args, io: Io, deps: Deps): Promise<n
     ...inventory.pairs.filter((p) => torn.has(p.name)).flatMap((p) => [p.initiator, p.responder]),
   ]);
   const hosts = [...inventory.hosts.values()].filter((h) => reached.has(h.name));
-  const view = args.json ? jsonView(io) : textView(io, hosts.length, undefined, wantsColor(args.color as boolean | undefined, io.stdout), verbosity(args));
+  const view = args.json ? jsonView(io) : textView(io, hosts.length, undefined, wantsColor(args.color, io.stdout), verbosity(args));
   view.hooks.onNote?.(
     `teardown: ${torn.size} pair${torn.size === 1 ? '' : 's'} of fleet ${inventory.fleet} on ${hosts.length} host${hosts.length === 1 ? '' : 's'}`,
   );
-  const ctrlC = onCtrlC(view.hooks);
-  try {
-    const result = await run(inventory, {
-      signal: ctrlC.signal,
-      dryRun: args.dryRun === true,
+  const result = await onHosts(view.hooks, { inventory, hosts, deps, args, jumps: scope.jumps }, ({ signal, connect }) =>
+    run(inventory, {
+      signal,
+      connect,
+      dryRun: args.dryRun,
       verify: false,
       prune: true,
       teardown: torn,
       limit: reached,
-      concurrency: args.concurrency as number,
+      concurrency: args.concurrency,
       random,
       tool: toolVersion(),
       hooks: view.hooks,
-      connect: await connector(inventory, hosts, deps, connectFlags(args), scope.jumps),
-    });
-    if (args.dryRun) view.plan(result.changeset!, result);
-    else view.result(result);
-    return exitCode(result);
-  } finally {
-    ctrlC.done();
-    view.hooks.stop();
-  }
+    }),
+  );
+  if (args.dryRun) view.plan(result.changeset!, result);
+  else view.result(result);
+  return exitCode(result);
 }
