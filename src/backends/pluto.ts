@@ -17,11 +17,12 @@ export function plutoCommands(t: Target, checkConfig?: string): Commands {
      * Replace each changed conn (its old SAs go with it) and route it unless it is `add`.
      * Routing the initiator too matters: until its SA is up, pluto would otherwise let its
      * packets to the peer leave in clear text, and those make an `auto=route` responder
-     * start a second negotiation that crosses the initiator's.
+     * start a second negotiation that crosses the initiator's. One command per line: under
+     * set -e, sh ignores a failure inside an && list that is not the script's last line.
      */
     reloadConns: (conns: readonly ConnLoad[]) =>
       conns
-        .map((c) => `${verb('replace')} ${quote(c.name)} >/dev/null${c.auto !== 'add' ? ` && ${verb('route')} ${quote(c.name)} >/dev/null` : ''}`)
+        .flatMap((c) => [`${verb('replace')} ${quote(c.name)} >/dev/null`, ...(c.auto !== 'add' ? [`${verb('route')} ${quote(c.name)} >/dev/null`] : [])])
         .join('\n'),
     up: (name) => `${v5 ? 'ipsec up --asynchronous' : 'ipsec auto --asynchronous --up'} ${quote(name)} >/dev/null`,
     // Only a conn with no state at all: taking down a negotiation under way left the two ends

@@ -274,7 +274,7 @@ describe('the reload script', () => {
 
   // Known bug: `replace && route` is an AND list, whose failure `set -e` ignores unless it is the
   // script's last line; the reload of a--b is then reported done. Drop `.failing` once fixed.
-  test.failing('BUG: a replace the daemon refuses fails the script, on any line (it passes only on the last)', () => {
+  test('a replace the daemon refuses fails the script, on any line, not only the last', () => {
     onHost(ipsecHost("'auto --replace a--b'"), (host) => {
       expect(host.run(reloadScript(plan, false)).code).not.toBe(0);
     });
