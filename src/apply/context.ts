@@ -11,9 +11,9 @@ import { FAILED_STATUSES, type Hooks, type HostOutcome } from './outcome.js';
  * traces know a step by its id; its label is what the operator reads. The limits are wide
  * margins over the slowest cases seen on a busy 2-core lab (docs/performance.md): an install
  * also waits up to DPKG_LOCK_WAIT for another apt; a restart of libreswan once took over 120 s;
- * a verification waits for the pair to settle and warm up before it pings and captures.
+ * a verification waits for the SAs and warms up before it pings and captures.
  */
-export const STEPS = {
+const STEPS = {
   facts: 90,
   status: 90,
   install: 900,
@@ -27,7 +27,7 @@ export const STEPS = {
   reauth: 60,
   probe: 60,
   'compare-keys': 90,
-  settle: 90,
+  'drop-strays': 90,
   verify: 150,
   'roll-back-files': 120,
   'roll-back-reload': 300,
@@ -66,7 +66,7 @@ export interface Ctx {
   keep: string;
 }
 
-export type StepRun = { ok: true; code: number | null; stdout: string; stderr: string } | { ok: false; outcome: HostOutcome };
+type StepRun = { ok: true; code: number | null; stdout: string; stderr: string } | { ok: false; outcome: HostOutcome };
 
 export const interrupted = (ctx: Ctx): boolean => ctx.signal?.aborted === true;
 

@@ -10,7 +10,7 @@ import { SessionPool } from '../remote/pool.js';
 import type { Session } from '../remote/session.js';
 import { alive, type Ctx, fail, failed, interrupted, phase, runStep, step } from './context.js';
 import { execute } from './execute.js';
-import { FAILED_STATUSES, type Hooks, type PairOutcome, type RunResult } from './outcome.js';
+import type { Hooks, PairOutcome, RunResult } from './outcome.js';
 
 export interface RunOptions {
   dryRun: boolean;
@@ -47,7 +47,7 @@ export interface RunOptions {
 }
 
 /** Reads one host's facts: one command. */
-export async function gather(ctx: Ctx, host: string): Promise<Facts | undefined> {
+async function gather(ctx: Ctx, host: string): Promise<Facts | undefined> {
   const r = await runStep(ctx, host, step('facts'), factsScript(ctx.challenge));
   if (!r.ok) return void fail(ctx, host, r.outcome);
   try {
@@ -198,5 +198,3 @@ async function finish(
     stats: { hosts: ctx.states.size, connections: ctx.pool.opened, commands, wallMs: ended - started, peakConnections: ctx.pool.peak },
   };
 }
-
-export { FAILED_STATUSES };

@@ -9,4 +9,4 @@ export const BACKENDS: Record<BackendId, Backend> = { openswan, libreswan, stron
 /** What `auto` tries, in order: the first one apt has a candidate for wins. */
 export const AUTO_ORDER: readonly BackendId[] = ['openswan', 'libreswan', 'strongswan'];
 
-export type { Backend, Commands, ConnLoad, ConnSpec, Target } from './types.js';
+export type { Backend, ConnLoad, ConnSpec, Target } from './types.js';

@@ -25,8 +25,8 @@ export function traced(session: Session, trace: Trace): Session {
     get commands() {
       return session.commands;
     },
-    get alive() {
-      return session.alive;
+    get connected() {
+      return session.connected;
     },
     async run(script, opts = {}) {
       const started = Date.now();

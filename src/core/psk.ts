@@ -11,7 +11,7 @@ export function newPsk(random: RandomBytes): string {
 export type KeyState = 'new' | 'unchanged' | 'rotated' | 'repaired';
 
 /** `current` marks a key that is on the host now. */
-export type KeyLabel = KeyState | 'current';
+type KeyLabel = KeyState | 'current';
 
 /** What stands in for a key wherever a person or a machine reads a plan. */
 export function redacted(state: KeyLabel): string {

@@ -18,7 +18,7 @@ const SSH_USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-export function checkSshHost(host: string, path: readonly PropertyKey[], report: Report): void {
+function checkSshHost(host: string, path: readonly PropertyKey[], report: Report): void {
   if (addressFamily(host) || SSH_HOST.test(host)) return;
   report(
     path,
@@ -27,7 +27,7 @@ export function checkSshHost(host: string, path: readonly PropertyKey[], report:
   );
 }
 
-export function checkSshUser(user: string, path: readonly PropertyKey[], report: Report): void {
+function checkSshUser(user: string, path: readonly PropertyKey[], report: Report): void {
   if (SSH_USER.test(user)) return;
   report(
     path,
@@ -36,13 +36,13 @@ export function checkSshUser(user: string, path: readonly PropertyKey[], report:
   );
 }
 
-export function checkPort(port: number | undefined, path: readonly PropertyKey[], report: Report): void {
+function checkPort(port: number | undefined, path: readonly PropertyKey[], report: Report): void {
   if (port !== undefined && (port < 1 || port > 65535)) {
     report(path, `port ${port} is out of range`, 'An SSH port is between 1 and 65535; the default is 22.');
   }
 }
 
-export function checkPath(what: string, value: string, path: readonly PropertyKey[], report: Report): void {
+function checkPath(what: string, value: string, path: readonly PropertyKey[], report: Report): void {
   if (CONTROL.test(value)) {
     report(path, `${what} ${shown(value)} holds a control character`, 'Write the path on one line, without control characters.');
   } else if (/^~[^/]/.test(value)) {
@@ -51,7 +51,7 @@ export function checkPath(what: string, value: string, path: readonly PropertyKe
 }
 
 /** `ssh.jump`: an inventory host, or `[user@]host[:port]` (an IPv6 address in brackets). */
-export function checkJump(jump: string, path: readonly PropertyKey[], hosts: ReadonlySet<string>, report: Report): void {
+function checkJump(jump: string, path: readonly PropertyKey[], hosts: ReadonlySet<string>, report: Report): void {
   if (hosts.has(jump)) return;
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:@[\]]+)(?::(\d+))?$/.exec(jump);
   const host = m?.[2]?.replace(/^\[|\]$/g, '');

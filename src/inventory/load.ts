@@ -10,9 +10,6 @@ import { defaultsSchema, hostSchema, inventorySchema, pairListSchema, pairObject
 import type { HostSpec, Inventory, PairDecl, SshSettings } from './types.js';
 import { type ParsedYaml, type Position, parseYaml } from './yaml.js';
 
-export { normalizeAddress } from '../core/address.js';
-export { CONN_NAME, HOST_NAME } from './checks.js';
-
 export const DEFAULT_KNOWN_HOSTS = '~/.ssh/known_hosts';
 /** Read no more than this: an inventory of 10,000 hosts is well under 2 MiB. */
 export const MAX_INVENTORY_BYTES = 4 * 1024 * 1024;

@@ -18,7 +18,7 @@ export const sshSchema = z.strictObject({
 
 const responderSchema = z.enum(['route', 'add']);
 /** The fail-closed guard (nftables): on by default; `off` (or false) removes it. */
-export const guardSchema = z.union([z.enum(['on', 'off']), z.boolean()]).transform((v) => v === true || v === 'on');
+const guardSchema = z.union([z.enum(['on', 'off']), z.boolean()]).transform((v) => v === true || v === 'on');
 
 export const ipsecSchema = z.strictObject({
   backend: z.enum(BACKEND_CHOICES).optional(),
@@ -76,7 +76,6 @@ export const inventorySchema = z.strictObject({
 export type RawSsh = z.infer<typeof sshSchema>;
 export type RawHost = z.infer<typeof hostSchema>;
 export type RawGroup = z.infer<typeof groupSchema>;
-export type RawMesh = z.infer<typeof meshSchema>;
 export type RawDefaults = z.infer<typeof defaultsSchema>;
 
 /** The keys a mapping may hold, by schema, for "did you mean" hints. */

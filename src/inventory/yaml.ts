@@ -11,7 +11,7 @@ export interface Position {
  * A node's source offsets, shaped like the value js-yaml builds, so that a path into the
  * value (as a schema validator reports it) leads to a line and column.
  */
-export type PosNode =
+type PosNode =
   | { kind: 'scalar'; start: number }
   | { kind: 'seq'; start: number; items: PosNode[] }
   | { kind: 'map'; start: number; keys: Map<string, { key: number; value: PosNode }> };

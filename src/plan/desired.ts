@@ -24,7 +24,7 @@ export function connsByHost(inv: Inventory): Map<string, HostConn[]> {
   return out;
 }
 
-export function connSpec(host: HostSpec, c: HostConn): ConnSpec {
+function connSpec(host: HostSpec, c: HostConn): ConnSpec {
   const local = host.address;
   const isLeft = c.pair.left === host.name;
   return {
@@ -42,7 +42,7 @@ function header(fleet: string, c: HostConn): string {
   return `${headerLine(fleet)}\n# Pair ${c.pair.left}/${c.pair.right}; ${c.pair.initiator} initiates.\n`;
 }
 
-export interface DesiredFile {
+interface DesiredFile {
   path: string;
   mode: '0644' | '0600';
   kind: 'conf' | 'secrets';

@@ -6,7 +6,7 @@ import { GUARD_UNIT, guardFile, guardPeers, guardSshTo, guardTable, renderGuard,
 import type { SshPath } from './ssh-path.js';
 import type { FileChange, GuardPlan } from './types.js';
 
-export interface GuardInput {
+interface GuardInput {
   fleet: string;
   host: HostSpec;
   conns: HostConn[];

@@ -25,7 +25,7 @@ export function guardTable(fleet: string): string {
   return safe === fleet ? `provision_${fleet}` : `provision_${safe}_${createHash('sha256').update(fleet).digest('hex').slice(0, 4)}`;
 }
 
-export interface GuardSets {
+interface GuardSets {
   /** Peers whose unprotected traffic is dropped. */
   peers: string[];
   /** Addresses the host's SSH sessions come from that are peers: their SSH stays reachable. */

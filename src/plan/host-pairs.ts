@@ -10,7 +10,7 @@ import type { HostInput } from './host-input.js';
 import { type FileChange, KEY_SLOT } from './types.js';
 
 /** The host's own pairs planned: their files, and what the daemon does about each conn. */
-export interface PairsPlan {
+interface PairsPlan {
   files: FileChange[];
   problems: { problem: string; hint: string }[];
   reload: ConnLoad[];

@@ -19,7 +19,7 @@ export interface KeyRead {
 }
 
 /** Keys shorter than the 256 random bits provision draws are replaced, even when both ends agree. */
-export const MIN_KEY_BITS = PSK_BYTES * 8;
+const MIN_KEY_BITS = PSK_BYTES * 8;
 
 export interface KeyDecision {
   state: KeyState;

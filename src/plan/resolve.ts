@@ -4,7 +4,7 @@ import type { Facts } from '../remote/facts.js';
 import type { Install } from './types.js';
 
 /** "1:4.10-2+deb12u1" → "4.10": the upstream part of a Debian version. */
-export function upstreamVersion(debian: string): string {
+function upstreamVersion(debian: string): string {
   return debian
     .replace(/^\d+:/, '')
     .replace(/-[^-]*$/, '')

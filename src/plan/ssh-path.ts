@@ -60,7 +60,7 @@ export function pathPolicies(local: string, peer: string, path: SshPath): string
 }
 
 /** The policy lines of a path file (comments and blank lines aside). */
-export function fileLines(content: string | undefined): string[] {
+function fileLines(content: string | undefined): string[] {
   return (content ?? '').split('\n').filter((l) => l.startsWith('xfrm policy update '));
 }
 
@@ -69,7 +69,7 @@ export function deleteLine(update: string): string {
   return update.replace('xfrm policy update ', 'xfrm policy delete ').replace(/ priority \d+ action allow$/, '');
 }
 
-export interface SshPathInput {
+interface SshPathInput {
   fleet: string;
   local: string;
   conns: HostConn[];

@@ -22,5 +22,3 @@ export class ConnectError extends Error {
     this.name = 'ConnectError';
   }
 }
-
-export { tail } from '../core/text.js';

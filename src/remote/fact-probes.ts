@@ -9,7 +9,7 @@ import { keyMac, MASK_SECRETS, maskSecrets, parseKeys } from './secrets.js';
 export const PACKAGES = [...new Set([...Object.values(BACKENDS).flatMap((b) => b.packages), 'nftables'])];
 
 /** A staging folder older than this belongs to no write under way (a write takes seconds). */
-export const STALE_MINUTES = 30;
+const STALE_MINUTES = 30;
 
 /** The facts script saw a file change between its stat and its read. */
 export class FactsRaceError extends Error {}

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { PROBES } from './fact-probes.js';
-import type { Facts, Section, Sections } from './fact-types.js';
+import type { Facts, Section } from './fact-types.js';
 
-export { FactsRaceError, PACKAGES, parseGuards, parseIpsecVersion, STALE_MINUTES } from './fact-probes.js';
-export type { Facts, FoundFile, LoadedGuard } from './fact-types.js';
+export { FactsRaceError, PACKAGES, parseGuards, parseIpsecVersion } from './fact-probes.js';
+export type { Facts } from './fact-types.js';
 
 /**
  * One script, one round trip: each section's `echo '@@name'` and its shell, in order, then
@@ -67,5 +67,3 @@ export function pskOf(content: string | undefined): string | undefined {
     .filter(Boolean);
   return keys.length === 1 ? keys[0] : undefined;
 }
-
-export type { Sections };

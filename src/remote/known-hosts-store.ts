@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { type KnownKey, keysFor, knownHostsLine } from './known-hosts.js';
 
 /** Where OpenSSH keeps the keys every user trusts. */
-export const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
+const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
 
 /**
  * The known_hosts files of one run, as OpenSSH reads them: the user's file (the

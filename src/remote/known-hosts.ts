@@ -12,7 +12,7 @@ export interface KnownKey {
  * The name OpenSSH looks a host up by: `host`, or `[host]:port` off port 22, lower-cased
  * (ssh lower-cases the host name before it looks it up, and hashes that).
  */
-export function lookupName(host: string, port: number): string {
+function lookupName(host: string, port: number): string {
   const h = host.toLowerCase();
   return port === 22 ? h : `[${h}]:${port}`;
 }

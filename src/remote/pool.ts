@@ -35,7 +35,7 @@ export class SessionPool {
   use<T>(host: HostSpec, fn: (s: Session) => Promise<T>): Promise<T> {
     return this.limit(async () => {
       let entry = this.open.get(host.name);
-      if (entry && entry.session.alive === false) {
+      if (entry && entry.session.connected === false) {
         await this.drop(host.name, entry);
         entry = undefined;
       }

@@ -27,7 +27,7 @@ s/\\x01//
 }'`;
 
 /** awk that prints the value of a secrets file's first PSK line: the key, exactly as written. */
-export const KEY_OF = `awk 'match($0, /:[ \t]*PSK[ \t]+/) {print substr($0, RSTART + RLENGTH); exit}'`;
+const KEY_OF = `awk 'match($0, /:[ \t]*PSK[ \t]+/) {print substr($0, RSTART + RLENGTH); exit}'`;
 
 /** Shell printing a MAC of a challenge and the key in "$f", as the first 32 hex digits of SHA-256("challenge\nkey"). */
 export function keyMac(challenge: string): string {

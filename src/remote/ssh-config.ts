@@ -18,7 +18,7 @@ import type { ConfigFile, ConfigLine } from './ssh-config-parse.js';
  */
 
 /** What the config says for one name. */
-export interface Resolved {
+interface Resolved {
   hostName?: string;
   user?: string;
   port?: number;

@@ -1,7 +1,7 @@
 import type { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
+import { wrap } from '../core/shell.js';
 import { ConnectError } from './errors.js';
-import { wrap } from './shell.js';
 import type { ExecResult, Session } from './types.js';
 
 /**
@@ -34,7 +34,7 @@ class Capture {
 export class SshSession implements Session {
   commands = 0;
   private lost: Error | undefined;
-  /** Settles when the connection drops, so a command under way fails at once. */
+  /** Resolves, with the error, when the connection drops, so a command under way fails at once. */
   private readonly dropped: Promise<Error>;
   private onDrop: (err: Error) => void = () => undefined;
   constructor(
@@ -56,7 +56,7 @@ export class SshSession implements Session {
     });
   }
 
-  get alive(): boolean {
+  get connected(): boolean {
     return !this.lost;
   }
 

@@ -20,6 +20,6 @@ export interface Session {
   /** Remote commands run so far on this connection. */
   readonly commands: number;
   /** False once the connection dropped: the pool opens a new one for the next step. */
-  readonly alive?: boolean;
+  readonly connected?: boolean;
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@ import { shownContent } from './plan-text.js';
 import { resultLine } from './summary.js';
 
 /** The version of the JSON shape (docs/provision.schema.json); a saved plan carries it too. */
-export const JSON_VERSION = 2;
+const JSON_VERSION = 2;
 
 function hostJson(h: HostPlan, outcome?: HostOutcome): object {
   return {

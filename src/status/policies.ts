@@ -65,7 +65,7 @@ function optional<T extends Record<string, number | undefined>>(o: T): Partial<R
 }
 
 /** IPv6 neighbour solicitation or advertisement, exactly: the one clear passthrough IPsec needs. */
-export function isNeighbourDiscovery(p: XfrmPolicy): boolean {
+function isNeighbourDiscovery(p: XfrmPolicy): boolean {
   return p.proto === 58 && (p.type === 135 || p.type === 136) && p.sport === undefined && p.dport === undefined;
 }
 

@@ -19,7 +19,7 @@ export interface WireCount {
  * them (a busy pair's other ESP is left out, and the output stays small): clear probes are
  * recognised by their pattern, encrypted ones by their size.
  */
-export const VERIFY = { settleSec: 25, warmupSec: 15, pings: 5, size: 1200, pattern: 'a5e1f0c3' } as const;
+export const VERIFY = { waitSec: 25, warmupSec: 15, pings: 5, size: 1200, pattern: 'a5e1f0c3' } as const;
 /** Captured length (link header, IP header and ESP payload) of an encrypted probe, with room for every cipher suite and NAT-T. */
 const ESP_LEN = { min: VERIFY.size + 60, max: VERIFY.size + 160 } as const;
 
@@ -30,9 +30,9 @@ const ESP_LEN = { min: VERIFY.size + 60, max: VERIFY.size + 160 } as const;
  * Then two captures run (clear probes by pattern, encrypted probes by size; each bounded
  * in count) while it pings every peer at once.
  */
-export function verifyScript(local: string, peers: readonly string[], opts: { pings?: number; settleSec?: number } = {}): string {
+export function verifyScript(local: string, peers: readonly string[], opts: { pings?: number; waitSec?: number } = {}): string {
   const pings = opts.pings ?? VERIFY.pings;
-  const settle = opts.settleSec ?? VERIFY.settleSec;
+  const wait = opts.waitSec ?? VERIFY.waitSec;
   // Written as `ip xfrm` prints them, so that the SA check is a string match in the shell.
   const me = normalizeAddress(local);
   const ps = peers.map(normalizeAddress);
@@ -57,7 +57,7 @@ while :; do
   for p in $left; do sa ${quote(me)} "$p" && sa "$p" ${quote(me)} || wait_for="$wait_for $p"; done
   left=$wait_for
   [ -z "$left" ] && break
-  i=$((i+1)); [ $i -ge ${settle} ] && break
+  i=$((i+1)); [ $i -ge ${wait} ] && break
   sleep 1
 done
 for p in ${list}; do case " $left " in *" $p "*) echo "@@sa $p no" ;; *) echo "@@sa $p yes" ;; esac; done
@@ -91,7 +91,7 @@ function stripPort(addr: string, udp: boolean): string {
 export interface HostCapture {
   counts: Map<string, WireCount>;
   /** Peers whose SAs did not appear in time. */
-  unsettled: Set<string>;
+  withoutSas: Set<string>;
   tcpdumpError?: string;
 }
 
@@ -99,7 +99,7 @@ export interface HostCapture {
 export function parseVerify(stdout: string, local: string, peers: readonly string[]): HostCapture {
   const me = normalizeAddress(local);
   const counts = new Map(peers.map((p) => [normalizeAddress(p), { espOut: 0, espIn: 0, clearOut: 0, replies: 0, sent: 0 }]));
-  const unsettled = new Set<string>();
+  const withoutSas = new Set<string>();
   let section = '';
   let peer = '';
   let tcpdumpError = '';
@@ -108,7 +108,7 @@ export function parseVerify(stdout: string, local: string, peers: readonly strin
     if (s) {
       section = s[1]!;
       peer = s[2] ? normalizeAddress(s[2]) : '';
-      if (section === 'sa' && s[3] === 'no') unsettled.add(peer);
+      if (section === 'sa' && s[3] === 'no') withoutSas.add(peer);
       continue;
     }
     if (section === 'ping') {
@@ -137,7 +137,7 @@ export function parseVerify(stdout: string, local: string, peers: readonly strin
       tcpdumpError += (tcpdumpError ? ' | ' : '') + line.trim();
     }
   }
-  return { counts, unsettled, ...(tcpdumpError ? { tcpdumpError } : {}) };
+  return { counts, withoutSas, ...(tcpdumpError ? { tcpdumpError } : {}) };
 }
 
 export type DirectionVerdict = 'encrypted' | 'clear-text' | 'no-esp' | 'no-reply' | 'error';

@@ -63,7 +63,7 @@ export function withSas(facts: string, me: string, peers: string[]): string {
 }
 
 /** What a healthy host's verification prints: ESP both ways with every peer, every probe answered. */
-export function healthyVerify(me: string, peers: string[]): string {
+function healthyVerify(me: string, peers: string[]): string {
   const n = VERIFY.pings;
   return (
     peers.map((p) => `@@sa ${p} yes\n`).join('') +

@@ -48,7 +48,7 @@ function run(cmd: string, args: string[], input?: string, timeoutMs = 600_000): 
 }
 
 /** Why lab tests cannot run here, or undefined when they can. */
-export function labUnavailable(): string | undefined {
+function labUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'lab tests need root (namespaces, taps, mounts)';
   for (const tool of ['/usr/bin/linux.uml', '/usr/sbin/debootstrap', '/usr/bin/dpkg-scanpackages']) {
     if (!existsSync(tool)) return `lab tests need ${tool}: apt-get install user-mode-linux debootstrap dpkg-dev`;
@@ -111,9 +111,6 @@ export const hostName = (i: number): string => `server-${String(i).padStart(2, '
 export const hostIp = (i: number): string => `10.77.0.${10 + i}`;
 /** The server's IPv6 address (fd77::/64, lab namespace only): fd77::11 for server-01, written like its IPv4 byte. */
 export const hostIp6 = (i: number): string => `fd77::${10 + i}`;
-export const INVENTORY = join(STATE, 'inventory.yaml');
-/** The same inventory with the servers' IPv6 addresses. */
-export const INVENTORY6 = join(STATE, 'inventory-ipv6.yaml');
 export const KNOWN_HOSTS = join(STATE, 'known_hosts');
 
 /** Runs a shell command on a lab server as root, from outside the tool. */
@@ -158,8 +155,4 @@ export function sshTo(address: string, command: string, input?: string, timeoutM
     input,
     timeoutMs,
   );
-}
-
-export function labCount(): number {
-  return existsSync(join(STATE, 'count')) ? Number(readFileSync(join(STATE, 'count'), 'utf8')) : 0;
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { settleDecision } from '../../src/apply/steps/crossing.js';
+import { strayDecision } from '../../src/apply/steps/crossing.js';
 import { libreswanDropStates, libreswanReauth, libreswanStates } from '../../src/backends/pluto.js';
 import { negotiating, parseStates, strayStates } from '../../src/backends/pluto-states.js';
 
@@ -149,10 +149,10 @@ esac`,
   });
 });
 
-describe('the settle step deletes only on evidence', () => {
+describe('dropping stray SAs deletes only on evidence', () => {
   const [a, b] = [parseStates(server01, conn), parseStates(server02, conn)];
   test("both listings read, nobody negotiating, both ends holding the pair: each end's strays", () => {
-    expect(settleDecision([a, b], false)).toEqual({
+    expect(strayDecision([a, b], false)).toEqual({
       drop: [
         { serials: [5], sas: ['esp.54d9cabe@10.77.0.12', 'esp.79a2f6e1@10.77.0.11'] },
         { serials: [], sas: [] },
@@ -160,9 +160,9 @@ describe('the settle step deletes only on evidence', () => {
     });
   });
   test('an unread listing, an empty one, or a negotiation still under way: nothing is deleted, and the reason is given', () => {
-    expect(settleDecision([a, undefined], false)).toEqual({ leave: 'the states of one end could not be read' });
-    expect(settleDecision([a, []], false)).toEqual({ leave: 'one end holds no Child SA of the pair' });
-    expect(settleDecision([a, b], true)).toEqual({ leave: 'a negotiation was still under way after 10 s' });
+    expect(strayDecision([a, undefined], false)).toEqual({ leave: 'the states of one end could not be read' });
+    expect(strayDecision([a, []], false)).toEqual({ leave: 'one end holds no Child SA of the pair' });
+    expect(strayDecision([a, b], true)).toEqual({ leave: 'a negotiation was still under way after 10 s' });
   });
   test('a listing whack cannot give fails (exit 1), rather than reading as an end without states', () => {
     const bin = mkdtempSync(join(tmpdir(), 'states-bin-'));

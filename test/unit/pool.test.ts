@@ -30,7 +30,7 @@ function fakeConnect() {
       get commands() {
         return commands;
       },
-      get alive() {
+      get connected() {
         return alive;
       },
       async run() {

@@ -95,7 +95,7 @@ describe('ESP verification, one command per host', () => {
       ['10.0.0.2'],
     );
     expect(judge(noReply.counts.get('10.0.0.2')!)).toBe('no-reply');
-    expect(parseVerify('@@sa 10.0.0.2 no\n@@capture\n@@tcpdump\n', '10.0.0.1', ['10.0.0.2']).unsettled).toEqual(new Set(['10.0.0.2']));
+    expect(parseVerify('@@sa 10.0.0.2 no\n@@capture\n@@tcpdump\n', '10.0.0.1', ['10.0.0.2']).withoutSas).toEqual(new Set(['10.0.0.2']));
   });
 
   test('the script parses with sh, captures only probes (by pattern and by size), bounded in count', () => {
@@ -106,7 +106,7 @@ describe('ESP verification, one command per host', () => {
     expect(s).toContain(`-s ${VERIFY.size} -p ${VERIFY.pattern}`);
   });
 
-  test('one `ip xfrm state` per poll: a peer with SAs both ways is settled, one with an SA one way only is not (IPv6 written as ip prints it)', () => {
+  test('one `ip xfrm state` per poll: a peer with SAs both ways is ready, one with an SA one way only is not (IPv6 written as ip prints it)', () => {
     const bin = mkdtempSync(join(tmpdir(), 'verify-bin-'));
     const fake = (name: string, body: string): void => {
       writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
@@ -125,7 +125,7 @@ printf 'src 10.0.0.1 dst fd00::4\\n\\tproto esp spi 0x5 reqid 3 mode transport\\
       fake('sleep', 'exit 0');
       fake('tcpdump', 'echo "listening on any" >&2');
       fake('ping', 'echo "1 packets transmitted, 1 received, 0% packet loss"');
-      const r = spawnSync('sh', ['-c', verifyScript('10.0.0.1', ['10.0.0.2', 'fd00:0::3', 'FD00::4'], { settleSec: 3 })], {
+      const r = spawnSync('sh', ['-c', verifyScript('10.0.0.1', ['10.0.0.2', 'fd00:0::3', 'FD00::4'], { waitSec: 3 })], {
         encoding: 'utf8',
         env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
       });

@@ -1,7 +1,7 @@
 import { BACKENDS } from '../../backends/index.js';
 import type { PairPlan } from '../../plan/types.js';
 import { alive, type Ctx, phase } from '../context.js';
-import { settleCrossed } from '../steps/crossing.js';
+import { dropStrays } from '../steps/crossing.js';
 import { compareKeys, probeKey } from '../steps/keys.js';
 import { reauth } from '../steps/service.js';
 import { did, type Phase, planOf, type RunState } from './state.js';
@@ -40,7 +40,7 @@ async function reauthenticate(ctx: Ctx, s: RunState, pairs: PairPlan[]): Promise
       return;
     }
     did(ctx, by, `re-authenticated ${p.name} with its new key${BACKENDS[planOf(s, by).backend.id].makeBeforeBreak ? ' (make-before-break)' : ''}`);
-    for (const [h, what] of await settleCrossed(ctx, p, (h) => planOf(s, h))) did(ctx, h, what);
+    for (const [h, what] of await dropStrays(ctx, p, (h) => planOf(s, h))) did(ctx, h, what);
   });
 }
 

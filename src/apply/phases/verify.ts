@@ -1,7 +1,7 @@
 import type { PairPlan } from '../../plan/types.js';
 import { alive, type Ctx, interrupted, phase, step } from '../context.js';
 import type { PairOutcome } from '../outcome.js';
-import { settleCrossed } from '../steps/crossing.js';
+import { dropStrays } from '../steps/crossing.js';
 import { rollBackPair } from '../steps/roll-back.js';
 import { reauth } from '../steps/service.js';
 import { verifyPairs } from '../steps/verify.js';
@@ -60,7 +60,7 @@ async function rollBackPairs(ctx: Ctx, s: RunState, failures: [PairPlan, string]
       const reason = `${why}; rolling back failed: the previous files are back but the pair did not come up with them: ${up.reason}`;
       return void s.outcomes.set(p.name, { ...ends(p), status: 'failed', reason, directions: [] });
     }
-    if (p.proof !== 'keys compared') for (const [h, what] of await settleCrossed(ctx, p, (h) => planOf(s, h))) ctx.states.get(h)!.did.push(what);
+    if (p.proof !== 'keys compared') for (const [h, what] of await dropStrays(ctx, p, (h) => planOf(s, h))) ctx.states.get(h)!.did.push(what);
     back.push([p, why]);
   });
   const after = await verifyPairs(

@@ -35,7 +35,7 @@ export async function compareKeys(ctx: Ctx, pairs: readonly PairPlan[]): Promise
   return out;
 }
 
-export type ProbeResult = { ok: true } | { ok: false; refused: boolean; reason: string };
+type ProbeResult = { ok: true } | { ok: false; refused: boolean; reason: string };
 
 /**
  * `--rotate-mode reread` where one end can probe (PairPlan.probeBy): a new IKE SA without a

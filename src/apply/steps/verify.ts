@@ -55,14 +55,14 @@ export async function verifyPairs(
       verdictOf(
         base,
         directions,
-        ends.filter((h) => (captures.get(h) as HostCapture).unsettled.has(normalizeAddress(address(h === pair.initiator ? pair.responder : pair.initiator)))),
+        ends.filter((h) => (captures.get(h) as HostCapture).withoutSas.has(normalizeAddress(address(h === pair.initiator ? pair.responder : pair.initiator)))),
       ),
     );
   }
   return out;
 }
 
-function verdictOf(base: { name: string; initiator: string; responder: string }, directions: DirectionResult[], unsettled: string[]): PairOutcome {
+function verdictOf(base: { name: string; initiator: string; responder: string }, directions: DirectionResult[], withoutSas: string[]): PairOutcome {
   const bad = directions.filter((d) => d.verdict !== 'encrypted');
   if (bad.length === 0) return { ...base, status: 'verified', directions };
   const reason =
@@ -79,6 +79,6 @@ function verdictOf(base: { name: string; initiator: string; responder: string },
             return `no ESP ${d.counts.espOut === 0 ? `from ${d.from}` : `to ${d.from}`} (out ${d.counts.espOut}, in ${d.counts.espIn})`;
         }
       })
-      .join('; ') + (unsettled.length ? ` (no SAs on ${unsettled.join(' and ')} after ${25} s)` : '');
+      .join('; ') + (withoutSas.length ? ` (no SAs on ${withoutSas.join(' and ')} after ${25} s)` : '');
   return { ...base, status: 'failed', reason, directions };
 }

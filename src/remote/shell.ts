@@ -1,1 +1,0 @@
-export { quote, wrap } from '../core/shell.js';
