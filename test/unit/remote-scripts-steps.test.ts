@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { DPKG_LOCK_WAIT } from '../../src/apply/context.js';
 import { restartScript } from '../../src/apply/scripts.js';
-import { guardScript, sshPathScript } from '../../src/apply/steps/guard.js';
+import { guardScript, joinScript, sshPathScript } from '../../src/apply/steps/guard.js';
 import { installScript, NO_CANDIDATE } from '../../src/apply/steps/install.js';
 import { reloadScript } from '../../src/apply/steps/service.js';
 import { BACKENDS } from '../../src/backends/index.js';
@@ -151,6 +151,20 @@ describe('the guard script', () => {
     onHost(nftHost('exit 1'), (host) => {
       expect(host.run(guardScript(plan, 'web')).code).toBe(0);
       expect(host.calls()).toEqual(['nft delete table inet provision_web']);
+    });
+  });
+
+  test('peers join the loaded table by family, one nft command each; a refused element fails the script', () => {
+    onHost(nftHost('exit 0'), (host) => {
+      expect(host.run(joinScript('provision_web', ['10.0.0.2', 'fd00::2', '10.0.0.3'])).code).toBe(0);
+      expect(host.calls()).toEqual([
+        'nft add element inet provision_web peers4 { 10.0.0.2, 10.0.0.3 }',
+        'nft add element inet provision_web peers6 { fd00::2 }',
+      ]);
+    });
+    onHost(nftHost('[ "$5" = peers4 ] && exit 1; exit 0'), (host) => {
+      expect(host.run(joinScript('provision_web', ['10.0.0.2', 'fd00::2'])).code).toBe(1);
+      expect(host.calls()).toEqual(['nft add element inet provision_web peers4 { 10.0.0.2 }']);
     });
   });
 

@@ -56,6 +56,15 @@ export async function applyGuard(
   return { ok: true, did: `guard loaded (${members.length} peer${members.length === 1 ? '' : 's'}${notes.length ? `; ${notes.join('; ')}` : ''})` };
 }
 
+/** Adds peers to a loaded guard table, element by element, so its counters are kept. */
+export function joinScript(table: string, addresses: readonly string[]): string {
+  const add = (family: 4 | 6): string[] => {
+    const of = addresses.filter((a) => addressFamily(a) === family);
+    return of.length ? [`nft add element inet ${table} peers${family} { ${of.join(', ')} }`] : [];
+  };
+  return `${['set -e', ...add(4), ...add(6)].join('\n')}\n`;
+}
+
 /**
  * Peers that carry the tool's SSH join once their pair has verified: the file gets them (for
  * the next boot) and the loaded table too, element by element, so its counters are kept.
@@ -75,11 +84,7 @@ export async function joinGuard(
     includes: [],
   });
   if (!w.ok) return w;
-  const add = (family: 4 | 6): string[] => {
-    const of = addresses.filter((a) => addressFamily(a) === family);
-    return of.length ? [`nft add element inet ${g.table} peers${family} { ${of.join(', ')} }`] : [];
-  };
-  const r = await runStep(ctx, plan.host, step('guard-join', 'guard: join'), `${['set -e', ...add(4), ...add(6)].join('\n')}\n`);
+  const r = await runStep(ctx, plan.host, step('guard-join', 'guard: join'), joinScript(g.table, addresses));
   if (!r.ok) return r;
   if (r.code !== 0)
     return {
