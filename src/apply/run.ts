@@ -31,6 +31,8 @@ export interface RunOptions {
   connect(host: HostSpec): Promise<Session>;
   hooks?: Hooks;
   now?: () => number;
+  /** The time key ages are counted from (ms); default: the run's start. `provision apply` passes its plan's. */
+  keyAgesAt?: number;
   /** provision's version, recorded in the changeset. */
   tool?: string;
   /** A plan saved by --dry-run --out: applied only to hosts whose plan comes out the same now. */
@@ -90,6 +92,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     ...(opts.rotate ? { rotate: opts.rotate } : {}),
     ...(opts.teardown ? { teardown: opts.teardown } : {}),
     ...(opts.rotateMode ? { rotateMode: opts.rotateMode } : {}),
+    now: opts.keyAgesAt ?? started,
   };
   const factsOf = (): Map<string, Facts> => new Map([...ctx.states].filter(([h, s]) => s.facts && alive(ctx, h)).map(([h, s]) => [h, s.facts!]));
 
@@ -107,6 +110,7 @@ export async function run(inv: Inventory, opts: RunOptions): Promise<RunResult> 
     pairs = await execute(ctx, inv, cs, {
       verify: opts.verify,
       random: opts.random,
+      createdAt: new Date(now()).toISOString().replace(/\.\d+Z$/, 'Z'),
       afterInstall: async (hosts) => {
         await phase(ctx, [...hosts], async (h) => {
           const f = await gather(ctx, h);

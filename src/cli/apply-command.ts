@@ -41,6 +41,7 @@ export async function applyCommand(args: ApplyArgs, io: Io, deps: Deps): Promise
       tool: toolVersion(),
       hooks: view.hooks,
       saved,
+      ...(saved.options.keyAgesAt !== undefined ? { keyAgesAt: saved.options.keyAgesAt } : {}),
       ...(limit ? { limit } : {}),
       ...(rotate ? { rotate } : {}),
       ...(saved.options.rotateMode ? { rotateMode: saved.options.rotateMode } : {}),

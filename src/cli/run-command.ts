@@ -38,6 +38,7 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
     view.hooks.onNote?.(
       `--limit: acting on ${inScope.length} of ${inventory.hosts.size} hosts; pairs with ${[...inventory.hosts.keys()].filter((h) => !limit.has(h)).join(', ')} are skipped`,
     );
+  const keyAgesAt = Date.now();
   const result: RunResult = await onHosts(view.hooks, { inventory, hosts: inScope, deps, args, jumps: scope.jumps }, ({ signal, connect }) =>
     run(inventory, {
       signal,
@@ -50,6 +51,7 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
       random,
       tool: toolVersion(),
       hooks: view.hooks,
+      keyAgesAt,
       ...(limit ? { limit } : {}),
       ...(rotate ? { rotate, rotateMode: args.rotateMode } : {}),
       ...(!dryRun && !args.yes && !args.json && deps.ask ? { confirm: confirmer(io, view, deps.ask) } : {}),
@@ -70,6 +72,7 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
       savePlan(result.changeset!, scope.text, {
         prune: planOpts.prune,
         retireLegacy: planOpts.retireLegacy,
+        keyAgesAt,
         ...(limit ? { limit: [...limit] } : {}),
         ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode } : {}),
       }),

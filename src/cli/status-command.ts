@@ -68,6 +68,7 @@ export async function statusCommand(args: StatusArgs, io: Io, deps: Deps, now: (
         prune: true,
         retireLegacy: false,
         tool: toolVersion(),
+        now: at,
         ...(limit ? { limit } : {}),
       });
       const report: StatusReport = { fleet: inventory.fleet, tool: toolVersion(), at, ...assess(inventory, readings, plan) };

@@ -2,11 +2,13 @@ import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { normalizeAddress } from '../core/address.js';
 import { CONN_NAME, checkAddress, checkHostRef, checkSsh, FLEET_NAME, HOST_NAME } from './checks.js';
+import { durationSec } from './duration.js';
 import { InventoryError, type Problem } from './errors.js';
 import { fromGroups, readGroups, readMeshes } from './groups.js';
 import { type Report, reportIssue, shown } from './issues.js';
 import { expandPairs } from './pairs.js';
-import { defaultsSchema, hostSchema, inventorySchema, pairListSchema, pairObjectSchema, type RawDefaults, type RawHost, type RawSsh } from './schema.js';
+import type { RawDefaults, RawHost, RawSsh } from './schema.js';
+import * as schema from './schema.js';
 import type { HostSpec, Inventory, PairDecl, SshSettings } from './types.js';
 import { type ParsedYaml, type Position, parseYaml } from './yaml.js';
 
@@ -39,14 +41,14 @@ export function loadInventory(text: string, file: string): Inventory {
 
   const problems: Problem[] = [];
   const report: Report = (path, message, hint, key = false) => problems.push({ file, ...yaml.locate(path, key), message, hint });
-  const section = <T>(schema: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]): T | undefined => {
-    const r = schema.safeParse(value);
+  const section = <T>(shape: z.ZodType<T>, value: unknown, path: readonly PropertyKey[]): T | undefined => {
+    const r = shape.safeParse(value);
     if (r.success) return r.data;
     for (const issue of r.error.issues) reportIssue(yaml, issue, path, report);
     return undefined;
   };
 
-  const top = inventorySchema.safeParse(yaml.value);
+  const top = schema.inventorySchema.safeParse(yaml.value);
   if (!top.success) {
     for (const issue of top.error.issues) reportIssue(yaml, issue, [], report);
     // Not a mapping at all: nothing below can be read.
@@ -54,7 +56,8 @@ export function loadInventory(text: string, file: string): Inventory {
   }
   const raw = yaml.value as Record<string, unknown>;
   const fleet = readFleet(raw.fleet, file, report);
-  const defaults: RawDefaults = section(defaultsSchema, raw.defaults ?? {}, ['defaults']) ?? {};
+  const defaults: RawDefaults = section(schema.defaultsSchema, raw.defaults ?? {}, ['defaults']) ?? {};
+  const rotation = raw.rotation === undefined ? undefined : section(schema.rotationSchema, raw.rotation, ['rotation']);
   const defaultSsh = defaults.ssh ?? {};
   if (defaultSsh.host !== undefined) {
     report(
@@ -78,7 +81,7 @@ export function loadInventory(text: string, file: string): Inventory {
         true,
       );
     }
-    const h = section(hostSchema, value, ['hosts', name]);
+    const h = section(schema.hostSchema, value, ['hosts', name]);
     if (h) entries.push([name, h]);
   }
   if (Object.keys(rawHosts).length === 0 && raw.hosts !== undefined && typeof raw.hosts === 'object' && !Array.isArray(raw.hosts)) {
@@ -170,6 +173,7 @@ export function loadInventory(text: string, file: string): Inventory {
     groups: new Map([...groups].map(([g, v]) => [g, v.hosts])),
     pairs: expanded.pairs,
     ...(defaultSsh.config ? { sshConfig: defaultSsh.config } : {}),
+    ...(rotation ? { rotation: { maxAge: rotation.maxAge, maxAgeSec: durationSec(rotation.maxAge) } } : {}),
   };
 }
 
@@ -201,7 +205,7 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
   const at = yaml.locate(['pairs', i]);
   let decl: PairDecl;
   if (Array.isArray(item)) {
-    const r = pairListSchema.safeParse(item);
+    const r = schema.pairListSchema.safeParse(item);
     if (!r.success) {
       report(
         ['pairs', i],
@@ -212,7 +216,7 @@ function readPair(yaml: ParsedYaml, item: unknown, i: number, names: ReadonlySet
     }
     decl = { hosts: r.data, origin: 'pair', at };
   } else if (item !== null && typeof item === 'object') {
-    const r = pairObjectSchema.safeParse(item);
+    const r = schema.pairObjectSchema.safeParse(item);
     if (!r.success) {
       for (const issue of r.error.issues) reportIssue(yaml, issue, ['pairs', i], report);
       return undefined;

@@ -63,6 +63,11 @@ export const defaultsSchema = z.strictObject({
   ipsec: ipsecSchema.optional(),
 });
 
+/** How old a pair's key may grow before a plain run rotates it: hours, days or weeks. */
+export const rotationSchema = z.strictObject({
+  maxAge: z.string().regex(/^[1-9][0-9]{0,4}[hdw]$/, 'a duration such as 90d, 12w or 36h'),
+});
+
 /** The top level only: each section below is checked by its own schema. */
 export const inventorySchema = z.strictObject({
   fleet: z.string().optional(),
@@ -71,6 +76,7 @@ export const inventorySchema = z.strictObject({
   hosts: z.unknown(),
   pairs: z.unknown().optional(),
   meshes: z.unknown().optional(),
+  rotation: z.unknown().optional(),
 });
 
 export type RawSsh = z.infer<typeof sshSchema>;

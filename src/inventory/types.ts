@@ -74,4 +74,6 @@ export interface Inventory {
   pairs: PlannedPair[];
   /** `defaults.ssh.config`: an OpenSSH client config to read. */
   sshConfig?: string;
+  /** `rotation.maxAge`: a plain run rotates every pair whose key is older (as written, and in seconds). */
+  rotation?: { maxAge: string; maxAgeSec: number };
 }

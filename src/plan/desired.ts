@@ -2,7 +2,7 @@ import type { Backend, ConnSpec, Target } from '../backends/index.js';
 import { headerLine } from '../core/ownership.js';
 import { pairFile } from '../core/paths.js';
 import type { HostSpec, Inventory, PlannedPair } from '../inventory/types.js';
-import { KEY_SLOT } from './types.js';
+import { CREATED_SLOT, KEY_SLOT } from './types.js';
 
 /** One pair as one host takes part in it. */
 export interface HostConn {
@@ -61,7 +61,7 @@ export function pairFiles(fleet: string, host: HostSpec, c: HostConn, backend: B
       mode: '0600',
       kind: 'secrets',
       pair: c.pair.name,
-      content: header(fleet, c) + backend.renderSecret(spec, KEY_SLOT),
+      content: `${header(fleet, c)}# Key created ${CREATED_SLOT}.\n${backend.renderSecret(spec, KEY_SLOT)}`,
     },
   ];
 }

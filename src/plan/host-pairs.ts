@@ -7,7 +7,7 @@ import type { Facts } from '../remote/facts.js';
 import { pskOf } from '../remote/facts.js';
 import { pairFiles } from './desired.js';
 import type { HostInput } from './host-input.js';
-import { type FileChange, KEY_SLOT } from './types.js';
+import { createdOf, type FileChange, KEY_SLOT, withCreated } from './types.js';
 
 /** The host's own pairs planned: their files, and what the daemon does about each conn. */
 interface PairsPlan {
@@ -87,9 +87,12 @@ export function planPairs(input: HostInput): PairsPlan {
         });
         continue;
       }
-      // What the file would hold with the key it keeps, compared as the host sent it: masked.
-      const kept = d.kind === 'secrets' && key === 'unchanged' ? pskOf(found?.content) : undefined;
-      const wanted = kept ? d.content.replace(KEY_SLOT, kept) : d.content;
+      // What the file would hold with the key it keeps (and that key's creation line), compared
+      // as the host sent it: masked.
+      const keeps = d.kind === 'secrets' && key === 'unchanged';
+      const content = keeps ? withCreated(d.content, createdOf(found?.content)) : d.content;
+      const kept = keeps ? pskOf(found?.content) : undefined;
+      const wanted = kept ? content.replace(KEY_SLOT, kept) : content;
       const sameContent = found?.content === wanted;
       const action = !found
         ? 'create'
@@ -118,7 +121,7 @@ export function planPairs(input: HostInput): PairsPlan {
         action,
         pair: name,
         kind: d.kind,
-        content: d.content,
+        content,
         ...(found?.content !== undefined ? { before: d.kind === 'secrets' ? redactFound(found.content) : found.content } : {}),
         ...(d.kind === 'secrets' ? { keyState: key } : {}),
         ...(why ? { why } : {}),

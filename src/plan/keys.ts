@@ -1,4 +1,5 @@
 import { newPsk, PSK_BYTES, type RandomBytes } from '../core/psk.js';
+import { ageText } from '../inventory/duration.js';
 import type { KeyAgreement, KeyState } from './types.js';
 
 /**
@@ -61,4 +62,16 @@ export function decideKey(
  */
 export function drawKeys(pairs: readonly { name: string; key: KeyState }[], random: RandomBytes): Map<string, string> {
   return new Map(pairs.filter((p) => p.key !== 'unchanged').map((p) => [p.name, newPsk(random)]));
+}
+
+/** Seconds since the older of the two ends' recorded creation times; undefined if neither end recorded one. */
+export function keyAge(created: readonly (string | undefined)[], now: number): number | undefined {
+  const times = created.filter((t) => t !== undefined).map((t) => Date.parse(t));
+  return times.length ? Math.max(0, Math.round((now - Math.min(...times)) / 1000)) : undefined;
+}
+
+/** Why `rotation.maxAge` rotates a key of this age (unknown: written before ages were recorded); undefined if it does not. */
+export function ageRotation(ageSec: number | undefined, policy: { maxAge: string; maxAgeSec: number }): string | undefined {
+  if (ageSec === undefined) return `its age is unknown (written before provision recorded key ages), and rotation.maxAge is ${policy.maxAge}`;
+  return ageSec > policy.maxAgeSec ? `${ageText(ageSec)} old, past rotation.maxAge ${policy.maxAge}` : undefined;
 }

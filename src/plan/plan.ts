@@ -5,10 +5,10 @@ import type { HostSpec, Inventory } from '../inventory/types.js';
 import { digest, type Facts, pskOf, saUp } from '../remote/facts.js';
 import { connsByHost, type HostConn } from './desired.js';
 import { planHost } from './host.js';
-import { decideKey, type KeyDecision, type KeyRead, keyBits } from './keys.js';
+import { ageRotation, decideKey, type KeyDecision, type KeyRead, keyAge, keyBits } from './keys.js';
 import { type Resolution, resolveBackend } from './resolve.js';
 import type { SshPath } from './ssh-path.js';
-import type { Changeset, HostPlan, KeyState, PairPlan } from './types.js';
+import { type Changeset, createdOf, type HostPlan, type KeyState, type PairPlan } from './types.js';
 
 export interface PlanOptions {
   mode: 'offline' | 'live';
@@ -30,6 +30,8 @@ export interface PlanOptions {
    * and compares the two ends' keys by MAC, no new authentication (no packet lost).
    */
   rotateMode?: 'reauth' | 'reread';
+  /** Now, in ms since the epoch: key ages are counted from it (live plans; the planner reads no clock). */
+  now?: number;
 }
 
 /**
@@ -47,7 +49,7 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   const usable = (h: string): boolean => facts.has(h) && (resolutions.get(h)?.ok === true || byHost.get(h)!.length === 0);
 
   // Keys of every pair whose two ends were read.
-  const decisions = new Map<string, KeyDecision & { upBefore: boolean }>();
+  const decisions = new Map<string, KeyDecision & { upBefore: boolean; ageSec?: number; rotateWhy?: string }>();
   for (const pair of opts.teardown ? [] : inv.pairs) {
     const fi = facts.get(pair.initiator);
     const fr = facts.get(pair.responder);
@@ -60,9 +62,20 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     };
     const [a, b] = [keyOf(fi), keyOf(fr)];
     const upBefore = saUp(fi, normalizeAddress(inv.hosts.get(pair.initiator)!.address), normalizeAddress(inv.hosts.get(pair.responder)!.address));
+    const ageSec =
+      opts.now === undefined
+        ? undefined
+        : keyAge(
+            [fi, fr].map((f) => createdOf(f.files.get(path)?.content)),
+            opts.now,
+          );
+    const rotateWhy = inv.rotation && opts.now !== undefined && a && b && !opts.rotate?.has(pair.name) ? ageRotation(ageSec, inv.rotation) : undefined;
+    const d = decideKey(a, b, { rotate: Boolean(opts.rotate?.has(pair.name) || rotateWhy), upBefore, initiator: pair.initiator, responder: pair.responder });
     decisions.set(pair.name, {
-      ...decideKey(a, b, { rotate: opts.rotate?.has(pair.name) ?? false, upBefore, initiator: pair.initiator, responder: pair.responder }),
+      ...d,
       upBefore,
+      ...(ageSec !== undefined ? { ageSec } : {}),
+      ...(rotateWhy && d.state === 'rotated' ? { rotateWhy } : {}),
     });
   }
 
@@ -103,6 +116,8 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
       changed: !skipped && changed,
       upBefore: d?.upBefore ?? false,
       ...(d?.notRotated && !skipped ? { notRotated: d.notRotated } : {}),
+      ...(d?.ageSec !== undefined ? { keyAgeSec: d.ageSec } : {}),
+      ...(d?.rotateWhy && !skipped ? { rotateWhy: d.rotateWhy } : {}),
       ...(skipped ? { skipped } : {}),
     };
   });

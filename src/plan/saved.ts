@@ -13,7 +13,8 @@ export interface SavedPlan {
   version: 2;
   tool: string;
   inventory: { file: string; fleet: string; text: string };
-  options: { limit?: string[]; rotate?: string[]; rotateMode?: 'reauth' | 'reread'; prune: boolean; retireLegacy: boolean };
+  /** keyAgesAt: when the plan counted key ages from (ms), so that applying it decides as it did. */
+  options: { limit?: string[]; rotate?: string[]; rotateMode?: 'reauth' | 'reread'; prune: boolean; retireLegacy: boolean; keyAgesAt?: number };
   changeset: Changeset;
 }
 
@@ -28,6 +29,7 @@ const envelope = z.object({
     rotateMode: z.enum(['reauth', 'reread']).optional(),
     prune: z.boolean(),
     retireLegacy: z.boolean(),
+    keyAgesAt: z.number().optional(),
   }),
   changeset: z
     .object({

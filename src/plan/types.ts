@@ -104,6 +104,10 @@ export interface PairPlan {
   upBefore: boolean;
   /** Why a rotation asked for was not planned (the pair keeps its key). */
   notRotated?: string;
+  /** Seconds since the pair's key was made, where its hosts recorded it. */
+  keyAgeSec?: number;
+  /** Why the key is rotated without --rotate-psk: its age is past `rotation.maxAge`, or unknown. */
+  rotateWhy?: string;
   /** Why the pair is left out of this run: a host outside --limit, blocked, or not read. */
   skipped?: string;
   /** The end that proves a changed key with a new IKE SA (a strongSwan end: make-before-break). */
@@ -141,6 +145,20 @@ export interface Changeset {
 
 /** What stands in for a key in a planned secrets file, until the executor writes it. */
 export const KEY_SLOT = '\u0000KEY\u0000';
+/** What stands in for a new key's creation time (UTC, to the second), until the executor writes it. */
+export const CREATED_SLOT = '\u0000CREATED\u0000';
+const CREATED_LINE = new RegExp(`^# Key created (\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ|${CREATED_SLOT})\\.\\n`, 'm');
+
+/** When the key in a secrets file was made, from its "# Key created" line (not secret); undefined without one. */
+export function createdOf(content: string | undefined): string | undefined {
+  const t = content === undefined ? undefined : CREATED_LINE.exec(content)?.[1];
+  return t && t !== CREATED_SLOT ? t : undefined;
+}
+
+/** A planned secrets file with its creation line as a kept key's file has it: that time, or no line. */
+export function withCreated(content: string, created: string | undefined): string {
+  return content.replace(CREATED_LINE, created ? `# Key created ${created}.\n` : '');
+}
 
 /** The guard on one host: its table, and how it changes in this run. */
 export interface GuardPlan {

@@ -53,6 +53,8 @@ function pairJson(p: PairPlan, outcome?: PairOutcome): object {
     changed: p.changed,
     upBefore: p.upBefore,
     ...(p.notRotated ? { notRotated: p.notRotated } : {}),
+    ...(p.keyAgeSec !== undefined ? { keyAgeSec: p.keyAgeSec } : {}),
+    ...(p.rotateWhy ? { rotateWhy: p.rotateWhy } : {}),
     ...o,
   };
 }

@@ -1,7 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { redacted } from '../core/psk.js';
 import { printable, some } from '../core/text.js';
-import { type Changeset, FILE_ACTIONS, type FileChange, KEY_SLOT } from '../plan/types.js';
+import { type Changeset, CREATED_SLOT, FILE_ACTIONS, type FileChange, KEY_SLOT } from '../plan/types.js';
 import { guardLine, hostLine, installLine, serviceLine, sshPathLine } from './host-lines.js';
 import { countLine } from './plan-counts.js';
 import { trailer } from './plan-trailer.js';
@@ -16,7 +16,7 @@ function defaultDetail(cs: Changeset): Detail {
 
 /** A planned file's content as people and JSON see it: the key slot says which key goes there. */
 export function shownContent(f: FileChange): string {
-  return f.content.replace(KEY_SLOT, redacted(f.keyState === 'unchanged' ? 'current' : (f.keyState ?? 'new')));
+  return f.content.replace(KEY_SLOT, redacted(f.keyState === 'unchanged' ? 'current' : (f.keyState ?? 'new'))).replace(CREATED_SLOT, '(when written)');
 }
 
 const PAINT = { add: '\u001b[32m', del: '\u001b[31m', hunk: '\u001b[36m', off: '\u001b[0m' } as const;

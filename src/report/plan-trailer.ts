@@ -47,6 +47,11 @@ function mbb(cs: Changeset, host: string | undefined): boolean {
 }
 
 function keyLine(cs: Changeset, p: PairPlan): string {
+  const why = p.rotateWhy ? `the key is ${p.rotateWhy}: ` : '';
+  return why + keyAction(cs, p);
+}
+
+function keyAction(cs: Changeset, p: PairPlan): string {
   if (p.notRotated) return `${p.notRotated}; run without --rotate-psk to see why it is down`;
   switch (p.key) {
     case 'new':

@@ -2,6 +2,7 @@ import type { DirectionResult } from '../apply/outcome.js';
 import { normalizeAddress } from '../core/address.js';
 import { pairFile } from '../core/paths.js';
 import type { Inventory } from '../inventory/types.js';
+import { ageRotation } from '../plan/keys.js';
 import type { Changeset } from '../plan/types.js';
 import type { Facts } from '../remote/facts.js';
 import { saUp } from '../remote/facts.js';
@@ -28,6 +29,10 @@ export interface PairStatus {
   status: PairHealth;
   /** Do both ends hold the same key (compared by MACs of a fresh challenge, never the keys). */
   keys: 'agree' | 'disagree' | 'missing' | 'unknown';
+  /** Seconds since the key was made, where its hosts recorded it. */
+  keyAgeSec?: number;
+  /** The key is older than the inventory's rotation.maxAge (or its age unknown): a plain run rotates it. */
+  keyPastMaxAge?: true;
   /** Files on either end that differ from what the inventory plans. */
   drift: string[];
   /** Why traffic of the pair can leave or arrive in clear, per end; empty when nothing was found. */
@@ -117,6 +122,9 @@ export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading
           : up.some(Boolean)
             ? 'half-up'
             : 'down';
+      const planned = plan.pairs.find((x) => x.name === p.name);
+      const ageSec = planned?.keyAgeSec;
+      const past = keys === 'agree' && inv.rotation ? ageRotation(ageSec, inv.rotation) : undefined;
       const pairDrift = ends.flatMap((h) => (drift.get(h) ?? []).filter((d) => d.includes(`/${p.name}.`)).map((d) => `${h}: ${d}`));
       const next =
         status !== 'up'
@@ -125,11 +133,15 @@ export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading
             ? 'the two ends hold different keys: the next authentication fails; a run of provision repairs it.'
             : pairDrift.length
               ? 'files differ from the inventory: a run of provision puts them back.'
-              : undefined;
+              : past
+                ? `the key is ${past}: a run of provision rotates it.`
+                : undefined;
       return {
         ...base,
         status,
         keys,
+        ...(ageSec !== undefined ? { keyAgeSec: ageSec } : {}),
+        ...(past ? { keyPastMaxAge: true as const } : {}),
         drift: pairDrift,
         exposures,
         ends: ends.map((h, i) => ({ host: h, sas: up[i]!, ...[ri!, rr!][i]!.daemon.get(p.name) })),

@@ -11,7 +11,7 @@ export interface StatusReport {
 }
 
 export function healthy(p: PairStatus): boolean {
-  return p.status === 'up' && p.keys === 'agree' && p.drift.length === 0 && (!p.wire || p.wire.verdict === 'verified');
+  return p.status === 'up' && p.keys === 'agree' && !p.keyPastMaxAge && p.drift.length === 0 && (!p.wire || p.wire.verdict === 'verified');
 }
 
 function ago(sec?: number): string {
@@ -28,6 +28,8 @@ export function renderStatusText(r: StatusReport): string {
   const out: string[] = [];
   const rows = r.pairs.map((p) => {
     const words = [p.status.toUpperCase() === 'UP' ? 'up' : p.status.toUpperCase(), `keys ${p.keys}`];
+    if (p.keyAgeSec !== undefined || p.keyPastMaxAge)
+      words.push(`key ${p.keyAgeSec !== undefined ? ago(p.keyAgeSec) : 'age unknown'}${p.keyPastMaxAge ? ' PAST rotation.maxAge' : ''}`);
     if (p.wire) words.push(p.wire.verdict === 'verified' ? 'ESP verified' : `WIRE: ${printable(p.wire.reason ?? 'failed')}`);
     const ends = p.ends
       .map(
@@ -107,6 +109,18 @@ export function renderPrometheus(r: StatusReport): string {
     '1 when both ends hold the same key (compared without the key leaving either host).',
     'gauge',
     r.pairs.map((p) => [pl(p), p.keys === 'agree' ? 1 : 0]),
+  );
+  metric(
+    'provision_pair_key_age_seconds',
+    "Seconds since the pair's key was made (where its hosts recorded it).",
+    'gauge',
+    r.pairs.filter((p) => p.keyAgeSec !== undefined).map((p) => [pl(p), p.keyAgeSec!]),
+  );
+  metric(
+    'provision_pair_key_past_max_age',
+    "1 when the pair's key is older than the inventory's rotation.maxAge, or its age unknown under one: a plain run rotates it.",
+    'gauge',
+    r.pairs.map((p) => [pl(p), p.keyPastMaxAge ? 1 : 0]),
   );
   metric(
     'provision_pair_drift_files',

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HostSpec, Inventory } from '../../src/inventory/types.js';
+import { CREATED_SLOT, KEY_SLOT } from '../../src/plan/types.js';
 import { maskSecrets } from '../../src/remote/secrets.js';
 import type { ExecResult, Session } from '../../src/remote/session.js';
 import { VERIFY } from '../../src/verify/esp.js';
@@ -128,4 +129,12 @@ export function fakeFleet(
     };
   };
   return { sent, connect, steps: (host?: string) => sent.filter((c) => !host || c.host === host).map((c) => c.step) };
+}
+
+/** When test keys were made, as a write records it beside them. */
+export const TEST_CREATED = '2026-12-01T00:00:00Z';
+
+/** A planned file's content as the write leaves it on the host: with this key, made at `created`. */
+export function written(content: string, key: string, created = TEST_CREATED): string {
+  return content.replace(KEY_SLOT, key).replace(CREATED_SLOT, created);
 }

@@ -1,9 +1,8 @@
 import { strongswan } from '../../src/backends/strongswan.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { planChanges } from '../../src/plan/plan.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
 import { parseFacts } from '../../src/remote/facts.js';
-import { READY_FACTS, withFiles } from '../helpers/fake-session.js';
+import { READY_FACTS, withFiles, written } from '../helpers/fake-session.js';
 import { planText, renderedFiles } from '../helpers/plan.js';
 
 // strongSwan's trap policy for an IPv6 pair catches neighbour advertisements to the peer
@@ -141,7 +140,7 @@ describe('a key repaired while the strongSwan end restarts', () => {
       { mode: 'live', prune: true, retireLegacy: false, tool: 'test' },
     );
     const key = `0s${'A'.repeat(43)}=`;
-    const kept = live.hosts.find((h) => h.host === 'a')!.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: f.content.replace(KEY_SLOT, key) }));
+    const kept = live.hosts.find((h) => h.host === 'a')!.files.map((f) => ({ path: f.path, mode: f.mode.slice(1), content: written(f.content, key) }));
     // a still holds the pair (and SAs with b's old self); b came back with none of provision's files.
     const withSas = READY_FACTS.replace('@@sas\n', '@@sas\n192.0.2.1 192.0.2.2\n192.0.2.2 192.0.2.1\n');
     // b's ipsec.conf and ipsec.secrets as strongswan-starter installs them: without our include lines.

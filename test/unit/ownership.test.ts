@@ -1,9 +1,9 @@
 import { loadInventory } from '../../src/inventory/load.js';
 import { planChanges } from '../../src/plan/plan.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
+import { CREATED_SLOT, KEY_SLOT } from '../../src/plan/types.js';
 import { parseFacts } from '../../src/remote/facts.js';
 import { renderPlan } from '../../src/report/plan-text.js';
-import { type FakeFile, READY_FACTS, withConns, withFiles } from '../helpers/fake-session.js';
+import { type FakeFile, READY_FACTS, TEST_CREATED, withConns, withFiles } from '../helpers/fake-session.js';
 
 // Whose files provision may change: its own fleet's, those of provision from before fleets
 // (adopted when planned, left alone otherwise), never an operator's or another fleet's.
@@ -113,7 +113,8 @@ describe('files from before fleets (no identity)', () => {
         .files.map((f) => ({
           path: f.path,
           mode: f.mode.slice(1),
-          content: legacyHeader('server-01', 'server-02') + f.content.split('\n').slice(2).join('\n').replace(KEY_SLOT, KEY),
+          content:
+            legacyHeader('server-01', 'server-02') + f.content.split('\n').slice(2).join('\n').replace(KEY_SLOT, KEY).replace(CREATED_SLOT, TEST_CREATED),
         }));
     const cs = plan(A, 'a.yaml', { 'server-01': withFiles(READY_FACTS, legacy('server-01')), 'server-02': withFiles(READY_FACTS, legacy('server-02')) });
     const h = cs.hosts.find((x) => x.host === 'server-01')!;

@@ -13,10 +13,9 @@ import { NO_CANDIDATE } from '../../src/apply/steps/install.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { type PlanOptions, planChanges } from '../../src/plan/plan.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
 import { parseFacts } from '../../src/remote/facts.js';
 import { SessionPool } from '../../src/remote/pool.js';
-import { type Call, FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas } from '../helpers/fake-session.js';
+import { type Call, FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
 
 // Each phase of the executor on its own: a state record in, fake sessions that answer by a
 // step's id, the state and the commands sent checked after. run.test.ts and rotate.test.ts
@@ -48,7 +47,7 @@ async function converged(): Promise<Map<string, string>> {
       const files = h.files.map((f) => ({
         path: f.path,
         mode: f.mode.slice(1),
-        content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, key),
+        content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, key),
       }));
       return [h.host, withGuard(withFiles(withSas(READY_FACTS, me[h.host]!, peers[h.host]!), files), guardTable('inv'), peers[h.host]!)];
     }),
@@ -74,6 +73,7 @@ function setup(factsText: (h: string) => string, o: { respond?: Responder; plan?
   const s = newState(inv, planChanges(inv, facts, planOpts), {
     verify: true,
     random: NEW,
+    createdAt: '2026-12-03T00:00:00Z',
     afterInstall: async (hosts) => {
       replanned.push([...hosts]);
       for (const h of hosts) facts.set(h, parseFacts(READY_FACTS));

@@ -2,11 +2,10 @@ import { type RunOptions, run } from '../../src/apply/run.js';
 import { exitCode, parseRotate, UsageError } from '../../src/cli.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { type Call, type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas } from '../helpers/fake-session.js';
+import { type Call, type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
 
 // Rotation, repair, all-or-nothing key changes and roll back, against fake sessions: which
 // steps run, in which order, and what is reported. The lab e2e proves it on the wire.
@@ -38,7 +37,7 @@ async function converged(saUp = true, edit: (host: string, files: FakeFile[]) =>
     const files: FakeFile[] = h.files.map((f) => ({
       path: f.path,
       mode: f.mode.slice(1),
-      content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, key(OLD)),
+      content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, key(OLD)),
     }));
     edit(h.host, files);
     facts.set(h.host, withGuard(withFiles(saUp ? withSas(READY_FACTS, me[h.host]!, peers[h.host]!) : READY_FACTS, files), guardTable('inv'), peers[h.host]!));

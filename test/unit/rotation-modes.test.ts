@@ -1,11 +1,10 @@
 import { type RunOptions, run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas } from '../helpers/fake-session.js';
+import { type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
 
 // How a rotated key is proved: from the strongSwan end when the pair has one (make-before-
 // break), else by the initiator; or, --rotate-mode reread, by comparing the two ends' keys.
@@ -42,7 +41,7 @@ async function converged(aFacts = READY_FACTS): Promise<Map<string, string>> {
       const files: FakeFile[] = h.files.map((f) => ({
         path: f.path,
         mode: f.mode.slice(1),
-        content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, key(OLD)),
+        content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, key(OLD)),
       }));
       return [h.host, withGuard(withFiles(withSas(facts(h.host), me[h.host]!, peers[h.host]!), files), guardTable('inv'), peers[h.host]!)];
     }),

@@ -6,13 +6,12 @@ import { loadInventory } from '../../src/inventory/load.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { savePlan } from '../../src/plan/saved.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
 import { parseFacts } from '../../src/remote/facts.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, testMac, withFiles, withGuard } from '../helpers/fake-session.js';
+import { FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, testMac, withFiles, withGuard, written } from '../helpers/fake-session.js';
 
 // The executor against fake sessions that answer by step. The lab e2e proves it for real.
 
@@ -53,7 +52,7 @@ async function converged(): Promise<Map<string, string>> {
           h.files.map((f) => ({
             path: f.path,
             mode: f.mode.slice(1),
-            content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
+            content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, KEY),
           })),
         ),
         guardTable('inv'),

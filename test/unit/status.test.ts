@@ -8,9 +8,8 @@ import { main } from '../../src/cli.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { HostSpec } from '../../src/inventory/types.js';
 import { guardTable, renderGuard } from '../../src/plan/guard.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
 import { parseDaemon } from '../../src/status/script.js';
-import { type Call, fakeFleet, READY_FACTS, withFiles, withGuard, withSas } from '../helpers/fake-session.js';
+import { type Call, fakeFleet, READY_FACTS, TEST_CREATED, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
 
 // provision status against fake hosts: what it reads (one command per host), what it
 // concludes per pair, and how it says it to people, JSON and Prometheus.
@@ -45,7 +44,7 @@ async function converged(): Promise<Map<string, string>> {
             h.files.map((f) => ({
               path: f.path,
               mode: f.mode.slice(1),
-              content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : f.content.replace(KEY_SLOT, KEY),
+              content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, KEY),
             })),
           ),
           me[h.host]!,
@@ -73,6 +72,7 @@ async function status(
   macs: (host: string, path: string) => string = () => 'ab'.repeat(16),
   daemon: (h: string) => string = () => '',
   policies: (h: string) => string = () => '',
+  inventory = file,
 ) {
   const sent: Call[] = [];
   const fake = fakeFleet(inv, {
@@ -86,11 +86,38 @@ async function status(
   });
   const stdout = new Sink();
   const stderr = new Sink();
-  const code = await main(['status', '-i', file, ...argv], { stdout, stderr }, { connect: (name: string) => fake.connect(inv.hosts.get(name) as HostSpec) });
+  const code = await main(
+    ['status', '-i', inventory, ...argv],
+    { stdout, stderr },
+    { connect: (name: string) => fake.connect(inv.hosts.get(name) as HostSpec) },
+  );
   return { code, stdout: stdout.text, stderr: stderr.text, sent };
 }
 
 describe('provision status', () => {
+  test("each pair's key age; under rotation.maxAge a key past it is not healthy, and says a run rotates it", async () => {
+    const withPolicy = join(dir, 'policy.yaml');
+    writeFileSync(withPolicy, `fleet: web\n${text}rotation: {maxAge: 1d}\n`);
+    const facts = await converged();
+    const age = Math.round((Date.now() - Date.parse(TEST_CREATED)) / 1000);
+    const plain = await status(facts, ['--json']);
+    expect(plain.code).toBe(0);
+    for (const p of JSON.parse(plain.stdout).pairs) expect(Math.abs(p.keyAgeSec - age)).toBeLessThan(60);
+    const j = await status(facts, ['--json'], undefined, undefined, undefined, withPolicy);
+    expect(j.code).toBe(1);
+    const report = JSON.parse(j.stdout);
+    expect(report.pairs.map((p: { keyPastMaxAge?: boolean }) => p.keyPastMaxAge)).toEqual([true, true]);
+    expect(new Ajv2020({ strict: false }).compile(JSON.parse(readFileSync('docs/provision.schema.json', 'utf8')))(report)).toBe(true);
+    const t = await status(facts, [], undefined, undefined, undefined, withPolicy);
+    expect(t.stdout).toMatch(/^ {2}a--b +up, keys agree, key \d+ d PAST rotation\.maxAge/m);
+    expect(t.stdout).toMatch(/a--b: next: the key is \d+ days old, past rotation.maxAge 1d: a run of provision rotates it\./);
+    const prom = await status(facts, ['--format', 'prometheus'], undefined, undefined, undefined, withPolicy);
+    expect(prom.stdout).toMatch(/^provision_pair_key_age_seconds\{fleet="web",pair="a--b"[^}]*\} \d+$/m);
+    expect(prom.stdout).toMatch(/^provision_pair_key_past_max_age\{fleet="web",pair="a--b"[^}]*\} 1$/m);
+    const nagios = await status(facts, ['--nagios'], undefined, undefined, undefined, withPolicy);
+    expect(nagios.code).toBe(1);
+  });
+
   test('a healthy fleet: every pair up, keys agree, exit 0; one command per host, nothing written', async () => {
     const r = await status(await converged(), ['--json']);
     expect(r.code).toBe(0);

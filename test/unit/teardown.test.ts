@@ -10,8 +10,7 @@ import { INCLUDE_MARK } from '../../src/core/paths.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { HostSpec } from '../../src/inventory/types.js';
 import { guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
-import { KEY_SLOT } from '../../src/plan/types.js';
-import { type Call, fakeFleet, READY_FACTS, withFiles, withGuard } from '../helpers/fake-session.js';
+import { type Call, fakeFleet, READY_FACTS, withFiles, withGuard, written } from '../helpers/fake-session.js';
 
 // provision teardown against fake hosts. The lab e2e does it for real, an operator conn beside.
 
@@ -40,7 +39,7 @@ async function converged(): Promise<Map<string, string>> {
                   ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 })
                   : f.kind === 'unit'
                     ? renderGuardUnit()
-                    : f.content.replace(KEY_SLOT, `0s${'A'.repeat(43)}=`),
+                    : written(f.content, `0s${'A'.repeat(43)}=`),
             })),
             { path: '/etc/ipsec.d/operator-vpn.conf', mode: '644' },
           ]),

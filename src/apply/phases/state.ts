@@ -7,6 +7,8 @@ import type { PairOutcome } from '../outcome.js';
 export interface ExecuteOptions {
   verify: boolean;
   random: RandomBytes;
+  /** The creation time new keys get (UTC, to the second), recorded beside them on both hosts. */
+  createdAt: string;
   /** Facts again for the hosts that installed, and the plan made anew from them (an explicit step). */
   afterInstall(hosts: ReadonlySet<string>): Promise<Changeset>;
 }

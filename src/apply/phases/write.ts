@@ -17,7 +17,7 @@ export const writePhase: Phase = {
         (h.includes.length || h.dropIncludes?.length || h.staleStaging.length || h.files.some((f) => f.action !== 'noop')),
     );
     await phase(ctx, writing, async (h) => {
-      const set = writeSet(h, s.keys, { keep: ctx.keep });
+      const set = writeSet(h, s.keys, { keep: ctx.keep, created: s.opts.createdAt });
       if (set.keep) s.kept.add(h.host);
       const r = await writeFiles(ctx, h.host, step('write'), set, { backend: BACKENDS[h.backend.id], version: h.backend.version });
       if (!r.ok) return fail(ctx, h.host, r.outcome);

@@ -1,5 +1,5 @@
 import type { Backend } from '../../backends/index.js';
-import { type FileChange, type HostPlan, KEY_SLOT } from '../../plan/types.js';
+import { CREATED_SLOT, type FileChange, type HostPlan, KEY_SLOT } from '../../plan/types.js';
 import { type Ctx, failed, runStep, type Step } from '../context.js';
 import type { HostOutcome } from '../outcome.js';
 import { CURRENT_KEY, keptCopy, WRITE_EXIT, type WriteSet, writeScript } from '../scripts.js';
@@ -9,11 +9,17 @@ import { CURRENT_KEY, keptCopy, WRITE_EXIT, type WriteSet, writeScript } from '.
  * stdin. A kept key is not known here: the host puts it in (CURRENT_KEY). With `keep`, the
  * files replaced or deleted are kept on the host for rollBackSet.
  */
-export function writeSet(plan: HostPlan, keys: ReadonlyMap<string, string>, opts: { only?: (f: FileChange) => boolean; keep?: string } = {}): WriteSet {
-  const { only, keep } = opts;
+export function writeSet(
+  plan: HostPlan,
+  keys: ReadonlyMap<string, string>,
+  opts: { only?: (f: FileChange) => boolean; keep?: string; created?: string } = {},
+): WriteSet {
+  const { only, keep, created } = opts;
   const changed = plan.files.filter((f) => f.action !== 'noop' && (!only || only(f)));
   return {
-    puts: changed.filter((f) => f.action !== 'delete').map((f) => ({ path: f.path, mode: f.mode, content: withKey(f, keys) })),
+    puts: changed
+      .filter((f) => f.action !== 'delete')
+      .map((f) => ({ path: f.path, mode: f.mode, content: withKey(f, keys).replace(CREATED_SLOT, created ?? '') })),
     deletes: changed.filter((f) => f.action === 'delete').map((f) => f.path),
     includes: only ? [] : plan.includes,
     stale: only ? [] : plan.staleStaging,
