@@ -167,6 +167,48 @@ describeLab('converging real servers', () => {
     collectKeys();
   }, 1_800_000);
 
+  test('(d) rotation by age: a plain run under rotation.maxAge rotates exactly the pair whose key is past it, records the new time on both ends, and a re-run changes nothing', () => {
+    expect(provision('--inventory', mesh()).code).toBe(0);
+    const pair = 'server-01--server-03';
+    const file = `/etc/ipsec.d/${pair}.secrets`;
+    const keyOn = (h: string) => /PSK (\S+)/.exec(onServer(h, `cat ${file}`).stdout)![1];
+    const createdOn = (h: string, f = file) => /^# Key created (\S+)\.$/m.exec(onServer(h, `cat ${f}`).stdout)?.[1];
+    const old = keyOn('server-01');
+    for (const h of ['server-01', 'server-03']) expect(onServer(h, `sed -i 's/^# Key created .*/# Key created 2026-01-01T00:00:00Z./' ${file}`).code).toBe(0);
+    const other = createdOn('server-01', '/etc/ipsec.d/server-01--server-02.secrets');
+    const aged = inventory(
+      'mesh-age.yaml',
+      [{ i: 1 }, { i: 2 }, { i: 3, backend: 'strongswan' }],
+      'meshes:\n  - {name: lab, hosts: [server-01, server-02, server-03]}\nrotation: {maxAge: 30d}\n',
+      {
+        fleet: 'lab',
+      },
+    );
+    const before = json(provision('status', '--inventory', aged, '--json'));
+    expect(before.pairs.filter((p: any) => p.keyPastMaxAge).map((p: any) => p.name)).toEqual([pair]);
+    const r = provision('--inventory', aged, '--json');
+    const j = json(r);
+    expect(outcome(r).code).toBe(0);
+    expect(j.pairs.map((p: any) => [p.name, p.key, p.status])).toEqual([
+      ['server-01--server-02', 'unchanged', 'verified'],
+      [pair, 'rotated', 'verified'],
+      ['server-02--server-03', 'unchanged', 'verified'],
+    ]);
+    expect(j.pairs[1].rotateWhy).toMatch(/^\d+ days old, past rotation.maxAge 30d$/);
+    // The new key and its time, the same on both ends; the other pairs keep theirs.
+    expect(keyOn('server-01')).toBe(keyOn('server-03'));
+    expect(keyOn('server-01')).not.toBe(old);
+    expect(createdOn('server-01')).toBe(createdOn('server-03'));
+    expect(Date.now() - Date.parse(createdOn('server-01')!)).toBeLessThan(3_600_000);
+    expect(createdOn('server-01', '/etc/ipsec.d/server-01--server-02.secrets')).toBe(other);
+    collectKeys();
+    const again = json(provision('--inventory', aged, '--json'));
+    expect(again.hosts.flatMap((h: any) => h.files.map((f: any) => f.action)).every((a: string) => a === 'noop')).toBe(true);
+    const after = json(provision('status', '--inventory', aged, '--json'));
+    expect(after.pairs.filter((p: any) => p.keyPastMaxAge)).toEqual([]);
+    expect(after.healthy).toBe(true);
+  }, 900_000);
+
   test('(e) two inventories sharing server-01 run in turn: both pairs stay in place and verified', () => {
     const a = inventory('a.yaml', [{ i: 1 }, { i: 2 }], 'pairs:\n  - [server-01, server-02]\n');
     const b = inventory('b.yaml', [{ i: 1 }, { i: 3, backend: 'strongswan' }], 'pairs:\n  - [server-01, server-03]\n');
