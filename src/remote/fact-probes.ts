@@ -3,7 +3,7 @@ import { normalizeAddress } from '../core/address.js';
 import { HEADER_CASE_PATTERNS, ownerOf } from '../core/ownership.js';
 import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, RUN_DIR, STAGING_MARK } from '../core/paths.js';
 import type { Facts, FoundFile, LoadedGuard, Probe, Sections } from './fact-types.js';
-import { keyMac, MASK_SECRETS, maskSecrets, parseKeys } from './secrets.js';
+import { keyMacs, MASK_SECRETS, maskSecrets, parseKeys } from './secrets.js';
 
 /** Packages whose presence the planner needs to know: every backend's, and nftables for the guard. */
 export const PACKAGES = [...new Set([...Object.values(BACKENDS).flatMap((b) => b.packages), 'nftables'])];
@@ -200,7 +200,7 @@ echo '@@content'
 [ $# -eq 0 ] || cat -- "$@" | ${MASK_SECRETS} | base64 -w0
 echo
 echo '@@keys'
-for f do case "$f" in *.secrets) ${keyMac(challenge)} ;; esac; done`,
+${keyMacs(challenge)}`,
     parse: (s) => ({ files: readFiles(s), keys: parseKeys(lines(s, 'keys')) }),
     offline: () => ({ files: new Map(), keys: new Map() }),
     digest: (f) => [...f.files.values()].map((x) => [x.path, x.mode, x.owner, x.content?.replace(/(:\s*PSK\s+)\S+/g, '$1<key>') ?? null]).sort(),

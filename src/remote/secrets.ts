@@ -26,13 +26,18 @@ tm
 s/\\x01//
 }'`;
 
-/** awk that prints the value of a secrets file's first PSK line: the key, exactly as written. */
-const KEY_OF = `awk 'match($0, /:[ \t]*PSK[ \t]+/) {print substr($0, RSTART + RLENGTH); exit}'`;
-
-/** Shell printing a MAC of a challenge and the key in "$f", as the first 32 hex digits of SHA-256("challenge\nkey"). */
-export function keyMac(challenge: string): string {
+/**
+ * Shell printing "path mac" for each secrets file among "$@" that has a PSK line: the MAC is
+ * the first 32 hex digits of SHA-256("challenge\nkey"), the key being the value of the file's
+ * first PSK line exactly as written. One awk reads every file and one sed tidies the output;
+ * each key costs one sha256sum. No key is ever on a command line: it goes from awk through a
+ * pipe to the shell's own read and printf, and into sha256sum's stdin.
+ */
+export function keyMacs(challenge: string): string {
   if (!/^[0-9a-f]{32,64}$/.test(challenge)) throw new Error('the key challenge must be hex');
-  return `k=$(${KEY_OF} "$f" 2>/dev/null); [ -z "$k" ] || printf '%s %s\\n' "$f" "$(printf '%s\\n%s' '${challenge}' "$k" | sha256sum | cut -c1-32)"`;
+  const keys = `awk 'FILENAME ~ /[.]secrets$/ && !(FILENAME in seen) && match($0, /:[ \t]*PSK[ \t]+/) { k = substr($0, RSTART + RLENGTH); if (k != "") { seen[FILENAME] = 1; print FILENAME; print k } }' "$@" 2>/dev/null`;
+  const macs = `while IFS= read -r f && IFS= read -r k; do printf '%s ' "$f"; printf '%s\\n%s' '${challenge}' "$k" | sha256sum; done`;
+  return `{ [ $# -eq 0 ] || ${keys}; } | ${macs} | sed -E 's/^([^ ]+) ([0-9a-f]{32})[0-9a-f]*  -$/\\1 \\2/'`;
 }
 
 /** The MAC of each secrets file's key, by path ("path mac" lines). */

@@ -7,7 +7,7 @@ import { HEADER_CASE_PATTERNS, type Owner, ownerOf } from '../../src/core/owners
 import { keyBits } from '../../src/plan/keys.js';
 import { PROBES } from '../../src/remote/fact-probes.js';
 import { factsScript, offlineFacts, PACKAGES, parseFacts, parseIpsecVersion, pskOf, saUp, sections } from '../../src/remote/facts.js';
-import { keyMac, MASK_SECRETS, maskSecrets, parseKeys } from '../../src/remote/secrets.js';
+import { keyMacs, MASK_SECRETS, maskSecrets, parseKeys } from '../../src/remote/secrets.js';
 import { statusScript } from '../../src/status/script.js';
 import { TEST_CHALLENGE, withFiles } from '../helpers/fake-session.js';
 
@@ -180,7 +180,7 @@ describe('no key leaves a host: the facts script masks every secret and sends ke
     writeFileSync(a!, content);
     writeFileSync(b!, content.replace(/fleet web/, 'fleet db'));
     writeFileSync(c!, content.replace(key, `0s${Buffer.alloc(32, 8).toString('base64')}`));
-    const macs = (challenge: string) => parseKeys(sh(`for f in ${a} ${b} ${c}; do ${keyMac(challenge)}; done`).split('\n'));
+    const macs = (challenge: string) => parseKeys(sh(`set -- ${a} ${b} ${c}\n${keyMacs(challenge)}`).split('\n'));
     const one = macs('1'.repeat(32));
     expect(one.get(a!)!.mac).toBe(one.get(b!)!.mac);
     expect(one.get(a!)!.mac).not.toBe(one.get(c!)!.mac);
@@ -199,7 +199,7 @@ describe('no key leaves a host: the facts script masks every secret and sends ke
   test('the facts script sends file contents through the mask and keys only through the MAC', () => {
     const script = factsScript('3'.repeat(32));
     expect(script).toContain(`cat -- "$@" | ${MASK_SECRETS} | base64 -w0`);
-    expect(script).toContain(keyMac('3'.repeat(32)));
+    expect(script).toContain(keyMacs('3'.repeat(32)));
     // The one command that sends file contents.
     expect(script.split('\n').filter((l) => !l.startsWith('#') && /\bcat\b|base64 -w/.test(l))).toEqual([
       `[ $# -eq 0 ] || cat -- "$@" | ${MASK_SECRETS.split('\n')[0]}`,

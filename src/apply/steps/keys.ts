@@ -3,12 +3,12 @@ import { BACKENDS } from '../../backends/index.js';
 import { pairFile } from '../../core/paths.js';
 import { quote } from '../../core/shell.js';
 import type { HostPlan, PairPlan } from '../../plan/types.js';
-import { keyMac, parseKeys } from '../../remote/secrets.js';
+import { keyMacs, parseKeys } from '../../remote/secrets.js';
 import { type Ctx, phase, runStep, step } from '../context.js';
 
 /** Prints a MAC of a fresh challenge and each named secrets file's key: the key stays on the host. */
 export function keyMacScript(challenge: string, paths: readonly string[]): string {
-  return `for f in ${paths.map(quote).join(' ')}; do ${keyMac(challenge)}; done\ntrue\n`;
+  return `set --\nfor f in ${paths.map(quote).join(' ')}; do [ -f "$f" ] && set -- "$@" "$f"; done\n${keyMacs(challenge)}\n`;
 }
 
 /**
