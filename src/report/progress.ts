@@ -30,6 +30,9 @@ function pairWord(p: PairOutcome): string {
   return p.status === 'failed' ? `FAILED: ${printable(p.reason)}` : `${p.status}: ${printable(p.reason)}`;
 }
 
+/** On a terminal, hosts (and pairs) that went well get a line of their own up to this many hosts. */
+export const SUCCESS_LINES = 50;
+
 /** How much progress: none (--quiet), a spinner or lines (default), lines always (--verbose). */
 export type Verbosity = 'quiet' | 'normal' | 'verbose';
 
@@ -69,12 +72,18 @@ export function progressHooks(
     };
   }
   const spinner = ora({ stream: stream as NodeJS.WriteStream, text: `0/${total} hosts` }).start();
+  // Past SUCCESS_LINES hosts, a host that went well is a count on the spinner's line, not a
+  // line of its own: a thousand hosts leave the failures on screen, not a thousand lines.
+  const counted = total > SUCCESS_LINES;
+  let failed = 0;
+  let verified = 0;
   const render = (): void => {
     const steps = [...current]
       .slice(0, 3)
       .map(([h, s]) => `${h}: ${s}`)
       .join(', ');
-    spinner.text = `${done}/${total} hosts done${steps ? ` · ${steps}${current.size > 3 ? ` (+${current.size - 3})` : ''}` : ''}`;
+    const tally = counted ? ` (${failed} failed${verified ? `, ${verified} pairs verified` : ''})` : '';
+    spinner.text = `${done}/${total} hosts done${tally}${steps ? ` · ${steps}${current.size > 3 ? ` (+${current.size - 3})` : ''}` : ''}`;
   };
   const persist = (symbol: 'succeed' | 'fail' | 'info', text: string): void => {
     spinner[symbol](text);
@@ -90,9 +99,15 @@ export function progressHooks(
       current.delete(host);
       done++;
       const bad = ['failed', 'unreachable', 'refused', 'stale'].includes(o.status);
-      persist(bad ? 'fail' : 'succeed', `${host}: ${outcomeWord(o)}`);
+      if (bad) failed++;
+      if (bad || !counted) persist(bad ? 'fail' : 'succeed', `${host}: ${outcomeWord(o)}`);
+      else render();
     },
-    onPairDone: (p) => persist(p.status === 'verified' ? 'succeed' : 'fail', `pair ${p.name}: ${pairWord(p)}`),
+    onPairDone: (p) => {
+      if (p.status === 'verified') verified++;
+      if (p.status !== 'verified' || !counted) persist(p.status === 'verified' ? 'succeed' : 'fail', `pair ${p.name}: ${pairWord(p)}`);
+      else render();
+    },
     onNote: (m) => persist('info', m),
     stop: () => spinner.stop(),
     // While a person reads the plan and answers: the spinner would redraw over both.

@@ -15,6 +15,16 @@ class Tty extends Writable {
     this.text += chunk.toString();
     cb();
   }
+  // What ora moves a terminal's cursor with: here the text alone is kept.
+  cursorTo(): boolean {
+    return true;
+  }
+  clearLine(): boolean {
+    return true;
+  }
+  moveCursor(): boolean {
+    return true;
+  }
 }
 
 describe('progress on a terminal', () => {
@@ -26,6 +36,22 @@ describe('progress on a terminal', () => {
     p.onHostDone?.('server-01', { status: 'unchanged' });
     p.stop();
     expect(s.text).toBe('server-01: facts\nserver-01: unchanged [1/1]\n');
+  });
+
+  test('past 50 hosts, the hosts that went well are counts on the spinner line; a failed host still gets its own line', () => {
+    const lines = (total: number) => {
+      const s = new Tty(true, 120);
+      const p = progressHooks(s as never, total);
+      for (let i = 0; i < total - 1; i++) p.onHostDone?.(`h${i}`, { status: 'unchanged' });
+      p.onHostDone?.('bad', { status: 'unreachable', error: 'no route', hint: '' });
+      p.stop();
+      // ora redraws its line in place: the lines that stay are those it ends with a newline.
+      return s.text.split('\n').filter((l) => /h\d+: unchanged|bad: UNREACHABLE/.test(l));
+    };
+    expect(lines(10)).toHaveLength(10);
+    const big = lines(1000);
+    expect(big).toHaveLength(1);
+    expect(big[0]).toMatch(/bad: UNREACHABLE: no route/);
   });
 
   test('no columns at all, or not a TTY: plain lines', () => {

@@ -1,0 +1,81 @@
+// One controller, many hosts: bench/hosts (sshd per host in its own namespace, the stub
+// daemon: no IKE daemon runs, see bench/hosts) with an inventory of meshes, then a first
+// converge and no-op re-runs, each with its wall time, the controller's peak RSS and CPU,
+// and the CPU the hosts spent (sshd and the scripts it ran). Prints a table; not a test.
+//   BENCH_HOSTS (default 1000), BENCH_SHAPE (meshes:25), BENCH_RUNS (no-ops, 2),
+//   BENCH_CONCURRENCY (comma-separated, default 16,64: the no-op at each).
+// Needs root and debootstrap (bench/hosts builds its base once).
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const repo = join(import.meta.dirname, '..');
+const hosts = join(repo, 'bench', 'hosts');
+const state = process.env.PROVISION_BENCH_STATE ?? join(repo, '.bench');
+const inventory = join(state, 'inventory.yaml');
+const bin = join(repo, 'bin', 'provision.js');
+const N = Number(process.env.BENCH_HOSTS ?? 1000);
+const SHAPE = process.env.BENCH_SHAPE ?? 'meshes:25';
+const RUNS = Number(process.env.BENCH_RUNS ?? 2);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '16,64').split(',').map(Number);
+
+if (process.getuid?.() !== 0) {
+  console.log('scale benchmark: skipped (needs root for namespaces and mounts)');
+  process.exit(0);
+}
+
+function must(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${(r.stdout ?? '').slice(-2000)}\n${(r.stderr ?? '').slice(-3000)}`);
+  return r;
+}
+
+/** CPU seconds the hosts' sshd servers and everything they ran have used (their reaped children's time). */
+function hostsCpu() {
+  const hz = 100;
+  let ticks = 0;
+  for (const d of readdirSync(join(state, 'hosts'))) {
+    const pid = readFileSync(join(state, 'hosts', d, 'pids'), 'utf8').trim();
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the command name.
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return ticks / hz;
+}
+
+/** One run: wall time, the controller's peak RSS and CPU (GNU time), the hosts' CPU, and the run's own counts. */
+function measure(label, args) {
+  const before = hostsCpu();
+  const t0 = process.hrtime.bigint();
+  const r = must(hosts, ['exec', '/usr/bin/time', '-f', '@@time %M %U %S', 'node', bin, '--inventory', inventory, '--no-verify', '--yes', '--json', ...args]);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const [rss, user, sys] = /@@time (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr).slice(1).map(Number);
+  const j = JSON.parse(r.stdout);
+  const statuses = {};
+  for (const h of j.hosts) statuses[h.status] = (statuses[h.status] ?? 0) + 1;
+  return { label, wall, rssMiB: rss / 1024, controllerCpu: user + sys, hostsCpu: hostsCpu() - before, statuses, stats: j.stats, pairs: j.pairs.length };
+}
+
+const t0 = Date.now();
+must(hosts, ['up', String(N), SHAPE, 'stub']);
+const upSec = (Date.now() - t0) / 1000;
+const rows = [measure('first converge', [])];
+for (const c of CONCURRENCY) for (let i = 0; i < RUNS; i++) rows.push(measure(`no-op, --concurrency ${c}`, ['--concurrency', String(c)]));
+must(hosts, ['down']);
+
+console.log(`\n${N} bench hosts (${SHAPE}, stub daemon), ${rows[0].pairs} pairs; hosts up in ${upSec.toFixed(0)} s\n`);
+console.log('| run | wall | controller peak RSS | controller CPU | hosts CPU | SSH connections | commands | hosts |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+for (const r of rows) {
+  const st = Object.entries(r.statuses)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
+  console.log(
+    `| ${r.label} | ${r.wall.toFixed(1)} s | ${r.rssMiB.toFixed(0)} MiB | ${r.controllerCpu.toFixed(1)} s | ${r.hostsCpu.toFixed(1)} s | ${r.stats.connections} | ${r.stats.commands} | ${st} |`,
+  );
+}
+const bad = rows.filter((r) => Object.keys(r.statuses).some((s) => s !== 'changed' && s !== 'unchanged'));
+if (bad.length) {
+  console.error(`scale benchmark: ${bad.map((r) => r.label).join(', ')}: some hosts failed`);
+  process.exit(1);
+}

@@ -1,0 +1,28 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// The scale benchmark at a small size (6 bench hosts in meshes of 3), so that it cannot
+// break unnoticed: bench/hosts, a first converge and a no-op. It measures nothing here:
+// `npm run bench:scale` does, at 1,000 hosts. Needs root (namespaces, mounts) and dist.
+
+test('bench/scale-bench.mjs completes at a small size and prints its table, every host converged', () => {
+  const r = spawnSync('node', ['bench/scale-bench.mjs'], {
+    encoding: 'utf8',
+    timeout: 900_000,
+    env: {
+      ...process.env,
+      BENCH_HOSTS: '6',
+      BENCH_SHAPE: 'meshes:3',
+      BENCH_RUNS: '1',
+      BENCH_CONCURRENCY: '16',
+      PROVISION_BENCH_STATE: mkdtempSync(join(tmpdir(), 'scale-bench-')),
+      PROVISION_BENCH_NETNS: 'provision-bench-smoke',
+    },
+  });
+  expect({ code: r.status, stderr: r.status ? r.stderr.slice(-3000) : '' }).toEqual({ code: 0, stderr: '' });
+  expect(r.stdout).toMatch(/^6 bench hosts \(meshes:3, stub daemon\), 6 pairs/m);
+  expect(r.stdout).toMatch(/^\| first converge \| [\d.]+ s \| \d+ MiB \| [\d.]+ s \| [\d.]+ s \| 6 \| \d+ \| 6 changed \|$/m);
+  expect(r.stdout).toMatch(/^\| no-op, --concurrency 16 \| [\d.]+ s \| \d+ MiB \| [\d.]+ s \| [\d.]+ s \| 6 \| 6 \| 6 unchanged \|$/m);
+}, 900_000);
