@@ -47,7 +47,16 @@ function hostsCpu() {
 function measure(label, args) {
   const before = hostsCpu();
   const t0 = process.hrtime.bigint();
-  const r = must(hosts, ['exec', '/usr/bin/time', '-f', '@@time %M %U %S', 'node', bin, '--inventory', inventory, '--no-verify', '--yes', '--json', ...args]);
+  // Not must(): a run where some host failed exits 1, and its table still says which.
+  const r = spawnSync(
+    hosts,
+    ['exec', '/usr/bin/time', '-f', '@@time %M %U %S', 'node', bin, '--inventory', inventory, '--no-verify', '--yes', '--json', ...args],
+    {
+      encoding: 'utf8',
+      maxBuffer: 512 * 1024 * 1024,
+    },
+  );
+  if (!/@@time/.test(r.stderr ?? '')) throw new Error(`provision did not run (exit ${r.status}):\n${(r.stderr ?? '').slice(-3000)}`);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const [rss, user, sys] = /@@time (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr).slice(1).map(Number);
   const j = JSON.parse(r.stdout);
@@ -57,11 +66,16 @@ function measure(label, args) {
 }
 
 const t0 = Date.now();
-must(hosts, ['up', String(N), SHAPE, 'stub']);
-const upSec = (Date.now() - t0) / 1000;
-const rows = [measure('first converge', [])];
-for (const c of CONCURRENCY) for (let i = 0; i < RUNS; i++) rows.push(measure(`no-op, --concurrency ${c}`, ['--concurrency', String(c)]));
-must(hosts, ['down']);
+const rows = [];
+let upSec = 0;
+try {
+  must(hosts, ['up', String(N), SHAPE, 'stub']);
+  upSec = (Date.now() - t0) / 1000;
+  rows.push(measure('first converge', []));
+  for (const c of CONCURRENCY) for (let i = 0; i < RUNS; i++) rows.push(measure(`no-op, --concurrency ${c}`, ['--concurrency', String(c)]));
+} finally {
+  spawnSync(hosts, ['down'], { stdio: 'inherit' });
+}
 
 console.log(`\n${N} bench hosts (${SHAPE}, stub daemon), ${rows[0].pairs} pairs; hosts up in ${upSec.toFixed(0)} s\n`);
 console.log('| run | wall | controller peak RSS | controller CPU | hosts CPU | SSH connections | commands | hosts |');

@@ -11,7 +11,7 @@ import { provePhase } from './phases/prove.js';
 import { bringUpPhase, servicePhase } from './phases/service.js';
 import { type ExecuteOptions, newState, type Phase, type RunState } from './phases/state.js';
 import { verifyPhase } from './phases/verify.js';
-import { writePhase } from './phases/write.js';
+import { keysPhase, writePhase } from './phases/write.js';
 
 export type { ExecuteOptions } from './phases/state.js';
 
@@ -21,6 +21,7 @@ export type { ExecuteOptions } from './phases/state.js';
  */
 export const PHASES: readonly Phase[] = [
   installPhase,
+  keysPhase,
   writePhase,
   rollBackHalfDone(false),
   holdKeysPhase,

@@ -53,7 +53,8 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
       hooks: view.hooks,
       keyAgesAt,
       ...(limit ? { limit } : {}),
-      ...(rotate ? { rotate, rotateMode: args.rotateMode } : {}),
+      rotateMode: args.rotateMode,
+      ...(rotate ? { rotate } : {}),
       ...(!dryRun && !args.yes && !args.json && deps.ask ? { confirm: confirmer(io, view, deps.ask) } : {}),
     }),
   );
@@ -74,7 +75,8 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
         retireLegacy: planOpts.retireLegacy,
         keyAgesAt,
         ...(limit ? { limit: [...limit] } : {}),
-        ...(rotate ? { rotate: [...rotate], rotateMode: args.rotateMode } : {}),
+        rotateMode: args.rotateMode,
+        ...(rotate ? { rotate: [...rotate] } : {}),
       }),
     );
     io.stderr.write(`plan saved to ${args.out}: \`provision apply ${args.out}\` applies it to the hosts that have not changed since\n`);

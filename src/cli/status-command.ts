@@ -71,7 +71,7 @@ export async function statusCommand(args: StatusArgs, io: Io, deps: Deps, now: (
         now: at,
         ...(limit ? { limit } : {}),
       });
-      const report: StatusReport = { fleet: inventory.fleet, tool: toolVersion(), at, ...assess(inventory, readings, plan) };
+      const report: StatusReport = { fleet: inventory.fleet, tool: toolVersion(), at, ...assess(inventory, readings, plan, at) };
       if (args.verify && !interrupted(ctx)) {
         const up = report.pairs.filter((p) => p.status === 'up' || p.status === 'exposed');
         const wire = await verifyPairs(ctx, up, (h) => inventory.hosts.get(h)!.address);

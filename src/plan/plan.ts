@@ -69,7 +69,9 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
             [fi, fr].map((f) => createdOf(f.files.get(path)?.content)),
             opts.now,
           );
-    const rotateWhy = inv.rotation && opts.now !== undefined && a && b && !opts.rotate?.has(pair.name) ? ageRotation(ageSec, inv.rotation) : undefined;
+    // A pair that is down is repaired and verified as it is; its age rotates it on a run that finds it up.
+    const rotateWhy =
+      inv.rotation && opts.now !== undefined && a && b && upBefore && !opts.rotate?.has(pair.name) ? ageRotation(ageSec, inv.rotation) : undefined;
     const d = decideKey(a, b, { rotate: Boolean(opts.rotate?.has(pair.name) || rotateWhy), upBefore, initiator: pair.initiator, responder: pair.responder });
     decisions.set(pair.name, {
       ...d,

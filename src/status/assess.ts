@@ -2,8 +2,9 @@ import type { DirectionResult } from '../apply/outcome.js';
 import { normalizeAddress } from '../core/address.js';
 import { pairFile } from '../core/paths.js';
 import type { Inventory } from '../inventory/types.js';
-import { ageRotation } from '../plan/keys.js';
+import { ageRotation, keyAge } from '../plan/keys.js';
 import type { Changeset } from '../plan/types.js';
+import { createdOf } from '../plan/types.js';
 import type { Facts } from '../remote/facts.js';
 import { saUp } from '../remote/facts.js';
 import { bypasses, describePolicy, type XfrmPolicy } from './policies.js';
@@ -64,7 +65,7 @@ const NEXT: Record<PairHealth, string> = {
 };
 
 /** The health of every pair and host, from what each host told. Pure. */
-export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading>, plan: Changeset): { pairs: PairStatus[]; hosts: HostStatus[] } {
+export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading>, plan: Changeset, at: number): { pairs: PairStatus[]; hosts: HostStatus[] } {
   const guards = new Map(plan.hosts.map((h) => [h.host, h.guard]));
   const drift = new Map(
     plan.hosts.map((h) => [
@@ -122,8 +123,10 @@ export function assess(inv: Inventory, readings: ReadonlyMap<string, HostReading
           : up.some(Boolean)
             ? 'half-up'
             : 'down';
-      const planned = plan.pairs.find((x) => x.name === p.name);
-      const ageSec = planned?.keyAgeSec;
+      const ageSec = keyAge(
+        [ri!, rr!].map((r) => createdOf(r.facts.files.get(path)?.content)),
+        at,
+      );
       const past = keys === 'agree' && inv.rotation ? ageRotation(ageSec, inv.rotation) : undefined;
       const pairDrift = ends.flatMap((h) => (drift.get(h) ?? []).filter((d) => d.includes(`/${p.name}.`)).map((d) => `${h}: ${d}`));
       const next =

@@ -91,6 +91,17 @@ describe('a plain re-run under the policy', () => {
     expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({ status: 'verified' });
   });
 
+  test('a pair that is down is repaired and verified as it is, not failed: its age rotates it on a run that finds it up', async () => {
+    const facts = await converged(new Date(T0).toISOString().replace('.000', ''));
+    const down = new Map([...facts].map(([h, f]) => [h, f.replace(/@@sas\n[^@]*/, '@@sas\n')]));
+    const { result } = await again('rotation: {maxAge: 90d}\n', down, T0 + 97 * DAY);
+    for (const p of result.changeset!.pairs) {
+      expect(p).toMatchObject({ key: 'unchanged', keyAgeSec: 97 * 86400 });
+      expect(p.notRotated).toBeUndefined();
+    }
+    expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
+  });
+
   test('no pair past the policy: nothing is written', async () => {
     const facts = await converged(new Date(T0).toISOString().replace('.000', ''));
     const { result, sent } = await again('rotation: {maxAge: 90d}\n', facts, T0 + 30 * DAY);

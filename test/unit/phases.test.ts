@@ -7,7 +7,7 @@ import { provePhase } from '../../src/apply/phases/prove.js';
 import { bringUpPhase, servicePhase } from '../../src/apply/phases/service.js';
 import { type ExecuteOptions, newState, type Phase } from '../../src/apply/phases/state.js';
 import { verifyPhase } from '../../src/apply/phases/verify.js';
-import { writePhase } from '../../src/apply/phases/write.js';
+import { keysPhase, writePhase } from '../../src/apply/phases/write.js';
 import { run } from '../../src/apply/run.js';
 import { NO_CANDIDATE } from '../../src/apply/steps/install.js';
 import { loadInventory } from '../../src/inventory/load.js';
@@ -94,6 +94,7 @@ describe('the order of the phases', () => {
   test('install, write, SSH path, guard, daemons, bring up, prove, verify, join: each before the next', () => {
     expect(PHASES.map((p) => p.name)).toEqual([
       'install',
+      'keys',
       'write',
       'roll back pairs written on one end',
       'reread new keys',
@@ -148,6 +149,7 @@ describe('install', () => {
 describe('write', () => {
   test('keys are drawn for every pair; each host that changes is written once; a refused config fails that host alone', async () => {
     const { ctx, s, ids } = setup(() => READY_FACTS, { respond: answer('b', 'write', { code: 30, stderr: 'addconn: syntax error' }) });
+    await keysPhase.run(ctx, s);
     await writePhase.run(ctx, s);
     expect([...s.keys.keys()].sort()).toEqual(['a--b', 'a--c']);
     expect(['a', 'b', 'c'].map(ids)).toEqual([['write'], ['write'], ['write']]);
@@ -160,6 +162,7 @@ describe('roll back pairs changed on one end', () => {
   async function halfRotated(daemonsLoaded: boolean) {
     const facts = await converged();
     const t = setup((h) => facts.get(h)!, { plan: { rotate: new Set(['a--b']) }, respond: answer('b', 'write', { code: 1 }) });
+    await keysPhase.run(t.ctx, t.s);
     await writePhase.run(t.ctx, t.s);
     await rollBackHalfDone(daemonsLoaded).run(t.ctx, t.s);
     return t;
@@ -210,6 +213,7 @@ describe('restart or reload', () => {
     // An include line missing: the daemon restarts to read it.
     const facts = READY_FACTS.replace('present /etc/ipsec.secrets', 'missing /etc/ipsec.secrets');
     const { ctx, s, ids } = setup(() => facts, { respond: answer('a', 'restart', { code: 1, stderr: 'pluto: cannot load' }) });
+    await keysPhase.run(ctx, s);
     await writePhase.run(ctx, s);
     await servicePhase.run(ctx, s);
     expect(ids('a')).toEqual(['write', 'restart', 'roll-back-files', 'roll-back-restart']);

@@ -4,12 +4,20 @@ import { alive, fail, phase, step } from '../context.js';
 import { describeWrite, writeFiles, writeSet } from '../steps/files.js';
 import { did, ends, type Phase } from './state.js';
 
-/** Draws the new keys, then writes every changed file and checks the config; a refused config is put back. */
+/** Draws the new keys of the last plan, and records the rotations it could not plan; after Ctrl-C too. */
+export const keysPhase: Phase = {
+  name: 'keys',
+  when: 'always',
+  async run(_ctx, s) {
+    s.keys = drawKeys(s.pairs, s.opts.random);
+    for (const p of s.pairs) if (p.notRotated) s.outcomes.set(p.name, { ...ends(p), status: 'failed', reason: p.notRotated, directions: [] });
+  },
+};
+
+/** Writes every changed file and checks the config; a refused config is put back. */
 export const writePhase: Phase = {
   name: 'write',
   async run(ctx, s) {
-    s.keys = drawKeys(s.pairs, s.opts.random);
-    for (const p of s.pairs) if (p.notRotated) s.outcomes.set(p.name, { ...ends(p), status: 'failed', reason: p.notRotated, directions: [] });
     const writing = s.cs.hosts.filter(
       (h) =>
         h.status === 'planned' &&

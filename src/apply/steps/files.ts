@@ -17,15 +17,19 @@ export function writeSet(
   const { only, keep, created } = opts;
   const changed = plan.files.filter((f) => f.action !== 'noop' && (!only || only(f)));
   return {
-    puts: changed
-      .filter((f) => f.action !== 'delete')
-      .map((f) => ({ path: f.path, mode: f.mode, content: withKey(f, keys).replace(CREATED_SLOT, created ?? '') })),
+    puts: changed.filter((f) => f.action !== 'delete').map((f) => ({ path: f.path, mode: f.mode, content: withCreatedAt(withKey(f, keys), created) })),
     deletes: changed.filter((f) => f.action === 'delete').map((f) => f.path),
     includes: only ? [] : plan.includes,
     stale: only ? [] : plan.staleStaging,
     ...(!only && plan.dropIncludes?.length ? { dropIncludes: plan.dropIncludes } : {}),
     ...(keep && changed.some((f) => f.action !== 'create') ? { keep } : {}),
   };
+}
+
+function withCreatedAt(content: string, created: string | undefined): string {
+  if (!content.includes(CREATED_SLOT)) return content;
+  if (!created) throw new Error('a new key with no creation time: a bug in provision');
+  return content.replace(CREATED_SLOT, created);
 }
 
 function withKey(f: FileChange, keys: ReadonlyMap<string, string>): string {
