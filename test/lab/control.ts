@@ -71,7 +71,6 @@ export function describeLab(name: string, fn: () => void): void {
       });
     });
   } else {
-    // eslint-disable-next-line jest/no-disabled-tests
     describe.skip(`${name} (skipped: ${why})`, fn);
   }
 }

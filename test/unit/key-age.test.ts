@@ -1,10 +1,10 @@
 import { type RunOptions, run } from '../../src/apply/run.js';
 import { InventoryError } from '../../src/inventory/errors.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { CREATED_SLOT, createdOf } from '../../src/plan/types.js';
 import { renderPlan } from '../../src/report/plan-text.js';
-import { fakeFleet, READY_FACTS, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
+import { convergedFacts } from '../helpers/converged.js';
+import { fakeFleet } from '../helpers/fake-session.js';
 
 // Rotation by age: each key's creation time is kept beside it on both hosts (a comment line
 // of its secrets file: not secret), and `rotation.maxAge` makes a plain run rotate the pairs
@@ -23,24 +23,18 @@ const T0 = Date.parse('2026-09-01T00:00:00Z');
 const OLD = (n: number) => new Uint8Array(n).fill(1);
 const NEW = (n: number) => new Uint8Array(n).fill(2);
 const key = (r: (n: number) => Uint8Array) => `0s${Buffer.from(r(32)).toString('base64')}`;
-const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
-const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
 /** Facts after a first run at `created` (a--c's files: at `createdAc`, or without the line when null), SAs up. */
-async function converged(created: string, createdAc: string | null = created): Promise<Map<string, string>> {
-  const inv = loadInventory(yaml(''), 'inv.yaml');
-  const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fakeFleet(inv).connect });
-  const facts = new Map<string, string>();
-  for (const h of first.changeset!.hosts) {
-    const files = h.files.map((f) => {
-      if (f.kind === 'guard') return { path: f.path, mode: '600', content: renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) };
-      const at = f.pair === 'a--c' ? createdAc : created;
-      const content = at === null ? written(f.content, key(OLD)).replace(/^# Key created .*\n/m, '') : written(f.content, key(OLD), at);
-      return { path: f.path, mode: f.mode.slice(1), content };
-    });
-    facts.set(h.host, withGuard(withFiles(withSas(READY_FACTS, me[h.host]!, peers[h.host]!), files), guardTable('inv'), peers[h.host]!));
-  }
-  return facts;
+function converged(created: string, createdAc: string | null = created): Promise<Map<string, string>> {
+  return convergedFacts(loadInventory(yaml(''), 'inv.yaml'), {
+    random: OLD,
+    edit: (_host, files) => {
+      for (const f of files) {
+        const at = f.path.includes('a--c') ? createdAc : created;
+        f.content = f.content?.replace(/^# Key created .*\n/m, at === null ? '' : `# Key created ${at}.\n`);
+      }
+    },
+  });
 }
 
 async function again(policy: string, facts: Map<string, string>, at: number, extra: Partial<RunOptions> = {}) {

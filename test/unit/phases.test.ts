@@ -8,14 +8,13 @@ import { bringUpPhase, servicePhase } from '../../src/apply/phases/service.js';
 import { type ExecuteOptions, newState, type Phase } from '../../src/apply/phases/state.js';
 import { verifyPhase } from '../../src/apply/phases/verify.js';
 import { keysPhase, writePhase } from '../../src/apply/phases/write.js';
-import { run } from '../../src/apply/run.js';
 import { NO_CANDIDATE } from '../../src/apply/steps/install.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { type PlanOptions, planChanges } from '../../src/plan/plan.js';
 import { parseFacts } from '../../src/remote/facts.js';
 import { SessionPool } from '../../src/remote/pool.js';
-import { type Call, FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
+import { convergedFacts } from '../helpers/converged.js';
+import { type Call, FRESH_FACTS, fakeFleet, READY_FACTS, type Responder } from '../helpers/fake-session.js';
 
 // Each phase of the executor on its own: a state record in, fake sessions that answer by a
 // step's id, the state and the commands sent checked after. run.test.ts and rotate.test.ts
@@ -34,25 +33,9 @@ pairs:
 );
 const OLD = (n: number) => new Uint8Array(n).fill(1);
 const NEW = (n: number) => new Uint8Array(n).fill(2);
-const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
-const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
 /** The facts text of each host after a first run with OLD keys, SAs up between every pair. */
-async function converged(): Promise<Map<string, string>> {
-  const fake = fakeFleet(inv);
-  const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fake.connect });
-  const key = `0s${Buffer.from(OLD(32)).toString('base64')}`;
-  return new Map(
-    first.changeset!.hosts.map((h) => {
-      const files = h.files.map((f) => ({
-        path: f.path,
-        mode: f.mode.slice(1),
-        content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, key),
-      }));
-      return [h.host, withGuard(withFiles(withSas(READY_FACTS, me[h.host]!, peers[h.host]!), files), guardTable('inv'), peers[h.host]!)];
-    }),
-  );
-}
+const converged = (): Promise<Map<string, string>> => convergedFacts(inv, { random: OLD });
 
 /** A context and a state as the executor starts them, from each host's facts text; the fakes answer `respond` first. */
 function setup(factsText: (h: string) => string, o: { respond?: Responder; plan?: Partial<PlanOptions>; exec?: Partial<ExecuteOptions> } = {}) {

@@ -1,11 +1,11 @@
 import { type RunOptions, run } from '../../src/apply/run.js';
 import { exitCode, parseRotate, UsageError } from '../../src/cli.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { type Call, type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
+import { convergedFacts } from '../helpers/converged.js';
+import { type Call, type FakeFile, fakeFleet, type Responder } from '../helpers/fake-session.js';
 
 // Rotation, repair, all-or-nothing key changes and roll back, against fake sessions: which
 // steps run, in which order, and what is reported. The lab e2e proves it on the wire.
@@ -25,25 +25,10 @@ pairs:
 const OLD = (n: number) => new Uint8Array(n).fill(1);
 const NEW = (n: number) => new Uint8Array(n).fill(2);
 const key = (r: (n: number) => Uint8Array) => `0s${Buffer.from(r(32)).toString('base64')}`;
-const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
-const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
 /** Facts as the hosts would report them after a first run with OLD keys, SAs up between every pair. */
-async function converged(saUp = true, edit: (host: string, files: FakeFile[]) => void = () => undefined): Promise<Map<string, string>> {
-  const fake = fakeFleet(inv);
-  const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fake.connect });
-  const facts = new Map<string, string>();
-  for (const h of first.changeset!.hosts) {
-    const files: FakeFile[] = h.files.map((f) => ({
-      path: f.path,
-      mode: f.mode.slice(1),
-      content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, key(OLD)),
-    }));
-    edit(h.host, files);
-    facts.set(h.host, withGuard(withFiles(saUp ? withSas(READY_FACTS, me[h.host]!, peers[h.host]!) : READY_FACTS, files), guardTable('inv'), peers[h.host]!));
-  }
-  return facts;
-}
+const converged = (saUp = true, edit: (host: string, files: FakeFile[]) => void = () => undefined): Promise<Map<string, string>> =>
+  convergedFacts(inv, { random: OLD, saUp, edit });
 
 async function rotate(facts: Map<string, string>, respond?: Responder, extra: Partial<RunOptions> = {}) {
   const fake = fakeFleet(inv, { facts: (h) => facts.get(h), ...(respond ? { respond } : {}) });

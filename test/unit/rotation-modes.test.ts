@@ -1,10 +1,10 @@
 import { type RunOptions, run } from '../../src/apply/run.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { type FakeFile, fakeFleet, READY_FACTS, type Responder, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
+import { convergedFacts } from '../helpers/converged.js';
+import { fakeFleet, READY_FACTS, type Responder } from '../helpers/fake-session.js';
 
 // How a rotated key is proved: from the strongSwan end when the pair has one (make-before-
 // break), else by the initiator; or, --rotate-mode reread, by comparing the two ends' keys.
@@ -23,8 +23,6 @@ pairs:
 const OLD = (n: number) => new Uint8Array(n).fill(1);
 const NEW = (n: number) => new Uint8Array(n).fill(2);
 const key = (r: (n: number) => Uint8Array) => `0s${Buffer.from(r(32)).toString('base64')}`;
-const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], s: ['10.0.0.1'] };
-const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', s: '10.0.0.3' };
 const SS_FACTS = READY_FACTS.replace(
   'libreswan ii  4.10-2+deb12u1',
   'strongswan-starter ii  5.9.8-5+deb12u1\nstrongswan-charon ii  5.9.8-5+deb12u1\nstrongswan-swanctl ii  5.9.8-5+deb12u1',
@@ -33,20 +31,8 @@ const SS_FACTS = READY_FACTS.replace(
 // libreswan 5.2 on a: it answers a key probe as the initiator of a--s (4.x only as responder).
 const V5_FACTS = READY_FACTS.replace('libreswan ii  4.10-2+deb12u1', 'libreswan ii  5.2-2').replace('Libreswan 4.10', 'Libreswan 5.2');
 
-async function converged(aFacts = READY_FACTS): Promise<Map<string, string>> {
-  const facts = (h: string) => (h === 's' ? SS_FACTS : h === 'a' ? aFacts : READY_FACTS);
-  const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: OLD, connect: fakeFleet(inv, { facts }).connect });
-  return new Map(
-    first.changeset!.hosts.map((h) => {
-      const files: FakeFile[] = h.files.map((f) => ({
-        path: f.path,
-        mode: f.mode.slice(1),
-        content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, key(OLD)),
-      }));
-      return [h.host, withGuard(withFiles(withSas(facts(h.host), me[h.host]!, peers[h.host]!), files), guardTable('inv'), peers[h.host]!)];
-    }),
-  );
-}
+const converged = (aFacts = READY_FACTS): Promise<Map<string, string>> =>
+  convergedFacts(inv, { random: OLD, base: (h) => (h === 's' ? SS_FACTS : h === 'a' ? aFacts : READY_FACTS) });
 
 async function rotate(extra: Partial<RunOptions> = {}, respond?: Responder, aFacts?: string) {
   const facts = await converged(aFacts);

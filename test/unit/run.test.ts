@@ -3,7 +3,6 @@ import { type RunOptions, run } from '../../src/apply/run.js';
 import { NO_CANDIDATE } from '../../src/apply/steps/install.js';
 import { exitCode } from '../../src/cli.js';
 import { loadInventory } from '../../src/inventory/load.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { savePlan } from '../../src/plan/saved.js';
 import { ConnectError, HostKeyError } from '../../src/remote/errors.js';
@@ -11,7 +10,8 @@ import { parseFacts } from '../../src/remote/facts.js';
 import { toJson } from '../../src/report/json.js';
 import { renderPlan } from '../../src/report/plan-text.js';
 import { renderSummary } from '../../src/report/summary.js';
-import { FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, testMac, withFiles, withGuard, written } from '../helpers/fake-session.js';
+import { convergedFacts } from '../helpers/converged.js';
+import { FRESH_FACTS, fakeFleet, READY_FACTS, type Responder, testMac, withFiles } from '../helpers/fake-session.js';
 
 // The executor against fake sessions that answer by step. The lab e2e proves it for real.
 
@@ -38,29 +38,8 @@ async function go(
   return { result, sent: fake.sent, steps: fake.steps };
 }
 
-const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1', '10.0.0.3'], c: ['10.0.0.1', '10.0.0.2'] };
-
 /** The files a host holds after a first run with these keys, its peers in the guard: what a re-run's facts show. */
-async function converged(): Promise<Map<string, string>> {
-  const first = await go();
-  return new Map(
-    first.result.changeset!.hosts.map((h) => [
-      h.host,
-      withGuard(
-        withFiles(
-          READY_FACTS,
-          h.files.map((f) => ({
-            path: f.path,
-            mode: f.mode.slice(1),
-            content: f.kind === 'guard' ? renderGuard('inv', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, KEY),
-          })),
-        ),
-        guardTable('inv'),
-        peers[h.host]!,
-      ),
-    ]),
-  );
-}
+const converged = (): Promise<Map<string, string>> => convergedFacts(inv, { random: fixed, saUp: false });
 
 describe('the executor, against fake sessions', () => {
   test('daemons that restart: once every one has loaded its pairs, initiators bring up what is not up yet', async () => {

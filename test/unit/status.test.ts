@@ -3,13 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { run } from '../../src/apply/run.js';
 import { main } from '../../src/cli.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { HostSpec } from '../../src/inventory/types.js';
-import { guardTable, renderGuard } from '../../src/plan/guard.js';
 import { parseDaemon } from '../../src/status/script.js';
-import { type Call, fakeFleet, READY_FACTS, TEST_CREATED, withFiles, withGuard, withSas, written } from '../helpers/fake-session.js';
+import { convergedFacts } from '../helpers/converged.js';
+import { type Call, fakeFleet, TEST_CREATED } from '../helpers/fake-session.js';
 
 // provision status against fake hosts: what it reads (one command per host), what it
 // concludes per pair, and how it says it to people, JSON and Prometheus.
@@ -27,36 +26,9 @@ pairs:
 writeFileSync(file, text);
 const inv = loadInventory(text, file);
 const KEY = `0s${Buffer.alloc(32, 5).toString('base64')}`;
-const peers: Record<string, string[]> = { a: ['10.0.0.2', '10.0.0.3'], b: ['10.0.0.1'], c: ['10.0.0.1'] };
-const me: Record<string, string> = { a: '10.0.0.1', b: '10.0.0.2', c: '10.0.0.3' };
 
 /** Each host's facts after a converged run: files, SAs up, the guard loaded. */
-async function converged(): Promise<Map<string, string>> {
-  const fake = fakeFleet(inv);
-  const first = await run(inv, { dryRun: false, verify: false, concurrency: 4, random: () => new Uint8Array(32).fill(5), connect: fake.connect });
-  return new Map(
-    first.changeset!.hosts.map((h) => [
-      h.host,
-      withGuard(
-        withSas(
-          withFiles(
-            READY_FACTS,
-            h.files.map((f) => ({
-              path: f.path,
-              mode: f.mode.slice(1),
-              content: f.kind === 'guard' ? renderGuard('web', { peers: peers[h.host]!, ssh: [], sshPort: 22 }) : written(f.content, KEY),
-            })),
-          ),
-          me[h.host]!,
-          peers[h.host]!,
-        ),
-        guardTable('web'),
-        peers[h.host]!,
-        { out: 4, in: 1 },
-      ),
-    ]),
-  );
-}
+const converged = (): Promise<Map<string, string>> => convergedFacts(inv, { random: () => new Uint8Array(32).fill(5), dropped: { out: 4, in: 1 } });
 
 class Sink extends Writable {
   text = '';
