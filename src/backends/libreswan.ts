@@ -29,12 +29,20 @@ export const libreswan: Backend = {
     states: libreswanStates,
     dropStates: libreswanDropStates,
   }),
+  // No probe of its own: 4.10 and 5.2 start an IKE SA without a Child SA only for labeled
+  // IPsec, when they re-authenticate by replacing the IKE SA (which deletes the running one),
+  // or under an IMPAIR test switch (ikev2_ike_sa_init.c, ikev2_replace.c).
   // From 4.7 it announces childless support (CHILDLESS_IKEV2_SUPPORTED, which a strongSwan
   // probe with `childless = force` waits for) and keeps the pair's running IKE SA beside the
   // probe's (4.3, Debian 11's, has neither). But 4.x, on a conn it must keep up (the
   // initiator's `auto=start`), takes the probe's deletion for the loss of its newest IKE SA
   // and "revives" the conn: a new Child SA on the running IKE SA, whose switch lost a packet
   // (measured with 4.10; revival.c). 5.x does not (measured with 5.2).
-  answersProbe: (version, role) => major(version) >= 5 || (atLeast(version, 4, 7) && role === 'responder'),
+  probeRefusal: (version, role) =>
+    major(version) >= 5 || (atLeast(version, 4, 7) && role === 'responder')
+      ? undefined
+      : atLeast(version, 4, 7)
+        ? 'as the initiator, 4.x brings its conn up again when a probe ends, and a packet can be lost'
+        : 'it answers an IKE SA without a Child SA from 4.7 on',
   noCandidateHint: 'libreswan is in Debian main and Ubuntu universe: check /etc/apt/sources.list on the host, or choose another backend.',
 };

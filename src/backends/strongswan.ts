@@ -130,7 +130,7 @@ echo "no new IKE SA for ${name} within 35 s: the peer did not accept the new key
   // No: with strongswan-starter's default `uniqueids=yes`, charon takes a second IKE SA from
   // the same peer and IDs for a re-authentication and deletes the running one 10 s later
   // (measured with 6.0.1: the pair's SAs went and came back, 23 and 28 pings lost).
-  answersProbe: () => false,
+  probeRefusal: () => "it takes a probe for a re-authentication and deletes the pair's running IKE SA (uniqueids)",
   noCandidateHint: 'strongswan-starter is in Debian and Ubuntu main: check /etc/apt/sources.list on the host, or choose another backend.',
 };
 

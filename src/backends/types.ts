@@ -107,8 +107,11 @@ export interface Backend {
    * the key they hold, 1 when one refused it, 2 when the probe could not run.
    */
   probe?(p: ProbeSpec): string;
-  /** Whether this version, in this role in the pair, answers such a probe and leaves the pair's SAs as they were. */
-  answersProbe?(version: string, role: ConnSpec['role']): boolean;
+  /**
+   * Why this version, in this role in the pair, does not answer such a probe while leaving the
+   * pair's SAs as they were; undefined when it does.
+   */
+  probeRefusal?(version: string, role: ConnSpec['role']): string | undefined;
 }
 
 /** "4.10" is at least 4.7. */

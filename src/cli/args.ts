@@ -39,7 +39,7 @@ export interface RunArgs extends ConnectArgs, ScopeArgs {
   prune: boolean;
   retireLegacy: boolean;
   verify: boolean;
-  rotateMode: 'reauth' | 'reread';
+  rotateMode?: 'reauth' | 'reread';
 }
 
 export interface ApplyArgs extends ConnectArgs {
@@ -150,9 +150,8 @@ export function parser(): Argv {
         })
         .option('rotate-mode', {
           choices: ['reauth', 'reread'] as const,
-          default: 'reauth',
           describe:
-            "reauth: prove the new key with a new IKE SA that replaces the pair's (make-before-break from a strongSwan end); reread: load it on both ends, compare them, and authenticate it with a probe IKE SA where a strongSwan end can; the pair's SAs are kept (docs/rotation.md)",
+            "how a new key is proved. Default, per pair: reread where an end can probe its peer, reauth elsewhere. reread: load it on both ends, compare them, and authenticate it with a probe IKE SA where an end can; the pair's SAs are kept. reauth: a new IKE SA replaces the pair's and its SAs (make-before-break from a strongSwan end), the response to a leaked key (docs/rotation.md)",
         })
         .example('$0 -i hosts.yaml --dry-run --offline', 'the plan, every file in full; no host contacted')
         .example('$0 -i hosts.yaml --dry-run', 'read the hosts, show the diff; change nothing')

@@ -53,7 +53,7 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
       hooks: view.hooks,
       keyAgesAt,
       ...(limit ? { limit } : {}),
-      rotateMode: args.rotateMode,
+      ...(args.rotateMode ? { rotateMode: args.rotateMode } : {}),
       ...(rotate ? { rotate } : {}),
       ...(!dryRun && !args.yes && !args.json && deps.ask ? { confirm: confirmer(io, view, deps.ask) } : {}),
     }),
@@ -75,7 +75,7 @@ export async function runCommand(args: RunArgs, io: Io, deps: Deps): Promise<num
         retireLegacy: planOpts.retireLegacy,
         keyAgesAt,
         ...(limit ? { limit: [...limit] } : {}),
-        rotateMode: args.rotateMode,
+        ...(args.rotateMode ? { rotateMode: args.rotateMode } : {}),
         ...(rotate ? { rotate: [...rotate] } : {}),
       }),
     );

@@ -23,8 +23,8 @@ export interface HostInput {
   retireLegacy: boolean;
   /** provision teardown: retire only these pairs' files (ours or from before fleets), and take out our include lines when nothing is left. */
   teardown?: ReadonlySet<string>;
-  /** `--rotate-mode reread`: a rotated key is reread on both ends, not proved by a new authentication. */
-  rereadRotations?: boolean;
+  /** Pairs whose rotated key is reread on both ends, not proved by a new authentication (rotate-mode.ts). */
+  rereadPairs?: ReadonlySet<string>;
   /** Pairs whose two ends the tool's SSH runs between (a host reached from its peer), with this end's side of it. */
   sshPairs?: ReadonlyMap<string, SshPath>;
 }

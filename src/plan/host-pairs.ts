@@ -132,7 +132,7 @@ export function planPairs(input: HostInput): PairsPlan {
     if (confChanged) {
       reload.push({ name, auto });
       if (c.role === 'initiator') bringUp.push(name);
-    } else if (keyChanged && c.role === 'initiator' && !(key === 'rotated' && input.rereadRotations)) {
+    } else if (keyChanged && c.role === 'initiator' && !(key === 'rotated' && input.rereadPairs?.has(name))) {
       reauth.push(name);
     }
   }

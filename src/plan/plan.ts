@@ -7,6 +7,7 @@ import { connsByHost, type HostConn } from './desired.js';
 import { planHost } from './host.js';
 import { ageRotation, decideKey, type KeyDecision, type KeyRead, keyAge, keyBits } from './keys.js';
 import { type Resolution, resolveBackend } from './resolve.js';
+import { chooseMode, type End, type ModeChoice, prober, type RotateMode } from './rotate-mode.js';
 import type { SshPath } from './ssh-path.js';
 import { type Changeset, createdOf, type HostPlan, type KeyState, type PairPlan } from './types.js';
 
@@ -25,11 +26,12 @@ export interface PlanOptions {
   /** provision teardown: these pairs (conn names) are taken down and their files removed; nothing else is written. */
   teardown?: ReadonlySet<string>;
   /**
-   * How a rotated key is proved: `reauth` (default) authenticates a new IKE SA with it, from a
-   * make-before-break end (strongSwan) when the pair has one; `reread` loads it on both ends
-   * and compares the two ends' keys by MAC, no new authentication (no packet lost).
+   * How a rotated key is proved (--rotate-mode): `reauth` authenticates a new IKE SA with it,
+   * from a make-before-break end (strongSwan) when the pair has one; `reread` loads it on both
+   * ends, compares the two ends' keys by MAC and probes it where an end can, keeping the SAs.
+   * Unset: per pair, `reread` where a probe proves the key, `reauth` elsewhere (rotate-mode.ts).
    */
-  rotateMode?: 'reauth' | 'reread';
+  rotateMode?: RotateMode;
   /** Now, in ms since the epoch: key ages are counted from it (live plans; the planner reads no clock). */
   now?: number;
 }
@@ -81,6 +83,15 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     });
   }
 
+  // How each rotated key is proved: hosts plan a re-authentication only for `reauth`.
+  const modes = new Map<string, ModeChoice>();
+  for (const pair of inv.pairs) {
+    if (decisions.get(pair.name)?.state !== 'rotated') continue;
+    const ends = endsOf(pair, resolutions);
+    if (ends) modes.set(pair.name, chooseMode(ends, opts.rotateMode));
+  }
+  const rereadPairs = new Set([...modes].filter(([, m]) => m.mode === 'reread').map(([n]) => n));
+
   // Hosts: once with every pair read, to find the blocked ones; then without their pairs.
   const keysOf = (exclude: ReadonlySet<string>): Map<string, KeyState> =>
     new Map(
@@ -93,7 +104,7 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     new Map(
       [...inv.hosts.values()].map((h) => [
         h.name,
-        hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts, paths.get(h.name)),
+        hostPlan(inv, h, byHost.get(h.name)!, facts.get(h.name), resolutions.get(h.name), keys, opts, rereadPairs, paths.get(h.name)),
       ]),
     );
   const first = planAll(keysOf(new Set()));
@@ -120,6 +131,7 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
       ...(d?.notRotated && !skipped ? { notRotated: d.notRotated } : {}),
       ...(d?.ageSec !== undefined ? { keyAgeSec: d.ageSec } : {}),
       ...(d?.rotateWhy && !skipped ? { rotateWhy: d.rotateWhy } : {}),
+      ...(modes.has(pair.name) && !skipped ? { rotateMode: modes.get(pair.name)!.mode, rotateModeWhy: modes.get(pair.name)!.why } : {}),
       ...(skipped ? { skipped } : {}),
     };
   });
@@ -137,21 +149,14 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
       p.reauthBy = p.responder;
     }
   }
-  for (const p of pairs) if (p.key === 'rotated' && !p.reauthBy && opts.rotateMode === 'reread') p.proof = 'keys compared';
+  for (const p of pairs) if (p.key === 'rotated' && !p.reauthBy && p.rotateMode === 'reread') p.proof = 'keys compared';
   // A reread key is also authenticated now where one end can probe and its peer answers the
   // probe without giving up its running IKE SA: nothing is replaced, so nothing is lost.
   for (const p of pairs) {
     if (p.proof !== 'keys compared') continue;
-    const by = [p.initiator, p.responder].find((h) => {
-      const other = h === p.initiator ? p.responder : p.initiator;
-      const [me, peer] = [hosts.get(h)!, hosts.get(other)!];
-      return (
-        me.status === 'planned' &&
-        BACKENDS[me.backend.id].probe &&
-        BACKENDS[peer.backend.id].answersProbe?.(peer.backend.version, other === p.initiator ? 'initiator' : 'responder')
-      );
-    });
-    if (by) p.probeBy = by;
+    const ends = endsOf(inv.pairs.find((x) => x.name === p.name)!, resolutions);
+    const by = ends && prober(ends);
+    if (by && 'by' in by && hosts.get(by.by)!.status === 'planned') p.probeBy = by.by;
   }
   const retired = new Map<string, string[]>();
   for (const h of hosts.values())
@@ -200,6 +205,7 @@ function hostPlan(
   res: Resolution | undefined,
   keys: ReadonlyMap<string, KeyState>,
   opts: PlanOptions,
+  rereadPairs: ReadonlySet<string>,
   sshPairs?: ReadonlyMap<string, SshPath>,
 ): HostPlan {
   const assumedBackend = BACKENDS[host.backend === 'auto' ? 'libreswan' : host.backend];
@@ -243,7 +249,7 @@ function hostPlan(
     prune: opts.prune,
     retireLegacy: opts.retireLegacy,
     ...(opts.teardown ? { teardown: opts.teardown } : {}),
-    ...(opts.rotateMode === 'reread' ? { rereadRotations: true } : {}),
+    rereadPairs,
     ...(sshPairs ? { sshPairs } : {}),
   });
   const backend = { id: r.backend.id, package: r.backend.package, version: r.version, assumed: r.assumed };
@@ -273,4 +279,14 @@ function warnings(inv: Inventory, hosts: ReadonlyMap<string, HostPlan>): string[
     }
   }
   return out;
+}
+
+/** A pair's two ends, where both resolved to a backend. */
+function endsOf(pair: Inventory['pairs'][number], resolutions: ReadonlyMap<string, Resolution>): [End, End] | undefined {
+  const end = (host: string, role: End['role']): End | undefined => {
+    const r = resolutions.get(host);
+    return r?.ok ? { host, backend: r.backend, version: r.version, role } : undefined;
+  };
+  const [i, r] = [end(pair.initiator, 'initiator'), end(pair.responder, 'responder')];
+  return i && r ? [i, r] : undefined;
 }

@@ -112,7 +112,10 @@ export interface PairPlan {
   skipped?: string;
   /** The end that proves a changed key with a new IKE SA (a strongSwan end: make-before-break). */
   reauthBy?: string;
-  /** `--rotate-mode reread`: the new key is loaded on both ends and compared by MAC; its SAs are not replaced. */
+  /** How a rotated key is proved, and why that way (the one asked for, or the default's choice for this pair). */
+  rotateMode?: 'reauth' | 'reread';
+  rotateModeWhy?: string;
+  /** `reread`: the new key is loaded on both ends and compared by MAC; its SAs are not replaced. */
   proof?: 'keys compared';
   /**
    * With `proof`, the end that also authenticates the new key now, with a probe IKE SA that

@@ -55,6 +55,8 @@ function pairJson(p: PairPlan, outcome?: PairOutcome): object {
     ...(p.notRotated ? { notRotated: p.notRotated } : {}),
     ...(p.keyAgeSec !== undefined ? { keyAgeSec: p.keyAgeSec } : {}),
     ...(p.rotateWhy ? { rotateWhy: p.rotateWhy } : {}),
+    ...(p.rotateMode ? { rotateMode: p.rotateMode, rotateModeWhy: p.rotateModeWhy } : {}),
+    ...(p.probeBy ? { probeBy: p.probeBy } : {}),
     ...o,
   };
 }

@@ -59,14 +59,22 @@ function keyAction(cs: Changeset, p: PairPlan): string {
     case 'repaired':
       return `${p.agreement === 'weak' ? 'a weak key (under 256 bits)' : p.agreement === 'disagree' ? 'peers disagree' : 'one end lacks the key'}: repaired with a new key; ${p.reauthBy ?? p.initiator} re-authenticates`;
     case 'rotated':
-      if (p.proof === 'keys compared') {
-        const proof = p.probeBy
-          ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one`
-          : ' (no new authentication now: the next one uses it, docs/rotation.md)';
-        return `rotate: new key on both peers, reread; the two ends' keys are compared${proof}; the pair's SAs are kept; ESP is verified; the old key comes back if that fails`;
-      }
-      return `rotate: new key on both peers, ${p.reauthBy} re-authenticates ${p.reauthBy !== p.initiator || mbb(cs, p.reauthBy) ? 'make-before-break (the new SAs are up before the old ones go)' : '(its SAs are replaced: break-before-make)'}, then ESP is verified; the old key comes back if that fails`;
+      return `rotate${p.rotateMode ? ` by ${p.rotateMode} (${p.rotateModeWhy})` : ''}: ${rotation(cs, p)}`;
     default:
       return 'key kept';
+  }
+}
+
+function rotation(cs: Changeset, p: PairPlan): string {
+  switch (p.proof) {
+    case 'keys compared': {
+      const proof = p.probeBy
+        ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one`
+        : ' (no new authentication now: the next one uses it, docs/rotation.md)';
+      return `new key on both peers, reread; the two ends' keys are compared${proof}; the pair's SAs are kept; ESP is verified; the old key comes back if that fails`;
+    }
+    default:
+      if (!p.reauthBy) return "new key on both peers, with the pair's changed conn, which is replaced and brought up; then ESP is verified";
+      return `new key on both peers, ${p.reauthBy} re-authenticates ${p.reauthBy !== p.initiator || mbb(cs, p.reauthBy) ? 'make-before-break (the new SAs are up before the old ones go)' : '(its SAs are replaced: break-before-make)'}, then ESP is verified; the old key comes back if that fails`;
   }
 }

@@ -72,7 +72,7 @@ describe('a plain re-run under the policy', () => {
     });
     expect(cs.pairs.find((p) => p.name === 'a--c')).toMatchObject({ key: 'unchanged', keyAgeSec: 17 * 86400 });
     expect(cs.pairs.find((p) => p.name === 'a--c')!.rotateWhy).toBeUndefined();
-    expect(renderPlan(cs)).toContain('a--b: the key is 97 days old, past rotation.maxAge 90d: rotate: new key on both peers');
+    expect(renderPlan(cs)).toContain('a--b: the key is 97 days old, past rotation.maxAge 90d: rotate by reauth (default: no probe, libreswan cannot start one');
     // The new key's time is the run's, on both ends; the other pair's files are not written.
     const when = new Date(T0 + 97 * DAY).toISOString().replace('.000', '');
     for (const h of ['a', 'b']) {

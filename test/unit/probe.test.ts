@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS } from '../../src/backends/index.js';
 import { atLeast } from '../../src/backends/types.js';
+import { chooseMode } from '../../src/plan/rotate-mode.js';
 
 // The strongSwan key probe (--rotate-mode reread): a childless IKE SA with the pair's IDs,
 // loaded through vici for the probe only. Run by sh against a fake swanctl that logs its calls.
@@ -96,9 +97,12 @@ test('a probe that cannot run (a peer without childless support) says so with ex
 
 test('who answers a probe and keeps its SAs as they were: libreswan 5.x, and 4.7+ as responder; not strongSwan (uniqueids=yes)', () => {
   const v = ['4.3', '4.6', '4.7', '4.10', '5.2'];
-  expect(v.map((x) => BACKENDS.libreswan.answersProbe!(x, 'responder'))).toEqual([false, false, true, true, true]);
-  expect(v.map((x) => BACKENDS.libreswan.answersProbe!(x, 'initiator'))).toEqual([false, false, false, false, true]);
-  expect(BACKENDS.strongswan.answersProbe!('6.0.1', 'responder')).toBe(false);
+  const answers = (x: string, role: 'initiator' | 'responder') => BACKENDS.libreswan.probeRefusal!(x, role) === undefined;
+  expect(v.map((x) => answers(x, 'responder'))).toEqual([false, false, true, true, true]);
+  expect(v.map((x) => answers(x, 'initiator'))).toEqual([false, false, false, false, true]);
+  expect(BACKENDS.libreswan.probeRefusal!('4.3', 'responder')).toMatch(/from 4\.7 on/);
+  expect(BACKENDS.libreswan.probeRefusal!('4.10', 'initiator')).toMatch(/brings its conn up again/);
+  expect(BACKENDS.strongswan.probeRefusal!('6.0.1', 'responder')).toMatch(/uniqueids/);
   expect(BACKENDS.libreswan.probe).toBeUndefined();
   expect([atLeast('4.10', 4, 7), atLeast('5.0', 4, 7), atLeast('4', 4, 7), atLeast('3.32', 4, 7)]).toEqual([true, true, false, false]);
 });
@@ -132,4 +136,34 @@ test("the lock lives in a folder of root's own: one that is a link (or not 0700)
   expect(readdirSync(elsewhere)).toEqual([]);
   const loose = runProbe({ out: '', code: 0 }, { runDir: (d) => mkdirSync(d, { mode: 0o777 }) });
   expect(loose.code).toBe(2);
+});
+
+describe('the default rotation mode of each pairing', () => {
+  const end = (host: string, id: 'libreswan' | 'strongswan', version: string, role: 'initiator' | 'responder') => ({
+    host,
+    backend: BACKENDS[id],
+    version,
+    role,
+  });
+  test.each([
+    ['strongswan', '5.9.1', 'libreswan', '4.10', 'reread', 'default: a can probe its peer'],
+    ['libreswan', '5.2', 'strongswan', '6.0.1', 'reread', 'default: b can probe its peer'],
+    ['libreswan', '4.10', 'strongswan', '5.9.8', 'reauth', /libreswan 4\.10 \(a, the initiator\): as the initiator/],
+    ['libreswan', '4.3', 'strongswan', '6.0.1', 'reauth', /libreswan 4\.3 \(a, the initiator\): it answers an IKE SA without a Child SA from 4\.7 on/],
+    [
+      'strongswan',
+      '5.9.8',
+      'strongswan',
+      '6.0.1',
+      'reauth',
+      /strongswan-starter 6\.0\.1 \(b, the responder\): it takes a probe .*; strongswan-starter 5\.9\.8 \(a, the initiator\)/,
+    ],
+    ['libreswan', '5.2', 'libreswan', '4.10', 'reauth', 'default: no probe, libreswan cannot start one (an IKE SA without a Child SA)'],
+  ] as const)('%s %s initiating with %s %s: %s', (ia, iv, ra, rv, mode, why) => {
+    const c = chooseMode([end('a', ia, iv, 'initiator'), end('b', ra, rv, 'responder')], undefined);
+    expect(c.mode).toBe(mode);
+    if (typeof why === 'string') expect(c.why).toBe(why);
+    else expect(c.why).toMatch(why);
+    expect(chooseMode([end('a', ia, iv, 'initiator'), end('b', ra, rv, 'responder')], 'reauth')).toEqual({ mode: 'reauth', why: '--rotate-mode reauth' });
+  });
 });

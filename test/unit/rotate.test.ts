@@ -165,7 +165,9 @@ describe('--rotate-psk', () => {
     const text = renderPlan(result.changeset!);
     expect(text).toMatch(/a--b\.secrets {2}\(update, 0600, key rotated\)/);
     expect(text).toMatch(/then: reread secrets; re-authenticate a--b/);
-    expect(text).toMatch(/a--b: rotate: new key on both peers, a re-authenticates/);
+    expect(text).toMatch(
+      /a--b: rotate by reauth \(default: no probe, libreswan cannot start one \(an IKE SA without a Child SA\)\): new key on both peers, a re-authenticates/,
+    );
     expect(text).not.toContain(key(NEW));
     expect(text).not.toContain(key(OLD));
     expect(fake.steps().every((s) => s === 'facts')).toBe(true);

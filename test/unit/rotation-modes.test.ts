@@ -74,7 +74,9 @@ test('a libreswan-strongSwan pair is re-authenticated from the strongSwan end, m
   expect(reauth.find((c) => c.host === 's')!.script).toMatch(/swanctl --rekey --ike a--s --reauth/);
   expect(reauth.find((c) => c.host === 'a')!.script).toMatch(/ipsec auto --down a--b/);
   expect(result.hosts.get('s')).toMatchObject({ did: expect.arrayContaining(['re-authenticated a--s with its new key (make-before-break)']) });
-  expect(renderPlan(result.changeset!)).toMatch(/a--s: rotate: new key on both peers, s re-authenticates make-before-break/);
+  expect(renderPlan(result.changeset!)).toMatch(
+    /a--s: rotate by reauth \(default: no probe, .*\): new key on both peers, s re-authenticates make-before-break/,
+  );
   expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
 });
 
@@ -126,7 +128,7 @@ test('--rotate-mode reread, a strongSwan end and a peer that answers a probe: th
   expect(probes[0]!.script).not.toContain(key(NEW));
   expect(result.hosts.get('s')).toMatchObject({ did: expect.arrayContaining(['authenticated the new key of a--s with a probe IKE SA; its SAs kept']) });
   expect(renderPlan(result.changeset!)).toMatch(
-    /a--s: rotate: new key on both peers, reread; the two ends' keys are compared, and s authenticates it with a probe IKE SA beside the running one; the pair's SAs are kept/,
+    /a--s: rotate by reread \(--rotate-mode reread\): new key on both peers, reread; the two ends' keys are compared, and s authenticates it with a probe IKE SA beside the running one; the pair's SAs are kept/,
   );
   expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
 });
@@ -171,5 +173,52 @@ test('--rotate-mode reread: no probe where the peer would not keep its SAs as th
   const { result, steps } = await rotate({ rotateMode: 'reread' }, compareAgree);
   expect(result.changeset!.pairs.map((p) => p.probeBy)).toEqual([undefined, undefined]);
   expect(steps().some((x) => x.startsWith('probe'))).toBe(false);
-  expect(renderPlan(result.changeset!)).toMatch(/a--s: rotate: new key on both peers, reread; the two ends' keys are compared \(no new authentication now/);
+  expect(renderPlan(result.changeset!)).toMatch(
+    /a--s: rotate by reread \(--rotate-mode reread\): new key on both peers, reread; the two ends' keys are compared \(no new authentication now/,
+  );
+});
+
+describe('the default mode, per pair', () => {
+  test('reread with a probe where an end can probe its peer (strongSwan with libreswan 5.2); reauth where none can (two libreswan ends)', async () => {
+    const { result, sent, steps } = await rotate({}, compareAgree, V5_FACTS);
+    expect(result.changeset!.pairs.map((p) => [p.name, p.rotateMode, p.rotateModeWhy, p.probeBy, p.reauthBy])).toEqual([
+      ['a--b', 'reauth', 'default: no probe, libreswan cannot start one (an IKE SA without a Child SA)', undefined, 'a'],
+      ['a--s', 'reread', 'default: s can probe its peer', 's', undefined],
+    ]);
+    expect(sent.filter((c) => c.step.startsWith('probe')).map((c) => `${c.host}:${c.step}`)).toEqual(['s:probe the new key of a--s']);
+    expect(steps().filter((x) => x.startsWith('re-authenticate'))).toEqual(['re-authenticate a--b']);
+    const plan = renderPlan(result.changeset!);
+    expect(plan).toMatch(/a--s: rotate by reread \(default: s can probe its peer\): new key on both peers, reread; .*s authenticates it with a probe IKE SA/);
+    expect(plan).toMatch(/a--b: rotate by reauth \(default: no probe, libreswan cannot start one .*\): new key on both peers, a re-authenticates/);
+    expect(JSON.stringify(toJson(result.changeset!, result))).toMatch(
+      /"name":"a--s".*"rotateMode":"reread","rotateModeWhy":"default: s can probe its peer","probeBy":"s"/,
+    );
+    expect(result.pairs.map((p) => [p.status, 'keyProof' in p ? p.keyProof : undefined])).toEqual([
+      ['verified', undefined],
+      ['verified', undefined],
+    ]);
+  });
+
+  test('reauth where the peer would not keep its SAs under a probe (a libreswan 4.10 initiator), saying why', async () => {
+    const { result, steps } = await rotate({}, compareAgree);
+    const p = result.changeset!.pairs.find((x) => x.name === 'a--s')!;
+    expect(p).toMatchObject({ rotateMode: 'reauth', reauthBy: 's' });
+    expect(p.rotateModeWhy).toBe(
+      'default: no probe, libreswan 4.10 (a, the initiator): as the initiator, 4.x brings its conn up again when a probe ends, and a packet can be lost',
+    );
+    expect(steps().some((x) => x.startsWith('probe'))).toBe(false);
+  });
+
+  test('--rotate-mode reauth re-authenticates even where a probe could prove the key', async () => {
+    const { result, steps } = await rotate({ rotateMode: 'reauth' }, compareAgree, V5_FACTS);
+    expect(result.changeset!.pairs.map((p) => [p.rotateMode, p.rotateModeWhy, p.probeBy])).toEqual([
+      ['reauth', '--rotate-mode reauth', undefined],
+      ['reauth', '--rotate-mode reauth', undefined],
+    ]);
+    expect(
+      steps()
+        .filter((x) => x.startsWith('re-authenticate'))
+        .sort(),
+    ).toEqual(['re-authenticate a--b', 're-authenticate a--s']);
+  });
 });
