@@ -1,5 +1,5 @@
 import { basename, dirname } from 'node:path';
-import { CONF_DIR, INCLUDE_MARK, type IncludeLine, privateDir, STAGING_MARK } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, type IncludeLine, includePattern, privateDir, RUN_DIR, STAGING_MARK } from '../core/paths.js';
 import { quote } from '../core/shell.js';
 import { GUARD_DIR } from '../plan/guard.js';
 
@@ -82,6 +82,13 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
   const lines: string[] = [
     'set -eu',
     'umask 077',
+    // Runs of other fleets may edit the same include files at once: one at a time, before any change.
+    ...(set.includes.length || set.dropIncludes?.length
+      ? [
+          privateDir(RUN_DIR),
+          `exec 8>${RUN_DIR}/includes.lock; flock -w 60 8 || { echo "another provision run held ${RUN_DIR}/includes.lock for 60 s; nothing was written" >&2; exit 2; }`,
+        ]
+      : []),
     // Only a folder that carries our marker, and is no link, is ever removed.
     ...(set.stale ?? []).map((d) => `[ -d ${quote(d)} ] && [ ! -L ${quote(d)} ] && [ -f ${quote(`${d}/${STAGING_MARK}`)} ] && rm -rf -- ${quote(d)} || true`),
     ...dirs.map((d, i) => `D${i}=${quote(d)}; mkdir -p "$D${i}"`),
@@ -167,6 +174,8 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
   if (set.includes.length) {
     lines.push(
       'addline() {',
+      // Another fleet's run may have added it since the facts were read.
+      '  if [ -e "$1" ] && grep -qE -- "$5" "$1"; then return 0; fi',
       '  n=$((n+1))',
       '  if [ -e "$1" ]; then cp -p "$1" "$bak/inc$n"; echo "$bak/inc$n $1" >> "$bak/.saved"; else echo "$1" >> "$bak/.created"; fi',
       '  tmp=$(mktemp "$4/edit.XXXXXX")',
@@ -179,7 +188,7 @@ export function writeScript(set: WriteSet, checkConfig?: string): { script: stri
     );
     for (const inc of set.includes) {
       const mode = inc.path.endsWith('.secrets') ? '0600' : '0644';
-      lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)} "$S${idx(inc.path)}"`);
+      lines.push(`addline ${quote(inc.path)} ${mode} ${quote(inc.line)} "$S${idx(inc.path)}" ${quote(includePattern(inc.line))}`);
     }
   }
   if (set.dropIncludes?.length) {

@@ -1,7 +1,7 @@
 import { BACKENDS } from '../backends/index.js';
 import { normalizeAddress } from '../core/address.js';
 import { HEADER_CASE_PATTERNS, ownerOf } from '../core/ownership.js';
-import { CONF_DIR, INCLUDE_MARK, INCLUDES, MANAGED_GLOBS, RUN_DIR, STAGING_MARK } from '../core/paths.js';
+import { CONF_DIR, INCLUDE_MARK, INCLUDES, includePattern, MANAGED_GLOBS, RUN_DIR, STAGING_MARK } from '../core/paths.js';
 import type { Facts, FoundFile, LoadedGuard, Probe, Sections } from './fact-types.js';
 import { keyMacs, MASK_SECRETS, maskSecrets, parseKeys } from './secrets.js';
 
@@ -19,7 +19,7 @@ const lines = (s: Sections, name: string): readonly string[] => s.get(name) ?? [
 const probe = <K extends keyof Facts>(p: Probe<K>): Probe<K> => p;
 
 const includeCheck = INCLUDES.map(({ path, line }) => {
-  const pattern = `^[[:space:]]*${line.replace(/\s+/g, '[[:space:]]+').replace(/\*/g, '\\*').replace(/\./g, '\\.')}[[:space:]]*$`;
+  const pattern = includePattern(line);
   // "ours" when the line follows provision's marker: teardown may take it out again.
   const ours = `awk -v m='${INCLUDE_MARK}' -v l='${line}' 'p == m && $0 == l {f = 1} {p = $0} END {exit !f}' ${path} 2>/dev/null && echo 'ours ${path}'`;
   return `if grep -qE '${pattern}' ${path} 2>/dev/null; then echo 'present ${path}'; ${ours}; else echo 'missing ${path}'; fi`;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { run } from '../../src/apply/run.js';
 import { writeScript } from '../../src/apply/scripts.js';
 import { main } from '../../src/cli.js';
-import { INCLUDE_MARK } from '../../src/core/paths.js';
+import { INCLUDE_MARK, RUN_DIR } from '../../src/core/paths.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { HostSpec } from '../../src/inventory/types.js';
 import { guardTable, renderGuard, renderGuardUnit } from '../../src/plan/guard.js';
@@ -105,15 +105,38 @@ describe('provision teardown', () => {
 });
 
 describe('the include line provision added', () => {
+  // The lock folder of the write script, moved under the test's own folder.
+  const local = (script: string, d: string) => script.replaceAll(RUN_DIR, join(d, 'run'));
+
   test('is written below its marker, and removed with it, leaving every other line', () => {
     const d = mkdtempSync(join(tmpdir(), 'inc-'));
     const conf = join(d, 'ipsec.conf');
-    writeFileSync(conf, 'config setup\n  # mine\ninclude /etc/ipsec.d/*.conf\n');
+    writeFileSync(conf, 'config setup\n  # mine\n');
     const add = writeScript({ puts: [], deletes: [], includes: [{ path: conf, line: 'include /etc/ipsec.d/*.conf' }] });
-    expect(spawnSync('sh', ['-c', add.script]).status).toBe(0);
-    expect(readFileSync(conf, 'utf8')).toBe(`config setup\n  # mine\ninclude /etc/ipsec.d/*.conf\n${INCLUDE_MARK}\ninclude /etc/ipsec.d/*.conf\n`);
+    expect(spawnSync('sh', ['-c', local(add.script, d)]).status).toBe(0);
+    expect(readFileSync(conf, 'utf8')).toBe(`config setup\n  # mine\n${INCLUDE_MARK}\ninclude /etc/ipsec.d/*.conf\n`);
     const drop = writeScript({ puts: [], deletes: [], includes: [], dropIncludes: [{ path: conf, line: 'include /etc/ipsec.d/*.conf' }] });
-    expect(spawnSync('sh', ['-c', drop.script]).status).toBe(0);
-    expect(readFileSync(conf, 'utf8')).toBe('config setup\n  # mine\ninclude /etc/ipsec.d/*.conf\n');
+    expect(spawnSync('sh', ['-c', local(drop.script, d)]).status).toBe(0);
+    expect(readFileSync(conf, 'utf8')).toBe('config setup\n  # mine\n');
+  });
+
+  test("is not added twice: a line added since the facts were read (another fleet's run) is left as it is, and two runs at once add one", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'inc-'));
+    const conf = join(d, 'ipsec.conf');
+    writeFileSync(conf, 'config setup\n  include   /etc/ipsec.d/*.conf\n');
+    const add = writeScript({ puts: [], deletes: [], includes: [{ path: conf, line: 'include /etc/ipsec.d/*.conf' }] });
+    expect(spawnSync('sh', ['-c', local(add.script, d)]).status).toBe(0);
+    expect(readFileSync(conf, 'utf8')).toBe('config setup\n  include   /etc/ipsec.d/*.conf\n');
+    writeFileSync(conf, 'config setup\n');
+    const both = await Promise.all(
+      [1, 2].map(
+        () =>
+          new Promise<number | null>((resolve) => {
+            spawn('sh', ['-c', local(add.script, d)], { stdio: 'ignore' }).on('exit', resolve);
+          }),
+      ),
+    );
+    expect(both).toEqual([0, 0]);
+    expect(readFileSync(conf, 'utf8')).toBe(`config setup\n${INCLUDE_MARK}\ninclude /etc/ipsec.d/*.conf\n`);
   });
 });

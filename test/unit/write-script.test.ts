@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CURRENT_KEY, keptCopy, type WriteSet, writeScript } from '../../src/apply/scripts.js';
-import { INCLUDE_MARK, STAGING_MARK } from '../../src/core/paths.js';
+import { INCLUDE_MARK, RUN_DIR, STAGING_MARK } from '../../src/core/paths.js';
 import { wrap } from '../../src/core/shell.js';
 
 // The write script is shell run on the hosts; here it runs for real with sh, in a temp dir.
@@ -18,8 +18,10 @@ function change(dir: string, files: F[], includes: { path: string; line: string 
   };
 }
 
+// The include lock's folder, under the test's own: nothing is made in this machine's /run.
+const RUN = mkdtempSync(join(tmpdir(), 'run-'));
 function runScript(script: string, stdin: string) {
-  return spawnSync('sh', ['-c', script], { input: stdin, encoding: 'utf8' });
+  return spawnSync('sh', ['-c', script.replaceAll(RUN_DIR, join(RUN, 'provision'))], { input: stdin, encoding: 'utf8' });
 }
 
 describe('the write script', () => {
