@@ -113,7 +113,7 @@ describe('--rotate-psk', () => {
     ).toEqual(['a', 'b']);
     expect(
       sent
-        .filter((s) => s.step === 'put back a--b' && restoresKept(s, 'a--b.secrets'))
+        .filter((s) => s.step === 'roll back a--b' && restoresKept(s, 'a--b.secrets'))
         .map((s) => s.host)
         .sort(),
     ).toEqual(['a', 'b']);
@@ -180,8 +180,8 @@ describe('a key change is all or nothing', () => {
       c.host === 'b' && c.step === 'write' ? { code: 1, stderr: 'No space left on device' } : undefined,
     );
     expect(result.hosts.get('b')).toMatchObject({ status: 'failed', step: 'write' });
-    expect(steps('a')).toContain('put back a--b');
-    const back = sent.find((s) => s.host === 'a' && s.step === 'put back a--b')!;
+    expect(steps('a')).toContain('roll back a--b');
+    const back = sent.find((s) => s.host === 'a' && s.step === 'roll back a--b')!;
     expect(restoresKept(back, 'a--b.secrets')).toBe(true);
     expect(back.stdin ?? '').not.toContain(key(NEW));
     neverSent(sent, key(OLD));
@@ -198,11 +198,11 @@ describe('a key change is all or nothing', () => {
       c.host === 'b' && c.step === 'reload conns' ? { code: 1, stderr: 'whack: Pluto is not running' } : undefined,
     );
     expect(result.hosts.get('b')).toMatchObject({ status: 'failed', step: 'reload conns' });
-    const backA = sent.filter((s) => s.host === 'a' && s.step.startsWith('put back a--b'));
-    expect(backA.map((s) => s.step)).toEqual(['put back a--b', 'put back a--b: reload']);
+    const backA = sent.filter((s) => s.host === 'a' && s.step.startsWith('roll back a--b'));
+    expect(backA.map((s) => s.step)).toEqual(['roll back a--b', 'roll back a--b: reload']);
     expect(restoresKept(backA[0]!, 'a--b.secrets')).toBe(true);
     expect(backA[1]!.script).toMatch(/--rereadsecrets/);
-    expect(restoresKept(sent.find((s) => s.host === 'b' && s.step === 'put back a--b')!, 'a--b.secrets')).toBe(true);
+    expect(restoresKept(sent.find((s) => s.host === 'b' && s.step === 'roll back a--b')!, 'a--b.secrets')).toBe(true);
     neverSent(sent, key(OLD));
     expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({
       status: 'skipped',
@@ -256,7 +256,7 @@ describe('roll back when ipsec will not start', () => {
     expect(restoresKept(undo, 'a--b.secrets')).toBe(true);
     expect(undo.stdin ?? '').not.toContain(key(NEW));
     // b got the new key for a--b, which never landed on a: it has its previous key back.
-    expect(restoresKept(sent.find((s) => s.host === 'b' && s.step === 'put back a--b')!, 'a--b.secrets')).toBe(true);
+    expect(restoresKept(sent.find((s) => s.host === 'b' && s.step === 'roll back a--b')!, 'a--b.secrets')).toBe(true);
     neverSent(sent, key(OLD));
   });
 });

@@ -106,7 +106,7 @@ test('--rotate-mode reread: ends that disagree after the reread are put back, wi
     status: 'rolled-back',
     reason: 'after the reread, a and b hold different keys for a--b',
   });
-  expect(steps('a')).toContain('put back a--b');
+  expect(steps('a')).toContain('roll back a--b');
   expect(steps().some((s) => s.startsWith('re-authenticate') || s.includes('bring up'))).toBe(false);
   expect(result.pairs.find((p) => p.name === 'a--s')!.status).toBe('verified');
 });
@@ -143,7 +143,7 @@ test('--rotate-mode reread: a key the probe shows refused (a shadowing secrets l
     status: 'rolled-back',
     reason: 'the new key did not authenticate with a: [IKE] received AUTHENTICATION_FAILED notify error',
   });
-  expect(steps('s')).toContain('put back a--s');
+  expect(steps('s')).toContain('roll back a--s');
   expect(steps().some((s) => s.startsWith('re-authenticate') || s.includes('bring up'))).toBe(false);
   expect(result.pairs.find((p) => p.name === 'a--b')!.status).toBe('verified');
 });

@@ -387,7 +387,7 @@ describe('Ctrl-C', () => {
     expect(fake.sent.filter((s) => s.host === 'b' && s.stdin)).toEqual([]);
     expect(fake.steps().some((s) => /reload|verify|bring up/.test(s))).toBe(false);
     // a's new keys landed on a alone: both its pairs are put back, so no end holds a key its peer lacks.
-    expect(fake.steps('a')).toEqual(['facts', 'write', 'put back a--b', 'put back a--c']);
+    expect(fake.steps('a')).toEqual(['facts', 'write', 'roll back a--b', 'roll back a--c']);
     expect(result.pairs.find((p) => p.name === 'a--b')).toMatchObject({
       status: 'skipped',
       reason: 'not changed: b was not written (interrupted); a has the previous files back',

@@ -22,7 +22,7 @@ export async function rollBackPair(
 ): Promise<{ ok: true } | { ok: false; error: string }> {
   const set = rollBackSet(plan, ctx.keep, (f) => f.pair === pair);
   if (set.deletes.length + (set.restores?.length ?? 0) === 0) return { ok: true };
-  const w = await writeFiles(ctx, host, step('roll-back-files', `put back ${pair}`), set, {
+  const w = await writeFiles(ctx, host, step('roll-back-files', `roll back ${pair}`), set, {
     backend: BACKENDS[plan.backend.id],
     version: plan.backend.version,
   });
@@ -41,7 +41,7 @@ export async function rollBackPair(
     },
     true,
   );
-  const r = await runStep(ctx, host, step('roll-back-reload', `put back ${pair}: reload`), script);
+  const r = await runStep(ctx, host, step('roll-back-reload', `roll back ${pair}: reload`), script);
   if (!r.ok) return { ok: false, error: `${host} ${r.outcome.status} while putting ${pair} back` };
   if (r.code !== 0) return { ok: false, error: `reloading the previous files of ${pair} on ${host} failed (exit ${r.code})` };
   return { ok: true };
