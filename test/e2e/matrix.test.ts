@@ -120,6 +120,14 @@ const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const ALL = [1, 2, 3, 4, 5, 6] as const;
 /** Every measured rotation (the benchmark), not one pair per mechanism (CI). */
 const ALL_ROTATIONS = Boolean(process.env.PROVISION_ROTATION_ALL);
+/** Rotations of each pair in a row (the benchmark's loop: PROVISION_ROTATION_LOOP=20); 1 in CI. */
+const LOOP = Number(process.env.PROVISION_ROTATION_LOOP ?? 1);
+const looped = <T>(xs: readonly T[]): T[] => xs.flatMap((x) => Array.from({ length: LOOP }, () => x));
+const nth = (seen: Record<string, unknown>, key: string): string =>
+  LOOP > 1 ? `${key} #${Object.keys(seen).filter((k) => k.startsWith(`${key} `)).length + 1}` : key;
+// Pings lost per direction while a refused re-authentication of libreswan 4.3 / 5.2 is rolled
+// back: 107 and 108 (5.4 s) on the development machine; asserted at 240 (12 s) for a loaded one.
+const ROLLBACK_LOSS = 240;
 /** One server of each release, for the lab's own checks. */
 const ONE_EACH = [1, 3, 5] as const;
 
@@ -429,16 +437,18 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // version gap); the benchmark adds libreswan 4.10 with strongSwan 5.9.8 (Debian 12's
     // own) and strongSwan 5.9.8 with 6.0.1.
     const seen: Record<string, unknown> = {};
-    for (const [a, b] of ALL_ROTATIONS
-      ? ([
-          [1, 6],
-          [3, 4],
-          [4, 6],
-        ] as const)
-      : ([[1, 6]] as const)) {
+    for (const [a, b] of looped(
+      ALL_ROTATIONS
+        ? ([
+            [1, 6],
+            [3, 4],
+            [4, 6],
+          ] as const)
+        : ([[1, 6]] as const),
+    )) {
       // By default: no end of these can probe its peer without costing its SAs.
       const m = measure(a, b, 'default', v4());
-      seen[`${a}-${b}`] = {
+      seen[nth(seen, `${a}-${b}`)] = {
         mode: m.mode,
         status: m.status,
         rotated: m.rotated,
@@ -457,7 +467,7 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
         lostWithin: true,
         enoughSent: true,
       });
-  }, 1_800_000);
+  }, 1_800_000 * LOOP);
 
   test('the default rotation of a pair with a strongSwan end that can probe: reread, a probe IKE SA authenticates the new key and nothing is lost; a key the peer does not take is rolled back, still without loss', () => {
     // The probe: a childless IKE SA (RFC 6023) from the strongSwan end beside the running
@@ -479,15 +489,17 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
         .slice(0, 3)
         .join(' ');
     const seen: Record<string, unknown> = {};
-    for (const [a, b, ls, ss] of ALL_ROTATIONS
-      ? ([
-          [2, 3, 3, 2],
-          [5, 6, 5, 6],
-        ] as const)
-      : ([[2, 3, 3, 2]] as const)) {
+    for (const [a, b, ls, ss] of looped(
+      ALL_ROTATIONS
+        ? ([
+            [2, 3, 3, 2],
+            [5, 6, 5, 6],
+          ] as const)
+        : ([[2, 3, 3, 2]] as const),
+    )) {
       const before = spis(ls, ss);
       const m = measure(a, b, 'default', v4());
-      seen[`${a}-${b}`] = {
+      seen[nth(seen, `${a}-${b}`)] = {
         mode: m.mode,
         status: m.status,
         rotated: m.rotated,
@@ -529,7 +541,7 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     } finally {
       onServer('server-03', `rm -f ${stale}; ipsec auto --rereadsecrets >/dev/null`);
     }
-  }, 1_200_000);
+  }, 1_200_000 * LOOP);
 
   test('libreswan pairs: --rotate-mode reread loses nothing; by default a new IKE SA proves the key, break-before-make (loss measured, never clear)', () => {
     // libreswan 4.3 with 5.2: the oldest and the newest. The reread first, on a pair at rest
@@ -544,13 +556,35 @@ describeLab('the lab, then every release and backend, IPv4 and IPv6', () => {
     // Under traffic both ends start the new IKE SA at once; before the tool cleared what such
     // crossed negotiations leave (strays, docs/rotation.md), this rotation rolled back in
     // about one run in four. It must now verify at the first try.
-    const m = measure(1, 5, 'default', v4());
-    expect({ mode: m.mode, status: m.status, rotated: m.rotated, clear: m.clear }).toEqual({ mode: 'reauth', status: 'verified', rotated: true, clear: 0 });
-    // The gap is one negotiation: 9 to 54 pings (0.45 to 2.7 s) measured in the lab, 83 (4.2 s)
-    // on the loaded CI machine: asserted at 100 (5 s).
-    for (const l of m.lost) expect(l).toBeLessThanOrEqual(100);
+    for (let n = 0; n < LOOP; n++) {
+      const m = measure(1, 5, 'default', v4());
+      expect({ n, mode: m.mode, status: m.status, rotated: m.rotated, clear: m.clear }).toEqual({
+        n,
+        mode: 'reauth',
+        status: 'verified',
+        rotated: true,
+        clear: 0,
+      });
+      // The gap is one negotiation: 9 to 54 pings (0.45 to 2.7 s) measured in the lab, 83 (4.2 s)
+      // on the loaded CI machine: asserted at 100 (5 s).
+      for (const l of m.lost) expect(l).toBeLessThanOrEqual(100);
+    }
+    // A key the responder does not take (a stale line read before provision's file): the
+    // re-authentication is refused, the old key goes back and the pair comes up with it.
+    // The pair carries nothing from the initiator's --down until then, never anything in clear.
+    const stale = '/etc/ipsec.d/00-stale.secrets';
+    expect(
+      onServer('server-05', `grep PSK /etc/ipsec.d/server-01--server-05.secrets > ${stale}; chmod 600 ${stale}; ipsec auto --rereadsecrets >/dev/null`).code,
+    ).toBe(0);
+    try {
+      const back = measure(1, 5, 'default', v4());
+      expect({ status: back.status.split(':')[0], kept: back.kept, clear: back.clear }).toEqual({ status: 'rolled-back', kept: true, clear: 0 });
+      for (const l of back.lost) expect(l).toBeLessThanOrEqual(ROLLBACK_LOSS);
+    } finally {
+      onServer('server-05', `rm -f ${stale}; ipsec auto --rereadsecrets >/dev/null`);
+    }
     process.stdout.write(`rotation, all pairs:\n  ${rotations.join('\n  ')}\n`);
-  }, 1_800_000);
+  }, 1_800_000 * LOOP);
 
   test('down leaves no process, mount, tap or namespace of the lab; a second down succeeds', () => {
     labDown();
