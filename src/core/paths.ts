@@ -13,11 +13,12 @@ export const INCLUDES: readonly IncludeLine[] = [
   { path: '/etc/ipsec.secrets', line: 'include /etc/ipsec.d/*.secrets' },
 ];
 
-/** The comment provision writes above an include line it adds; `provision teardown` removes both. */
 /** An extended regex (grep -E) that matches an include line however it is spaced. */
 export function includePattern(line: string): string {
   return `^[[:space:]]*${line.replace(/\s+/g, '[[:space:]]+').replace(/\*/g, '\\*').replace(/\./g, '\\.')}[[:space:]]*$`;
 }
+
+/** The comment provision writes above an include line it adds; `provision teardown` removes both. */
 export const INCLUDE_MARK = '# added by provision: provision teardown removes it when nothing of provision is left here';
 
 /** Where a pair's files live on its hosts, by conn name; and back, from a path to a conn. */

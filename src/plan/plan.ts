@@ -84,11 +84,11 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   }
 
   // How each rotated key is proved: hosts plan a re-authentication only for `reauth`.
-  const modes = new Map<string, ModeChoice>();
+  const modes = new Map<string, ModeChoice & { ends: [End, End] }>();
   for (const pair of inv.pairs) {
     if (decisions.get(pair.name)?.state !== 'rotated') continue;
     const ends = endsOf(pair, resolutions);
-    if (ends) modes.set(pair.name, chooseMode(ends, opts.rotateMode));
+    if (ends) modes.set(pair.name, { ...chooseMode(ends, opts.rotateMode), ends });
   }
   const rereadPairs = new Set([...modes].filter(([, m]) => m.mode === 'reread').map(([n]) => n));
 
@@ -154,7 +154,7 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
   // probe without giving up its running IKE SA: nothing is replaced, so nothing is lost.
   for (const p of pairs) {
     if (p.proof !== 'keys compared') continue;
-    const ends = endsOf(inv.pairs.find((x) => x.name === p.name)!, resolutions);
+    const ends = modes.get(p.name)?.ends;
     const by = ends && prober(ends);
     if (by && 'by' in by && hosts.get(by.by)!.status === 'planned') p.probeBy = by.by;
   }
