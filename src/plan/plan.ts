@@ -156,7 +156,10 @@ export function planChanges(full: Inventory, facts: ReadonlyMap<string, Facts>, 
     if (p.proof !== 'keys compared') continue;
     const ends = modes.get(p.name)?.ends;
     const by = ends && prober(ends);
-    if (by && 'by' in by && hosts.get(by.by)!.status === 'planned') p.probeBy = by.by;
+    if (by && 'by' in by && hosts.get(by.by)!.status === 'planned') {
+      p.probeBy = by.by;
+      if (modes.get(p.name)!.chosen && BACKENDS[hosts.get(by.by)!.backend.id].makeBeforeBreak) p.reauthIfNoProbe = true;
+    }
   }
   const retired = new Map<string, string[]>();
   for (const h of hosts.values())

@@ -14,6 +14,8 @@ export interface End {
 export interface ModeChoice {
   mode: RotateMode;
   why: string;
+  /** The default chose it (no --rotate-mode): the key must be proved now, by a probe or else a re-authentication. */
+  chosen: boolean;
 }
 
 /**
@@ -40,8 +42,8 @@ export function prober(ends: readonly [End, End]): { by: string } | { none: stri
  * the only proof left: a new IKE SA that replaces the pair's.
  */
 export function chooseMode(ends: readonly [End, End], asked: RotateMode | undefined): ModeChoice {
-  if (asked) return { mode: asked, why: `--rotate-mode ${asked}` };
+  if (asked) return { mode: asked, why: `--rotate-mode ${asked}`, chosen: false };
   const p = prober(ends);
-  if ('by' in p) return { mode: 'reread', why: `default: ${p.by} can probe its peer` };
-  return { mode: 'reauth', why: `default: no probe, ${p.none}` };
+  if ('by' in p) return { mode: 'reread', why: `default: ${p.by} can probe its peer`, chosen: true };
+  return { mode: 'reauth', why: `default: no probe, ${p.none}`, chosen: true };
 }

@@ -122,6 +122,8 @@ export interface PairPlan {
    * carries no traffic beside the running one (a strongSwan end whose peer answers it).
    */
   probeBy?: string;
+  /** The default's `reread`: when the probe cannot run, probeBy re-authenticates instead (make-before-break), so the key is still proved now. */
+  reauthIfNoProbe?: boolean;
 }
 
 /** The kernel policies that keep the tool's SSH between two peers outside IPsec (plan/ssh-path.ts), as `ip -batch` lines. */

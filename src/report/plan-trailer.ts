@@ -69,7 +69,7 @@ function rotation(cs: Changeset, p: PairPlan): string {
   switch (p.proof) {
     case 'keys compared': {
       const proof = p.probeBy
-        ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one`
+        ? `, and ${p.probeBy} authenticates it with a probe IKE SA beside the running one${p.reauthIfNoProbe ? ' (if the probe cannot run, it re-authenticates the pair, make-before-break)' : ''}`
         : ' (no new authentication now: the next one uses it, docs/rotation.md)';
       return `new key on both peers, reread; the two ends' keys are compared${proof}; the pair's SAs are kept; ESP is verified; the old key comes back if that fails`;
     }

@@ -164,6 +164,10 @@ describe('the default rotation mode of each pairing', () => {
     expect(c.mode).toBe(mode);
     if (typeof why === 'string') expect(c.why).toBe(why);
     else expect(c.why).toMatch(why);
-    expect(chooseMode([end('a', ia, iv, 'initiator'), end('b', ra, rv, 'responder')], 'reauth')).toEqual({ mode: 'reauth', why: '--rotate-mode reauth' });
+    expect(chooseMode([end('a', ia, iv, 'initiator'), end('b', ra, rv, 'responder')], 'reauth')).toEqual({
+      mode: 'reauth',
+      why: '--rotate-mode reauth',
+      chosen: false,
+    });
   });
 });

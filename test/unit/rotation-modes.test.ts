@@ -97,7 +97,7 @@ test('--rotate-mode reread: no new IKE SA; both ends reread and their keys are c
   expect(result.pairs.map((p) => p.status)).toEqual(['verified', 'verified']);
 });
 
-test('--rotate-mode reread: ends that disagree after the reread are put back, without touching the SAs', async () => {
+test('--rotate-mode reread: ends that disagree after the reread are rolled back, without touching the SAs', async () => {
   const { result, steps } = await rotate({ rotateMode: 'reread' }, (c) => {
     if (c.step !== 'compare keys') return undefined;
     return { stdout: [...c.script.matchAll(/\/etc\/ipsec\.d\/\S+\.secrets/g)].map((m) => `${m[0]} ${(c.host === 'b' ? 'cd' : 'ab').repeat(16)}\n`).join('') };
@@ -197,6 +197,44 @@ describe('the default mode, per pair', () => {
       ['verified', undefined],
       ['verified', undefined],
     ]);
+  });
+
+  test('a probe that cannot run: the probing end re-authenticates instead, so the key is still proved now', async () => {
+    const { result, steps } = await rotate(
+      {},
+      (c) => (c.step.startsWith('probe') ? { code: 2, stderr: '[IKE] peer does not support childless IKE_SA initiation\n' } : compareAgree(c)),
+      V5_FACTS,
+    );
+    expect(result.changeset!.pairs.find((p) => p.name === 'a--s')).toMatchObject({ rotateMode: 'reread', probeBy: 's', reauthIfNoProbe: true });
+    expect(steps('s').filter((x) => x.startsWith('probe') || x.startsWith('re-authenticate'))).toEqual(['probe the new key of a--s', 're-authenticate a--s']);
+    expect(result.hosts.get('s')).toMatchObject({
+      did: expect.arrayContaining([
+        'could not probe the new key of a--s ([IKE] peer does not support childless IKE_SA initiation)',
+        're-authenticated a--s with its new key (make-before-break)',
+      ]),
+    });
+    expect(result.pairs.map((p) => [p.name, p.status, 'keyProof' in p ? p.keyProof : undefined])).toEqual([
+      ['a--b', 'verified', undefined],
+      ['a--s', 'verified', undefined],
+    ]);
+  });
+
+  test('a probe that cannot run, then a refused re-authentication: rolled back', async () => {
+    const { result, steps } = await rotate(
+      {},
+      (c) =>
+        c.step.startsWith('probe')
+          ? { code: 2, stderr: 'swanctl --load-conns failed: the probe was not loaded\n' }
+          : c.host === 's' && c.step === 're-authenticate a--s'
+            ? { code: 1, stderr: '[IKE] received AUTHENTICATION_FAILED notify error\n' }
+            : compareAgree(c),
+      V5_FACTS,
+    );
+    expect(result.pairs.find((p) => p.name === 'a--s')).toMatchObject({
+      status: 'rolled-back',
+      reason: expect.stringMatching(/^the new key did not authenticate with a: .*AUTHENTICATION_FAILED/),
+    });
+    expect(steps('s')).toContain('roll back a--s');
   });
 
   test('reauth where the peer would not keep its SAs under a probe (a libreswan 4.10 initiator), saying why', async () => {

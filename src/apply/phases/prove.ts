@@ -8,8 +8,9 @@ import { did, type Phase, planOf, type RunState } from './state.js';
 
 /**
  * A new key alone (rotated or repaired) is proven: one end re-authenticates with a new IKE SA
- * (a strongSwan end when there is one: make-before-break), or, --rotate-mode reread, both
- * ends' keys are compared and one end authenticates them with a probe IKE SA.
+ * (a strongSwan end when there is one: make-before-break), or, with `reread`, both ends' keys
+ * are compared and one end authenticates them with a probe IKE SA. When the default chose
+ * `reread` and the probe cannot run, that end re-authenticates instead.
  */
 export const provePhase: Phase = {
   name: 'prove new keys',
@@ -54,7 +55,10 @@ async function probe(ctx: Ctx, s: RunState, pairs: PairPlan[]): Promise<void> {
       const r = await probeKey(ctx, by, planOf(s, by), p.name, s.inv.hosts.get(by)!.address, s.inv.hosts.get(peer)!.address);
       if (r.ok) did(ctx, by, `authenticated the new key of ${p.name} with a probe IKE SA; its SAs kept`);
       else if (r.refused) s.proofFailed.set(p.name, `the new key did not authenticate with ${peer}: ${r.reason}`);
-      else {
+      else if (p.reauthIfNoProbe) {
+        did(ctx, by, `could not probe the new key of ${p.name} (${r.reason})`);
+        await reauthenticate(ctx, s, [{ ...p, reauthBy: by }]);
+      } else {
         // Both ends hold the key; nothing has authenticated with it yet.
         s.unproven.set(p.name, r.reason);
         did(ctx, by, `could not probe the new key of ${p.name} (${r.reason}); both ends hold it, and the next authentication uses it`);
