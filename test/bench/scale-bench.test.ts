@@ -8,20 +8,24 @@ import { join } from 'node:path';
 // `npm run bench:scale` does, at 1,000 hosts. Needs root (namespaces, mounts) and dist.
 // Then the same with two controllers at once whose fleets share hosts (BENCH_FLEETS=2).
 
-test('bench/scale-bench.mjs completes at a small size and prints its table, every host converged', () => {
-  const r = spawnSync('node', ['bench/scale-bench.mjs'], {
+/** scale-bench.mjs at a small size, in a bench of its own (state folder and namespace). */
+function bench(env: Record<string, string>) {
+  return spawnSync('node', ['bench/scale-bench.mjs'], {
     encoding: 'utf8',
     timeout: 900_000,
     env: {
       ...process.env,
-      BENCH_HOSTS: '6',
       BENCH_SHAPE: 'meshes:3',
-      BENCH_RUNS: '1',
       BENCH_CONCURRENCY: '16',
       PROVISION_BENCH_STATE: mkdtempSync(join(tmpdir(), 'scale-bench-')),
       PROVISION_BENCH_NETNS: 'provision-bench-smoke',
+      ...env,
     },
   });
+}
+
+test('bench/scale-bench.mjs completes at a small size and prints its table, every host converged', () => {
+  const r = bench({ BENCH_HOSTS: '6', BENCH_RUNS: '1' });
   expect({ code: r.status, stderr: r.status ? r.stderr.slice(-3000) : '' }).toEqual({ code: 0, stderr: '' });
   expect(r.stdout).toMatch(/^6 bench hosts \(meshes:3, stub daemon\), 6 pairs/m);
   expect(r.stdout).toMatch(/^\| first converge \| [\d.]+ s \| \d+ MiB \| [\d.]+ s \| [\d.]+ s \| 6 \| \d+ \| 6 changed \|$/m);
@@ -29,19 +33,7 @@ test('bench/scale-bench.mjs completes at a small size and prints its table, ever
 }, 900_000);
 
 test('with BENCH_FLEETS=2, two controllers at once, whose fleets share hosts: both converge, then both change nothing, and every shared host has each include line once', () => {
-  const r = spawnSync('node', ['bench/scale-bench.mjs'], {
-    encoding: 'utf8',
-    timeout: 900_000,
-    env: {
-      ...process.env,
-      BENCH_HOSTS: '10',
-      BENCH_SHAPE: 'meshes:3',
-      BENCH_FLEETS: '2',
-      BENCH_CONCURRENCY: '16',
-      PROVISION_BENCH_STATE: mkdtempSync(join(tmpdir(), 'scale-bench-')),
-      PROVISION_BENCH_NETNS: 'provision-bench-smoke',
-    },
-  });
+  const r = bench({ BENCH_HOSTS: '10', BENCH_FLEETS: '2' });
   expect({ code: r.status, stderr: r.status ? r.stderr.slice(-3000) : '' }).toEqual({ code: 0, stderr: '' });
   expect(r.stdout).toMatch(/^10 bench hosts \(meshes:3, stub daemon\), 6 \+ 8 pairs in two fleets sharing 2 hosts/m);
   for (const fleet of ['east', 'west']) {
